@@ -1,0 +1,1 @@
+"""napari_sam2.train."""
