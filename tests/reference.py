@@ -45,8 +45,9 @@ def _install_torchvision_stub() -> None:
         def forward(self, x):
             squeeze = x.ndim == 3
             x = x[None] if squeeze else x
-            x = F.interpolate(x, self.size, mode="bilinear", align_corners=False,
-                              antialias=self.antialias)
+            x = F.interpolate(
+                x, self.size, mode="bilinear", align_corners=False, antialias=self.antialias
+            )
             return x[0] if squeeze else x
 
     class Normalize(torch.nn.Module):
@@ -103,45 +104,78 @@ def build_reference(cfg: SAM2Config, *, video: bool = True, apply_postprocessing
     d = cfg.d_model
     fs = cfg.feat_size
     trunk = hieradet.Hiera(
-        embed_dim=h.embed_dim, num_heads=h.num_heads, stages=h.stages,
-        global_att_blocks=h.global_att_blocks, window_spec=h.window_spec,
+        embed_dim=h.embed_dim,
+        num_heads=h.num_heads,
+        stages=h.stages,
+        global_att_blocks=h.global_att_blocks,
+        window_spec=h.window_spec,
         window_pos_embed_bkg_spatial_size=h.window_pos_embed_bkg_spatial_size,
-        q_pool=h.q_pool, q_stride=h.q_stride, dim_mul=h.dim_mul, head_mul=h.head_mul,
+        q_pool=h.q_pool,
+        q_stride=h.q_stride,
+        dim_mul=h.dim_mul,
+        head_mul=h.head_mul,
     )
     neck = image_encoder.FpnNeck(
-        position_encoding=pe.PositionEmbeddingSine(num_pos_feats=d, normalize=True, temperature=10000,
-                                                   image_size=cfg.image_size),
-        d_model=d, backbone_channel_list=list(cfg.backbone_channel_list),
-        fpn_top_down_levels=list(cfg.fpn_top_down_levels), fpn_interp_model="nearest",
+        position_encoding=pe.PositionEmbeddingSine(
+            num_pos_feats=d, normalize=True, temperature=10000, image_size=cfg.image_size
+        ),
+        d_model=d,
+        backbone_channel_list=list(cfg.backbone_channel_list),
+        fpn_top_down_levels=list(cfg.fpn_top_down_levels),
+        fpn_interp_model="nearest",
     )
     encoder = image_encoder.ImageEncoder(trunk=trunk, neck=neck, scalp=1)
 
     m = cfg.memory_attention
 
     def rope(**kw):
-        return tr.RoPEAttention(rope_theta=m.rope_theta, feat_sizes=[fs, fs], embedding_dim=d,
-                                num_heads=m.num_heads, downsample_rate=1, dropout=m.dropout, **kw)
+        return tr.RoPEAttention(
+            rope_theta=m.rope_theta,
+            feat_sizes=[fs, fs],
+            embedding_dim=d,
+            num_heads=m.num_heads,
+            downsample_rate=1,
+            dropout=m.dropout,
+            **kw,
+        )
 
     layer = ma.MemoryAttentionLayer(
-        activation="relu", cross_attention=rope(rope_k_repeat=True, kv_in_dim=cfg.mem_dim),
-        d_model=d, dim_feedforward=m.dim_feedforward, dropout=m.dropout, pos_enc_at_attn=False,
-        pos_enc_at_cross_attn_keys=True, pos_enc_at_cross_attn_queries=False,
+        activation="relu",
+        cross_attention=rope(rope_k_repeat=True, kv_in_dim=cfg.mem_dim),
+        d_model=d,
+        dim_feedforward=m.dim_feedforward,
+        dropout=m.dropout,
+        pos_enc_at_attn=False,
+        pos_enc_at_cross_attn_keys=True,
+        pos_enc_at_cross_attn_queries=False,
         self_attention=rope(),
     )
-    mem_attn = ma.MemoryAttention(d_model=d, pos_enc_at_input=True, layer=layer,
-                                  num_layers=m.num_layers)
+    mem_attn = ma.MemoryAttention(
+        d_model=d, pos_enc_at_input=True, layer=layer, num_layers=m.num_layers
+    )
 
     e = cfg.memory_encoder
     mem_enc = me.MemoryEncoder(
         out_dim=e.out_dim,
-        mask_downsampler=me.MaskDownSampler(embed_dim=d, kernel_size=e.downsampler_kernel_size,
-                                            stride=e.downsampler_stride,
-                                            padding=e.downsampler_padding),
-        fuser=me.Fuser(me.CXBlock(dim=d, kernel_size=e.fuser_kernel_size, padding=e.fuser_padding,
-                                  layer_scale_init_value=e.layer_scale_init_value, use_dwconv=True),
-                       num_layers=e.fuser_num_layers),
-        position_encoding=pe.PositionEmbeddingSine(num_pos_feats=e.out_dim, normalize=True,
-                                                   temperature=10000, image_size=cfg.image_size),
+        mask_downsampler=me.MaskDownSampler(
+            embed_dim=d,
+            kernel_size=e.downsampler_kernel_size,
+            stride=e.downsampler_stride,
+            padding=e.downsampler_padding,
+        ),
+        fuser=me.Fuser(
+            me.CXBlock(
+                dim=d,
+                kernel_size=e.fuser_kernel_size,
+                padding=e.fuser_padding,
+                layer_scale_init_value=e.layer_scale_init_value,
+                use_dwconv=True,
+            ),
+            num_layers=e.fuser_num_layers,
+        ),
+        position_encoding=pe.PositionEmbeddingSine(
+            num_pos_feats=e.out_dim, normalize=True, temperature=10000, image_size=cfg.image_size
+        ),
         in_dim=d,
     )
     dec = cfg.decoder
@@ -153,23 +187,37 @@ def build_reference(cfg: SAM2Config, *, video: bool = True, apply_postprocessing
             dynamic_multimask_stability_thresh=dec.dynamic_multimask_stability_thresh,
         )
     kwargs = dict(
-        image_encoder=encoder, memory_attention=mem_attn, memory_encoder=mem_enc,
-        num_maskmem=cfg.num_maskmem, image_size=cfg.image_size,
+        image_encoder=encoder,
+        memory_attention=mem_attn,
+        memory_encoder=mem_enc,
+        num_maskmem=cfg.num_maskmem,
+        image_size=cfg.image_size,
         backbone_stride=cfg.backbone_stride,
         sigmoid_scale_for_mem_enc=cfg.sigmoid_scale_for_mem_enc,
         sigmoid_bias_for_mem_enc=cfg.sigmoid_bias_for_mem_enc,
-        binarize_mask_from_pts_for_mem_enc=apply_postprocessing and cfg.binarize_mask_from_pts_for_mem_enc,
-        use_mask_input_as_output_without_sam=True, directly_add_no_mem_embed=True,
-        no_obj_embed_spatial=cfg.no_obj_embed_spatial, use_high_res_features_in_sam=True,
-        multimask_output_in_sam=True, iou_prediction_use_sigmoid=True,
-        use_obj_ptrs_in_encoder=True, max_obj_ptrs_in_encoder=cfg.max_obj_ptrs_in_encoder,
+        binarize_mask_from_pts_for_mem_enc=apply_postprocessing
+        and cfg.binarize_mask_from_pts_for_mem_enc,
+        use_mask_input_as_output_without_sam=True,
+        directly_add_no_mem_embed=True,
+        no_obj_embed_spatial=cfg.no_obj_embed_spatial,
+        use_high_res_features_in_sam=True,
+        multimask_output_in_sam=True,
+        iou_prediction_use_sigmoid=True,
+        use_obj_ptrs_in_encoder=True,
+        max_obj_ptrs_in_encoder=cfg.max_obj_ptrs_in_encoder,
         add_tpos_enc_to_obj_ptrs=cfg.add_tpos_enc_to_obj_ptrs,
         proj_tpos_enc_in_obj_ptrs=cfg.proj_tpos_enc_in_obj_ptrs,
         use_signed_tpos_enc_to_obj_ptrs=cfg.use_signed_tpos_enc_to_obj_ptrs,
-        only_obj_ptrs_in_the_past_for_eval=True, pred_obj_scores=True, pred_obj_scores_mlp=True,
-        fixed_no_obj_ptr=True, multimask_output_for_tracking=True,
-        use_multimask_token_for_obj_ptr=True, multimask_min_pt_num=0, multimask_max_pt_num=1,
-        use_mlp_for_obj_ptr_proj=True, sam_mask_decoder_extra_args=extra,
+        only_obj_ptrs_in_the_past_for_eval=True,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+        fixed_no_obj_ptr=True,
+        multimask_output_for_tracking=True,
+        use_multimask_token_for_obj_ptr=True,
+        multimask_min_pt_num=0,
+        multimask_max_pt_num=1,
+        use_mlp_for_obj_ptr_proj=True,
+        sam_mask_decoder_extra_args=extra,
     )
 
     def build_heads(self):
@@ -177,22 +225,37 @@ def build_reference(cfg: SAM2Config, *, video: bool = True, apply_postprocessing
         self.sam_prompt_embed_dim = self.hidden_dim
         self.sam_image_embedding_size = self.image_size // self.backbone_stride
         self.sam_prompt_encoder = pr.PromptEncoder(
-            embed_dim=d, image_embedding_size=(fs, fs),
-            input_image_size=(cfg.image_size, cfg.image_size), mask_in_chans=dec.mask_in_chans)
+            embed_dim=d,
+            image_embedding_size=(fs, fs),
+            input_image_size=(cfg.image_size, cfg.image_size),
+            mask_in_chans=dec.mask_in_chans,
+        )
         self.sam_mask_decoder = md.MaskDecoder(
             num_multimask_outputs=dec.num_multimask_outputs,
-            transformer=tr.TwoWayTransformer(depth=dec.transformer_depth, embedding_dim=d,
-                                             mlp_dim=dec.transformer_mlp_dim,
-                                             num_heads=dec.transformer_num_heads,
-                                             attention_downsample_rate=dec.attention_downsample_rate),
-            transformer_dim=d, iou_head_depth=dec.iou_head_depth,
-            iou_head_hidden_dim=dec.iou_head_hidden_dim, use_high_res_features=True,
-            iou_prediction_use_sigmoid=True, pred_obj_scores=True, pred_obj_scores_mlp=True,
-            use_multimask_token_for_obj_ptr=True, **(extra or {}))
+            transformer=tr.TwoWayTransformer(
+                depth=dec.transformer_depth,
+                embedding_dim=d,
+                mlp_dim=dec.transformer_mlp_dim,
+                num_heads=dec.transformer_num_heads,
+                attention_downsample_rate=dec.attention_downsample_rate,
+            ),
+            transformer_dim=d,
+            iou_head_depth=dec.iou_head_depth,
+            iou_head_hidden_dim=dec.iou_head_hidden_dim,
+            use_high_res_features=True,
+            iou_prediction_use_sigmoid=True,
+            pred_obj_scores=True,
+            pred_obj_scores_mlp=True,
+            use_multimask_token_for_obj_ptr=True,
+            **(extra or {}),
+        )
         mlp = importlib.import_module("sam2.modeling.sam2_utils").MLP
         self.obj_ptr_proj = mlp(d, d, d, 3)
-        self.obj_ptr_tpos_proj = (torch.nn.Linear(d, cfg.mem_dim) if cfg.proj_tpos_enc_in_obj_ptrs
-                                  else torch.nn.Identity())
+        self.obj_ptr_tpos_proj = (
+            torch.nn.Linear(d, cfg.mem_dim)
+            if cfg.proj_tpos_enc_in_obj_ptrs
+            else torch.nn.Identity()
+        )
 
     if video:
         cls = type("RefVideoPredictor", (vp.SAM2VideoPredictor,), {"_build_sam_heads": build_heads})
@@ -203,11 +266,17 @@ def build_reference(cfg: SAM2Config, *, video: bool = True, apply_postprocessing
     return model.eval()
 
 
-def random_state_dict(cfg: SAM2Config, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_state_dict(
+    cfg: SAM2Config, seed: int = 0, object_bias: float | None = None
+) -> dict[str, torch.Tensor]:
     """Random weights in Meta's checkpoint layout for ``cfg`` (from the reference model).
 
     The reference's own initialisation plus Gaussian noise (std 0.02) on every float tensor, so
     zero-initialised parameters (position embeddings, no-memory embeddings) are exercised too.
+
+    ``object_bias`` sets the bias of the object-score head's last layer: random weights usually
+    declare every object absent (all-background masks), which makes mask comparisons vacuous; a
+    positive bias keeps objects present so masks have real content.
     """
     torch.manual_seed(seed)
     ref = build_reference(cfg, video=False)
@@ -218,4 +287,7 @@ def random_state_dict(cfg: SAM2Config, seed: int = 0) -> dict[str, torch.Tensor]
             sd[k] = v + 0.02 * torch.randn(v.shape, generator=g)
         else:
             sd[k] = v.clone()
+    if object_bias is not None:
+        key = [k for k in sd if k.startswith("sam_mask_decoder.pred_obj_score_head.layers.")][-1]
+        sd[key] = torch.full_like(sd[key], float(object_bias))
     return sd

@@ -1,3 +1,63 @@
-"""napari-sam2: SAM 2 for microscopy time-lapses (public API; imports no Qt or napari)."""
+"""napari-sam2: SAM 2 for microscopy time-lapses.
+
+The public API (no Qt or napari is imported here; the napari plugin lives in
+``napari_sam2._napari`` and is loaded through the manifest):
+
+- :func:`load_model` – official SAM 2 / 2.1 checkpoints (downloaded on first use), the bundled
+  ``"micro"`` model, or a checkpoint file.
+- :class:`VideoSession` with :class:`MemorySettings` and :class:`FrameResult` – prompts on any
+  frame, propagation through the movie, a label volume out.
+- :class:`ImagePredictor` – promptable segmentation of a single image.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# name -> module that defines it (imported on first use, so `import napari_sam2` stays light)
+_EXPORTS = {
+    "load_model": "napari_sam2.weights.load",
+    "SAM2Model": "napari_sam2.model.sam2",
+    "SAM2Config": "napari_sam2.model.config",
+    "CONFIGS": "napari_sam2.model.config",
+    "VideoSession": "napari_sam2.video.session",
+    "FrameResult": "napari_sam2.video.session",
+    "MemorySettings": "napari_sam2.video.memory_bank",
+    "ImagePredictor": "napari_sam2.predictor",
+}
+
+__all__ = [
+    "CONFIGS",
+    "FrameResult",
+    "ImagePredictor",
+    "MemorySettings",
+    "SAM2Config",
+    "SAM2Model",
+    "VideoSession",
+    "__version__",
+    "load_model",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model.config import CONFIGS, SAM2Config
+    from .model.sam2 import SAM2Model
+    from .predictor import ImagePredictor
+    from .video.memory_bank import MemorySettings
+    from .video.session import FrameResult, VideoSession
+    from .weights.load import load_model
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_sam2' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,7 +16,7 @@ from torch import nn
 
 from .common import dropout_p, sdpa
 
-__all__ = ["Attention", "RoPEAttention", "axial_rope_angles", "apply_rope"]
+__all__ = ["Attention", "RoPEAttention", "apply_rope", "axial_rope_angles", "rope_phasors"]
 
 
 class Attention(nn.Module):
@@ -71,47 +71,74 @@ class Attention(nn.Module):
         return self.out_proj(self._merge(out))
 
 
-def axial_rope_angles(head_dim: int, side_x: int, side_y: int, theta: float = 10000.0) -> torch.Tensor:
+def axial_rope_angles(
+    head_dim: int,
+    side_x: int,
+    side_y: int,
+    theta: float = 10000.0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Rotation angles of 2-D axial RoPE for a (side_y, side_x) token grid (row-major).
 
-    The first half of each head's channel pairs rotates with the x coordinate, the second half
-    with the y coordinate.
+    The first half of each head's channel pairs rotates with the x coordinate (column index),
+    the second half with the y coordinate (row index); both halves share the frequencies
+    ``theta ** (-4 i / head_dim)``.
 
     Returns:
         (side_y * side_x, head_dim // 2) float32 angles in radians.
     """
     quarter = head_dim // 4
-    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 4)[:quarter].float() / head_dim))
-    index = torch.arange(side_x * side_y, dtype=torch.float32)
+    exponents = torch.arange(0, head_dim, 4, device=device)[:quarter].float() / head_dim
+    freqs = 1.0 / (theta**exponents)
+    index = torch.arange(side_x * side_y, dtype=torch.float32, device=device)
     xs = index % side_x
     ys = torch.div(index, side_x, rounding_mode="floor")
     return torch.cat([torch.outer(xs, freqs), torch.outer(ys, freqs)], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of ``x`` (..., N, c) by angles given as cos/sin (N, c/2).
+def rope_phasors(angles: torch.Tensor) -> torch.Tensor:
+    """Unit complex numbers ``exp(i * angles)`` (complex64), the form :func:`apply_rope` takes."""
+    return torch.polar(torch.ones_like(angles), angles)
 
-    When ``x`` has a multiple of N tokens (several memory frames), the angles repeat.
+
+def apply_rope(x: torch.Tensor, phasors: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive channel pairs of ``x`` by per-token angles.
+
+    Channel pair ``(2j, 2j + 1)`` of token ``n`` is read as a complex number and multiplied by
+    ``phasors[n, j]``. The rotation is done in float32 and cast back to ``x.dtype``.
+
+    Args:
+        x: (..., N, c) tokens; N may be a multiple ``r * P`` of the table length P (keys spanning
+            ``r`` memory frames), in which case the table is reused for every frame without being
+            copied.
+        phasors: (P, c/2) complex64 unit phasors (see :func:`rope_phasors`).
+
+    Returns:
+        Tensor shaped and typed like ``x``.
     """
-    n = x.shape[-2]
-    reps = n // cos.shape[0]
-    if reps > 1:
-        cos = cos.repeat(reps, 1)
-        sin = sin.repeat(reps, 1)
-    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
-    even, odd = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
+    n, c = x.shape[-2:]
+    p = phasors.shape[0]
+    if n == 0:
+        return x
+    if n % p:
+        raise ValueError(f"{n} tokens are not a whole number of {p}-token RoPE grids")
+    # (..., N, c) -> (..., r, P, c/2) complex view of the channel pairs
+    xc = torch.view_as_complex(x.float().unflatten(-2, (n // p, p)).unflatten(-1, (c // 2, 2)))
+    return torch.view_as_real(xc * phasors).reshape(x.shape).type_as(x)
 
 
 class RoPEAttention(Attention):
     """Attention with 2-D axial rotary position encoding on queries and keys.
 
+    The queries must form a square grid of tokens (row-major); keys are rotated with the same
+    grid angles, repeated per frame when they span several frames (``rope_k_repeat``).
+
     Args:
         rope_theta: RoPE frequency base.
         rope_k_repeat: allow keys to span several frames of the query grid (cross-attention to
             memories); the angles are repeated per frame.
-        feat_sizes: (x, y) sides of the query grid the angle cache is first built for.
+        feat_sizes: (x, y) sides of the query grid at the model's native resolution (kept for
+            reference; angle tables are built lazily for whatever grid arrives).
         Other args as in :class:`Attention`.
     """
 
@@ -126,34 +153,56 @@ class RoPEAttention(Attention):
         super().__init__(*args, **kwargs)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
+        self.feat_sizes = tuple(feat_sizes)
         self._head_dim = self.internal_dim // self.num_heads
-        self._angle_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._angles_for(feat_sizes[0] * feat_sizes[1], torch.device("cpu"))
+        if self._head_dim % 4:
+            raise ValueError(f"2-D RoPE needs a head width divisible by 4, got {self._head_dim}")
+        # Built lazily (not in __init__), so construction under torch.device("meta") cannot leave
+        # meta tensors in the cache. Not a buffer: official checkpoints do not contain it.
+        self._phasor_cache: dict[tuple[int, str], torch.Tensor] = {}
 
-    def _angles_for(self, n_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def phasors_for(self, n_tokens: int, device: torch.device) -> torch.Tensor:
+        """The (n_tokens, head_dim/2) complex64 RoPE table of a square grid, cached per device."""
         key = (n_tokens, str(device))
-        if key not in self._angle_cache:
-            side = int(math.isqrt(n_tokens))
+        table = self._phasor_cache.get(key)
+        if table is None:
+            side = math.isqrt(n_tokens)
             if side * side != n_tokens:
                 raise ValueError(f"RoPE needs a square token grid, got {n_tokens} tokens")
-            angles = axial_rope_angles(self._head_dim, side, side, self.rope_theta).to(device)
-            self._angle_cache[key] = (angles.cos(), angles.sin())
-        return self._angle_cache[key]
+            # A plain (non-inference) tensor, so a table first built under inference_mode also
+            # serves later autograd-enabled calls.
+            with torch.inference_mode(False), torch.no_grad():
+                angles = axial_rope_angles(
+                    self._head_dim, side, side, self.rope_theta, device=device
+                )
+                table = rope_phasors(angles)
+            self._phasor_cache[key] = table
+        return table
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
-        """Attend (B, Nq, C) queries to (B, Nk, Ckv) keys; the last ``num_k_exclude_rope`` keys
-        (object pointers) get no rotation."""
+        """Attend queries to keys/values with RoPE.
+
+        Args:
+            q: (B, Nq, C) queries, Nq = side**2 tokens of a row-major square grid.
+            k: (B, Nk, Ckv) keys; the first ``Nk - num_k_exclude_rope`` form ``r >= 1`` whole
+                grids (``r > 1`` only with ``rope_k_repeat``).
+            v: (B, Nk, Ckv) values.
+            num_k_exclude_rope: trailing keys (object pointers) left unrotated.
+
+        Returns:
+            (B, Nq, C).
+        """
         q, k, v = self.project(q, k, v)
-        cos, sin = self._angles_for(q.shape[-2], q.device)
+        table = self.phasors_for(q.shape[-2], q.device)
         n_rope = k.shape[-2] - num_k_exclude_rope
         if n_rope != q.shape[-2] and not self.rope_k_repeat:
             raise ValueError("keys and queries differ in length; set rope_k_repeat=True")
-        q = apply_rope(q, cos, sin)
+        q = apply_rope(q, table)
         if num_k_exclude_rope:
-            k = torch.cat([apply_rope(k[:, :, :n_rope], cos, sin), k[:, :, n_rope:]], dim=2)
+            k = torch.cat([apply_rope(k[:, :, :n_rope], table), k[:, :, n_rope:]], dim=2)
         else:
-            k = apply_rope(k, cos, sin)
+            k = apply_rope(k, table)
         out = sdpa(q, k, v, dropout_p(self, self.dropout))
         return self.out_proj(self._merge(out))

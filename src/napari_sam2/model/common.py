@@ -66,7 +66,9 @@ class LayerNorm2d(nn.Module):
         return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
-def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+def sine_encoding_1d(
+    positions: torch.Tensor, dim: int, temperature: float = 10000.0
+) -> torch.Tensor:
     """Transformer-style sine/cosine encoding of scalar positions.
 
     Args:

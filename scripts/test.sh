@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run the whole test suite headless: installs what is missing, starts a virtual X server for the
+# napari/Qt tests (QT_QPA_PLATFORM=xcb; Qt's offscreen platform cannot create napari's canvas).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v xvfb-run >/dev/null 2>&1 || ! dpkg -s libxcb-cursor0 >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+      libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 \
+      libxcb-shape0 libxcb-cursor0 libgl1 libegl1 libdbus-1-3 libfontconfig1 >/dev/null
+  else
+    echo "please install: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 (needs root)" >&2
+    exit 1
+  fi
+fi
+bash scripts/setup_env.sh --test
+# shellcheck disable=SC1091
+. "${NAPARI_SAM2_VENV:-.venv}/bin/activate"
+export QT_QPA_PLATFORM=xcb
+ruff check src tests benchmarks examples
+xvfb-run -a -s "-screen 0 1600x1000x24" python -m pytest -q "$@"

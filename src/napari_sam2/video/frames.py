@@ -1,0 +1,922 @@
+"""Lazy frame access for the video engine: read, window, crop, resize and normalise frames.
+
+:class:`FrameSource` wraps a movie (numpy array, ``np.memmap``, dask array, zarr array, or the path
+of a TIFF file) and hands the model one frame at a time as a ``(3, S, S)`` float32 tensor, where
+``S`` is the model's ``image_size``. The movie is never loaded as a whole: every read indexes a
+single time point (``movie[t, ...]``), TIFF files are memory-mapped when their data are stored
+contiguously and uncompressed, and are otherwise decoded page by page.
+
+Processing of frame ``t`` (``model_input``):
+
+1. read frame ``t`` (``(H, W)`` or ``(H, W, C)``), optionally crop it to the region of interest;
+2. pick the channels shown to the model (one channel replicated to R, G, B; an RGB frame; or up to
+   three channels mapped to R, G, B);
+3. map intensities to ``[0, 1]`` with ONE window for the whole movie (so the brightness does not
+   flicker from frame to frame): the 0.5 and 99.5 percentiles of a sample of frames spread over
+   time, or the ``contrast_limits`` given by the caller;
+4. squash to ``(S, S)`` (the aspect ratio is not kept, as in SAM 2) and normalise with the
+   model's pixel mean / std.
+
+For uint8 movies shown with the window ``(0, 255)`` step 3 is the identity and step 4 reproduces
+Meta's video loader exactly (PIL bicubic resize of the 8-bit RGB frame, ``/ 255``, mean / std).
+Every other case resizes the float ``[0, 1]`` image with torch's antialiased bilinear filter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["FrameSource", "infer_axes"]
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Axis letters understood by FrameSource. "1" is internal: a length-1 axis that is dropped.
+_AXIS_LETTERS = "TZCYX"
+_COMMON_AXES = '"TYX", "TCYX", "TYXC", "YX", "YXC"'
+
+#: Frames sampled over time to estimate the global intensity window.
+WINDOW_SAMPLE_FRAMES = 16
+#: About this many pixels per sampled frame (per channel) enter the percentile estimate.
+WINDOW_SAMPLE_PIXELS = 1 << 15
+#: Percentiles (in %) that define the automatic intensity window.
+WINDOW_PERCENTILES = (0.5, 99.5)
+
+Window = tuple[float, float]
+
+
+# --------------------------------------------------------------------------------------------
+# Axes handling
+# --------------------------------------------------------------------------------------------
+
+
+def _shape_str(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(int(n)) for n in shape) + ")"
+
+
+def infer_axes(shape: Sequence[int]) -> str:
+    """Guess the axes of an array from its shape alone.
+
+    Rules: 2-D -> ``"YX"``; 3-D -> ``"YXC"`` when the last axis has 3 or 4 entries (RGB / RGBA)
+    and the two others are larger than 4, else ``"TYX"``; 4-D -> ``"TYXC"`` when the last axis
+    has 3 or 4 entries and the two middle ones are larger than 4, ``"TCYX"`` when the second axis
+    has at most 4 entries and the last two are larger than 4, otherwise ambiguous. Leading
+    length-1 axes of arrays with more than 3 dimensions are dropped first (returned as ``"1"``).
+
+    Args:
+        shape: the array shape.
+
+    Returns:
+        One letter per dimension from ``T, C, Y, X`` (and ``1`` for dropped length-1 axes).
+
+    Raises:
+        ValueError: when the layout cannot be guessed safely; the message asks for ``axes=``.
+    """
+    shape = tuple(int(n) for n in shape)
+    lead = ""
+    rest = shape
+    while len(rest) > 3 and rest[0] == 1:
+        lead += "1"
+        rest = rest[1:]
+    nd = len(rest)
+    if nd == 2:
+        return lead + "YX"
+    if nd == 3:
+        h, w, c = rest
+        if c in (3, 4) and h > 4 and w > 4:
+            return lead + "YXC"
+        return lead + "TYX"
+    if nd == 4:
+        _, b, c, d = rest
+        if d in (3, 4) and b > 4 and c > 4:
+            return lead + "TYXC"
+        if b <= 4 and c > 4 and d > 4:
+            return lead + "TCYX"
+        raise ValueError(
+            f"Cannot tell which axis holds the channels of a 4-D movie of shape "
+            f"{_shape_str(shape)}. Pass axes=, e.g. axes='TCYX' (time, channel, y, x) or "
+            f"axes='TYXC' (channels last)."
+        )
+    if nd < 2:
+        raise ValueError(
+            f"A movie needs at least 2 dimensions (y, x); got shape {_shape_str(shape)}."
+        )
+    raise ValueError(
+        f"Cannot guess the axes of a {len(shape)}-D movie of shape {_shape_str(shape)}. "
+        f"Pass axes= with one letter per dimension from T, Z, C, Y, X (e.g. 'TZCYX'); "
+        f"common forms are {_COMMON_AXES}."
+    )
+
+
+def _parse_axes(axes: str, shape: tuple[int, ...]) -> str:
+    """Validate a user ``axes`` string against ``shape``; returns it in upper case."""
+    if not isinstance(axes, str):
+        raise ValueError(f"axes must be a string such as {_COMMON_AXES}; got {axes!r}.")
+    ax = axes.strip().upper()
+    bad = sorted({a for a in ax if a not in _AXIS_LETTERS})
+    if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
+        raise ValueError(
+            f"Invalid axes {axes!r}: use each of the letters T (time), Z, C (channel), Y, X at "
+            f"most once, with both Y and X; common forms are {_COMMON_AXES}."
+        )
+    if len(ax) != len(shape):
+        raise ValueError(
+            f"axes {axes!r} has {len(ax)} letters but the movie has {len(shape)} dimensions "
+            f"(shape {_shape_str(shape)}); give one letter per dimension."
+        )
+    return ax
+
+
+def _axes_from_tiff(series_axes: str, shape: tuple[int, ...]) -> str | None:
+    """Translate tifffile series axes (e.g. ImageJ ``"TZCYX"``, ``"QYXS"``) to our letters.
+
+    Returns ``None`` when the metadata do not settle the layout (generic axes of length > 1
+    besides a single time-like one); the caller then falls back to :func:`infer_axes`.
+    """
+    if len(series_axes) != len(shape):
+        return None
+    mapped = []
+    for letter, n in zip(series_axes.upper(), shape, strict=True):
+        if letter in _AXIS_LETTERS:
+            m = letter
+        elif letter == "S":  # samples per pixel (RGB)
+            m = "C"
+        else:  # generic: I (image sequence), Q (unknown), others
+            m = "?"
+        # Length-1 generic / channel axes are dropped; a length-1 Z is kept (indexed at 0).
+        mapped.append("1" if (n == 1 and m in "?C") else m)
+    known = [m for m in mapped if m in _AXIS_LETTERS]
+    if len(set(known)) != len(known):
+        return None
+    unknown = [i for i, m in enumerate(mapped) if m == "?"]
+    if unknown:
+        if len(unknown) == 1 and "T" not in mapped:
+            mapped[unknown[0]] = "T"
+        else:
+            return None
+    if "Y" not in mapped or "X" not in mapped:
+        return None
+    return "".join(mapped)
+
+
+def _check_axes_sizes(full_axes: str, shape: tuple[int, ...]) -> None:
+    for a, n in zip(full_axes, shape, strict=True):
+        if a == "Z" and n > 1:
+            z = full_axes.index("Z")
+            raise ValueError(
+                f"The movie has a Z axis with {n} planes (axes {full_axes!r}, shape "
+                f"{_shape_str(shape)}): 3-D + time is not supported. Load the data and pass "
+                f"one plane, e.g. movie[{', '.join([':'] * z + ['z'])}] for plane z, or a "
+                f"maximum projection, movie.max(axis={z}), with the Z letter removed from axes."
+            )
+        if n == 0:
+            raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")
+
+
+# --------------------------------------------------------------------------------------------
+# TIFF access
+# --------------------------------------------------------------------------------------------
+
+
+class _TiffPages:
+    """Array-like view of a tifffile series that decodes only the pages an index touches.
+
+    Supports the indexing used by :class:`FrameSource`: a tuple with one entry per dimension,
+    integers or slices on the page-stacking (leading) dimensions, anything on the others.
+    """
+
+    def __init__(self, series: Any) -> None:
+        self._series = series
+        self._pages = series.pages
+        self.shape = tuple(int(n) for n in series.shape)
+        self.dtype = np.dtype(series.dtype)
+        self.ndim = len(self.shape)
+        n_pages = len(self._pages)
+        page_size = int(np.prod(self._pages[0].shape))
+        k = None
+        for i in range(self.ndim, -1, -1):  # prefer the most leading dims (smallest pages)
+            if (
+                int(np.prod(self.shape[i:])) == page_size
+                and int(np.prod(self.shape[:i])) == n_pages
+            ):
+                k = i
+                break
+        if k is None:
+            raise ValueError(
+                f"Unsupported TIFF layout: series shape {_shape_str(self.shape)} does not split "
+                f"into {n_pages} pages of {page_size} pixels."
+            )
+        self._k = k
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        if not isinstance(index, tuple):
+            index = (index,)
+        index = index + (slice(None),) * (self.ndim - len(index))
+        lead_shape = self.shape[: self._k]
+        lead_ranges = []
+        for i, n in zip(index[: self._k], lead_shape, strict=True):
+            if isinstance(i, slice):
+                lead_ranges.append(list(range(*i.indices(n))))
+            else:
+                ii = int(i)
+                if not -n <= ii < n:
+                    raise IndexError(f"index {ii} out of range for axis of size {n}")
+                lead_ranges.append([ii % n])
+        page_shape = self.shape[self._k :]
+        out_lead = tuple(
+            len(r)
+            for r, i in zip(lead_ranges, index[: self._k], strict=True)
+            if isinstance(i, slice)
+        )
+        planes = []
+        for combo in itertools.product(*lead_ranges):
+            p = int(np.ravel_multi_index(combo, lead_shape)) if lead_shape else 0
+            plane = np.asarray(self._pages[p].asarray(maxworkers=1)).reshape(page_shape)
+            planes.append(plane[index[self._k :]])
+        if not planes:
+            raise IndexError("empty selection")
+        stacked = np.stack(planes, axis=0)
+        return stacked.reshape(out_lead + stacked.shape[1:])
+
+
+def _open_tiff(path: str | os.PathLike) -> tuple[Any, Any, str, str]:
+    """Open a TIFF lazily. Returns (array-like, TiffFile or None, series axes, backend name)."""
+    import tifffile
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such movie file: {path!r}")
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises several types
+        raise ValueError(
+            f"Could not read {path!r} as a TIFF file ({exc}). Pass a TIFF path or an array."
+        ) from exc
+    if not tif.series:
+        tif.close()
+        raise ValueError(f"The TIFF file {path!r} contains no image series.")
+    series = tif.series[0]
+    axes = str(series.axes)
+    if series.dataoffset is not None:
+        try:
+            mm = tifffile.memmap(path, series=0, mode="r")
+            if mm.shape != tuple(series.shape):
+                mm = mm.reshape(series.shape)
+            tif.close()
+            return mm, None, axes, "tiff-memmap"
+        except (ValueError, OSError):
+            pass
+    return _TiffPages(series), tif, axes, "tiff-pages"
+
+
+# --------------------------------------------------------------------------------------------
+# FrameSource
+# --------------------------------------------------------------------------------------------
+
+
+class FrameSource:
+    """Lazily read, window, crop, resize and normalise the frames of a movie for SAM 2.
+
+    Args:
+        movie: numpy array, ``np.memmap``, dask array, zarr array (anything with ``shape``,
+            ``dtype`` and numpy-style indexing) or the path (``str`` / ``Path``) of a TIFF file.
+        axes: one letter per dimension, case-insensitive: ``"TYX"``, ``"TCYX"``, ``"TYXC"``
+            (channels last, e.g. RGB / RGBA), ``"YX"`` or ``"YXC"`` (one frame); any order of
+            ``T, Z, C, Y, X`` is accepted, a ``Z`` axis must have length 1. ``None`` infers it:
+            from the TIFF series metadata when present, else from the shape (:func:`infer_axes`).
+        channel: which channels the model sees. ``None``: RGB for 3-channel (or channels-last
+            RGBA) movies, channel 0 (with a warning) for other multi-channel movies. An ``int``:
+            that channel, replicated to R, G, B. A tuple of up to 3 indices (``None`` allowed)
+            mapped to R, G, B; missing slots are zero.
+        contrast_limits: ``(lo, hi)`` intensity window mapped to ``[0, 1]``, or one ``(lo, hi)``
+            pair per entry of a ``channel`` tuple. ``None`` estimates the window from the movie
+            (see :attr:`contrast_limits`).
+        image_size: side ``S`` of the square model input in pixels.
+        pixel_mean: per-channel mean subtracted after scaling to ``[0, 1]``.
+        pixel_std: per-channel standard deviation divided by after the mean subtraction.
+        roi: optional region of interest ``(y0, x0, y1, x1)`` in original pixels (end
+            exclusive); frames are cropped to it before resizing. Settable later.
+        prefetch: read the next frame in a background thread after each :meth:`model_input`.
+        cache_size: how many processed frames are kept (bounded; at least 1).
+
+    Raises:
+        ValueError: bad axes, an unsupported layout, a channel out of range, a bad window or ROI.
+        FileNotFoundError: ``movie`` is a path that does not exist.
+    """
+
+    def __init__(
+        self,
+        movie: Any,
+        axes: str | None = None,
+        channel: int | Sequence[int | None] | None = None,
+        contrast_limits: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        image_size: int = 1024,
+        pixel_mean: Sequence[float] = _IMAGENET_MEAN,
+        pixel_std: Sequence[float] = _IMAGENET_STD,
+        roi: Sequence[int] | None = None,
+        prefetch: bool = True,
+        cache_size: int = 2,
+    ) -> None:
+        self._tif = None
+        self._closed = False
+        self._executor: ThreadPoolExecutor | None = None
+        try:
+            self._setup(movie, axes, channel, contrast_limits, image_size, pixel_mean, pixel_std)
+            self._prefetch_enabled = bool(prefetch)
+            self._cache_size = max(1, int(cache_size))
+            self._cache: OrderedDict[tuple[int, int], Future | torch.Tensor] = OrderedDict()
+            self._roi: tuple[int, int, int, int] | None = None
+            self._generation = 0
+            self.roi = roi
+        except BaseException:
+            if self._tif is not None:  # do not leak the file handle of a rejected TIFF
+                self._tif.close()
+            raise
+        self._pending: Future | None = None
+        self._last_t: int | None = None
+        self.direction: int = 1
+        """Prefetch direction: +1 (forward) or -1 (backward); updated by :meth:`model_input`."""
+
+    def _setup(
+        self,
+        movie: Any,
+        axes: str | None,
+        channel: int | Sequence[int | None] | None,
+        contrast_limits: Any,
+        image_size: int,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+    ) -> None:
+        meta_axes: str | None = None
+        if isinstance(movie, (str, os.PathLike)):
+            arr, self._tif, tiff_axes, backend = _open_tiff(movie)
+            meta_axes = tiff_axes
+        elif hasattr(movie, "shape") and hasattr(movie, "dtype") and hasattr(movie, "__getitem__"):
+            arr = movie
+            mod = type(movie).__module__.split(".")[0]
+            if isinstance(movie, np.memmap):
+                backend = "memmap"
+            elif isinstance(movie, np.ndarray):
+                backend = "numpy"
+            elif mod in ("dask", "zarr"):
+                backend = mod
+            else:
+                backend = "array"
+        else:
+            arr = np.asarray(movie)
+            backend = "numpy"
+        self._movie = arr
+        self.backend: str = backend
+        """How frames are read: numpy, memmap, dask, zarr, array, tiff-memmap or tiff-pages."""
+
+        shape = tuple(int(n) for n in arr.shape)
+        self._shape = shape
+        self._dtype = np.dtype(arr.dtype)
+        if self._dtype.kind not in "biuf":
+            raise ValueError(
+                f"Unsupported pixel type {self._dtype}: use bool, integer or float images."
+            )
+
+        if axes is not None:
+            full = _parse_axes(axes, shape)
+        else:
+            full = None
+            if meta_axes is not None:
+                full = _axes_from_tiff(meta_axes, shape)
+            if full is None:
+                full = infer_axes(shape)
+        _check_axes_sizes(full, shape)
+        self._full_axes = full
+        self._axes = "".join(a for a in full if a in "TCYX")
+
+        self._num_frames = shape[full.index("T")] if "T" in full else 1
+        self._height = shape[full.index("Y")]
+        self._width = shape[full.index("X")]
+        self._num_channels = shape[full.index("C")] if "C" in full else 0
+        # Channels-last 3/4-channel data are treated as RGB / RGBA.
+        c_last = "C" in full and full.rstrip("1Z").endswith("C")
+        self._n_given = 0  # entries of a channel tuple
+        self._slots, self._composite = self._select_channels(channel, c_last)
+        # gray: one source channel replicated; rgb: natural RGB(A) sharing one window;
+        # composite: channels mapped to R, G, B with one window each.
+        if self._composite:
+            self._mode = "composite"
+        elif len(set(self._slots)) == 1:
+            self._mode = "gray"
+        else:
+            self._mode = "rgb"
+
+        self.image_size = int(image_size)
+        if self.image_size < 1:
+            raise ValueError(f"image_size must be a positive integer; got {image_size!r}.")
+        self._mean = torch.as_tensor(pixel_mean, dtype=torch.float32).reshape(3, 1, 1)
+        self._std = torch.as_tensor(pixel_std, dtype=torch.float32).reshape(3, 1, 1)
+
+        self._lock = threading.RLock()  # guards cache, window and generation
+        self._io_lock = threading.Lock()  # one read of the underlying storage at a time
+        self._windows: list[Window] | None = (
+            self._parse_limits(contrast_limits) if contrast_limits is not None else None
+        )
+
+    # ---------------------------------------------------------------- channel selection
+
+    def _select_channels(
+        self, channel: int | Sequence[int | None] | None, c_last: bool
+    ) -> tuple[list[int | None], bool]:
+        """Returns the source channel for each of R, G, B (``None`` = zeros; all three equal
+        ``-1`` means "no channel axis") and whether per-channel windows are used."""
+        n_c = self._num_channels
+        if n_c == 0:
+            if channel not in (None, 0, (0,), [0]):
+                raise ValueError(
+                    f"channel={channel!r} was given but the movie has no channel axis "
+                    f"(axes {self._axes!r}); use channel=None, or pass axes= naming the C axis."
+                )
+            return [-1, -1, -1], False
+
+        def check(c: Any) -> int:
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+                raise ValueError(f"channel indices must be integers; got {c!r}.")
+            if not 0 <= int(c) < n_c:
+                raise ValueError(
+                    f"channel {int(c)} is out of range: the movie has {n_c} channels "
+                    f"(valid indices 0..{n_c - 1})."
+                )
+            return int(c)
+
+        if channel is None:
+            if n_c == 3 or (n_c == 4 and c_last):
+                return [0, 1, 2], False
+            if n_c > 1:
+                warnings.warn(
+                    f"The movie has {n_c} channels; using channel 0. Pass channel=<index>, or "
+                    f"channel=(r, g, b) to map up to three channels to red, green and blue.",
+                    UserWarning,
+                    stacklevel=4,  # the caller of FrameSource(...)
+                )
+            return [0, 0, 0], False
+        if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
+            c = check(channel)
+            return [c, c, c], False
+        if isinstance(channel, (str, bytes)) or not isinstance(channel, Sequence):
+            raise ValueError(
+                f"channel must be None, an int or a tuple of up to 3 ints; got {channel!r}."
+            )
+        if not 1 <= len(channel) <= 3:
+            raise ValueError(
+                f"channel tuple must have 1 to 3 entries (for red, green, blue); got {channel!r}."
+            )
+        slots = [None if c is None else check(c) for c in channel]
+        self._n_given = len(slots)
+        if all(s is None for s in slots):
+            raise ValueError("channel tuple selects no channel; give at least one index.")
+        slots += [None] * (3 - len(slots))
+        return slots, True
+
+    @property
+    def _used_channels(self) -> list[int]:
+        """Distinct source channels feeding the model, in slot order (``[-1]``: no C axis)."""
+        out: list[int] = []
+        for s in self._slots:
+            if s is not None and s not in out:
+                out.append(s)
+        return out
+
+    # ---------------------------------------------------------------- intensity window
+
+    def _parse_limits(self, limits: Any) -> list[Window]:
+        """Normalise user limits to one window per used channel (see ``_used_channels``)."""
+        used = self._used_channels
+
+        def pair(p: Any) -> Window:
+            try:
+                lo, hi = (float(v) for v in p)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"contrast_limits must be (lo, hi) numbers; got {limits!r}."
+                ) from exc
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+                raise ValueError(f"contrast_limits must be finite with lo <= hi; got {limits!r}.")
+            return lo, hi
+
+        try:
+            items = list(limits)
+        except TypeError as exc:
+            raise ValueError(f"contrast_limits must be (lo, hi); got {limits!r}.") from exc
+        if len(items) == 2 and all(np.ndim(v) == 0 for v in items):
+            return [pair(items)] * len(used)
+        if not self._composite or len(items) != self._n_given:
+            raise ValueError(
+                "contrast_limits must be one (lo, hi) pair"
+                + (
+                    f" or one pair per entry of the channel tuple ({self._n_given} entries)"
+                    if self._composite
+                    else ""
+                )
+                + f"; got {limits!r}."
+            )
+        per: dict[int, Window] = {}
+        for c, p in zip(self._slots, items, strict=False):
+            if c is not None:
+                per[c] = pair(p)
+        return [per[c] for c in used]
+
+    def _estimate_windows(self) -> list[Window]:
+        """Percentile window(s) from up to WINDOW_SAMPLE_FRAMES frames spread over time."""
+        used = self._used_channels
+        if self._dtype.kind == "b":
+            return [(0.0, 1.0)] * len(used)
+        n = min(self._num_frames, WINDOW_SAMPLE_FRAMES)
+        ts = np.unique(np.round(np.linspace(0, self._num_frames - 1, n)).astype(int))
+        stride = max(1, math.ceil(math.sqrt(self._height * self._width / WINDOW_SAMPLE_PIXELS)))
+        # gray: 1 group (the one channel); rgb: 1 group (R, G, B pooled); composite: 1 per channel
+        groups: list[list[int]] = [used] if self._mode != "composite" else [[c] for c in used]
+        # float32 holds uint8/16, int8/16, float16/32 exactly; wider types need float64
+        exact32 = self._dtype.itemsize <= 2 or self._dtype == np.float32
+        work = np.float32 if exact32 else np.float64
+        samples: list[list[np.ndarray]] = [[] for _ in groups]
+        for t in ts:
+            frame = self._read_for_model(int(t))[::stride, ::stride]
+            for i, g in enumerate(groups):
+                v = frame if frame.ndim == 2 else frame[..., g]
+                samples[i].append(np.array(v, dtype=work).ravel())
+        windows = []
+        for i in range(len(samples)):
+            v = np.concatenate(samples[i])
+            samples[i] = []
+            if v.dtype.kind == "f":
+                v = v[np.isfinite(v)]
+            if v.size == 0:
+                windows.append((0.0, 1.0))
+                continue
+            lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
+            if not hi > lo:  # e.g. sparse bright spots on a flat background
+                lo, hi = v.min(), v.max()
+            windows.append((float(lo), float(hi)))
+        if self._mode != "composite":
+            windows = windows * len(used)
+        return windows
+
+    def _get_windows(self) -> list[Window]:
+        with self._lock:
+            if self._windows is None:
+                self._windows = self._estimate_windows()
+            return self._windows
+
+    @property
+    def contrast_limits(self) -> Window | dict[int, Window]:
+        """The intensity window mapped to ``[0, 1]`` (in the movie's intensity units).
+
+        A single ``(lo, hi)`` tuple when one window serves the whole frame: single-channel
+        movies, one selected channel, and RGB(A) movies (one window shared by R, G, B so colours
+        are kept). For a ``channel`` tuple (channels composed into RGB) a dict mapping each
+        source channel index to its own ``(lo, hi)``. The automatic window is computed once per
+        movie (not per frame and not per ROI). Reading this property triggers that computation.
+        """
+        windows = self._get_windows()
+        if self._composite:
+            return dict(zip(self._used_channels, windows, strict=True))
+        return windows[0]
+
+    # ---------------------------------------------------------------- basic properties
+
+    @property
+    def num_frames(self) -> int:
+        """Number of time points ``T`` (1 for a single frame)."""
+        return self._num_frames
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    @property
+    def height(self) -> int:
+        """Original frame height ``H`` in pixels (before ROI crop and resizing)."""
+        return self._height
+
+    @property
+    def width(self) -> int:
+        """Original frame width ``W`` in pixels (before ROI crop and resizing)."""
+        return self._width
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """Original frame size ``(H, W)`` in pixels (the full frame, ignoring the ROI)."""
+        return self._height, self._width
+
+    @property
+    def region_shape(self) -> tuple[int, int]:
+        """Size ``(h, w)`` of the region that is resized for the model: the ROI or the frame."""
+        if self._roi is None:
+            return self._height, self._width
+        y0, x0, y1, x1 = self._roi
+        return y1 - y0, x1 - x0
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel type of the movie as stored."""
+        return self._dtype
+
+    @property
+    def axes(self) -> str:
+        """Axes of the movie after dropping length-1 Z / generic axes, e.g. ``"TYX"``."""
+        return self._axes
+
+    @property
+    def num_channels(self) -> int:
+        """Size of the channel axis (0 when the movie has none)."""
+        return self._num_channels
+
+    @property
+    def channels(self) -> tuple[int | None, int | None, int | None]:
+        """Source channel shown as red, green, blue (``None``: zeros; ``-1``: no C axis)."""
+        return tuple(self._slots)  # type: ignore[return-value]
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """Region of interest ``(y0, x0, y1, x1)`` in original pixels (end exclusive) or None.
+
+        Setting it validates the box and clears the cache of processed frames.
+        """
+        return self._roi
+
+    @roi.setter
+    def roi(self, value: Sequence[int] | None) -> None:
+        if value is None:
+            new = None
+        else:
+            try:
+                vals = [int(v) for v in value]
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"roi must be (y0, x0, y1, x1) integers; got {value!r}.") from exc
+            if len(vals) != 4:
+                raise ValueError(f"roi must be (y0, x0, y1, x1); got {value!r}.")
+            y0, x0, y1, x1 = vals
+            if not (0 <= y0 < y1 <= self._height and 0 <= x0 < x1 <= self._width):
+                raise ValueError(
+                    f"roi {tuple(vals)} does not fit the frame: need 0 <= y0 < y1 <= "
+                    f"{self._height} and 0 <= x0 < x1 <= {self._width}."
+                )
+            new = (y0, x0, y1, x1)
+            if new == (0, 0, self._height, self._width):
+                new = None
+        with self._lock:
+            if new != self._roi:
+                self._roi = new
+                self._generation += 1
+                self._cache.clear()
+
+    @property
+    def roi_slices(self) -> tuple[slice, slice]:
+        """``(slice(y0, y1), slice(x0, x1))`` of the region fed to the model."""
+        y0, x0, y1, x1 = self._roi or (0, 0, self._height, self._width)
+        return slice(y0, y1), slice(x0, x1)
+
+    # ---------------------------------------------------------------- reading
+
+    def _check_t(self, t: Any) -> int:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
+            raise ValueError(f"frame index must be an integer; got {t!r}.")
+        t = int(t)
+        if not 0 <= t < self._num_frames:
+            raise ValueError(
+                f"frame index {t} is out of range for a movie with {self._num_frames} frames "
+                f"(valid 0..{self._num_frames - 1})."
+            )
+        return t
+
+    def _read(self, t: int, channel: int | None = None) -> np.ndarray:
+        """Frame ``t`` as ``(H, W)`` or ``(H, W, C)`` (channel ``channel`` only when given)."""
+        idx = []
+        rest = []
+        for a in self._full_axes:
+            if a == "T":
+                idx.append(t)
+            elif a in "Z1":
+                idx.append(0)
+            elif a == "C" and channel is not None:
+                idx.append(channel)
+            else:
+                idx.append(slice(None))
+                rest.append(a)
+        with self._io_lock:
+            frame = np.asarray(self._movie[tuple(idx)])
+        order = [rest.index("Y"), rest.index("X")] + ([rest.index("C")] if "C" in rest else [])
+        return frame.transpose(order)
+
+    def raw(self, t: int) -> np.ndarray:
+        """The original frame ``t`` as stored (dtype unchanged, no ROI crop, no windowing).
+
+        Returns:
+            ``(H, W)`` for single-channel movies, ``(H, W, C)`` (channels last, whatever the
+            stored order) otherwise. A copy: modifying it does not touch the movie.
+        """
+        t = self._check_t(t)
+        return np.array(self._read(t), copy=True)
+
+    def _crop(self, frame: np.ndarray) -> np.ndarray:
+        ys, xs = self.roi_slices
+        return frame[ys, xs]
+
+    def _window(self, x: np.ndarray, window: Window) -> np.ndarray:
+        """Map ``x`` to float32 ``[0, 1]`` with ``window``; NaN/-inf -> lo, +inf -> hi."""
+        lo, hi = window
+        work = np.float64 if x.dtype == np.float64 else np.float32
+        x = x.astype(work, copy=True)
+        if x.dtype.kind == "f":
+            np.nan_to_num(x, copy=False, nan=lo, posinf=hi, neginf=lo)
+        if hi > lo:
+            x -= lo
+            x *= 1.0 / (hi - lo)
+            np.clip(x, 0.0, 1.0, out=x)
+        else:  # constant window: a step at lo (no division by zero)
+            x = (x > lo).astype(work)
+        return x.astype(np.float32, copy=False)
+
+    def _uses_pil(self, windows: list[Window]) -> bool:
+        return self._dtype == np.uint8 and all(w == (0.0, 255.0) for w in windows)
+
+    def normalized(self, t: int) -> np.ndarray:
+        """Frame ``t`` cropped to the ROI and windowed to ``[0, 1]``, at original resolution.
+
+        Returns:
+            float32 array ``(h, w, 3)`` (R, G, B) where ``(h, w)`` is :attr:`region_shape`.
+        """
+        t = self._check_t(t)
+        return self._rgb_float(self._crop(self._read_for_model(t)))
+
+    def _read_for_model(self, t: int) -> np.ndarray:
+        """Frame ``t`` as needed by the model: (H, W) in gray mode, else (H, W, C)."""
+        if self._mode == "gray" and self._slots[0] >= 0:
+            return self._read(t, self._slots[0])  # only the needed channel is read
+        return self._read(t)
+
+    def _rgb_float(self, frame: np.ndarray) -> np.ndarray:
+        """Model-ready frame (h, w) or (h, w, C) -> (h, w, 3) float32 in [0, 1]."""
+        windows = self._get_windows()
+        if frame.ndim == 2:
+            g = self._window(frame, windows[0])
+            return np.repeat(g[:, :, None], 3, axis=2)
+        used = self._used_channels
+        out = np.zeros(frame.shape[:2] + (3,), dtype=np.float32)
+        for k, c in enumerate(self._slots):
+            if c is not None:
+                out[:, :, k] = self._window(frame[:, :, c], windows[used.index(c)])
+        return out
+
+    def _rgb_uint8(self, frame: np.ndarray) -> np.ndarray:
+        """Model-ready uint8 frame (h, w) or (h, w, C) -> (h, w, 3) uint8 (no windowing)."""
+        if frame.ndim == 2:
+            return np.repeat(frame[:, :, None], 3, axis=2)
+        out = np.zeros(frame.shape[:2] + (3,), dtype=np.uint8)
+        for k, c in enumerate(self._slots):
+            if c is not None:
+                out[:, :, k] = frame[:, :, c]
+        return out
+
+    def _compute(self, t: int) -> torch.Tensor:
+        """Read and preprocess frame ``t`` -> (3, S, S) float32 normalised tensor."""
+        s = self.image_size
+        frame = self._crop(self._read_for_model(t))
+        windows = self._get_windows()
+        if self._uses_pil(windows):
+            from PIL import Image
+
+            rgb = np.ascontiguousarray(self._rgb_uint8(frame))
+            # Meta: PIL RGB image resized to (S, S) with PIL's default filter (bicubic).
+            small = np.asarray(Image.fromarray(rgb).resize((s, s), Image.Resampling.BICUBIC))
+            x = torch.from_numpy(small / 255.0).to(torch.float32).permute(2, 0, 1)  # (3, S, S)
+        else:
+            gray = frame.ndim == 2
+            if gray:
+                img = self._window(frame, windows[0])[None]  # (1, h, w)
+            else:
+                img = self._rgb_float(frame).transpose(2, 0, 1)  # (3, h, w)
+            x = torch.from_numpy(np.ascontiguousarray(img))[None]  # (1, k, h, w)
+            if x.shape[-2:] != (s, s):
+                x = F.interpolate(
+                    x, size=(s, s), mode="bilinear", align_corners=False, antialias=True
+                )
+            x = x[0]
+            if gray:
+                x = x.expand(3, s, s)
+        return ((x - self._mean) / self._std).contiguous()
+
+    # ---------------------------------------------------------------- model input + prefetch
+
+    def model_input(self, t: int, direction: int | None = None) -> torch.Tensor:
+        """Preprocessed frame ``t`` for the image encoder, and prefetch of the next frame.
+
+        Args:
+            t: frame index in ``[0, num_frames)``.
+            direction: +1 / -1 to prefetch ``t + 1`` / ``t - 1``; ``None`` follows the order of
+                the calls (backward after a call with a larger ``t``).
+
+        Returns:
+            float32 tensor ``(3, S, S)`` on the CPU, resized to ``image_size`` and normalised
+            with ``pixel_mean`` / ``pixel_std``. A fresh tensor the caller may modify.
+        """
+        t = self._check_t(t)
+        if direction is not None:
+            self.direction = 1 if direction >= 0 else -1
+        elif self._last_t is not None and t != self._last_t:
+            self.direction = 1 if t > self._last_t else -1
+        self._last_t = t
+        with self._lock:
+            key = (t, self._generation)
+            entry = self._cache.get(key)
+            if isinstance(entry, Future) and entry.cancelled():
+                del self._cache[key]
+                entry = None
+            if entry is not None:
+                self._cache.move_to_end(key)
+        if entry is None:
+            result = self._compute(t)
+            self._store(key, result)
+        elif isinstance(entry, Future):
+            try:
+                result = entry.result()
+            except CancelledError:  # cancelled by a newer prefetch request meanwhile
+                result = self._compute(t)
+                self._store(key, result)
+            except Exception:
+                with self._lock:
+                    if self._cache.get(key) is entry:
+                        del self._cache[key]
+                raise
+        else:
+            result = entry
+        if self._prefetch_enabled:
+            nxt = t + self.direction
+            if 0 <= nxt < self._num_frames:
+                self.prefetch(nxt)
+        return result.clone()
+
+    def _store(self, key: tuple[int, int], value: Future | torch.Tensor) -> None:
+        with self._lock:
+            if key[1] != self._generation:
+                return
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                _, old = self._cache.popitem(last=False)
+                if isinstance(old, Future):
+                    old.cancel()
+
+    def prefetch(self, t: int) -> None:
+        """Start preparing frame ``t`` in the background thread (no-op if cached or pending).
+
+        At most one prefetch waits in the queue: a new request cancels an older one that has
+        not started yet.
+        """
+        t = self._check_t(t)
+        with self._lock:
+            if self._closed:
+                return
+            key = (t, self._generation)
+            if key in self._cache:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frames")
+            if self._pending is not None and self._pending.cancel():
+                for k, v in list(self._cache.items()):
+                    if v is self._pending:
+                        del self._cache[k]
+            fut = self._executor.submit(self._compute, t)
+            self._pending = fut
+            self._store(key, fut)
+
+    def close(self) -> None:
+        """Stop the prefetch thread, drop cached frames and close an opened TIFF file."""
+        with self._lock:
+            self._closed = True
+            ex, self._executor = self._executor, None
+            self._cache.clear()
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+        if self._tif is not None:
+            self._tif.close()
+            self._tif = None
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"FrameSource(shape={_shape_str(self._shape)}, axes={self._axes!r}, "
+            f"dtype={self._dtype}, backend={self.backend!r}, image_size={self.image_size})"
+        )

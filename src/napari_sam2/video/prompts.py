@@ -1,0 +1,109 @@
+"""Prompts in image pixel coordinates (napari order: y, x), validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["FramePrompts", "check_obj_id", "validate_box", "validate_mask", "validate_points"]
+
+
+def check_obj_id(obj_id) -> int:
+    """Object ids are integers >= 1 (they become label values)."""
+    if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
+        raise ValueError(f"object id must be an integer >= 1, got {obj_id!r}")
+    if obj_id < 1:
+        raise ValueError(f"object id must be >= 1 (0 is background in labels), got {obj_id}")
+    if obj_id > np.iinfo(np.uint32).max:
+        raise ValueError(f"object id {obj_id} does not fit a uint32 label image")
+    return int(obj_id)
+
+
+def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Check clicks: (N, 2) (y, x) inside a frame of ``shape`` (H, W), labels 1/0 (or bool).
+
+    Returns:
+        (points (N, 2) float64, labels (N,) int32).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim == 1 and pts.size == 2:
+        pts = pts[None]
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must be an (N, 2) array of (y, x), got shape {pts.shape}")
+    if len(pts) == 0:
+        raise ValueError("no points given: add at least one click")
+    if not np.isfinite(pts).all():
+        raise ValueError("points contain NaN or infinity")
+    lab = np.asarray(labels)
+    lab = (
+        np.atleast_1d(lab).astype(np.int64)
+        if lab.dtype != bool
+        else np.atleast_1d(lab).astype(np.int64)
+    )
+    if lab.shape != (len(pts),):
+        raise ValueError(f"got {len(pts)} points but {lab.size} labels: give one label per point")
+    if not np.isin(lab, (0, 1)).all():
+        raise ValueError("point labels must be 1 (positive, object) or 0 (negative, background)")
+    h, w = shape
+    outside = (pts[:, 0] < 0) | (pts[:, 0] > h - 1) | (pts[:, 1] < 0) | (pts[:, 1] > w - 1)
+    if outside.any():
+        y, x = pts[outside][0]
+        raise ValueError(
+            f"point (y={y:g}, x={x:g}) is outside the image ({h} x {w} pixels); "
+            "coordinates are (y, x) in image pixels"
+        )
+    return pts, lab.astype(np.int32)
+
+
+def validate_box(box, shape: tuple[int, int]) -> np.ndarray:
+    """Check a box (y0, x0, y1, x1) in pixels: non-empty and overlapping the frame.
+
+    Returns:
+        (4,) float64 box clipped to the frame.
+    """
+    b = np.asarray(box, dtype=np.float64).ravel()
+    if b.shape != (4,) or not np.isfinite(b).all():
+        raise ValueError(f"box must be 4 finite numbers (y0, x0, y1, x1), got {box!r}")
+    y0, x0, y1, x1 = b
+    if y1 <= y0 or x1 <= x0:
+        raise ValueError(
+            f"empty box (y0={y0:g}, x0={x0:g}, y1={y1:g}, x1={x1:g}): need y1 > y0 and x1 > x0"
+        )
+    h, w = shape
+    if y1 < 0 or x1 < 0 or y0 > h - 1 or x0 > w - 1:
+        raise ValueError(f"box {tuple(b)} lies outside the image ({h} x {w} pixels)")
+    return np.array([max(y0, 0), max(x0, 0), min(y1, h - 1), min(x1, w - 1)], dtype=np.float64)
+
+
+def validate_mask(mask, shape: tuple[int, int]) -> np.ndarray:
+    """Check a mask prompt: 2-D, the frame's shape; returns it as bool."""
+    m = np.asarray(mask)
+    if m.shape != tuple(shape):
+        raise ValueError(f"mask has shape {m.shape}, but frames are {tuple(shape)} (H, W)")
+    m = m.astype(bool)
+    if not m.any():
+        raise ValueError("mask prompt is empty: paint at least one pixel of the object")
+    return m
+
+
+@dataclass
+class FramePrompts:
+    """All prompts of one object on one frame.
+
+    Attributes:
+        points: (N, 2) clicks (y, x) in image pixels.
+        labels: (N,) 1 = positive, 0 = negative.
+        box: (4,) (y0, x0, y1, x1) or None.
+        mask: (H, W) bool or None (a mask replaces points and box).
+    """
+
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    box: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    @property
+    def num_points(self) -> int:
+        """Points the decoder sees (a box counts as two corner points)."""
+        return len(self.points) + (2 if self.box is not None else 0)

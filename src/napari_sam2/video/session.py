@@ -1,0 +1,581 @@
+"""The video session: prompts on any frames in, a mask for every object on every frame out.
+
+A :class:`VideoSession` holds the model, a :class:`~napari_sam2.video.frames.FrameSource`, the
+objects with their prompts and one :class:`~napari_sam2.video.memory_bank.MemoryBank` each, an
+LRU cache of frame encodings, and the (T, H, W) label volume results are written into.
+
+All objects of a frame share one image encoding and run batched through memory attention, the
+mask decoder and the memory encoder (objects whose memories have the same layout form one
+batch; big batches are chunked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.sam2 import FrameFeatures, HeadOutput, SAM2Model
+from .frames import FrameSource
+from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
+from .postprocess import fill_small_holes, non_overlapping
+from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
+
+__all__ = ["FrameResult", "VideoSession"]
+
+
+@dataclass
+class FrameResult:
+    """Masks of the propagated objects on one frame.
+
+    Attributes:
+        frame: frame index t.
+        obj_ids: ids of the N objects, in the order of ``masks``.
+        masks: (N, H, W) bool at the original frame size.
+        scores: (N,) object presence probability (sigmoid of the object-score logit).
+    """
+
+    frame: int
+    obj_ids: list[int]
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+class _Object:
+    def __init__(self, obj_id: int, num_maskmem: int) -> None:
+        self.obj_id = obj_id
+        self.prompts: dict[int, FramePrompts] = {}
+        self.bank = MemoryBank(num_maskmem)
+        # frames with a prompt result whose memory is not encoded yet: frame -> (entry, is_cond)
+        self.pending: dict[int, tuple[MemoryEntry, bool]] = {}
+        self.tracked: dict[int, bool] = {}  # frame -> produced while tracking backwards
+
+    @property
+    def prompted_frames(self) -> set[int]:
+        return set(self.bank.cond) | {t for t, (_, c) in self.pending.items() if c}
+
+
+class VideoSession:
+    """Interactive SAM 2 video segmentation of a time-lapse.
+
+    Args:
+        model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`.
+        movie: numpy / memmap / dask / zarr array or a TIFF path (see
+            :class:`~napari_sam2.video.frames.FrameSource`).
+        axes: "TYX", "TCYX", "TYXC" or "YX"; inferred when obvious.
+        channel: channel index, or up to 3 indices mapped to RGB.
+        contrast_limits: (lo, hi) intensity window; default: robust percentiles over time.
+        settings: memory-bank settings (:class:`MemorySettings`).
+        precision: "fp32" or "bf16" (autocast on CPU and CUDA).
+        object_chunk_size: most objects run through the model at once (None: automatic).
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        movie,
+        *,
+        axes: str | None = None,
+        channel: int | Sequence[int] | None = None,
+        contrast_limits: tuple[float, float] | None = None,
+        settings: MemorySettings | None = None,
+        precision: str = "fp32",
+        object_chunk_size: int | None = None,
+    ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.model = model.eval()
+        cfg = model.config
+        self.frames = (
+            movie
+            if isinstance(movie, FrameSource)
+            else FrameSource(
+                movie,
+                axes=axes,
+                channel=channel,
+                contrast_limits=contrast_limits,
+                image_size=cfg.image_size,
+                pixel_mean=cfg.pixel_mean,
+                pixel_std=cfg.pixel_std,
+            )
+        )
+        self.settings = settings or MemorySettings()
+        self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
+        self.precision = precision
+        self.object_chunk_size = object_chunk_size
+        self._objects: dict[int, _Object] = {}
+        self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
+        self._mem_pos: torch.Tensor | None = None
+        self._labels: np.ndarray | None = None
+        self.stats = {"image_encodings": 0, "frames_propagated": 0}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_frames(self) -> int:
+        """Number of frames T."""
+        return self.frames.num_frames
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) of the original frames."""
+        return (self.frames.height, self.frames.width)
+
+    @property
+    def obj_ids(self) -> list[int]:
+        """Ids of the objects, ascending."""
+        return sorted(self._objects)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def prompts(self, obj_id: int) -> dict[int, FramePrompts]:
+        """Prompts of one object, by frame (a copy)."""
+        return dict(self._objects[obj_id].prompts) if obj_id in self._objects else {}
+
+    def prompted_frames(self, obj_id: int | None = None) -> list[int]:
+        """Frames carrying prompts (of one object, or of any)."""
+        objs = [self._objects[obj_id]] if obj_id is not None else self._objects.values()
+        return sorted({t for o in objs for t in o.prompts})
+
+    # ------------------------------------------------------------------ labels
+    def labels(self, dtype=None) -> np.ndarray:
+        """The (T, H, W) label volume (uint16, or uint32 once ids exceed 65,535).
+
+        Returns the session's own array (results keep streaming into it); copy it to keep a
+        snapshot.
+        """
+        vol = self._label_volume()
+        return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
+
+    def set_label_volume(self, volume: np.ndarray) -> None:
+        """Write results into ``volume`` (T, H, W) (e.g. a napari Labels layer's data) from now
+        on; its existing values (manual edits) are kept."""
+        expected = (self.num_frames, *self.frame_shape)
+        if volume.shape != expected:
+            raise ValueError(
+                f"label volume has shape {volume.shape}, expected {expected} (T, H, W)"
+            )
+        if volume.dtype.kind not in "iu":
+            raise ValueError(f"label volume must have an integer dtype, got {volume.dtype}")
+        self._labels = volume
+
+    def _label_volume(self) -> np.ndarray:
+        if self._labels is None:
+            dtype = np.uint32 if max(self._objects, default=0) > 65535 else np.uint16
+            # np.zeros is backed by lazily mapped pages: untouched frames cost no memory
+            self._labels = np.zeros((self.num_frames, *self.frame_shape), dtype=dtype)
+        elif max(self._objects, default=0) > np.iinfo(self._labels.dtype).max:
+            self._labels = self._labels.astype(np.uint32)
+        return self._labels
+
+    # ------------------------------------------------------------------ prompts
+    def _obj(self, obj_id) -> _Object:
+        obj_id = check_obj_id(obj_id)
+        if obj_id not in self._objects:
+            self._objects[obj_id] = _Object(obj_id, self.model.config.num_maskmem)
+        return self._objects[obj_id]
+
+    def _check_frame(self, frame) -> int:
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+            raise ValueError(f"frame must be an integer index, got {frame!r}")
+        if not 0 <= frame < self.num_frames:
+            raise ValueError(
+                f"frame {frame} is out of range: the movie has frames 0..{self.num_frames - 1}"
+            )
+        return int(frame)
+
+    def add_points(self, frame: int, obj_id: int, points, labels) -> np.ndarray:
+        """Add clicks for an object on a frame and segment it there at once.
+
+        Args:
+            frame: frame index t.
+            obj_id: object id (>= 1; a new id creates the object).
+            points: (N, 2) clicks as (y, x) image pixels.
+            labels: (N,) 1 = on the object, 0 = background.
+
+        Returns:
+            (H, W) bool mask of the object on that frame.
+        """
+        frame = self._check_frame(frame)
+        pts, lab = validate_points(points, labels, self.frame_shape)
+        obj = self._obj(obj_id)
+        p = obj.prompts.get(frame)
+        if p is None or p.mask is not None:
+            p = FramePrompts()
+        p = FramePrompts(np.concatenate([p.points, pts]), np.concatenate([p.labels, lab]), p.box)
+        obj.prompts[frame] = p
+        return self._run_prompt(obj, frame)
+
+    def add_box(self, frame: int, obj_id: int, box) -> np.ndarray:
+        """Set the box (y0, x0, y1, x1) of an object on a frame (clicks there are kept)."""
+        frame = self._check_frame(frame)
+        b = validate_box(box, self.frame_shape)
+        obj = self._obj(obj_id)
+        p = obj.prompts.get(frame)
+        if p is None or p.mask is not None:
+            p = FramePrompts()
+        obj.prompts[frame] = FramePrompts(p.points, p.labels, b)
+        return self._run_prompt(obj, frame)
+
+    def add_mask(self, frame: int, obj_id: int, mask) -> np.ndarray:
+        """Give an object's mask (H, W) on a frame; it replaces clicks and box there."""
+        frame = self._check_frame(frame)
+        m = validate_mask(mask, self.frame_shape)
+        obj = self._obj(obj_id)
+        obj.prompts[frame] = FramePrompts(mask=m)
+        return self._run_prompt(obj, frame)
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object and clear its labels on every frame."""
+        obj_id = check_obj_id(obj_id)
+        if self._objects.pop(obj_id, None) is None:
+            raise ValueError(f"no object with id {obj_id}; objects: {self.obj_ids}")
+        if self._labels is not None:
+            for t in range(self.num_frames):
+                lab = self._labels[t]
+                hit = lab == obj_id
+                if hit.any():
+                    lab[hit] = 0
+
+    def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
+        """Remove the prompts (and their results) on a frame, for one object or all."""
+        frame = self._check_frame(frame)
+        ids = [check_obj_id(obj_id)] if obj_id is not None else list(self._objects)
+        for i in ids:
+            obj = self._objects.get(i)
+            if obj is None:
+                raise ValueError(f"no object with id {i}; objects: {self.obj_ids}")
+            obj.prompts.pop(frame, None)
+            obj.pending.pop(frame, None)
+            obj.bank.clear_frame(frame)
+            obj.tracked.pop(frame, None)
+            if self._labels is not None:
+                lab = self._labels[frame]
+                lab[lab == i] = 0
+
+    def reset(self) -> None:
+        """Forget all objects, prompts, memories and labels (frame encodings stay cached)."""
+        self._objects.clear()
+        if self._labels is not None:
+            self._labels[...] = 0
+
+    # ------------------------------------------------------------------ model plumbing
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def features(self, frame: int) -> FrameFeatures:
+        """Image encoding of a frame (batch 1), from the LRU cache when possible."""
+        feats = self._features.get(frame)
+        if feats is not None:
+            self._features.move_to_end(frame)
+            return feats
+        image = self.frames.model_input(frame).to(self.device)[None]
+        with torch.inference_mode(), self._autocast():
+            feats = self.model.encode_image(image)
+        if self.precision == "bf16":
+            feats = FrameFeatures(
+                feats.vision.float(),
+                feats.vision_pos.float(),
+                tuple(x.float() for x in feats.high_res),
+            )
+        self.stats["image_encodings"] += 1
+        self._features[frame] = feats
+        while len(self._features) > self.settings.feature_cache_frames:
+            self._features.popitem(last=False)
+        return feats
+
+    def _roi(self) -> tuple[int, int, int, int]:
+        """(y0, x0, y1, x1) of the region the model sees (the whole frame by default)."""
+        roi = getattr(self.frames, "roi", None)
+        if roi is None:
+            return (0, 0, *self.frame_shape)
+        return tuple(int(v) for v in roi)  # type: ignore[return-value]
+
+    def _storage(self) -> torch.device:
+        return torch.device("cpu") if self.settings.offload_to_cpu else self.device
+
+    def _model_points(self, p: FramePrompts) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt clicks/box -> (1, N, 2) model-input (x, y) and (1, N) labels."""
+        y0, x0, y1, x1 = self._roi()
+        s = self.model.image_size
+        sy, sx = s / (y1 - y0), s / (x1 - x0)
+        coords, labels = [], []
+        if p.box is not None:
+            by0, bx0, by1, bx1 = p.box
+            coords += [((bx0 - x0) * sx, (by0 - y0) * sy), ((bx1 - x0) * sx, (by1 - y0) * sy)]
+            labels += [2, 3]
+        for (y, x), lab in zip(p.points, p.labels):
+            coords.append(((x - x0) * sx, (y - y0) * sy))
+            labels.append(int(lab))
+        c = torch.tensor(coords, dtype=torch.float32, device=self.device)[None]
+        lab_t = torch.tensor(labels, dtype=torch.int32, device=self.device)[None]
+        return c, lab_t
+
+    def _model_mask(self, mask: np.ndarray) -> torch.Tensor:
+        """Frame-size bool mask -> (1, 1, S, S) binary mask at model resolution."""
+        y0, x0, y1, x1 = self._roi()
+        m = torch.from_numpy(np.ascontiguousarray(mask[y0:y1, x0:x1])).to(self.device)
+        m = m[None, None].float()
+        s = self.model.image_size
+        if m.shape[-2:] != (s, s):
+            m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            m = (m >= 0.5).float()
+        return m
+
+    def _to_frame(self, low_res: torch.Tensor) -> torch.Tensor:
+        """(N, 1, h, w) logits -> (N, H, W) logits at frame size (outside a ROI: -inf)."""
+        y0, x0, y1, x1 = self._roi()
+        up = F.interpolate(
+            low_res.float(), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False
+        )
+        if (y0, x0, y1, x1) == (0, 0, *self.frame_shape):
+            return up[:, 0]
+        out = torch.full((low_res.shape[0], *self.frame_shape), -1024.0, device=up.device)
+        out[:, y0:y1, x0:x1] = up[:, 0]
+        return out
+
+    def _memory_pos(self, pos: torch.Tensor) -> torch.Tensor:
+        if self._mem_pos is None or self._mem_pos.shape[1:] != pos.shape[1:]:
+            self._mem_pos = pos[:1].detach()
+        return self._mem_pos
+
+    def _selection_tensors(self, sels: list[MemorySelection]):
+        """Stack the selections of a batch (equal layouts) for SAM2Model.build_memory."""
+        dev = self.device
+        spatial = []
+        for i, (t_pos, _) in enumerate(sels[0].spatial):
+            feats = torch.cat([s.spatial[i][1].features for s in sels]).to(dev).float()
+            pos = self._mem_pos.expand(len(sels), -1, -1, -1)
+            spatial.append((t_pos, feats, pos))
+        pointers = []
+        for i, (rel, _) in enumerate(sels[0].pointers):
+            pointers.append((rel, torch.cat([s.pointers[i][1] for s in sels]).to(dev)))
+        return spatial, pointers
+
+    def _conditioned(self, feats: FrameFeatures, sels: list[MemorySelection]) -> torch.Tensor:
+        """Memory-conditioned features for a batch of objects with equal memory layouts."""
+        n = len(sels)
+        fx = feats.expand(n)
+        if not sels[0].spatial and not sels[0].pointers:
+            return self.model.no_memory(fx)
+        spatial, pointers = self._selection_tensors(sels)
+        max_ptrs = min(self.num_frames, self.settings.max_object_pointers)
+        memory, memory_pos, n_ptr = self.model.build_memory(spatial, pointers, max_ptrs)
+        return self.model.attend_memory(fx, memory, memory_pos, n_ptr)
+
+    def _chunks(self, items: list) -> Iterator[list]:
+        size = self.object_chunk_size or self._auto_chunk()
+        for i in range(0, len(items), size):
+            yield items[i : i + size]
+
+    def _auto_chunk(self) -> int:
+        # Activations per object are dominated by the memory attention over h*w tokens and
+        # the 1/4-resolution decoder maps; aim for a few hundred MB per chunk.
+        cfg = self.model.config
+        per_obj = (cfg.feat_size**2) * cfg.d_model * 4 * 24 + (cfg.image_size**2) * 4 * 4
+        return int(max(1, min(256, (512 << 20) // per_obj)))
+
+    # ------------------------------------------------------------------ prompt inference
+    def _run_prompt(self, obj: _Object, frame: int) -> np.ndarray:
+        p = obj.prompts[frame]
+        feats = self.features(frame)
+        is_init = frame not in obj.tracked
+        reverse = obj.tracked.get(frame, False)
+        s = self.settings
+        with torch.inference_mode(), self._autocast():
+            if p.mask is not None:
+                head = self.model.mask_as_output(feats, self._model_mask(p.mask))
+            else:
+                coords, labels = self._model_points(p)
+                prev = obj.pending.get(frame, (None, None))[0] or obj.bank.get(frame)
+                prev_logits = (
+                    None if prev is None else prev.mask_logits.to(self.device).clamp(-32, 32)
+                )
+                if is_init:
+                    pix = self.model.no_memory(feats)
+                else:
+                    sel = obj.bank.select(frame, s, self.num_frames, reverse)
+                    pix = self._conditioned(feats, [sel])
+                multimask = s.multimask_first_click and p.num_points <= 1
+                head = self.model.predict_masks(
+                    pix, feats.high_res, coords, labels, mask_input=prev_logits, multimask=multimask
+                )
+        entry = self._entry(head, 0, reverse)
+        obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
+        logits = self._to_frame(entry.mask_logits.to(self.device))
+        mask = (logits[0] > 0).cpu().numpy()
+        self._write_labels(frame, [obj.obj_id], logits)
+        return mask
+
+    def _entry(self, head: HeadOutput, i: int, reverse: bool, features=None) -> MemoryEntry:
+        st = self._storage()
+        logits = fill_small_holes(
+            head.mask_logits[i : i + 1].float(), self.settings.fill_holes_area
+        )
+        return MemoryEntry(
+            features=None if features is None else features[i : i + 1].to(torch.bfloat16).to(st),
+            obj_ptr=head.obj_ptr[i : i + 1].float().to(st),
+            mask_logits=logits.to(st),
+            object_score=head.object_score_logits[i : i + 1].float().to(st),
+            reverse=reverse,
+        )
+
+    def _commit_pending(self, objects: list[_Object]) -> None:
+        """Encode the memory of prompted frames (batched per frame) and file it in the banks."""
+        by_frame: dict[int, list[_Object]] = {}
+        for obj in objects:
+            for t in obj.pending:
+                by_frame.setdefault(t, []).append(obj)
+        binarize = self.model.config.binarize_mask_from_pts_for_mem_enc
+        s = self.model.image_size
+        for t, objs in sorted(by_frame.items()):
+            feats = self.features(t)
+            for chunk in self._chunks(objs):
+                entries = [o.pending[t][0] for o in chunk]
+                low = torch.cat([e.mask_logits for e in entries]).to(self.device)
+                scores = torch.cat([e.object_score for e in entries]).to(self.device)
+                hr = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
+                with torch.inference_mode(), self._autocast():
+                    mem, pos = self.model.encode_memory(
+                        feats.expand(len(chunk)), hr, scores, binarize
+                    )
+                self._memory_pos(pos.float())
+                for k, obj in enumerate(chunk):
+                    entry, is_cond = obj.pending.pop(t)
+                    entry.features = mem[k : k + 1].to(torch.bfloat16).to(self._storage())
+                    if is_cond:
+                        obj.bank.cond[t] = entry
+                        obj.bank.tracked.pop(t, None)
+                    else:
+                        obj.bank.tracked[t] = entry
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(
+        self,
+        start: int | None = None,
+        direction: str = "forward",
+        stop: int | tuple[int, int] | None = None,
+        obj_ids: Sequence[int] | None = None,
+    ) -> Iterator[FrameResult]:
+        """Track the objects through the movie, one frame at a time.
+
+        A generator: each step yields the :class:`FrameResult` of one frame after writing it
+        into :meth:`labels`. Closing it early keeps every frame finished so far.
+
+        Args:
+            start: first frame (default: the earliest prompted frame).
+            direction: "forward", "backward" or "both" (forward, then backward from ``start``).
+            stop: last frame to visit, inclusive (default: the movie's end in that direction);
+                for "both" a (first, last) pair.
+            obj_ids: objects to propagate (default: all with prompts); other objects' labels
+                are never touched.
+        """
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(
+                f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
+            )
+        self.settings.validate(
+            self.model.config.num_maskmem, self.model.config.max_obj_ptrs_in_encoder
+        )
+        ids = self.obj_ids if obj_ids is None else [check_obj_id(i) for i in obj_ids]
+        missing = [i for i in ids if i not in self._objects]
+        if missing:
+            raise ValueError(f"unknown object id(s) {missing}; objects: {self.obj_ids}")
+        objects = [self._objects[i] for i in ids if self._objects[i].prompted_frames]
+        if not objects:
+            raise ValueError("nothing to propagate: add points, a box or a mask on a frame first")
+        self._commit_pending(objects)
+        if start is None:
+            start = min(t for o in objects for t in o.bank.cond)
+        start = self._check_frame(start)
+        last = self.num_frames - 1
+        if direction == "both":
+            lo, hi = (0, last) if stop is None else stop
+            passes = [
+                (range(start, self._check_frame(hi) + 1), False),
+                (range(start - 1, self._check_frame(lo) - 1, -1), True),
+            ]
+        elif direction == "forward":
+            hi = last if stop is None else self._check_frame(stop)
+            passes = [(range(start, hi + 1), False)]
+        else:
+            lo = 0 if stop is None else self._check_frame(stop)
+            passes = [(range(start, lo - 1, -1), True)]
+        for frames, reverse in passes:
+            for t in frames:
+                nxt = t - 1 if reverse else t + 1
+                if 0 <= nxt <= last and nxt not in self._features:
+                    self.frames.prefetch(nxt)
+                yield self._propagate_frame(t, objects, reverse)
+
+    def _propagate_frame(self, t: int, objects: list[_Object], reverse: bool) -> FrameResult:
+        feats = self.features(t)
+        s = self.settings
+        results: dict[int, MemoryEntry] = {}
+        groups: dict[tuple, list[tuple[_Object, MemorySelection]]] = {}
+        for obj in objects:
+            if t in obj.bank.cond:
+                results[obj.obj_id] = obj.bank.cond[t]
+                continue
+            sel = obj.bank.select(t, s, self.num_frames, reverse)
+            groups.setdefault(sel.signature(), []).append((obj, sel))
+        for members in groups.values():
+            for chunk in self._chunks(members):
+                sels = [sel for _, sel in chunk]
+                n = len(chunk)
+                with torch.inference_mode(), self._autocast():
+                    pix = self._conditioned(feats, sels)
+                    head = self.model.predict_masks(pix, feats.expand(n).high_res, multimask=True)
+                    mem, pos = self.model.encode_memory(
+                        feats.expand(n),
+                        head.mask_logits_hr,
+                        head.object_score_logits,
+                        binarize=False,
+                    )
+                self._memory_pos(pos.float())
+                for k, (obj, _) in enumerate(chunk):
+                    entry = self._entry(head, k, reverse, features=mem)
+                    obj.bank.tracked[t] = entry
+                    results[obj.obj_id] = entry
+        ids = [o.obj_id for o in objects]
+        for obj in objects:
+            obj.tracked[t] = reverse
+            obj.bank.prune(t, s, reverse)
+        low = torch.cat([results[i].mask_logits for i in ids]).to(self.device)
+        logits = self._to_frame(low)
+        if s.non_overlap:
+            logits = non_overlapping(logits[:, None])[:, 0]
+        self._write_labels(t, ids, logits)
+        scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
+        self.stats["frames_propagated"] += 1
+        return FrameResult(t, ids, (logits > 0).cpu().numpy(), scores[:, 0].cpu().numpy())
+
+    def _write_labels(self, t: int, ids: list[int], logits: torch.Tensor) -> None:
+        """Write masks of ``ids`` (logits (N, H, W)) into frame t of the label volume.
+
+        Only pixels that are background or already belong to one of ``ids`` change, so other
+        objects and manual edits of other labels are kept. Where objects overlap, the highest
+        logit wins.
+        """
+        vol = self._label_volume()
+        lab = vol[t]
+        arr = np.asarray(ids, dtype=vol.dtype)
+        own = np.isin(lab, arr)
+        free = own | (lab == 0)
+        best = torch.full(self.frame_shape, 0.0, device=logits.device)
+        winner = torch.full(self.frame_shape, -1, dtype=torch.long, device=logits.device)
+        for k in range(len(ids)):
+            better = logits[k] > best
+            best = torch.where(better, logits[k], best)
+            winner = torch.where(better, torch.full_like(winner, k), winner)
+        win = winner.cpu().numpy()
+        new = np.where(win >= 0, arr[np.clip(win, 0, None)], 0).astype(vol.dtype)
+        lab[free] = new[free]
