@@ -33,7 +33,7 @@ from torch import nn
 from .common import MLP
 from .config import HieraConfig
 
-__all__ = ["Hiera", "HieraBlock", "MultiScaleAttention", "PatchEmbed"]
+__all__ = ["DropPath", "Hiera", "HieraBlock", "MultiScaleAttention", "PatchEmbed"]
 
 # A token layout: None for the plain grid (B, H, W, C), or (wh, ww) for windows
 # (B * nh * nw, wh, ww, C) that tile the (H, W) grid exactly, ordered (B, nh, nw) row-major.
@@ -53,7 +53,7 @@ def partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
     return x.reshape(-1, *window, x.shape[-1])
 
 
-def grid_view(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+def windows_as_grid(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """A (B, nh, wh, nw, ww, C) view of windows (B * nh * nw, wh, ww, C) tiling an (H, W) grid.
 
     Reshaping the result to (B, H, W, C) un-partitions the windows.
@@ -67,7 +67,7 @@ def to_grid(x: torch.Tensor, hw: tuple[int, int], layout: Layout) -> torch.Tenso
     """Tokens in ``layout`` -> contiguous (B, H, W, C) grid."""
     if layout is None:
         return x
-    g = grid_view(x, hw)
+    g = windows_as_grid(x, hw)
     return g.reshape(g.shape[0], hw[0], hw[1], x.shape[-1])
 
 

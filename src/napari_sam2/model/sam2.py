@@ -88,6 +88,8 @@ class HeadOutput:
         mask_logits_hr: (B, 1, S, S) chosen mask at model-input resolution.
         obj_ptr: (B, d) object pointer of the chosen mask.
         object_score_logits: (B, 1) > 0 where the object is present.
+        raw_multimask_logits: (B, M, 4h, 4w) candidates before absent objects are blanked
+            (what training losses use, so masks learn while the presence head is still wrong).
     """
 
     multimask_logits: torch.Tensor
@@ -96,6 +98,7 @@ class HeadOutput:
     mask_logits_hr: torch.Tensor
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
+    raw_multimask_logits: torch.Tensor | None = None
 
 
 class SAM2Model(nn.Module):
@@ -240,6 +243,7 @@ class SAM2Model(nn.Module):
             high_res_features=list(high_res),
         )
         present = obj_logits > 0  # (B, 1)
+        raw = masks
         masks = torch.where(present[:, :, None, None], masks, NO_OBJECT_LOGIT).float()
         token = tokens[:, 0]
         if multimask:
@@ -255,7 +259,7 @@ class SAM2Model(nn.Module):
         )
         obj_ptr = self.obj_ptr_proj(token)
         obj_ptr = self._gate_pointer(obj_ptr, present.to(obj_ptr.dtype))
-        return HeadOutput(masks, ious, chosen, chosen_hr, obj_ptr, obj_logits)
+        return HeadOutput(masks, ious, chosen, chosen_hr, obj_ptr, obj_logits, raw)
 
     def mask_as_output(
         self,

@@ -61,7 +61,7 @@ class TrainConfig:
     single_frame_fraction: float = 0.3
     max_objects: int = 8
     correction_rounds: int = 2
-    lr: float = 1e-3
+    lr: float = 6e-4
     weight_decay: float = 0.05
     warmup_steps: int = 200
     grad_clip: float = 1.0
@@ -270,9 +270,9 @@ def loss_terms(
         iou_best = actual_iou[rows, ious.argmax(1)]
         mean_iou = float((iou_best * present).sum() / present.sum().clamp(min=1))
     return total, {
-        "mask": float(mask_loss),
-        "iou_head": float(iou_loss),
-        "score": float(score_loss),
+        "mask": mask_loss.item(),
+        "iou_head": iou_loss.item(),
+        "score": score_loss.item(),
         "iou": mean_iou,
     }
 
@@ -289,13 +289,16 @@ def _prompt_step(
     rng: np.random.Generator,
     losses: list,
     logs: list,
+    allow_mask: bool = True,
 ):
     """Prompt the first frame (click / box / mask), then corrective clicks. Returns the final
     HeadOutput (used for the frame's memory)."""
     b = target.shape[0]
     s = model.image_size
     tnp = target.cpu().numpy() > 0.5
-    kind = rng.choice(["click", "box", "mask"], p=[0.5, 0.35, 0.15])
+    kind = rng.choice(["click", "box", "mask"], p=[0.5, 0.35, 0.15]) if allow_mask else (
+        rng.choice(["click", "box"], p=[0.6, 0.4])
+    )
     if kind == "mask":
         head = model.mask_as_output(feats, target[:, None])
         return head
@@ -319,7 +322,7 @@ def _prompt_step(
             pix, feats.high_res, c, lab, mask_input=prev, multimask=multimask
         )
         loss, log = loss_terms(
-            head.multimask_logits, head.ious, head.object_score_logits, target, tcfg
+            head.raw_multimask_logits, head.ious, head.object_score_logits, target, tcfg
         )
         losses.append(loss)
         logs.append(log)
@@ -346,7 +349,7 @@ def _prompt_step(
                 new_l.append(corr[1])
         c = torch.cat([c, torch.tensor(new_c, device=dev)[:, None]], dim=1)
         lab = torch.cat([lab, torch.tensor(new_l, dtype=torch.int32, device=dev)[:, None]], dim=1)
-        prev = head.mask_logits.detach()
+        prev = head.mask_logits.detach().clamp(-32.0, 32.0)
     return head
 
 
@@ -373,7 +376,10 @@ def clip_loss(
         return f.expand(n)
 
     f0 = frame_feats(0)
-    head = _prompt_step(model, f0, model.no_memory(f0), targets[0], tcfg, rng, losses, logs)
+    head = _prompt_step(
+        model, f0, model.no_memory(f0), targets[0], tcfg, rng, losses, logs,
+        allow_mask=not single_frame,
+    )
     if single_frame:
         total = torch.stack(losses).mean()
         return total, {k: float(np.mean([d[k] for d in logs])) for k in logs[0]}
@@ -399,14 +405,14 @@ def clip_loss(
         pix = model.attend_memory(ft, memory, memory_pos, n_ptr)
         out = model.predict_masks(pix, ft.high_res, multimask=True)
         loss, log = loss_terms(
-            out.multimask_logits, out.ious, out.object_score_logits, targets[t], tcfg
+            out.raw_multimask_logits, out.ious, out.object_score_logits, targets[t], tcfg
         )
         losses.append(loss)
         track_logs.append(log)
         mem = model.encode_memory(ft, out.mask_logits_hr, out.object_score_logits, binarize=False)
         recent.append((mem, out.obj_ptr))
     total = torch.stack(losses).mean()
-    out_log = {k: float(np.mean([d[k] for d in logs])) for k in logs[0]}
+    out_log = {k: float(np.mean([d[k] for d in logs])) for k in logs[0]} if logs else {}
     out_log["track_iou"] = float(np.mean([d["iou"] for d in track_logs]))
     return total, out_log
 
