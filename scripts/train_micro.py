@@ -15,11 +15,11 @@ from napari_sam2.train.trainer import TrainConfig, train
 
 RECIPE = TrainConfig(
     steps=6000,
-    clip_len=5,
-    single_frame_fraction=0.5,
+    clip_len=4,
+    single_frame_fraction=0.7,
     max_objects=8,
     correction_rounds=2,
-    lr=6e-4,
+    lr=8e-4,
     warmup_steps=200,
     grad_clip=1.0,
     kinds=("nuclei", "phase", "bacteria"),

@@ -8,6 +8,9 @@ The public API (no Qt or napari is imported here; the napari plugin lives in
 - :class:`VideoSession` with :class:`MemorySettings` and :class:`FrameResult` – prompts on any
   frame, propagation through the movie, a label volume out.
 - :class:`ImagePredictor` – promptable segmentation of a single image.
+- :func:`segment_movie` – clicks/boxes in, a (T, H, W) label volume out, in one call.
+- :func:`save_labels_tiff`, :func:`save_ctc`, :func:`measure` – label TIFFs, Cell Tracking
+  Challenge folders, per-object measurements.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ _EXPORTS = {
     "FrameResult": "napari_sam2.video.session",
     "MemorySettings": "napari_sam2.video.memory_bank",
     "ImagePredictor": "napari_sam2.predictor",
+    "segment_movie": "napari_sam2.pipeline",
+    "save_labels_tiff": "napari_sam2.io.tiff",
+    "save_ctc": "napari_sam2.io.ctc",
+    "measure": "napari_sam2.io.measurements",
 }
 
 __all__ = [
@@ -39,11 +46,19 @@ __all__ = [
     "VideoSession",
     "__version__",
     "load_model",
+    "measure",
+    "save_ctc",
+    "save_labels_tiff",
+    "segment_movie",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .io.ctc import save_ctc
+    from .io.measurements import measure
+    from .io.tiff import save_labels_tiff
     from .model.config import CONFIGS, SAM2Config
     from .model.sam2 import SAM2Model
+    from .pipeline import segment_movie
     from .predictor import ImagePredictor
     from .video.memory_bank import MemorySettings
     from .video.session import FrameResult, VideoSession

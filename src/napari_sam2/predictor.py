@@ -12,6 +12,9 @@ from .video.prompts import validate_box, validate_points
 
 __all__ = ["ImagePredictor"]
 
+# Bound of the low-resolution logits returned by ``predict`` (Meta's image predictor uses 32).
+_LOGIT_CLAMP = 32.0
+
 
 class ImagePredictor:
     """Segment objects in one image from clicks, a box or a mask.
@@ -85,7 +88,13 @@ class ImagePredictor:
             multimask: return 3 candidates (best for a single click) instead of 1.
 
         Returns:
-            masks (M, H, W) bool, scores (M,) predicted IoU, logits (M, S/4, S/4).
+            masks (M, H, W) bool, scores (M,) predicted IoU, logits (M, S/4, S/4) clamped to
+            [-32, 32] (pass one back as ``mask=`` to refine). M = 3 with ``multimask`` else 1.
+
+        Raises:
+            RuntimeError: no image was set.
+            ValueError: empty prompt, points without labels, a point or box outside the image,
+                or a mask of the wrong shape.
         """
         if self._features is None or self._shape is None:
             raise RuntimeError("no image set: call set_image(image) first")
@@ -96,7 +105,11 @@ class ImagePredictor:
             y0, x0, y1, x1 = validate_box(box, (h, w))
             coords += [(x0 * s / w, y0 * s / h), (x1 * s / w, y1 * s / h)]
             labs += [2, 3]
+        if points is None and labels is not None:
+            raise ValueError("labels were given without points: pass points=(N, 2) (y, x) too")
         if points is not None:
+            if labels is None:
+                raise ValueError("points need labels: one per point, 1 (object) or 0 (background)")
             pts, lab = validate_points(points, labels, (h, w))
             coords += [(x * s / w, y * s / h) for y, x in pts]
             labs += [int(v) for v in lab]
@@ -124,10 +137,13 @@ class ImagePredictor:
             high_res_features=list(feats.high_res),
         )
         full = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+        # The returned low-resolution logits are clamped (as Meta's predictor does), so feeding
+        # them back as ``mask=`` gives the same result as in Meta's predictor.
+        low = logits[0].float().clamp(-_LOGIT_CLAMP, _LOGIT_CLAMP)
         return (
             (full[0] > 0).cpu().numpy(),
             ious[0].float().cpu().numpy(),
-            logits[0].float().cpu().numpy(),
+            low.cpu().numpy(),
         )
 
     def _mask_input(self, mask: np.ndarray) -> torch.Tensor:

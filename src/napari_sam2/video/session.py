@@ -73,6 +73,9 @@ class VideoSession:
         settings: memory-bank settings (:class:`MemorySettings`).
         precision: "fp32" or "bf16" (autocast on CPU and CUDA).
         object_chunk_size: most objects run through the model at once (None: automatic).
+        keep_labels: maintain the (T, H, W) label volume (default). With False the session keeps
+            no per-frame output at all (memory independent of movie length); consume the
+            :class:`FrameResult` stream instead (e.g. write each frame to disk).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class VideoSession:
         settings: MemorySettings | None = None,
         precision: str = "fp32",
         object_chunk_size: int | None = None,
+        keep_labels: bool = True,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -108,6 +112,7 @@ class VideoSession:
         self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
         self.precision = precision
         self.object_chunk_size = object_chunk_size
+        self.keep_labels = keep_labels
         self._objects: dict[int, _Object] = {}
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._mem_pos: torch.Tensor | None = None
@@ -150,6 +155,8 @@ class VideoSession:
         Returns the session's own array (results keep streaming into it); copy it to keep a
         snapshot.
         """
+        if not self.keep_labels:
+            raise RuntimeError("this session was created with keep_labels=False: it keeps no labels")
         vol = self._label_volume()
         return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
 
@@ -565,6 +572,8 @@ class VideoSession:
         objects and manual edits of other labels are kept. Where objects overlap, the highest
         logit wins.
         """
+        if not self.keep_labels:
+            return
         vol = self._label_volume()
         lab = vol[t]
         arr = np.asarray(ids, dtype=vol.dtype)

@@ -6,12 +6,14 @@ The public entry point is :func:`load_model`, re-exported as ``napari_sam2.load_
 
 from __future__ import annotations
 
+import functools
 import os
-import pickle
+import re
 import zipfile
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ..model.config import CONFIGS, OFFICIAL_NAMES, SAM2Config, config_from_dict, get_config
 from ..model.sam2 import SAM2Model
@@ -90,15 +92,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # noqa: BLE001 - any failure to unpickle means "not a checkpoint"
+        # (garbage bytes make the restricted unpickler raise KeyError, IndexError, ... too)
+        text = str(err).strip()
+        low = text.lower()
+        first = text.splitlines()[0] if text else type(err).__name__
         size = path.stat().st_size
-        if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
-            why = "it contains Python objects other than tensors (refused for safety)"
-        elif isinstance(err, (zipfile.BadZipFile, EOFError)) or "zip" in str(err).lower():
+        code = re.search(r"GLOBAL ([\w.]+)", text)
+        if code:
+            why = (
+                f"it refers to Python code ({code.group(1)}), refused for safety "
+                "(only tensors and plain containers are loaded)"
+            )
+        elif isinstance(err, (zipfile.BadZipFile, EOFError)) or "zip" in low:
             why = "it is truncated or corrupt"
+        elif "weights only" in low or "weights_only" in low:
+            detail = re.search(r"(Unsupported [^\n]*|Trying to load [^\n]*)", text)
+            why = (
+                "it is corrupt, not a PyTorch checkpoint, or holds Python objects other than "
+                "tensors (refused for safety)" + (f" [{detail.group(1)}]" if detail else "")
+            )
         else:
-            why = f"torch.load failed ({first})"
+            why = f"torch.load failed ({type(err).__name__}: {first})"
         raise CheckpointError(
             f"cannot read {path.name} ({size:,} bytes) as a PyTorch checkpoint: {why}; "
             "expected a SAM 2 .pt file like Meta's sam2.1_hiera_tiny.pt (re-download it)"
@@ -114,13 +129,20 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
     if (
         not isinstance(obj, dict)
         or not obj
-        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
     ):
-        found = (
-            type(obj).__name__ if not isinstance(obj, dict) else f"dict with keys {list(obj)[:4]}"
-        )
+        if not isinstance(obj, dict):
+            found = f"a {type(obj).__name__}"
+        elif not obj:
+            found = "an empty dict"
+        else:
+            bad = next(
+                (k for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, Tensor))),
+                None,
+            )
+            found = f"a dict with keys {list(obj)[:4]} ({bad!r} is a {type(obj[bad]).__name__})"
         raise CheckpointError(
-            f"{path.name} holds a {found}, not a model state dict; expected Meta's layout "
+            f"{path.name} holds {found}, not a model state dict; expected Meta's layout "
             '{"model": {parameter name: tensor}}'
         )
     keys = obj.keys()
@@ -139,10 +161,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
     return obj, config
 
 
-def _signature(config: SAM2Config) -> dict[str, tuple[int, ...]]:
+def _empty_model(config: SAM2Config) -> SAM2Model:
+    """The model with parameters on the ``meta`` device (no memory, no random init)."""
     with torch.device("meta"):
-        model = SAM2Model(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        return SAM2Model(config)
+
+
+@functools.cache
+def _signature(config: SAM2Config) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape of ``config``'s model (cached; do not mutate the result)."""
+    return {k: tuple(v.shape) for k, v in _empty_model(config).state_dict().items()}
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> SAM2Config:
@@ -171,11 +199,12 @@ def infer_config(state_dict: dict[str, torch.Tensor], filename: str | None = Non
     )
 
 
-def _strict_load(model: SAM2Model, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
+def _check_match(config: SAM2Config, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line :class:`CheckpointError` unless names and shapes match ``config``."""
+    expected = _signature(config)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    wrong = [k for k in expected if k in state_dict and expected[k].shape != state_dict[k].shape]
+    wrong = [k for k in expected if k in state_dict and expected[k] != tuple(state_dict[k].shape)]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -186,12 +215,23 @@ def _strict_load(model: SAM2Model, state_dict: dict[str, torch.Tensor], source: 
             k = wrong[0]
             parts.append(
                 f"{len(wrong)} with wrong shape (e.g. {k}: file {tuple(state_dict[k].shape)}, "
-                f"model {tuple(expected[k].shape)})"
+                f"model {expected[k]})"
             )
         raise CheckpointError(
-            f"{source} does not match config {model.config.name!r}: " + "; ".join(parts)
+            f"{source} does not match config {config.name!r}: " + "; ".join(parts)
         )
-    model.load_state_dict(state_dict, strict=True)
+
+
+def _strict_load(config: SAM2Config, state_dict: dict[str, torch.Tensor], source: str) -> SAM2Model:
+    """Build ``config``'s model directly from ``state_dict`` (strict names and shapes).
+
+    The model is built on the meta device and the loaded tensors are assigned to it, so no
+    random initialisation runs and the weights are not held twice in memory.
+    """
+    _check_match(config, state_dict, source)
+    model = _empty_model(config)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    return model
 
 
 def _default_name() -> str:
@@ -242,7 +282,7 @@ def load_model(
 
         def verify(p: Path) -> None:
             sd, _ = read_checkpoint(p)
-            _strict_load(SAM2Model(CONFIGS[name]), sd, p.name)
+            _check_match(CONFIGS[name], sd, p.name)
 
         path = ensure_weights(name, progress=progress, verify=verify)
         config = config or CONFIGS[name]
@@ -265,8 +305,7 @@ def load_model(
             )
     state_dict, stored = read_checkpoint(path)
     config = config or stored or infer_config(state_dict, path.name)
-    model = SAM2Model(config)
-    _strict_load(model, state_dict, path.name)
+    model = _strict_load(config, state_dict, path.name)
     return model.to(device=dev, dtype=dtype or torch.float32).eval()
 
 

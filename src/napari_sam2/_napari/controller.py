@@ -1,0 +1,1318 @@
+"""The logic behind the "SAM 2 tracking" dock widget, usable without it.
+
+:class:`TrackingController` owns the model, the :class:`~napari_sam2.video.session.VideoSession`
+of the chosen image layer, the Labels / Points / Shapes layers it adds, the objects, and a
+serial :class:`~napari_sam2._napari.jobs.JobQueue` that runs all model work in napari thread
+workers. The widget is a thin view over it; scripts can drive it directly.
+
+Threading: every session call happens inside a job (one at a time, in a worker thread). The
+session writes its results straight into the Labels layer's array (the layer's data IS the
+session's label volume); the main thread only refreshes the layer when a job reports a frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from ._help import SHORTCUTS
+from .jobs import Job, JobQueue
+from .layers import (
+    NEGATIVE_COLOR,
+    POSITIVE_COLOR,
+    ImageInfo,
+    base_volume,
+    inspect_image_layer,
+    label_volume_for,
+    rgba,
+)
+
+__all__ = ["TrackingController", "BUNDLED", "LOAD_FROM_FILE"]
+
+BUNDLED = "micro"
+LOAD_FROM_FILE = "load from file..."
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
+DIRECTIONS = ("forward", "backward", "both")
+_REFRESH_INTERVAL = 0.05  # s between Labels refreshes while propagating
+
+
+def bundled_model_installed() -> bool:
+    """Whether the bundled micro checkpoint exists (checked without importing torch)."""
+    import napari_sam2.weights as w
+
+    return Path(w.__file__).with_name("micro.pt").is_file()
+
+
+def model_choices() -> list[dict[str, Any]]:
+    """Models offered by the picker: the bundled one, then the official checkpoints.
+
+    Returns:
+        dicts with ``name``, ``label`` (shown text), ``ready`` (usable without a download)
+        and ``description``.
+    """
+    from napari_sam2.weights.download import is_cached
+    from napari_sam2.weights.registry import REGISTRY
+
+    micro = bundled_model_installed()
+    out = [
+        {
+            "name": BUNDLED,
+            "label": "micro (bundled)" if micro else "micro (not installed)",
+            "ready": micro,
+            "description": "small model trained on synthetic microscopy, ships with the plugin",
+        }
+    ]
+    for name, info in REGISTRY.items():
+        cached = is_cached(name)
+        mb = f"~{info.size_bytes / 1e6:.0f} MB" if info.size_bytes else "download"
+        out.append(
+            {
+                "name": name,
+                "label": f"{name} ({'cached' if cached else mb + ' download'})",
+                "ready": cached,
+                "description": info.description,
+            }
+        )
+    return out
+
+
+class TrackingController:
+    """Interactive SAM 2 tracking in a napari viewer (the widget's logic, scriptable).
+
+    Args:
+        viewer: the napari viewer.
+        bind_keys: bind the keyboard shortcuts of :data:`~napari_sam2._napari._help.SHORTCUTS`
+            on the viewer.
+
+    Signals (main thread):
+        status_changed(str), objects_changed(), model_changed(), image_changed(),
+        busy_changed(bool), frame_done(int), mask_shown(int, int) (frame, object id),
+        settings_changed().
+    """
+
+    status_changed = Signal(str)
+    objects_changed = Signal()
+    model_changed = Signal()
+    image_changed = Signal()
+    busy_changed = Signal(bool)
+    frame_done = Signal(int)
+    mask_shown = Signal(int, int)
+    settings_changed = Signal()
+
+    def __init__(self, viewer, *, bind_keys: bool = True) -> None:
+        from napari_sam2.video.memory_bank import MemorySettings
+
+        self.viewer = viewer
+        self.jobs = JobQueue()
+        self.jobs.busy_changed.connect(self._on_busy)
+        self.model = None
+        self.model_name: str | None = None
+        self.model_choice: str | None = self._default_choice()
+        self.device = "auto"
+        self.precision = "fp32"
+        self.settings = MemorySettings()
+        self.info: ImageInfo | None = None
+        self.channel: Any = None
+        self.contrast = "auto"
+        self.session = None
+        self.volume: np.ndarray | None = None  # (T, H, W) label volume (layer data or its base)
+        self.labels_layer = None
+        self.points_layer = None
+        self.shapes_layer = None
+        self.objects: list[int] = []
+        self.current_id: int | None = None
+        self.negative_mode = False
+        self.follow = True
+        self.scores: dict[tuple[int, int], float] = {}
+        self.timings: dict[str, list[float]] = {"click_to_mask": [], "frame": []}
+        self._suppress = 0
+        self._click = (1, ())  # (button, modifiers) of the last press on the clicks layer
+        self._n_shapes = 0
+        self._resync_pairs: set[tuple[int, int]] = set()
+        self._last_refresh = 0.0
+        self._bound: dict[str, Any] = {}
+        self._status_extra = ""
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        if bind_keys:
+            self.bind_shortcuts()
+
+    # ================================================================== model
+    @staticmethod
+    def _default_choice() -> str | None:
+        for c in model_choices():
+            if c["ready"]:
+                return c["name"]
+        return None
+
+    @property
+    def model_description(self) -> str:
+        if self.model is None:
+            if not bundled_model_installed() and self.model_choice in (None, BUNDLED):
+                return (
+                    "No model loaded: the bundled 'micro' model is not installed yet. "
+                    "Pick an official model (downloaded once) or load a file."
+                )
+            return "No model loaded"
+        dev = str(self.model.device)
+        return f"Model: {self.model_name} on {dev} ({self.precision})"
+
+    def set_model(self, model_or_name, *, device: str | None = None, wait: bool = False):
+        """Use a model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`, a name accepted by
+        :func:`napari_sam2.load_model` ("micro", official names, test config names) or a
+        checkpoint path. Official checkpoints are downloaded first (progress bar, cancellable).
+
+        The prompts given so far are re-run with the new model; labels are kept.
+        """
+        if device is not None:
+            self._check_device(device)
+            self.device = device
+        if not isinstance(model_or_name, (str, os.PathLike)):
+            name = getattr(getattr(model_or_name, "config", None), "name", None) or "custom"
+            self._install_model(model_or_name, name)
+            return self.model
+        name = os.fspath(model_or_name)
+        self.model_choice = name
+        from napari_sam2.weights.registry import REGISTRY
+
+        if name in REGISTRY:
+            from napari_sam2.weights.download import is_cached
+
+            if not is_cached(name):
+                self._submit(self._download_job(name))
+        if name == BUNDLED and not bundled_model_installed():
+            raise FileNotFoundError(
+                "the bundled 'micro' model is not installed yet; pick an official model "
+                "(e.g. 'sam2.1_hiera_tiny') or load a checkpoint file"
+            )
+        dev = self.device
+
+        def load():
+            from napari_sam2.weights.load import load_model
+
+            if name in REGISTRY:
+                from napari_sam2.weights.download import is_cached
+
+                if not is_cached(name):  # the download failed or was cancelled
+                    raise RuntimeError(f"{name} is not downloaded; press Load to try again")
+            return load_model(name, device=dev, progress=None)
+
+        job = self._submit(
+            Job(
+                f"loading model {Path(name).name}",
+                load,
+                kind="model",
+                on_result=lambda m: self._install_model(m, Path(name).stem),
+            )
+        )
+        if wait:
+            self.wait()
+            if job.error is not None:
+                raise job.error
+        return job
+
+    def _download_job(self, name: str) -> Job:
+        """Download an official checkpoint in a worker; yields progress, honours Cancel."""
+        import threading
+
+        from napari_sam2.weights.registry import REGISTRY
+
+        info = REGISTRY[name]
+        total_mb = (info.size_bytes or 0) // (1 << 20)
+        job = Job(f"downloading {name}", lambda: None, kind="model", total=total_mb or None)
+
+        def run():
+            from napari_sam2.weights.download import ensure_weights
+
+            state = {"done": 0, "error": None}
+
+            def progress_cb(done: int, total: int | None) -> None:
+                state["done"] = done
+
+            def target():
+                try:
+                    ensure_weights(name, progress=progress_cb, cancel=job.cancel)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    state["error"] = exc
+
+            th = threading.Thread(target=target, name=f"napari-sam2 download {name}")
+            th.start()
+            shown = 0
+            while th.is_alive():
+                th.join(0.1)
+                mb = state["done"] // (1 << 20)
+                while shown < mb:
+                    shown += 1
+                    yield shown
+            if state["error"] is not None:
+                raise state["error"]
+            return name
+
+        job.fn = run
+        job.on_result = lambda _: self.model_changed.emit()
+        return job
+
+    def _check_device(self, device: str) -> None:
+        if device not in DEVICES and not device.startswith("cuda:"):
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+
+    def set_device(self, device: str, *, wait: bool = False) -> None:
+        """Compute on "auto", "cpu", "cuda" or "mps" (moves a loaded model; prompts re-run)."""
+        self._check_device(device)
+        self.device = device
+        if self.model is None:
+            self._emit_status()
+            return
+
+        def move():
+            from napari_sam2.weights.load import resolve_device
+
+            return self.model.to(resolve_device(device))
+
+        self._submit(
+            Job(f"moving the model to {device}", move, kind="model",
+                on_result=lambda m: self._install_model(m, self.model_name))
+        )
+        if wait:
+            self.wait()
+
+    def set_precision(self, precision: str) -> None:
+        """"fp32" or "bf16" (bfloat16 autocast; used from the next job on)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        self._emit_status()
+
+    def _install_model(self, model, name: str | None) -> None:
+        self.model = model.eval()
+        self.model_name = name or "custom"
+        cfg = model.config
+        # keep the memory settings inside what this model can do
+        changes = {}
+        if self.settings.num_memory_frames > cfg.num_maskmem - 1:
+            changes["num_memory_frames"] = cfg.num_maskmem - 1
+        if self.settings.max_object_pointers > cfg.max_obj_ptrs_in_encoder:
+            changes["max_object_pointers"] = cfg.max_obj_ptrs_in_encoder
+        if changes:
+            self.settings = self.settings.replace(**changes)
+            self.settings_changed.emit()
+        self._rebuild_session()
+        self.model_changed.emit()
+        self._emit_status()
+
+    # ================================================================== data
+    def set_image_layer(self, layer, *, channel: Any = "default", contrast: str = "auto") -> None:
+        """Track ``layer`` (an Image layer, or its name).
+
+        Args:
+            layer: napari Image layer (T, Y, X), (T, Y, X, 3) RGB or (T, C, Y, X).
+            channel: for (T, C, Y, X): the channel index; for RGB: None (all three) or 0..2.
+            contrast: "auto" (robust percentiles over time) or "layer" (the layer's contrast
+                limits, i.e. what you see is what the model sees).
+
+        Raises:
+            UnsupportedLayerError: the layer cannot be tracked (the message says why).
+        """
+        if isinstance(layer, str):
+            layer = self.viewer.layers[layer]
+        info = inspect_image_layer(layer)
+        if self.info is not None and info.layer is self.info.layer:
+            self.set_channel(channel, contrast=contrast)
+            return
+        if self.jobs.busy:
+            self.jobs.clear()
+            self.wait()
+        self.info = info
+        self.channel = info.channels[0][1] if (info.channels and channel == "default") else (
+            None if channel == "default" else channel
+        )
+        self.contrast = contrast
+        self.session = None
+        self.scores.clear()
+        self._make_layers()
+        self.image_changed.emit()
+        self.objects_changed.emit()
+        self._emit_status()
+
+    def set_channel(self, channel: Any, *, contrast: str | None = None) -> None:
+        """Change the channel (and/or contrast mode) the model sees; prompts are re-run."""
+        if self.info is None:
+            raise RuntimeError("choose an image layer first")
+        if channel == "default":
+            channel = self.channel
+        valid = [c for _, c in self.info.channels]
+        if valid and channel not in valid:
+            raise ValueError(f"channel must be one of {valid}, got {channel!r}")
+        changed = channel != self.channel or (contrast is not None and contrast != self.contrast)
+        self.channel = channel
+        if contrast is not None:
+            if contrast not in ("auto", "layer"):
+                raise ValueError("contrast must be 'auto' or 'layer'")
+            self.contrast = contrast
+        if changed:
+            self._rebuild_session()
+
+    def _make_layers(self) -> None:
+        """Create (or reuse) the Labels, clicks and boxes layers of the current image."""
+        info = self.info
+        img = info.layer
+        name = f"{img.name} [SAM2 labels]"
+        layers = self.viewer.layers
+        labels = layers[name] if name in layers else None
+        expected = (info.num_frames, *info.frame_shape)
+        vol = None
+        if labels is not None:
+            data = labels.data
+            if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
+                cand = base_volume(data)
+                if cand.shape == expected:
+                    vol = cand
+            if vol is None:
+                labels.name = f"{name} (old)"
+                labels = None
+        self._disconnect_layers()
+        if vol is None:
+            vol = np.zeros(expected, dtype=np.uint16)
+            labels = self.viewer.add_labels(
+                label_volume_for(info, vol), name=name, scale=img.scale, translate=img.translate
+            )
+        self.volume = vol
+        self.labels_layer = labels
+        found = sorted(int(i) for i in np.unique(vol) if i) if labels is not None else []
+        self.objects = found
+        self.current_id = found[0] if found else None
+        self.points_layer = self._prompt_layer(
+            f"{img.name} [SAM2 clicks]", "points", info, img
+        )
+        self.shapes_layer = self._prompt_layer(f"{img.name} [SAM2 boxes]", "shapes", info, img)
+        self._n_shapes = len(self.shapes_layer.data)
+        self._connect_layers()
+        self.viewer.layers.selection.active = self.points_layer
+        self.points_layer.mode = "add"
+
+    def _prompt_layer(self, name: str, kind: str, info: ImageInfo, img):
+        import pandas as pd
+
+        layers = self.viewer.layers
+        if name in layers:
+            with self._suppressed():
+                layers.remove(name)
+        features = pd.DataFrame(
+            {"obj_id": pd.Series([], dtype=int), "positive": pd.Series([], dtype=bool)}
+        )
+        common = dict(name=name, ndim=info.ndim, scale=img.scale, translate=img.translate)
+        if kind == "points":
+            size = max(3.0, min(info.frame_shape) / 50)
+            return self.viewer.add_points(
+                None, features=features, size=size, border_width=0.25,
+                border_width_is_relative=True, face_color=POSITIVE_COLOR, **common
+            )
+        layer = self.viewer.add_shapes(
+            None, features=features, edge_width=max(1.0, min(info.frame_shape) / 200),
+            face_color=[0, 0, 0, 0], **common
+        )
+        return layer
+
+    def _connect_layers(self) -> None:
+        self.points_layer.events.data.connect(self._on_points_data)
+        self.points_layer.mouse_drag_callbacks.insert(0, self._record_click)
+        self.shapes_layer.events.data.connect(self._on_shapes_data)
+        self.labels_layer.events.data.connect(self._on_labels_data)
+        self.labels_layer.events.selected_label.connect(self._on_selected_label)
+
+    def _disconnect_layers(self) -> None:
+        for layer, cbs in (
+            (self.points_layer, [("data", self._on_points_data)]),
+            (self.shapes_layer, [("data", self._on_shapes_data)]),
+            (self.labels_layer, [("data", self._on_labels_data),
+                                 ("selected_label", self._on_selected_label)]),
+        ):
+            if layer is None:
+                continue
+            for ev, cb in cbs:
+                with contextlib.suppress(Exception):
+                    getattr(layer.events, ev).disconnect(cb)
+        if self.points_layer is not None and self._record_click in (
+            self.points_layer.mouse_drag_callbacks
+        ):
+            self.points_layer.mouse_drag_callbacks.remove(self._record_click)
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        if self._suppress:
+            return
+        if self.info is not None and layer is self.info.layer:
+            self.jobs.clear()
+            self._disconnect_layers()
+            self.info = None
+            self.session = None
+            self.labels_layer = self.points_layer = self.shapes_layer = None
+            self.image_changed.emit()
+            self._emit_status()
+        elif layer in (self.labels_layer, self.points_layer, self.shapes_layer):
+            # a plugin layer was deleted by the user: put it back (its data are kept)
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._restore_layers)
+
+    def _restore_layers(self) -> None:
+        if self.info is None:
+            return
+        layers = self.viewer.layers
+        for layer in (self.labels_layer, self.points_layer, self.shapes_layer):
+            if layer is not None and layer not in layers:
+                layers.append(layer)
+
+    # ================================================================== frames & coordinates
+    @property
+    def num_frames(self) -> int:
+        return 0 if self.info is None else self.info.num_frames
+
+    def current_frame(self) -> int:
+        """The frame under the time slider (data index of the image layer)."""
+        info = self._need_image()
+        pos = info.layer.world_to_data(self.viewer.dims.point[-info.ndim :])
+        t = int(round(float(pos[info.t_axis])))
+        return int(np.clip(t, 0, info.num_frames - 1))
+
+    def _current_channel_coord(self) -> float:
+        info = self.info
+        if info.layer_axes != "TCYX":
+            return 0.0
+        pos = info.layer.world_to_data(self.viewer.dims.point[-info.ndim :])
+        return float(round(float(pos[1])))
+
+    def set_current_frame(self, t: int) -> None:
+        """Move the time slider to frame ``t``."""
+        info = self._need_image()
+        coords = np.zeros(info.ndim)
+        coords[info.t_axis] = t
+        world = info.layer.data_to_world(coords)
+        axis = self.viewer.dims.ndim - info.ndim + info.t_axis
+        self.viewer.dims.set_point(axis, float(world[info.t_axis]))
+
+    def _need_image(self) -> ImageInfo:
+        if self.info is None:
+            raise RuntimeError("choose an image layer first (Data section or set_image_layer)")
+        return self.info
+
+    # ================================================================== objects
+    def color(self, obj_id: int) -> np.ndarray:
+        """(4,) RGBA of an object, as the Labels layer draws it."""
+        if self.labels_layer is None:
+            return np.array([1, 1, 1, 1], np.float32)
+        return rgba(self.labels_layer.get_color(obj_id))
+
+    def next_free_id(self) -> int:
+        used = max(self.objects, default=0)
+        if self.volume is not None and self.volume.size:
+            used = max(used, int(self.volume.max()))
+        return used + 1
+
+    def add_object(self, obj_id: int | None = None) -> int:
+        """Create an object (default: the next free id) and select it."""
+        self._need_image()
+        obj_id = self.next_free_id() if obj_id is None else int(obj_id)
+        if obj_id < 1:
+            raise ValueError("object ids start at 1 (0 is background)")
+        if obj_id not in self.objects:
+            self.objects.append(obj_id)
+            self.objects.sort()
+        self.select_object(obj_id)
+        return obj_id
+
+    def select_object(self, obj_id: int) -> None:
+        if obj_id not in self.objects:
+            raise ValueError(f"no object {obj_id}; objects: {self.objects}")
+        self.current_id = int(obj_id)
+        if self.labels_layer is not None and self.labels_layer.selected_label != obj_id:
+            with self._suppressed():
+                self.labels_layer.selected_label = int(obj_id)
+        self.objects_changed.emit()
+
+    def next_object(self, step: int = 1) -> int | None:
+        """Select the next (step=1) or previous (step=-1) object; returns its id."""
+        if not self.objects:
+            return None
+        if self.current_id not in self.objects:
+            self.select_object(self.objects[0])
+        else:
+            i = (self.objects.index(self.current_id) + step) % len(self.objects)
+            self.select_object(self.objects[i])
+        return self.current_id
+
+    def remove_object(self, obj_id: int | None = None, *, wait: bool = False) -> None:
+        """Forget an object: its prompts, its memory and its labels on every frame."""
+        obj_id = self.current_id if obj_id is None else int(obj_id)
+        if obj_id not in self.objects:
+            raise ValueError(f"no object {obj_id}; objects: {self.objects}")
+        self.objects.remove(obj_id)
+        if self.current_id == obj_id:
+            self.current_id = self.objects[0] if self.objects else None
+            if self.current_id is not None and self.labels_layer is not None:
+                with self._suppressed():
+                    self.labels_layer.selected_label = self.current_id
+        self._remove_prompt_marks(obj_id)
+        for k in [k for k in self.scores if k[1] == obj_id]:
+            del self.scores[k]
+
+        def work():
+            s = self.session
+            if s is not None and obj_id in s.obj_ids:
+                s.remove_object(obj_id)
+            vol = self.volume
+            for t in range(vol.shape[0]):
+                frame = vol[t]
+                hit = frame == obj_id
+                if hit.any():
+                    frame[hit] = 0
+            return obj_id
+
+        self._submit(Job(f"removing object {obj_id}", work, kind="prompt", total=0,
+                         on_result=lambda _: self._refresh_labels(force=True)))
+        self.objects_changed.emit()
+        if wait:
+            self.wait()
+
+    def _remove_prompt_marks(self, obj_id: int, frame: int | None = None) -> None:
+        """Delete an object's clicks and boxes from the prompt layers (optionally one frame)."""
+        for layer in (self.points_layer, self.shapes_layer):
+            if layer is None or len(layer.data) == 0:
+                continue
+            ids = np.asarray(layer.features["obj_id"])
+            hit = ids == obj_id
+            if frame is not None:
+                hit &= np.array([self._layer_item_frame(layer, i) == frame
+                                 for i in range(len(ids))])
+            idx = np.flatnonzero(hit)
+            if len(idx):
+                with self._suppressed():
+                    if layer is self.points_layer:
+                        layer.selected_data = set()
+                        layer.remove(list(idx))
+                    else:
+                        layer.selected_data = set(int(i) for i in idx)
+                        layer.remove_selected()
+                if layer is self.shapes_layer:
+                    self._n_shapes = len(layer.data)
+
+    def _layer_item_frame(self, layer, i: int) -> int:
+        coords = np.asarray(layer.data[i])
+        if coords.ndim == 2:  # shape vertices
+            coords = coords[0]
+        return int(round(coords[self.info.t_axis]))
+
+    # ================================================================== prompts
+    def _ensure_object(self) -> int:
+        if self.current_id is None or self.current_id not in self.objects:
+            self.add_object()
+        return self.current_id
+
+    def _is_negative_click(self) -> bool:
+        button, modifiers = self._click
+        alt = "Alt" in modifiers
+        return self.negative_mode != (button == 2 or alt)
+
+    def _record_click(self, layer, event) -> None:
+        """First mouse-drag callback of the clicks layer: remember button and modifiers (the
+        point itself is added by napari's add mode right after)."""
+        self._click = (int(getattr(event, "button", 1) or 1), tuple(event.modifiers))
+
+    def add_point(
+        self,
+        coords: Sequence[float],
+        positive: bool = True,
+        *,
+        obj_id: int | None = None,
+        wait: bool = False,
+    ):
+        """Click on an object at ``coords`` = (t, y, x) (image pixels, t = frame index).
+
+        The point is added to the clicks layer, the time slider moves to frame t, and the
+        object's mask on that frame is computed in the background and shown at once.
+
+        Returns:
+            With ``wait=True`` the (H, W) bool mask of the object on that frame, else the job.
+        """
+        info = self._need_image()
+        t, y, x = (float(v) for v in coords)
+        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
+        frame = int(round(t))
+        self._check_point(frame, y, x)
+        with self._suppressed():
+            self.points_layer.selected_data = set()
+            self.points_layer.add(
+                info.to_layer_coords(frame, y, x, self._current_channel_coord())
+            )
+        self._decorate_points([len(self.points_layer.data) - 1], obj, positive)
+        if frame != self.current_frame():
+            self.set_current_frame(frame)
+        job = self._submit_points(frame, obj, [(y, x)], [positive])
+        return self._maybe_wait(job, wait)
+
+    def add_box(self, frame: int, box: Sequence[float], *, obj_id: int | None = None,
+                wait: bool = False):
+        """Give an object's bounding box (y0, x0, y1, x1) in image pixels on ``frame``."""
+        info = self._need_image()
+        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
+        y0, x0, y1, x1 = (float(v) for v in box)
+        c = self._current_channel_coord()
+        corners = [info.to_layer_coords(frame, yy, xx, c)
+                   for yy, xx in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))]
+        with self._suppressed():
+            self.shapes_layer.add_rectangles(np.array(corners))
+        self._n_shapes = len(self.shapes_layer.data)
+        self._decorate_shape(self._n_shapes - 1, obj)
+        if frame != self.current_frame():
+            self.set_current_frame(frame)
+        job = self._submit_box(int(frame), obj, (y0, x0, y1, x1))
+        return self._maybe_wait(job, wait)
+
+    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *,
+                 wait: bool = False):
+        """Send the painted pixels of an object on a frame (default: selected object, current
+        frame) to the model as a mask prompt; the painted mask is kept exactly as painted."""
+        self._need_image()
+        obj = self.current_id if obj_id is None else int(obj_id)
+        if obj is None:
+            raise RuntimeError("select an object first")
+        t = self.current_frame() if frame is None else int(frame)
+        mask = np.asarray(self.volume[t] == obj)
+        if not mask.any():
+            from napari.utils.notifications import show_info
+
+            show_info(f"Object {obj} has no painted pixels on frame {t}: paint it first "
+                      "(Labels layer, paint mode) and try again.")
+            return None
+        if obj not in self.objects:
+            self.objects.append(obj)
+            self.objects.sort()
+            self.objects_changed.emit()
+        self._remove_prompt_marks(obj, frame=t)
+
+        def work():
+            s = self._ensure_session()
+            s.add_mask(t, obj, mask)
+            lab = self.volume[t]  # keep the user's edit exactly
+            lab[(lab == obj) & ~mask] = 0
+            lab[mask] = obj
+            return mask
+
+        job = self._submit(Job(f"using your edit of object {obj} on frame {t}", work,
+                               kind="prompt", on_result=lambda _: self._shown(t, obj)))
+        return self._maybe_wait(job, wait)
+
+    def _use_object(self, obj_id: int) -> int:
+        if obj_id not in self.objects:
+            self.add_object(obj_id)
+        else:
+            self.select_object(obj_id)
+        return int(obj_id)
+
+    def _check_point(self, frame: int, y: float, x: float) -> None:
+        h, w = self.info.frame_shape
+        if not (0 <= frame < self.num_frames):
+            raise ValueError(f"frame {frame} is outside the movie (0..{self.num_frames - 1})")
+        if not (0 <= y <= h - 1 and 0 <= x <= w - 1):
+            raise ValueError(f"point (y={y:.1f}, x={x:.1f}) is outside the image ({h} x {w})")
+
+    def _submit_points(self, t: int, obj: int, pts, positives) -> Job:
+        labels = [int(bool(p)) for p in positives]
+        self._ensure_model_queued()
+
+        def work():
+            s = self._ensure_session()
+            return s.add_points(t, obj, np.asarray(pts, float), labels)
+
+        return self._submit(Job(f"segmenting object {obj} on frame {t}", work, kind="prompt",
+                                on_result=lambda _: self._shown(t, obj)))
+
+    def _submit_box(self, t: int, obj: int, box) -> Job:
+        self._ensure_model_queued()
+
+        def work():
+            return self._ensure_session().add_box(t, obj, box)
+
+        return self._submit(Job(f"segmenting object {obj} in a box on frame {t}", work,
+                                kind="prompt", on_result=lambda _: self._shown(t, obj)))
+
+    def _shown(self, t: int, obj: int) -> None:
+        job = self.jobs.current
+        if job is not None:
+            self.timings["click_to_mask"].append(time.perf_counter() - job.submitted)
+        self._refresh_labels(force=True)
+        self.mask_shown.emit(t, obj)
+        self._emit_status()
+
+    def _decorate_points(self, indices: Sequence[int], obj: int, positive: bool) -> None:
+        layer = self.points_layer
+        idx = list(indices)
+        with self._suppressed():
+            feats = layer.features
+            feats.loc[idx, "obj_id"] = obj
+            feats.loc[idx, "positive"] = bool(positive)
+            face = layer.face_color.copy()
+            face[idx] = POSITIVE_COLOR if positive else NEGATIVE_COLOR
+            layer.face_color = face
+            border = layer.border_color.copy()
+            border[idx] = self.color(obj)
+            layer.border_color = border
+            layer.selected_data = set()
+
+    def _decorate_shape(self, i: int, obj: int) -> None:
+        layer = self.shapes_layer
+        with self._suppressed():
+            layer.features.loc[i, "obj_id"] = obj
+            layer.features.loc[i, "positive"] = True
+            edge = np.asarray(layer.edge_color).copy()
+            edge[i] = self.color(obj)
+            layer.edge_color = edge
+
+    # ------------------------------------------------------------------ layer events
+    @contextlib.contextmanager
+    def _suppressed(self) -> Iterator[None]:
+        self._suppress += 1
+        try:
+            yield
+        finally:
+            self._suppress -= 1
+
+    def _on_points_data(self, event) -> None:
+        if self._suppress or self.info is None:
+            return
+        action = str(getattr(event, "action", ""))
+        layer = self.points_layer
+        n = len(layer.data)
+        if action.endswith("added"):
+            idx = sorted({int(i) % n for i in event.data_indices if n})
+            self._points_added(idx)
+        elif action.endswith("removing") or action.endswith("changing"):
+            for i in event.data_indices:
+                if 0 <= int(i) < n:
+                    self._resync_pairs.add(self._point_pair(int(i)))
+        elif action.endswith("removed") or action.endswith("changed"):
+            if action.endswith("changed"):
+                for i in event.data_indices:
+                    if 0 <= int(i) < n:
+                        self._resync_pairs.add(self._point_pair(int(i)))
+            pairs, self._resync_pairs = self._resync_pairs, set()
+            for t, obj in sorted(pairs):
+                self._resync(t, obj)
+
+    def _point_pair(self, i: int) -> tuple[int, int]:
+        return self._layer_item_frame(self.points_layer, i), int(
+            self.points_layer.features["obj_id"].iloc[i]
+        )
+
+    def _points_added(self, idx: list[int]) -> None:
+        from napari.utils.notifications import show_info
+
+        layer = self.points_layer
+        negative = self._is_negative_click()
+        self._click = (1, ())
+        obj = self._ensure_object()
+        keep, bad = [], []
+        for i in idx:
+            t, y, x = self.info.to_frame_coords(layer.data[i])
+            try:
+                self._check_point(int(round(t)), y, x)
+                keep.append((i, int(round(t)), y, x))
+            except ValueError as exc:
+                bad.append(i)
+                show_info(f"SAM 2: click ignored: {exc}")
+        if keep:
+            self._decorate_points([k[0] for k in keep], obj, not negative)
+        if bad:
+            with self._suppressed():
+                layer.selected_data = set()
+                layer.remove(bad)
+        try:
+            for _, t, y, x in keep:
+                self._submit_points(t, obj, [(y, x)], [not negative])
+        except RuntimeError as exc:  # no model
+            from napari.utils.notifications import show_error
+
+            show_error(f"SAM 2: {exc}")
+            with self._suppressed():
+                layer.selected_data = set()
+                layer.remove([k[0] for k in keep])
+
+    def _on_shapes_data(self, event) -> None:
+        if self._suppress or self.info is None:
+            return
+        action = str(getattr(event, "action", ""))
+        layer = self.shapes_layer
+        n = len(layer.data)
+        if action.endswith("added"):
+            new = list(range(self._n_shapes, n))
+            self._n_shapes = n
+            for i in reversed(new):
+                self._shape_added(i)
+        elif action.endswith("removing") or action.endswith("changing"):
+            for i in event.data_indices:
+                if 0 <= int(i) < n:
+                    self._resync_pairs.add(self._shape_pair(int(i)))
+        elif action.endswith("removed") or action.endswith("changed"):
+            if action.endswith("changed"):
+                for i in event.data_indices:
+                    if 0 <= int(i) < n:
+                        self._resync_pairs.add(self._shape_pair(int(i)))
+            self._n_shapes = n
+            pairs, self._resync_pairs = self._resync_pairs, set()
+            for t, obj in sorted(pairs):
+                self._resync(t, obj)
+
+    def _shape_pair(self, i: int) -> tuple[int, int]:
+        return self._layer_item_frame(self.shapes_layer, i), int(
+            self.shapes_layer.features["obj_id"].iloc[i]
+        )
+
+    def _shape_box(self, i: int) -> tuple[int, tuple[float, float, float, float]]:
+        verts = np.asarray(self.shapes_layer.data[i], dtype=float)
+        yi, xi = self.info.spatial_axes
+        t = int(round(verts[0, self.info.t_axis]))
+        ys, xs = verts[:, yi], verts[:, xi]
+        return t, (ys.min(), xs.min(), ys.max(), xs.max())
+
+    def _shape_added(self, i: int) -> None:
+        from napari.utils.notifications import show_info
+
+        layer = self.shapes_layer
+        stype = layer.shape_type[i]
+        t, box = self._shape_box(i)
+        h, w = self.info.frame_shape
+        y0, x0, y1, x1 = box
+        ok = stype == "rectangle" and y1 - y0 >= 2 and x1 - x0 >= 2
+        ok = ok and y1 >= 0 and x1 >= 0 and y0 <= h - 1 and x0 <= w - 1
+        if not ok:
+            show_info("SAM 2: draw a rectangle (mode 'R') around the object; "
+                      f"a {stype} of {y1 - y0:.0f} x {x1 - x0:.0f} px was ignored")
+            with self._suppressed():
+                layer.selected_data = {i}
+                layer.remove_selected()
+            self._n_shapes = len(layer.data)
+            return
+        obj = self._ensure_object()
+        self._decorate_shape(i, obj)
+        box = (max(y0, 0.0), max(x0, 0.0), min(y1, h - 1.0), min(x1, w - 1.0))
+        try:
+            self._submit_box(t, obj, box)
+        except RuntimeError as exc:  # no model
+            from napari.utils.notifications import show_error
+
+            show_error(f"SAM 2: {exc}")
+            with self._suppressed():
+                layer.selected_data = {i}
+                layer.remove_selected()
+            self._n_shapes = len(layer.data)
+
+    def _resync(self, t: int, obj: int) -> None:
+        """Re-run an object's prompts on a frame from what the prompt layers now hold (after
+        the user deleted or moved a click or box)."""
+        pts, labs, box = [], [], None
+        layer = self.points_layer
+        for i in range(len(layer.data)):
+            if self._point_pair(i) == (t, obj):
+                _, y, x = self.info.to_frame_coords(layer.data[i])
+                pts.append((y, x))
+                labs.append(int(bool(layer.features["positive"].iloc[i])))
+        for i in range(len(self.shapes_layer.data)):
+            if self._shape_pair(i) == (t, obj):
+                box = self._shape_box(i)[1]
+
+        def work():
+            s = self._ensure_session()
+            if obj in s.obj_ids:
+                s.clear_prompts(t, obj)
+            if box is not None:
+                s.add_box(t, obj, box)
+            if pts:
+                s.add_points(t, obj, np.asarray(pts, float), labs)
+
+        self._submit(Job(f"updating object {obj} on frame {t}", work, kind="prompt",
+                         on_result=lambda _: self._shown(t, obj)))
+
+    def _on_labels_data(self, event) -> None:
+        if self._suppress or self.labels_layer is None:
+            return
+        data = self.labels_layer.data
+        vol = base_volume(data) if isinstance(data, np.ndarray) else None
+        if vol is not None and vol is not self.volume and vol.shape == self.volume.shape:
+            self.volume = vol
+
+            def relink():
+                if self.session is not None:
+                    self.session.set_label_volume(vol)
+
+            self._submit(Job("linking the new labels", relink, kind="prompt", total=0))
+
+    def _on_selected_label(self, event) -> None:
+        if self._suppress or self.labels_layer is None:
+            return
+        lab = int(self.labels_layer.selected_label)
+        if lab in self.objects and lab != self.current_id:
+            self.current_id = lab
+            self.objects_changed.emit()
+
+    # ================================================================== session
+    def _ensure_model_queued(self) -> None:
+        """Queue loading the chosen model when none is loaded (no silent downloads)."""
+        if self.model is not None or any(j.kind == "model" for j in self.jobs.pending) or (
+            self.jobs.current is not None and self.jobs.current.kind == "model"
+        ):
+            return
+        choice = self.model_choice
+        ready = {c["name"]: c["ready"] for c in model_choices()}
+        if choice is None or not ready.get(choice, Path(str(choice)).is_file()):
+            raise RuntimeError(
+                "no model loaded: choose a model in the Model section and press Load "
+                "(the bundled 'micro' model is not installed yet)"
+                if choice in (None, BUNDLED)
+                else f"no model loaded: press Load to download '{choice}' first"
+            )
+        self.set_model(choice)
+
+    def _ensure_session(self):
+        """The session of the current image (built on first use; worker thread)."""
+        if self.session is None:
+            from napari_sam2.video.session import VideoSession
+
+            if self.model is None:
+                raise RuntimeError("no model loaded: choose one in the Model section")
+            info = self._need_image()
+            limits = None
+            if self.contrast == "layer" and info.axes != "TYXC":
+                limits = tuple(float(v) for v in info.layer.contrast_limits)
+            s = VideoSession(self.model, info.data, axes=info.axes, channel=self.channel,
+                             contrast_limits=limits, settings=self.settings.replace(),
+                             precision=self.precision)
+            s.set_label_volume(self.volume)
+            self.session = s
+        self.session.settings = self.settings.replace()
+        self.session.precision = self.precision
+        return self.session
+
+    def _rebuild_session(self) -> None:
+        """Rebuild the session (new model, device or channel) and re-run its prompts."""
+        if self.info is None:
+            return
+
+        def work():
+            old, self.session = self.session, None
+            if self.model is None:
+                return
+            s = self._ensure_session()
+            if old is None:
+                return
+            for obj in old.obj_ids:
+                for t, p in sorted(old.prompts(obj).items()):
+                    if p.mask is not None:
+                        s.add_mask(t, obj, p.mask)
+                        continue
+                    if p.box is not None:
+                        s.add_box(t, obj, p.box)
+                    if len(p.points):
+                        s.add_points(t, obj, p.points, p.labels)
+
+        self._submit(Job("re-running the prompts", work, kind="prompt", total=0,
+                         on_result=lambda _: self._refresh_labels(force=True)))
+
+    # ------------------------------------------------------------------ memory settings
+    def set_memory_setting(self, name: str, value) -> None:
+        """Change one :class:`~napari_sam2.video.memory_bank.MemorySettings` field; it reaches
+        the session before the next prompt or propagation."""
+        new = self.settings.replace(**{name: value})
+        if self.model is not None:
+            cfg = self.model.config
+            new.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
+        else:
+            new.validate()
+        self.settings = new
+        self.settings_changed.emit()
+
+    # ================================================================== propagation
+    def propagate(
+        self,
+        direction: str = "forward",
+        *,
+        start: int | None = None,
+        first: int | None = None,
+        last: int | None = None,
+        obj_ids: Sequence[int] | None = None,
+        wait: bool = False,
+    ):
+        """Track the prompted objects through the movie.
+
+        Args:
+            direction: "forward", "backward" or "both".
+            start: first frame to visit (default: the frame under the time slider).
+            first, last: optional frame range limiting the propagation (inclusive).
+            obj_ids: objects to propagate (default: all objects with prompts).
+            wait: block (processing events) until done.
+
+        Returns:
+            With ``wait=True`` the list of frames finished (in order), else the job.
+        """
+        info = self._need_image()
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        self._ensure_model_queued()
+        n = info.num_frames
+        start = self.current_frame() if start is None else int(start)
+        lo = 0 if first is None else int(first)
+        hi = n - 1 if last is None else int(last)
+        if not (0 <= lo <= hi < n):
+            raise ValueError(f"frame range {lo}..{hi} must lie within 0..{n - 1}")
+        start = int(np.clip(start, lo, hi))
+        if direction == "forward":
+            stop, total = hi, hi - start + 1
+        elif direction == "backward":
+            stop, total = lo, start - lo + 1
+        else:
+            stop, total = (lo, hi), hi - lo + 1
+        ids = None if obj_ids is None else [int(i) for i in obj_ids]
+        job = Job(f"propagating {direction} from frame {start}", lambda: None,
+                  kind="propagate", total=total)
+
+        def run():
+            s = self._ensure_session()
+            gen = s.propagate(start, direction, stop, ids)
+            done = []
+            try:
+                for res in gen:
+                    done.append(res.frame)
+                    yield res.frame, res.obj_ids, res.scores
+                    if job.cancel.is_set():
+                        break
+            finally:
+                gen.close()
+            return done
+
+        job.fn = run
+        job.on_yield = self._on_frame
+        job.on_result = self._propagation_done
+        self._last_refresh = 0.0
+        self._submit(job)
+        return self._maybe_wait(job, wait)
+
+    def _on_frame(self, value) -> None:
+        t, ids, scores = value
+        for i, sc in zip(ids, np.asarray(scores).tolist()):
+            self.scores[(t, int(i))] = float(sc)
+        now = time.perf_counter()
+        self.timings["frame"].append(now)
+        if self.follow:
+            if now - self._last_refresh >= _REFRESH_INTERVAL:
+                self._last_refresh = now
+                self.set_current_frame(t)
+                self._refresh_labels(force=True)
+        elif t == self.current_frame():
+            self._refresh_labels()
+        self.frame_done.emit(t)
+
+    def _propagation_done(self, done: list[int]) -> None:
+        from napari.utils.notifications import show_info
+
+        if done and self.follow:
+            self.set_current_frame(done[-1])
+        self._refresh_labels(force=True)
+        job = self.jobs.current
+        if job is not None and job.cancel.is_set():
+            show_info(f"SAM 2: propagation cancelled after {len(done)} frames; "
+                      "finished frames are kept")
+        self._emit_status(f"propagated {len(done)} frames")
+
+    def cancel(self) -> bool:
+        """Stop the running propagation or download (finished frames are kept) and drop
+        queued ones. Prompts already given keep their place in the queue."""
+        hit = self.jobs.cancel()
+        if hit:
+            self._emit_status("cancelling...")
+        return hit
+
+    # ================================================================== export
+    def export_labels(self, path: str | os.PathLike, *, wait: bool = True):
+        """Write the label movie (T, Y, X) as an ImageJ-compatible label TIFF."""
+        from napari_sam2.io.tiff import save_labels_tiff
+
+        self._need_image()
+        px = self._pixel_size()
+        job = self._submit(Job(f"exporting labels to {Path(path).name}",
+                               lambda: save_labels_tiff(path, self.volume, pixel_size=px),
+                               kind="export", total=0))
+        return self._maybe_wait(job, wait)
+
+    def export_ctc(self, folder: str | os.PathLike, *, wait: bool = True):
+        """Write a Cell Tracking Challenge result folder (mask###.tif + res_track.txt)."""
+        from napari_sam2.io.ctc import save_ctc
+
+        self._need_image()
+        job = self._submit(Job(f"exporting CTC results to {Path(folder).name}",
+                               lambda: save_ctc(folder, self.volume), kind="export", total=0))
+        return self._maybe_wait(job, wait)
+
+    def export_measurements(self, path: str | os.PathLike, *, wait: bool = True):
+        """Write per-frame, per-object measurements (area, centroid, intensities, score) as
+        CSV."""
+        from napari_sam2.io.measurements import measure, save_measurements_csv
+
+        info = self._need_image()
+        axis = 1 if info.axes == "TCYX" else None
+        scores = dict(self.scores)
+
+        def work():
+            table = measure(self.volume, info.data, scores=scores, channel_axis=axis)
+            return save_measurements_csv(path, table)
+
+        job = self._submit(Job(f"measuring objects into {Path(path).name}", work,
+                               kind="export", total=0))
+        return self._maybe_wait(job, wait)
+
+    def add_tracks_layer(self, *, wait: bool = True):
+        """Add a napari Tracks layer of the objects' centroids over time."""
+        from napari_sam2.io.tracks import tracks_from_labels
+
+        info = self._need_image()
+
+        def done(result):
+            data, graph = result
+            if info.layer_axes == "TCYX" and len(data):
+                data = np.insert(data, 2, self._current_channel_coord(), axis=1)
+            if len(data) == 0:
+                from napari.utils.notifications import show_info
+
+                show_info("SAM 2: no labels yet, so no tracks")
+                return
+            name = f"{info.layer.name} [SAM2 tracks]"
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            self.viewer.add_tracks(data, graph=graph, name=name, scale=info.layer.scale,
+                                   translate=info.layer.translate)
+
+        job = self._submit(Job("building tracks", lambda: tracks_from_labels(self.volume),
+                               kind="export", total=0, on_result=done))
+        if wait:
+            self.wait()
+            return self.viewer.layers[f"{info.layer.name} [SAM2 tracks]"] if (
+                f"{info.layer.name} [SAM2 tracks]" in self.viewer.layers) else None
+        return job
+
+    def _pixel_size(self) -> tuple[float, float] | None:
+        """(y, x) pixel size in micrometres when the image layer's scale has length units."""
+        info = self.info
+        yi, xi = info.spatial_axes
+        scale = info.layer.scale
+        try:
+            units = info.layer.units
+            um = [float((1 * units[a]).to("micrometer").magnitude) for a in (yi, xi)]
+        except Exception:  # noqa: BLE001 - pixel units or no pint: no physical size
+            return None
+        return (float(scale[yi]) * um[0], float(scale[xi]) * um[1])
+
+    # ================================================================== misc
+    def toggle_negative(self) -> bool:
+        self.negative_mode = not self.negative_mode
+        self._emit_status()
+        return self.negative_mode
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block (processing Qt events) until all queued work is done."""
+        self.jobs.wait(timeout)
+
+    @property
+    def busy(self) -> bool:
+        return self.jobs.busy
+
+    def _maybe_wait(self, job: Job, wait: bool):
+        if not wait:
+            return job
+        self.jobs.wait(job=job)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _submit(self, job: Job) -> Job:
+        return self.jobs.submit(job)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.busy_changed.emit(busy)
+        self._emit_status()
+
+    def _refresh_labels(self, force: bool = False) -> None:
+        if self.labels_layer is None:
+            return
+        now = time.perf_counter()
+        if force or now - self._last_refresh >= _REFRESH_INTERVAL:
+            self._last_refresh = now
+            self.labels_layer.refresh()
+
+    def status_text(self) -> str:
+        parts = [self.model_description]
+        if self.info is not None:
+            parts.append(self.info.describe())
+            if self.current_id is not None:
+                sign = "negative" if self.negative_mode else "positive"
+                parts.append(f"object {self.current_id}, {sign} clicks")
+        if self.jobs.current is not None:
+            parts.append(f"busy: {self.jobs.current.name}")
+            if self.jobs.pending:
+                parts.append(f"{len(self.jobs.pending)} waiting")
+        elif self._status_extra:
+            parts.append(self._status_extra)
+        return " | ".join(parts)
+
+    def _emit_status(self, extra: str | None = None) -> None:
+        if extra is not None:
+            self._status_extra = extra
+        self.status_changed.emit(self.status_text())
+
+    # ------------------------------------------------------------------ shortcuts
+    def bind_shortcuts(self) -> None:
+        """Bind :data:`SHORTCUTS` on the viewer (restored by :meth:`close`)."""
+        actions = {
+            "new_object": lambda v: self._safe(self.add_object),
+            "next_object": lambda v: self.next_object(1),
+            "previous_object": lambda v: self.next_object(-1),
+            "propagate_forward": lambda v: self._safe(self.propagate, "forward"),
+            "propagate_backward": lambda v: self._safe(self.propagate, "backward"),
+            "cancel": lambda v: self.cancel(),
+            "toggle_negative": lambda v: self.toggle_negative(),
+            "use_edit": lambda v: self._safe(self.use_edit),
+        }
+        for action, (key, _) in SHORTCUTS.items():
+            func = actions[action]
+            func.__name__ = f"sam2_{action}"
+            func.__doc__ = SHORTCUTS[action][1]
+            prev = self.viewer.bind_key(key, func, overwrite=True)
+            self._bound[key] = prev
+
+    def unbind_shortcuts(self) -> None:
+        for key, prev in self._bound.items():
+            with contextlib.suppress(Exception):
+                self.viewer.bind_key(key, prev, overwrite=True)
+        self._bound.clear()
+
+    def _safe(self, func, *args, **kwargs):
+        """Run an action from the GUI: errors become notifications."""
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported to the user
+            from napari.utils.notifications import show_error
+
+            show_error(f"SAM 2: {exc}")
+            return None
+
+    def close(self) -> None:
+        """Stop work, unbind shortcuts and disconnect from the layers."""
+        self.jobs.close()
+        self.unbind_shortcuts()
+        self._disconnect_layers()
+        with contextlib.suppress(Exception):
+            self.viewer.layers.events.removed.disconnect(self._on_layer_removed)

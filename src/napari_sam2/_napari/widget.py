@@ -1,0 +1,561 @@
+"""The "SAM 2 tracking" dock widget: a thin Qt view over :class:`TrackingController`.
+
+Every button calls a controller method; every method is also callable from a script or the
+napari console through the widget (``widget.add_point(...)``, ``widget.propagate(...)``...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from ._help import MEMORY_FIELDS, SHORTCUTS, shortcut_help
+from .controller import (
+    DEVICES,
+    DIRECTIONS,
+    LOAD_FROM_FILE,
+    PRECISIONS,
+    TrackingController,
+    model_choices,
+)
+from .layers import UnsupportedLayerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["SAM2Widget"]
+
+_CLICK_HELP = (
+    "Clicks layer (add mode): click = positive (on the object), Alt+click or right-click = "
+    "negative (background). Boxes layer: press R and drag a rectangle. Delete a click or box "
+    "(select mode, Delete) to undo it. Paint in the labels layer, then 'Use my edit'."
+)
+
+
+def _button(text: str, tip: str, slot) -> QPushButton:
+    b = QPushButton(text)
+    b.setToolTip(tip)
+    b.clicked.connect(slot)
+    return b
+
+
+class SAM2Widget(QWidget):
+    """Dock widget "SAM 2 tracking".
+
+    Args:
+        napari_viewer: the viewer (injected by napari).
+        bind_keys: bind the keyboard shortcuts on the viewer.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, *, bind_keys: bool = True) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.controller = TrackingController(napari_viewer, bind_keys=bind_keys)
+        self._updating = False
+        self._file_models: list[str] = []
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addWidget(self._model_section())
+        root.addWidget(self._data_section())
+        root.addWidget(self._objects_section())
+        root.addWidget(self._propagation_section())
+        root.addWidget(self._memory_section())
+        root.addWidget(self._export_section())
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        root.addWidget(self.status)
+        root.addStretch(1)
+
+        c = self.controller
+        c.status_changed.connect(self.status.setText)
+        c.objects_changed.connect(self._refresh_objects)
+        c.busy_changed.connect(self._on_busy)
+        c.image_changed.connect(self._refresh_layers)
+        c.model_changed.connect(self._refresh_models)
+        c.settings_changed.connect(self._refresh_memory)
+        layers = self.viewer.layers.events
+        layers.inserted.connect(self._refresh_layers)
+        layers.inserted.connect(self._auto_pick)
+        layers.removed.connect(self._refresh_layers)
+        self.destroyed.connect(c.close)
+        self._refresh_layers()
+        self._auto_pick()
+        self.status.setText(c.status_text())
+
+    def _auto_pick(self, *_) -> None:
+        """Track the active image layer (or the first usable one) when none is chosen yet."""
+        from napari.layers import Image
+
+        if self.controller.info is not None:
+            return
+        active = self.viewer.layers.selection.active
+        candidates = [active] if isinstance(active, Image) else []
+        candidates += [ly for ly in reversed(self.viewer.layers) if isinstance(ly, Image)]
+        for layer in candidates:
+            try:
+                self.controller.set_image_layer(layer)
+            except UnsupportedLayerError:
+                continue
+            self._refresh_layers()
+            return
+
+    # ================================================================== sections
+    def _model_section(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip(
+            "Which SAM 2 model segments and tracks. 'micro' ships with the plugin; official "
+            "models are downloaded once (progress bar, cancellable) and cached."
+        )
+        self._refresh_models()
+        self.model_combo.activated.connect(self._on_model_activated)
+        load = _button("Load", "Load (and if needed download) the chosen model", self._load_model)
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(load)
+        form.addRow("Model", row)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setToolTip("Where the model runs: auto picks a GPU when there is one")
+        self.device_combo.currentTextChanged.connect(
+            lambda d: self._safe(self.controller.set_device, d)
+        )
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setToolTip(
+            "fp32: exact; bf16: about 2x faster on recent GPUs, tiny differences in masks"
+        )
+        self.precision_combo.currentTextChanged.connect(
+            lambda p: self._safe(self.controller.set_precision, p)
+        )
+        row = QHBoxLayout()
+        row.addWidget(self.device_combo)
+        row.addWidget(self.precision_combo)
+        form.addRow("Device", row)
+        return box
+
+    def _data_section(self) -> QGroupBox:
+        box = QGroupBox("Data and prompts")
+        form = QFormLayout(box)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("The time-lapse to track: (T, Y, X), RGB or (T, C, Y, X)")
+        self.layer_combo.activated.connect(self._on_layer_activated)
+        form.addRow("Image", self.layer_combo)
+        self.channel_combo = QComboBox()
+        self.channel_combo.setToolTip("Which channel the model looks at")
+        self.channel_combo.activated.connect(self._on_channel_activated)
+        self.contrast_combo = QComboBox()
+        self.contrast_combo.addItems(["auto contrast", "as displayed"])
+        self.contrast_combo.setToolTip(
+            "auto: brightness window from the whole movie (robust); as displayed: the layer's "
+            "contrast limits, so the model sees what you see"
+        )
+        self.contrast_combo.activated.connect(self._on_channel_activated)
+        row = QHBoxLayout()
+        row.addWidget(self.channel_combo, 1)
+        row.addWidget(self.contrast_combo)
+        form.addRow("Channel", row)
+        self.negative_check = QCheckBox("negative clicks")
+        self.negative_check.setToolTip(
+            "Clicks mark background instead of the object" + shortcut_help("toggle_negative")
+        )
+        self.negative_check.toggled.connect(self._on_negative_toggled)
+        edit = _button(
+            "Use my edit",
+            "Send what you painted for the selected object on this frame to the model as its "
+            "mask" + shortcut_help("use_edit"),
+            lambda: self._safe(self.controller.use_edit),
+        )
+        row = QHBoxLayout()
+        row.addWidget(self.negative_check)
+        row.addWidget(edit)
+        form.addRow("Clicks", row)
+        hint = QLabel(_CLICK_HELP)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: gray; font-size: small")
+        form.addRow(hint)
+        return box
+
+    def _objects_section(self) -> QGroupBox:
+        box = QGroupBox("Objects")
+        lay = QVBoxLayout(box)
+        self.objects_list = QListWidget()
+        self.objects_list.setMaximumHeight(120)
+        self.objects_list.setToolTip(
+            "Objects (cells) being tracked; colours match the labels layer. Select one before "
+            "clicking" + shortcut_help("next_object").replace(")", ", ',' previous)")
+        )
+        self.objects_list.currentItemChanged.connect(self._on_object_selected)
+        lay.addWidget(self.objects_list)
+        row = QHBoxLayout()
+        row.addWidget(_button("Add", "New object with the next free id"
+                              + shortcut_help("new_object"),
+                              lambda: self._safe(self.controller.add_object)))
+        row.addWidget(_button("Remove", "Forget the selected object and clear its labels",
+                              lambda: self._safe(self.controller.remove_object)))
+        lay.addLayout(row)
+        return box
+
+    def _propagation_section(self) -> QGroupBox:
+        box = QGroupBox("Propagation")
+        grid = QGridLayout(box)
+        self.direction_combo = QComboBox()
+        self.direction_combo.addItems(DIRECTIONS)
+        self.direction_combo.setToolTip("Track from the current frame forward, backward or both")
+        grid.addWidget(QLabel("Direction"), 0, 0)
+        grid.addWidget(self.direction_combo, 0, 1, 1, 3)
+        self.range_check = QCheckBox("frames")
+        self.range_check.setToolTip("Only propagate within this frame range (inclusive)")
+        self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
+        for sp in (self.first_spin, self.last_spin):
+            sp.setEnabled(False)
+        self.range_check.toggled.connect(self.first_spin.setEnabled)
+        self.range_check.toggled.connect(self.last_spin.setEnabled)
+        grid.addWidget(self.range_check, 1, 0)
+        grid.addWidget(self.first_spin, 1, 1)
+        grid.addWidget(QLabel("to"), 1, 2)
+        grid.addWidget(self.last_spin, 1, 3)
+        self.follow_check = QCheckBox("follow in viewer")
+        self.follow_check.setChecked(True)
+        self.follow_check.setToolTip("Move the time slider along with the propagation")
+        self.follow_check.toggled.connect(lambda v: setattr(self.controller, "follow", v))
+        grid.addWidget(self.follow_check, 2, 0, 1, 4)
+        keys = f"{SHORTCUTS['propagate_forward'][0]} / {SHORTCUTS['propagate_backward'][0]}"
+        self.propagate_button = _button(
+            "Propagate", f"Track all prompted objects from the current frame ({keys})",
+            lambda: self._safe(self._propagate_from_gui),
+        )
+        self.cancel_button = _button(
+            "Cancel", "Stop; finished frames are kept" + shortcut_help("cancel"),
+            self.controller.cancel,
+        )
+        self.cancel_button.setEnabled(False)
+        grid.addWidget(self.propagate_button, 3, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 3, 2, 1, 2)
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 1)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setMaximumHeight(8)
+        grid.addWidget(self.busy_bar, 4, 0, 1, 4)
+        return box
+
+    def _memory_section(self) -> QCollapsible:
+        coll = QCollapsible("Memory bank")
+        inner = QWidget()
+        form = QFormLayout(inner)
+        self.memory_widgets: dict[str, QWidget] = {}
+        for f in fields(self.controller.settings):
+            label, tip = MEMORY_FIELDS[f.name]
+            value = getattr(self.controller.settings, f.name)
+            if isinstance(value, bool):
+                w = QCheckBox()
+                w.toggled.connect(lambda v, n=f.name: self._set_memory(n, bool(v)))
+            else:
+                w = QSpinBox()
+                w.setRange(0, 100000)
+                if f.name == "max_prompted_frames":
+                    w.setSpecialValueText("all")
+                w.valueChanged.connect(lambda v, n=f.name: self._set_memory(n, v))
+            w.setToolTip(tip)
+            lab = QLabel(label)
+            lab.setToolTip(tip)
+            form.addRow(lab, w)
+            self.memory_widgets[f.name] = w
+        coll.addWidget(inner)
+        self._refresh_memory()
+        return coll
+
+    def _export_section(self) -> QGroupBox:
+        box = QGroupBox("Export")
+        grid = QGridLayout(box)
+        grid.addWidget(_button("Labels TIFF...", "Save the label movie as a TIFF (Fiji-ready)",
+                               self._export_tiff_dialog), 0, 0)
+        grid.addWidget(_button("CTC folder...", "Cell Tracking Challenge result folder",
+                               self._export_ctc_dialog), 0, 1)
+        grid.addWidget(_button("Measurements CSV...", "Area, centroid, intensity and score of "
+                               "every object on every frame", self._export_csv_dialog), 1, 0)
+        grid.addWidget(_button("Tracks layer", "Show the objects' centroid tracks",
+                               lambda: self._safe(self.controller.add_tracks_layer,
+                                                  wait=False)), 1, 1)
+        return box
+
+    # ================================================================== refresh
+    def _refresh_models(self) -> None:
+        combo = self.model_combo
+        current = self.controller.model_name or self.controller.model_choice
+        self._updating = True
+        combo.clear()
+        for c in model_choices():
+            combo.addItem(c["label"], c["name"])
+            combo.setItemData(combo.count() - 1, c["description"], Qt.ItemDataRole.ToolTipRole)
+        for path in self._file_models:
+            combo.addItem(os.path.basename(path), path)
+        combo.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
+        i = combo.findData(current)
+        combo.setCurrentIndex(max(i, 0))
+        self._updating = False
+
+    def _refresh_layers(self, *_) -> None:
+        from napari.layers import Image
+
+        combo = self.layer_combo
+        self._updating = True
+        combo.clear()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image):
+                combo.addItem(layer.name, layer.name)
+        info = self.controller.info
+        if info is not None:
+            combo.setCurrentIndex(max(combo.findData(info.layer.name), 0))
+        else:
+            combo.setCurrentIndex(-1)
+        self._refresh_channels()
+        self._updating = False
+        n = max(self.controller.num_frames - 1, 0)
+        for sp in (self.first_spin, self.last_spin):
+            sp.setRange(0, n)
+        self.last_spin.setValue(n)
+
+    def _refresh_channels(self) -> None:
+        info = self.controller.info
+        self.channel_combo.clear()
+        if info is None or not info.channels:
+            self.channel_combo.setEnabled(False)
+            return
+        self.channel_combo.setEnabled(True)
+        for label, value in info.channels:
+            self.channel_combo.addItem(label, value)
+        i = [v for _, v in info.channels].index(self.controller.channel)
+        self.channel_combo.setCurrentIndex(i)
+
+    def _refresh_objects(self) -> None:
+        c = self.controller
+        lst = self.objects_list
+        self._updating = True
+        lst.clear()
+        for obj in c.objects:
+            pix = QPixmap(14, 14)
+            r, g, b, _ = (int(255 * v) for v in c.color(obj))
+            pix.fill(QColor(r, g, b))
+            n = sum(1 for (_, o) in c.scores if o == obj)
+            text = f"object {obj}" + (f"  ({n} frames)" if n else "")
+            item = QListWidgetItem(QIcon(pix), text)
+            item.setData(Qt.ItemDataRole.UserRole, obj)
+            lst.addItem(item)
+            if obj == c.current_id:
+                lst.setCurrentItem(item)
+        self._updating = False
+        self.status.setText(c.status_text())
+
+    def _refresh_memory(self) -> None:
+        s = self.controller.settings
+        model = self.controller.model
+        self._updating = True
+        for name, w in self.memory_widgets.items():
+            value = getattr(s, name)
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
+            else:
+                if model is not None and name == "num_memory_frames":
+                    w.setMaximum(model.config.num_maskmem - 1)
+                if model is not None and name == "max_object_pointers":
+                    w.setMaximum(model.config.max_obj_ptrs_in_encoder)
+                w.setValue(0 if value is None else int(value))
+        self._updating = False
+
+    def _on_busy(self, busy: bool) -> None:
+        self.busy_bar.setRange(0, 0 if busy else 1)
+        self.cancel_button.setEnabled(busy)
+        self.status.setText(self.controller.status_text())
+        if not busy:
+            self._refresh_objects()
+
+    # ================================================================== slots
+    def _safe(self, func, *args, **kwargs):
+        return self.controller._safe(func, *args, **kwargs)
+
+    def _on_model_activated(self, index: int) -> None:
+        if self._updating:
+            return
+        name = self.model_combo.itemData(index)
+        if name == LOAD_FROM_FILE:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "SAM 2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth);;All files (*)"
+            )
+            if not path:
+                self._refresh_models()
+                return
+            self._file_models.append(path)
+            self._safe(self.controller.set_model, path)
+            self._refresh_models()
+            return
+        self.controller.model_choice = name
+        self.status.setText(self.controller.status_text())
+
+    def _load_model(self) -> None:
+        name = self.model_combo.currentData()
+        if name and name != LOAD_FROM_FILE:
+            self._safe(self.controller.set_model, name)
+
+    def _on_layer_activated(self, index: int) -> None:
+        if self._updating or index < 0:
+            return
+        self._safe_set_layer(self.layer_combo.itemData(index))
+
+    def _safe_set_layer(self, name: str) -> None:
+        from napari.utils.notifications import show_warning
+
+        try:
+            self.controller.set_image_layer(self.viewer.layers[name])
+        except UnsupportedLayerError as exc:
+            show_warning(f"SAM 2 cannot use this layer: {exc}")
+            self._refresh_layers()
+        except Exception as exc:  # noqa: BLE001
+            self._safe(self._raise, exc)
+        self._refresh_layers()
+
+    @staticmethod
+    def _raise(exc: BaseException) -> None:
+        raise exc
+
+    def _on_channel_activated(self, *_) -> None:
+        if self._updating or self.controller.info is None:
+            return
+        contrast = "layer" if self.contrast_combo.currentIndex() == 1 else "auto"
+        channel = self.channel_combo.currentData() if self.channel_combo.count() else None
+        self._safe(self.controller.set_channel, channel, contrast=contrast)
+
+    def _on_negative_toggled(self, value: bool) -> None:
+        if self.controller.negative_mode != value:
+            self.controller.toggle_negative()
+
+    def _on_object_selected(self, item, _prev=None) -> None:
+        if self._updating or item is None:
+            return
+        self._safe(self.controller.select_object, item.data(Qt.ItemDataRole.UserRole))
+
+    def _set_memory(self, name: str, value: Any) -> None:
+        if self._updating:
+            return
+        if name == "max_prompted_frames" and value == 0:
+            value = None
+        self._safe(self.controller.set_memory_setting, name, value)
+        self._refresh_memory()
+
+    def _propagate_from_gui(self):
+        kw = {}
+        if self.range_check.isChecked():
+            kw = {"first": self.first_spin.value(), "last": self.last_spin.value()}
+        return self.controller.propagate(self.direction_combo.currentText(), **kw)
+
+    def _export_tiff_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save labels", "labels.tif", "TIFF (*.tif)")
+        if path:
+            self._safe(self.controller.export_labels, path, wait=False)
+
+    def _export_ctc_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "CTC result folder (e.g. 01_RES)")
+        if folder:
+            self._safe(self.controller.export_ctc, folder, wait=False)
+
+    def _export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save measurements", "measurements.csv",
+                                              "CSV (*.csv)")
+        if path:
+            self._safe(self.controller.export_measurements, path, wait=False)
+
+    # ================================================================== scripting API
+    def set_image_layer(self, layer, *, channel: Any = "default", contrast: str = "auto"):
+        """Track an Image layer (layer or name). Raises UnsupportedLayerError with the reason."""
+        self.controller.set_image_layer(layer, channel=channel, contrast=contrast)
+        self._refresh_layers()
+
+    def set_model(self, model_or_name, *, device: str | None = None, wait: bool = True):
+        """Use a model object, a model name or a checkpoint path (see the controller)."""
+        out = self.controller.set_model(model_or_name, device=device, wait=wait)
+        self._refresh_models()
+        return out
+
+    def add_object(self, obj_id: int | None = None) -> int:
+        return self.controller.add_object(obj_id)
+
+    def select_object(self, obj_id: int) -> None:
+        self.controller.select_object(obj_id)
+
+    def remove_object(self, obj_id: int | None = None, *, wait: bool = False) -> None:
+        self.controller.remove_object(obj_id, wait=wait)
+
+    def add_point(self, coords, positive: bool = True, *, obj_id: int | None = None,
+                  wait: bool = False):
+        """Click at (t, y, x) for the selected object (or ``obj_id``)."""
+        return self.controller.add_point(coords, positive, obj_id=obj_id, wait=wait)
+
+    def add_box(self, frame: int, box, *, obj_id: int | None = None, wait: bool = False):
+        """Box (y0, x0, y1, x1) on ``frame`` for the selected object (or ``obj_id``)."""
+        return self.controller.add_box(frame, box, obj_id=obj_id, wait=wait)
+
+    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *,
+                 wait: bool = False):
+        return self.controller.use_edit(obj_id, frame, wait=wait)
+
+    def propagate(self, direction: str = "forward", *, start: int | None = None,
+                  first: int | None = None, last: int | None = None, obj_ids=None,
+                  wait: bool = False):
+        """Propagate "forward", "backward" or "both" (default start: the current frame)."""
+        return self.controller.propagate(direction, start=start, first=first, last=last,
+                                         obj_ids=obj_ids, wait=wait)
+
+    def cancel(self) -> bool:
+        return self.controller.cancel()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.controller.wait(timeout)
+
+    def set_memory_setting(self, name: str, value) -> None:
+        self.controller.set_memory_setting(name, value)
+
+    def export_labels(self, path, *, wait: bool = True):
+        return self.controller.export_labels(path, wait=wait)
+
+    def export_ctc(self, folder, *, wait: bool = True):
+        return self.controller.export_ctc(folder, wait=wait)
+
+    def export_measurements(self, path, *, wait: bool = True):
+        return self.controller.export_measurements(path, wait=wait)
+
+    def add_tracks_layer(self, *, wait: bool = True):
+        return self.controller.add_tracks_layer(wait=wait)
+
+    @property
+    def session(self):
+        """The current :class:`~napari_sam2.video.session.VideoSession` (None before the first
+        prompt)."""
+        return self.controller.session
+
+    @property
+    def labels_layer(self):
+        return self.controller.labels_layer

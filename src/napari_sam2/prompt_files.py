@@ -1,0 +1,550 @@
+"""Prompt files: clicks and boxes for the command line and scripts, as CSV.
+
+Two click formats are read (the format is recognised from the header):
+
+* **napari Points CSV**, as written by napari's "Save Selected Layer(s)" for a Points layer::
+
+      index,axis-0,axis-1,axis-2,obj_id,positive
+      0.0,0.0,105.0,88.0,1.0,1.0
+      1.0,0.0,40.5,200.0,2.0,1.0
+
+  ``axis-0`` is the frame t, ``axis-1`` is y and ``axis-2`` is x (image pixels). A 2-D layer
+  (``axis-0`` = y, ``axis-1`` = x) puts every click on frame 0. The layer's properties
+  (features) ``obj_id`` (object id, >= 1) and ``positive`` (1/0, True/False) become columns;
+  without ``obj_id`` every point is its own object (ids 1, 2, ... in file order), without
+  ``positive`` every click is positive. The ``index`` column and other properties are ignored.
+
+* **plain CSV**: ``frame,y,x,obj_id,positive`` (``positive`` optional, default 1). With a header
+  row the columns may come in any order (``t`` is accepted for ``frame``, ``object_id`` for
+  ``obj_id``) and extra columns are ignored; without a header they are taken in that order.
+
+Boxes: ``frame,y0,x0,y1,x1,obj_id`` (header optional, same rules), corners in image pixels.
+
+Blank lines and lines starting with ``#`` are skipped. A malformed row raises
+:class:`PromptFileError` naming the file and its line number. Coordinates are (y, x) in pixels
+of the original frame (napari's order), frames count from 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BoxPrompt",
+    "PointPrompt",
+    "PromptFileError",
+    "as_box_prompts",
+    "as_point_prompts",
+    "read_box_prompts",
+    "read_point_prompts",
+    "write_box_prompts",
+    "write_point_prompts",
+]
+
+_TRUE = {"1", "1.0", "true", "t", "yes", "y", "+", "positive", "pos"}
+_FALSE = {"0", "0.0", "false", "f", "no", "n", "-", "negative", "neg"}
+
+# Accepted header names -> canonical column.
+_POINT_ALIASES = {
+    "frame": "frame",
+    "t": "frame",
+    "time": "frame",
+    "y": "y",
+    "x": "x",
+    "obj_id": "obj_id",
+    "object_id": "obj_id",
+    "positive": "positive",
+}
+_BOX_ALIASES = {
+    "frame": "frame",
+    "t": "frame",
+    "time": "frame",
+    "y0": "y0",
+    "x0": "x0",
+    "y1": "y1",
+    "x1": "x1",
+    "obj_id": "obj_id",
+    "object_id": "obj_id",
+}
+_POINT_COLUMNS = ("frame", "y", "x", "obj_id", "positive")
+_BOX_COLUMNS = ("frame", "y0", "x0", "y1", "x1", "obj_id")
+
+
+class PromptFileError(ValueError):
+    """A prompt file (or one of its rows) cannot be used.
+
+    Attributes:
+        path: the file, or None for prompts given in memory.
+        line: 1-based line number of the offending row, or None.
+    """
+
+    def __init__(
+        self, message: str, path: str | os.PathLike | None = None, line: int | None = None
+    ) -> None:
+        where = ""
+        if path is not None:
+            where = f"{Path(path).name}, line {line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = None if path is None else Path(path)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class PointPrompt:
+    """One click.
+
+    Attributes:
+        frame: frame index t (0-based).
+        y: row in image pixels.
+        x: column in image pixels.
+        obj_id: object id (>= 1, the label value in the output).
+        positive: True for a click on the object, False for a background click.
+        source: where the click came from (e.g. ``"prompts.csv, line 4"``), for messages.
+    """
+
+    frame: int
+    y: float
+    x: float
+    obj_id: int
+    positive: bool = True
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    """One box (y0, x0) - (y1, x1) in image pixels around an object on a frame.
+
+    Attributes:
+        frame: frame index t (0-based).
+        y0: top row. x0: left column. y1: bottom row. x1: right column.
+        obj_id: object id (>= 1).
+        source: where the box came from, for messages.
+    """
+
+    frame: int
+    y0: float
+    x0: float
+    y1: float
+    x1: float
+    obj_id: int
+    source: str | None = None
+
+
+# --------------------------------------------------------------------------- value parsing
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is {text!r}; it must be a finite number")
+    return value
+
+
+def _integer(text: str, what: str, minimum: int) -> int:
+    value = _number(text, what)
+    if value != int(value):
+        raise ValueError(f"{what} {text!r} is not a whole number")
+    if value < minimum:
+        hint = " (0 is the background label)" if what == "obj_id" else ""
+        raise ValueError(f"{what} {text!r} must be >= {minimum}{hint}")
+    return int(value)
+
+
+def _flag(text: str) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise ValueError(f"positive {text!r} must be 1/0 or True/False")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, stripped cells) of the non-blank, non-comment rows of a CSV file."""
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PromptFileError("no such file", path) from None
+    except OSError as err:
+        raise PromptFileError(f"cannot open ({err.strerror or err})", path) from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            for row in reader:
+                cells = [c.strip() for c in row]
+                if not any(cells) or cells[0].startswith("#"):
+                    continue
+                yield reader.line_num, cells
+        except csv.Error as err:
+            raise PromptFileError(f"not a valid CSV row ({err})", path, reader.line_num) from None
+        except UnicodeDecodeError:
+            raise PromptFileError("not a text (CSV) file", path) from None
+
+
+def _header_map(
+    cells: list[str], aliases: Mapping[str, str], path: Path, line: int
+) -> dict[str, int]:
+    """Column name -> index for a header row (unknown names ignored, duplicates refused)."""
+    index: dict[str, int] = {}
+    for i, name in enumerate(cells):
+        key = aliases.get(name.strip().lower())
+        if key is None:
+            continue
+        if key in index:
+            raise PromptFileError(f"column {key!r} appears twice in the header", path, line)
+        index[key] = i
+    return index
+
+
+def _cell(cells: list[str], index: Mapping[str, int], key: str) -> str:
+    i = index[key]
+    if i >= len(cells) or cells[i] == "":
+        raise ValueError(f"missing value for {key!r}")
+    return cells[i]
+
+
+def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
+    """Read clicks from a napari Points CSV or a plain ``frame,y,x,obj_id,positive`` CSV.
+
+    Args:
+        path: the CSV file (see the module docstring for the formats).
+
+    Returns:
+        The clicks in file order.
+
+    Raises:
+        PromptFileError: missing file, bad header, malformed row (the message names the line),
+            or no clicks at all.
+    """
+    path = Path(path)
+    rows = _rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise PromptFileError("the file holds no prompts", path)
+    line, cells = first
+    lowered = [c.lower() for c in cells]
+    if any(c.startswith("axis-") for c in lowered):
+        out = _read_napari_points(path, line, cells, rows)
+    elif all(_is_number(c) for c in cells if c):
+        index = {k: i for i, k in enumerate(_POINT_COLUMNS)}
+        out = list(_plain_points(path, index, _chain([(line, cells)], rows), positional=True))
+    else:
+        index = _header_map(cells, _POINT_ALIASES, path, line)
+        missing = [k for k in ("frame", "y", "x", "obj_id") if k not in index]
+        if missing:
+            raise PromptFileError(
+                f"header lacks column(s) {', '.join(missing)}; expected frame,y,x,obj_id,positive "
+                "or a napari Points CSV (index,axis-0,axis-1,axis-2,...)",
+                path,
+                line,
+            )
+        out = list(_plain_points(path, index, rows, positional=False))
+    if not out:
+        raise PromptFileError("the file holds no prompts (only a header)", path)
+    return out
+
+
+def _chain(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
+
+
+def _plain_points(
+    path: Path, index: dict[str, int], rows: Iterable[tuple[int, list[str]]], positional: bool
+) -> Iterator[PointPrompt]:
+    for line, cells in rows:
+        if positional and len(cells) not in (4, 5):
+            raise PromptFileError(
+                f"expected 4 or 5 values (frame,y,x,obj_id[,positive]), got {len(cells)}",
+                path,
+                line,
+            )
+        try:
+            frame = _integer(_cell(cells, index, "frame"), "frame", 0)
+            y = _number(_cell(cells, index, "y"), "y")
+            x = _number(_cell(cells, index, "x"), "x")
+            obj = _integer(_cell(cells, index, "obj_id"), "obj_id", 1)
+            has_pos = "positive" in index and index["positive"] < len(cells)
+            pos = _flag(cells[index["positive"]]) if has_pos and cells[index["positive"]] else True
+        except ValueError as err:
+            raise PromptFileError(str(err), path, line) from None
+        yield PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line}")
+
+
+def _read_napari_points(
+    path: Path, line: int, header: list[str], rows: Iterator[tuple[int, list[str]]]
+) -> list[PointPrompt]:
+    lowered = [c.lower() for c in header]
+    axes = sorted(
+        (int(c[5:]), i) for i, c in enumerate(lowered) if c.startswith("axis-") and c[5:].isdigit()
+    )
+    if [a for a, _ in axes] != list(range(len(axes))) or len(axes) not in (2, 3):
+        raise PromptFileError(
+            f"a napari Points CSV needs columns axis-0..axis-2 (t, y, x) or axis-0, axis-1 "
+            f"(y, x); found {', '.join(header[i] for _, i in axes) or 'none'}",
+            path,
+            line,
+        )
+    cols = [i for _, i in axes]
+    obj_col = next((i for i, c in enumerate(lowered) if c in ("obj_id", "object_id")), None)
+    pos_col = next((i for i, c in enumerate(lowered) if c == "positive"), None)
+    out: list[PointPrompt] = []
+    for line_no, cells in rows:
+        if len(cells) < len(header):
+            raise PromptFileError(
+                f"expected {len(header)} values like the header, got {len(cells)}", path, line_no
+            )
+        try:
+            if len(cols) == 3:
+                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
+                y = _number(cells[cols[1]], "y (axis-1)")
+                x = _number(cells[cols[2]], "x (axis-2)")
+            else:
+                frame = 0
+                y = _number(cells[cols[0]], "y (axis-0)")
+                x = _number(cells[cols[1]], "x (axis-1)")
+            obj = len(out) + 1 if obj_col is None else _integer(cells[obj_col], "obj_id", 1)
+            pos = True if pos_col is None or cells[pos_col] == "" else _flag(cells[pos_col])
+        except ValueError as err:
+            raise PromptFileError(str(err), path, line_no) from None
+        out.append(PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line_no}"))
+    return out
+
+
+def read_box_prompts(path: str | os.PathLike) -> list[BoxPrompt]:
+    """Read boxes from a ``frame,y0,x0,y1,x1,obj_id`` CSV (header optional).
+
+    Raises:
+        PromptFileError: missing file, bad header, malformed row (with its line number), an
+            empty box (y1 <= y0 or x1 <= x0), or no boxes at all.
+    """
+    path = Path(path)
+    rows = _rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise PromptFileError("the file holds no boxes", path)
+    line, cells = first
+    if all(_is_number(c) for c in cells if c):
+        index = {k: i for i, k in enumerate(_BOX_COLUMNS)}
+        body: Iterable = _chain([(line, cells)], rows)
+        positional = True
+    else:
+        index = _header_map(cells, _BOX_ALIASES, path, line)
+        missing = [k for k in _BOX_COLUMNS if k not in index]
+        if missing:
+            raise PromptFileError(
+                f"header lacks column(s) {', '.join(missing)}; expected frame,y0,x0,y1,x1,obj_id",
+                path,
+                line,
+            )
+        body, positional = rows, False
+    out: list[BoxPrompt] = []
+    for line_no, row in body:
+        if positional and len(row) != 6:
+            raise PromptFileError(
+                f"expected 6 values (frame,y0,x0,y1,x1,obj_id), got {len(row)}", path, line_no
+            )
+        try:
+            frame = _integer(_cell(row, index, "frame"), "frame", 0)
+            y0, x0, y1, x1 = (_number(_cell(row, index, k), k) for k in ("y0", "x0", "y1", "x1"))
+            obj = _integer(_cell(row, index, "obj_id"), "obj_id", 1)
+            if y1 <= y0 or x1 <= x0:
+                raise ValueError(
+                    f"empty box (y0={y0:g}, x0={x0:g}, y1={y1:g}, x1={x1:g}): need y1 > y0 and "
+                    "x1 > x0"
+                )
+        except ValueError as err:
+            raise PromptFileError(str(err), path, line_no) from None
+        out.append(BoxPrompt(frame, y0, x0, y1, x1, obj, f"{path.name}, line {line_no}"))
+    if not out:
+        raise PromptFileError("the file holds no boxes (only a header)", path)
+    return out
+
+
+# --------------------------------------------------------------------------- in-memory forms
+
+
+def _from_mapping(item: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        canon = aliases.get(str(key).lower())
+        if canon is not None:
+            out[canon] = value
+    return out
+
+
+def as_point_prompts(prompts: Any) -> list[PointPrompt]:
+    """Normalise clicks given in any accepted form to a list of :class:`PointPrompt`.
+
+    Accepted forms:
+      * a path (``str`` / ``os.PathLike``) of a prompt CSV (:func:`read_point_prompts`);
+      * a sequence of :class:`PointPrompt`;
+      * a sequence of dicts with keys ``frame`` (or ``t``), ``y``, ``x``, ``obj_id`` and
+        optionally ``positive`` (default True);
+      * a sequence of tuples / an (N, 4) or (N, 5) array: ``(frame, y, x, obj_id[, positive])``;
+      * None or an empty sequence: no clicks.
+
+    Raises:
+        ValueError: an item cannot be understood (the message names its position).
+    """
+    if prompts is None:
+        return []
+    if isinstance(prompts, (str, os.PathLike)):
+        return read_point_prompts(prompts)
+    out: list[PointPrompt] = []
+    for k, item in enumerate(prompts):
+        where = f"prompt {k}"
+        if isinstance(item, PointPrompt):
+            out.append(item)
+            continue
+        try:
+            if isinstance(item, Mapping):
+                d = _from_mapping(item, _POINT_ALIASES)
+                missing = [c for c in ("frame", "y", "x", "obj_id") if c not in d]
+                if missing:
+                    raise ValueError(f"missing key(s) {', '.join(missing)}")
+            else:
+                values = list(item)
+                if len(values) not in (4, 5):
+                    raise ValueError(
+                        f"expected (frame, y, x, obj_id[, positive]), got {len(values)} values"
+                    )
+                d = dict(zip(_POINT_COLUMNS, values))
+            pos = d.get("positive", True)
+            pos = _flag(pos) if isinstance(pos, str) else bool(pos)
+            out.append(
+                PointPrompt(
+                    _integer(str(d["frame"]), "frame", 0),
+                    _number(str(d["y"]), "y"),
+                    _number(str(d["x"]), "x"),
+                    _integer(str(d["obj_id"]), "obj_id", 1),
+                    pos,
+                    where,
+                )
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+    return out
+
+
+def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
+    """Normalise boxes to a list of :class:`BoxPrompt`.
+
+    Accepted forms: a CSV path (:func:`read_box_prompts`); :class:`BoxPrompt` items; dicts with
+    keys ``frame``, ``y0``, ``x0``, ``y1``, ``x1``, ``obj_id``; tuples / an (N, 6) array
+    ``(frame, y0, x0, y1, x1, obj_id)``; None: no boxes.
+    """
+    if boxes is None:
+        return []
+    if isinstance(boxes, (str, os.PathLike)):
+        return read_box_prompts(boxes)
+    out: list[BoxPrompt] = []
+    for k, item in enumerate(boxes):
+        where = f"box {k}"
+        if isinstance(item, BoxPrompt):
+            out.append(item)
+            continue
+        try:
+            if isinstance(item, Mapping):
+                d = _from_mapping(item, _BOX_ALIASES)
+                missing = [c for c in _BOX_COLUMNS if c not in d]
+                if missing:
+                    raise ValueError(f"missing key(s) {', '.join(missing)}")
+            else:
+                values = list(item)
+                if len(values) != 6:
+                    raise ValueError(
+                        f"expected (frame, y0, x0, y1, x1, obj_id), got {len(values)} values"
+                    )
+                d = dict(zip(_BOX_COLUMNS, values))
+            y0, x0, y1, x1 = (_number(str(d[c]), c) for c in ("y0", "x0", "y1", "x1"))
+            if y1 <= y0 or x1 <= x0:
+                raise ValueError("empty box: need y1 > y0 and x1 > x0")
+            out.append(
+                BoxPrompt(
+                    _integer(str(d["frame"]), "frame", 0),
+                    y0,
+                    x0,
+                    y1,
+                    x1,
+                    _integer(str(d["obj_id"]), "obj_id", 1),
+                    where,
+                )
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}" if value != int(value) else str(int(value))
+
+
+def write_point_prompts(
+    path: str | os.PathLike, prompts: Sequence[PointPrompt] | Any, *, style: str = "plain"
+) -> Path:
+    """Write clicks as CSV (atomically), readable by :func:`read_point_prompts`.
+
+    Args:
+        path: output ``.csv``.
+        prompts: anything :func:`as_point_prompts` accepts.
+        style: ``"plain"`` (``frame,y,x,obj_id,positive``) or ``"napari"`` (the Points-layer
+            CSV that napari opens as a Points layer with ``obj_id``/``positive`` properties).
+
+    Returns:
+        The output path.
+    """
+    from .io.tiff import atomic_open
+
+    items = as_point_prompts(prompts)
+    if style not in ("plain", "napari"):
+        raise ValueError(f"style must be 'plain' or 'napari', got {style!r}")
+    path = Path(path)
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        if style == "plain":
+            writer.writerow(_POINT_COLUMNS)
+            for p in items:
+                writer.writerow([p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, int(p.positive)])
+        else:
+            writer.writerow(["index", "axis-0", "axis-1", "axis-2", "obj_id", "positive"])
+            for i, p in enumerate(items):
+                writer.writerow([i, p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, p.positive])
+    return path
+
+
+def write_box_prompts(path: str | os.PathLike, boxes: Sequence[BoxPrompt] | Any) -> Path:
+    """Write boxes as a ``frame,y0,x0,y1,x1,obj_id`` CSV (atomically)."""
+    from .io.tiff import atomic_open
+
+    items = as_box_prompts(boxes)
+    path = Path(path)
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(_BOX_COLUMNS)
+        for b in items:
+            writer.writerow([b.frame, *(_fmt(v) for v in (b.y0, b.x0, b.y1, b.x1)), b.obj_id])
+    return path
