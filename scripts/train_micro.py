@@ -16,8 +16,8 @@ from napari_sam2.train.trainer import TrainConfig, train
 RECIPE = TrainConfig(
     steps=6000,
     clip_len=4,
-    single_frame_fraction=0.7,
-    max_objects=8,
+    single_frame_fraction=0.85,
+    max_objects=16,
     correction_rounds=2,
     lr=8e-4,
     warmup_steps=200,

@@ -32,7 +32,7 @@ FORBIDDEN = GUI_ROOTS | {"sam2"}
 _REPORT = f"""
 import json, sys
 _roots = {{name.split(".")[0] for name in sys.modules}}
-print(json.dumps(sorted(_roots & {sorted(FORBIDDEN)!r})))
+print(json.dumps(sorted(_roots & set({sorted(FORBIDDEN)!r}))))
 """
 
 
@@ -126,6 +126,12 @@ def test_using_the_api_never_imports_sam2_or_gui(tmp_path: Path):
 # --------------------------------------------------------------------------- source scan
 
 
+def _callee(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, top-level package) of every absolute import in ``path``, including imports inside
     functions and ``importlib.import_module("...")`` / ``__import__("...")`` with a literal."""
@@ -141,13 +147,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
-            and (
-                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                or (
-                    isinstance(node.func, ast.Name)
-                    and node.func.id in {"import_module", "__import__"}
-                )
-            )
+            and _callee(node.func) in {"import_module", "__import__"}
         ):
             found.append((node.lineno, node.args[0].value.split(".")[0]))
     return sorted(found)

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -138,6 +139,17 @@ def _movie_input(path: str):
         raise CLIError(f"movie not found: {path}")
     if p.is_dir():
         raise CLIError(f"{path} is a folder; give a TIFF file (or a .npy array)")
+    if p.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:  # fail fast on a broken file, before the model is loaded
+            with tifffile.TiffFile(p) as tif:
+                if not tif.series:
+                    raise CLIError(f"{p.name} holds no image series")
+        except CLIError:
+            raise
+        except Exception as err:  # noqa: BLE001 - tifffile raises many types
+            raise CLIError(f"cannot read {p.name} as a TIFF file ({_one_line(err)})") from None
     if p.suffix.lower() == ".npy":
         import numpy as np
 
@@ -454,6 +466,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- models
 
 
+BUNDLED_MODEL = "micro"
+
+
+def _bundled_path() -> Path:
+    """Where the bundled micro checkpoint is installed (weights/micro.pt in the package)."""
+    return Path(__file__).with_name("weights") / f"{BUNDLED_MODEL}.pt"
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .weights.download import CACHE_ENV_VAR, cache_dir, list_models
     from .weights.registry import REGISTRY
@@ -466,9 +486,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             )
         return _download(name, args.quiet)
 
-    from .weights.load import BUNDLED_MODEL, bundled_checkpoint_path
-
-    bundled = bundled_checkpoint_path()
+    bundled = _bundled_path()  # not via weights.load: listing should not import torch
     micro = {
         "name": BUNDLED_MODEL,
         "description": "bundled micro model for microscopy (~2.5 M params, 256 px input)",
@@ -478,7 +496,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     }
     rows = [micro]
     for m in list_models():
-        status = "cached" if m["cached"] else ("partial" if m["size_on_disk"] else "-")
+        status = "cached" if m["cached"] else ("partial" if m["size_on_disk"] else "no")
         rows.append(
             {
                 "name": m["name"],
@@ -618,6 +636,7 @@ def _run_training(
         bar.set_postfix(post, refresh=False)
 
     t0 = time.perf_counter()
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
     try:
         train(model, tcfg, out, clips=clips, device=str(device), log=log)
     except KeyboardInterrupt:

@@ -185,6 +185,24 @@ def test_loaded_model_has_no_meta_tensors_and_matches_plain_load(tmp_path: Path,
     assert all(p.requires_grad for p in model.parameters())  # trainable after loading
 
 
+def test_load_model_inside_inference_mode(tmp_path: Path, tiny_sd):
+    """Models loaded in inference mode still get normal (trainable) tensors, and a model built
+    in inference mode still runs (no version counter to key the position-embedding cache on)."""
+    path = tmp_path / "test_tiny_256.pt"
+    torch.save({"model": tiny_sd}, path)
+    x = torch.randn(1, 3, 256, 256)
+    with torch.inference_mode():
+        for model in (load_model(path, device="cpu"), load_model(TINY, device="cpu")):
+            assert not any(p.is_inference() for p in model.parameters())
+            assert model.encode_image(x).vision.shape == (1, 32, 16, 16)
+        built = SAM2Model(CONFIGS[TINY]).eval()
+        assert next(built.parameters()).is_inference()
+        assert built.encode_image(x).vision.shape == (1, 32, 16, 16)
+    model = load_model(path, device="cpu")
+    model.encode_image(x).vision.sum().backward()  # trainable after loading
+    assert model.image_encoder.trunk.pos_embed.grad is not None
+
+
 # --------------------------------------------------------------------------- Meta's layout
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MEMORY_FIELDS", "SHORTCUTS", "shortcut_help"]
+__all__ = ["MEMORY_BOOL_FIELDS", "MEMORY_FIELDS", "SHORTCUTS", "shortcut_help"]
 
 #: MemorySettings field -> (label, tooltip), in the order shown in the "Memory bank" section.
 MEMORY_FIELDS: dict[str, tuple[str, str]] = {
@@ -69,6 +69,17 @@ MEMORY_FIELDS: dict[str, tuple[str, str]] = {
         "propagation near where it stopped starts from good context. Costs memory.",
     ),
 }
+
+#: MemorySettings fields shown as check boxes (the others are whole numbers).
+MEMORY_BOOL_FIELDS = frozenset(
+    {
+        "use_object_pointers",
+        "non_overlap",
+        "multimask_first_click",
+        "corrections_as_prompts",
+        "offload_to_cpu",
+    }
+)
 
 #: action -> (key, description). Keys are napari key strings bound on the viewer; none of them
 #: is a napari default (napari's own use Shift only for polygon lasso, polyline, select-all and

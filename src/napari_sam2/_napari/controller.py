@@ -108,8 +108,6 @@ class TrackingController:
     settings_changed = Signal()
 
     def __init__(self, viewer, *, bind_keys: bool = True) -> None:
-        from napari_sam2.video.memory_bank import MemorySettings
-
         self.viewer = viewer
         self.jobs = JobQueue()
         self.jobs.busy_changed.connect(self._on_busy)
@@ -118,7 +116,7 @@ class TrackingController:
         self.model_choice: str | None = self._default_choice()
         self.device = "auto"
         self.precision = "fp32"
-        self.settings = MemorySettings()
+        self._settings = None  # MemorySettings, created on first use (importing torch is slow)
         self.info: ImageInfo | None = None
         self.channel: Any = None
         self.contrast = "auto"
@@ -139,10 +137,24 @@ class TrackingController:
         self._resync_pairs: set[tuple[int, int]] = set()
         self._last_refresh = 0.0
         self._bound: dict[str, Any] = {}
+        self._removed_layers: set[int] = set()
         self._status_extra = ""
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         if bind_keys:
             self.bind_shortcuts()
+
+    @property
+    def settings(self):
+        """The :class:`~napari_sam2.video.memory_bank.MemorySettings` for the next job."""
+        if self._settings is None:
+            from napari_sam2.video.memory_bank import MemorySettings
+
+            self._settings = MemorySettings()
+        return self._settings
+
+    @settings.setter
+    def settings(self, value) -> None:
+        self._settings = value
 
     # ================================================================== model
     @staticmethod
@@ -457,18 +469,19 @@ class TrackingController:
             self.image_changed.emit()
             self._emit_status()
         elif layer in (self.labels_layer, self.points_layer, self.shapes_layer):
-            # a plugin layer was deleted by the user: put it back (its data are kept)
-            from qtpy.QtCore import QTimer
+            # deleted by the user: it comes back (same data) when next needed
+            self._removed_layers.add(id(layer))
 
-            QTimer.singleShot(0, self._restore_layers)
-
-    def _restore_layers(self) -> None:
-        if self.info is None:
+    def _ensure_layers(self) -> None:
+        """Re-add plugin layers the user deleted (their data are kept)."""
+        if not self._removed_layers:
             return
+        self._removed_layers.clear()
         layers = self.viewer.layers
-        for layer in (self.labels_layer, self.points_layer, self.shapes_layer):
-            if layer is not None and layer not in layers:
-                layers.append(layer)
+        with self._suppressed():
+            for layer in (self.labels_layer, self.points_layer, self.shapes_layer):
+                if layer is not None and layer not in layers:
+                    layers.append(layer)
 
     # ================================================================== frames & coordinates
     @property
@@ -501,6 +514,7 @@ class TrackingController:
     def _need_image(self) -> ImageInfo:
         if self.info is None:
             raise RuntimeError("choose an image layer first (Data section or set_image_layer)")
+        self._ensure_layers()
         return self.info
 
     # ================================================================== objects
@@ -623,7 +637,10 @@ class TrackingController:
     def _record_click(self, layer, event) -> None:
         """First mouse-drag callback of the clicks layer: remember button and modifiers (the
         point itself is added by napari's add mode right after)."""
-        self._click = (int(getattr(event, "button", 1) or 1), tuple(event.modifiers))
+        self._click = (
+            int(getattr(event, "button", 1) or 1),
+            tuple(getattr(event, "modifiers", ()) or ()),
+        )
 
     def add_point(
         self,

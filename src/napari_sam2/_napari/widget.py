@@ -7,7 +7,6 @@ napari console through the widget (``widget.add_point(...)``, ``widget.propagate
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
@@ -31,7 +30,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ._help import MEMORY_FIELDS, SHORTCUTS, shortcut_help
+from ._help import MEMORY_BOOL_FIELDS, MEMORY_FIELDS, SHORTCUTS, shortcut_help
 from .controller import (
     DEVICES,
     DIRECTIONS,
@@ -52,6 +51,25 @@ _CLICK_HELP = (
     "negative (background). Boxes layer: press R and drag a rectangle. Delete a click or box "
     "(select mode, Delete) to undo it. Paint in the labels layer, then 'Use my edit'."
 )
+
+
+def _warm_up_imports() -> None:
+    """Import torch and the model code in the background, so the first click does not wait."""
+    import sys
+    import threading
+
+    if "napari_sam2.video.session" in sys.modules:
+        return
+
+    def run() -> None:
+        import importlib
+
+        try:
+            importlib.import_module("napari_sam2.video.session")
+        except Exception:  # noqa: BLE001 - the real import will report it
+            pass
+
+    threading.Thread(target=run, name="napari-sam2 warm-up", daemon=True).start()
 
 
 def _button(text: str, tip: str, slot) -> QPushButton:
@@ -90,7 +108,7 @@ class SAM2Widget(QWidget):
         root.addStretch(1)
 
         c = self.controller
-        c.status_changed.connect(self.status.setText)
+        c.status_changed.connect(self._set_status)
         c.objects_changed.connect(self._refresh_objects)
         c.busy_changed.connect(self._on_busy)
         c.image_changed.connect(self._refresh_layers)
@@ -104,6 +122,10 @@ class SAM2Widget(QWidget):
         self._refresh_layers()
         self._auto_pick()
         self.status.setText(c.status_text())
+        _warm_up_imports()
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
 
     def _auto_pick(self, *_) -> None:
         """Track the active image layer (or the first usable one) when none is chosen yet."""
@@ -264,29 +286,31 @@ class SAM2Widget(QWidget):
         return box
 
     def _memory_section(self) -> QCollapsible:
-        coll = QCollapsible("Memory bank")
+        """Collapsible "Memory bank" settings (values filled in when first opened, since reading
+        the defaults imports torch)."""
+        self.memory_widgets: dict[str, QWidget] = {}
+        self._memory_filled = False
+        self.memory_section = coll = QCollapsible("Memory bank")
+        coll.setToolTip("What the model remembers while it tracks")
         inner = QWidget()
         form = QFormLayout(inner)
-        self.memory_widgets: dict[str, QWidget] = {}
-        for f in fields(self.controller.settings):
-            label, tip = MEMORY_FIELDS[f.name]
-            value = getattr(self.controller.settings, f.name)
-            if isinstance(value, bool):
+        for name, (label, tip) in MEMORY_FIELDS.items():
+            if name in MEMORY_BOOL_FIELDS:
                 w = QCheckBox()
-                w.toggled.connect(lambda v, n=f.name: self._set_memory(n, bool(v)))
+                w.toggled.connect(lambda v, n=name: self._set_memory(n, bool(v)))
             else:
                 w = QSpinBox()
                 w.setRange(0, 100000)
-                if f.name == "max_prompted_frames":
+                if name == "max_prompted_frames":
                     w.setSpecialValueText("all")
-                w.valueChanged.connect(lambda v, n=f.name: self._set_memory(n, v))
+                w.valueChanged.connect(lambda v, n=name: self._set_memory(n, v))
             w.setToolTip(tip)
             lab = QLabel(label)
             lab.setToolTip(tip)
             form.addRow(lab, w)
-            self.memory_widgets[f.name] = w
+            self.memory_widgets[name] = w
         coll.addWidget(inner)
-        self._refresh_memory()
+        coll.toggled.connect(lambda on: on and self._refresh_memory(force=True))
         return coll
 
     def _export_section(self) -> QGroupBox:
@@ -371,7 +395,10 @@ class SAM2Widget(QWidget):
         self._updating = False
         self.status.setText(c.status_text())
 
-    def _refresh_memory(self) -> None:
+    def _refresh_memory(self, force: bool = False) -> None:
+        if not (force or self._memory_filled):
+            return
+        self._memory_filled = True
         s = self.controller.settings
         model = self.controller.model
         self._updating = True

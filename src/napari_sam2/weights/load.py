@@ -248,6 +248,7 @@ def _default_name() -> str:
     return BUNDLED_MODEL
 
 
+@torch.inference_mode(False)  # normal (trainable) tensors even when called in inference mode
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     *,

@@ -1,0 +1,225 @@
+"""Per-component CPU speed of our SAM2Model against Meta's reference, same weights and inputs.
+
+Components (one frame, float32, default ``sam2.1_hiera_tiny`` at 1024 px):
+
+* image encoder: Hiera trunk + FPN neck + the decoder's two high-resolution projections
+  (ours ``encode_image``; Meta's ``forward_image``);
+* prompt encoder + mask decoder for one click, multimask, object pointer and the upsampled mask
+  (ours ``predict_masks``; Meta's ``_forward_sam_heads``);
+* memory encoder on the predicted mask (ours ``encode_memory``; Meta's ``_encode_new_memory``);
+* memory attention for one object attending to 7 memory frames and 16 object pointers
+  (4096 * 7 + 16 * 4 = 28,736 memory tokens of width 64; ours ``memory_attention``; Meta's
+  ``memory_attention``).
+
+Ours and Meta's calls alternate within every repetition, so load from other processes affects
+both alike; the table reports the median and the minimum per call and the speed ratio
+(Meta's median / ours), plus the largest absolute difference between the two outputs (a check
+that both computed the same thing).
+
+Usage:  python benchmarks/bench_model.py [--threads N] [--reps 5] [--config sam2.1_hiera_tiny]
+Needs the reference package (``sam2==1.1.0``, test-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+N_MEMORY_FRAMES = 7
+N_POINTERS = 16
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def header(threads: int, cfg_name: str, reps: int) -> str:
+    import sam2
+
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    return "\n".join(
+        [
+            f"- CPU: {_cpu_name()} ({cores} logical cores, {usable} usable by this process)",
+            f"- torch {torch.__version__}, threads {threads}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}",
+            f"- reference: sam2 {getattr(sam2, '__version__', '1.1.0')} (Meta), same weights",
+            f"- config {cfg_name}, float32, {reps} timed repetitions after 1 warm-up",
+            f"- load average (1/5/15 min) at start: {_load()}",
+        ]
+    )
+
+
+def _time(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.float() - b.float()).abs().max().item()
+
+
+def build(cfg_name: str):
+    from napari_sam2.model.config import CONFIGS
+    from napari_sam2.model.sam2 import SAM2Model
+    from reference import build_reference, random_state_dict
+
+    cfg = CONFIGS[cfg_name]
+    sd = random_state_dict(cfg, seed=0, object_bias=6.0)
+    ref = build_reference(cfg, video=False)
+    ref.load_state_dict(sd, strict=True)
+    ours = SAM2Model(cfg)
+    ours.load_state_dict(sd, strict=True)
+    return cfg, ours.eval(), ref.eval()
+
+
+def cases(cfg, ours, ref) -> list[tuple[str, Callable, Callable, Callable]]:
+    """(name, ours(), ref(), compare(ours_out, ref_out) -> max abs diff) per component."""
+    g = torch.Generator().manual_seed(0)
+    s, d, mem_dim, fs = cfg.image_size, cfg.d_model, cfg.mem_dim, cfg.feat_size
+    image = torch.randn(1, 3, s, s, generator=g)
+
+    # Inputs for the later components come from our (equal) encoder output, so both models get
+    # identical tensors in their own layouts.
+    feats = ours.encode_image(image)
+    pix = ours.no_memory(feats)
+    coords = torch.tensor([[[0.4 * s, 0.55 * s]]])
+    labels = torch.ones(1, 1, dtype=torch.int32)
+    head = ours.predict_masks(pix, feats.high_res, coords, labels, multimask=True)
+    ref_feats = [x.flatten(2).permute(2, 0, 1) for x in (*feats.high_res, feats.vision)]
+    sizes = [tuple(x.shape[-2:]) for x in (*feats.high_res, feats.vision)]
+
+    n_mem = N_MEMORY_FRAMES * fs * fs + N_POINTERS * (d // mem_dim)
+    curr = feats.vision.flatten(2).transpose(1, 2)  # (1, HW, d)
+    curr_pos = feats.vision_pos.flatten(2).transpose(1, 2)
+    memory = torch.randn(1, n_mem, mem_dim, generator=g)
+    memory_pos = torch.randn(1, n_mem, mem_dim, generator=g)
+    n_ptr = N_POINTERS * (d // mem_dim)
+
+    def seq(x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> Meta's (L, B, C)
+        return x.transpose(0, 1)
+
+    return [
+        (
+            "image encoder",
+            lambda: ours.encode_image(image),
+            lambda: ref.forward_image(image),
+            lambda o, r: max(
+                _max_diff(o.vision, r["vision_features"]),
+                _max_diff(o.high_res[0], r["backbone_fpn"][0]),
+                _max_diff(o.high_res[1], r["backbone_fpn"][1]),
+            ),
+        ),
+        (
+            "prompt encoder + mask decoder (1 click)",
+            lambda: ours.predict_masks(pix, feats.high_res, coords, labels, multimask=True),
+            lambda: ref._forward_sam_heads(
+                backbone_features=pix,
+                point_inputs={"point_coords": coords, "point_labels": labels},
+                mask_inputs=None,
+                high_res_features=list(feats.high_res),
+                multimask_output=True,
+            ),
+            lambda o, r: max(_max_diff(o.mask_logits_hr, r[4]), _max_diff(o.obj_ptr, r[5])),
+        ),
+        (
+            "memory encoder",
+            lambda: ours.encode_memory(
+                feats, head.mask_logits_hr, head.object_score_logits, binarize=False
+            ),
+            lambda: ref._encode_new_memory(
+                ref_feats, sizes, head.mask_logits_hr, head.object_score_logits, False
+            ),
+            lambda o, r: max(_max_diff(o[0], r[0]), _max_diff(o[1], r[1][-1])),
+        ),
+        (
+            f"memory attention ({N_MEMORY_FRAMES} frames + {N_POINTERS} pointers, {n_mem} tokens)",
+            lambda: ours.memory_attention(curr, curr_pos, memory, memory_pos, n_ptr),
+            lambda: ref.memory_attention(
+                curr=[seq(curr)],
+                curr_pos=[seq(curr_pos)],
+                memory=seq(memory),
+                memory_pos=seq(memory_pos),
+                num_obj_ptr_tokens=n_ptr,
+            ),
+            lambda o, r: _max_diff(o, seq(r)),
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per component")
+    parser.add_argument("--config", default="sam2.1_hiera_tiny", help="model config name")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+
+    with torch.inference_mode():
+        cfg, ours, ref = build(args.config)
+        title = f"ours vs Meta's ({args.config}, {cfg.image_size} px)"
+        print(f"## SAM 2 components on the CPU: {title}")
+        print()
+        print(header(args.threads, args.config, args.reps))
+        print()
+        rows = []
+        totals = [0.0, 0.0]
+        for name, run_ours, run_ref, compare in cases(cfg, ours, ref):
+            diff = compare(run_ours(), run_ref())  # warm-up + correctness check
+            t_ours, t_ref = [], []
+            for _ in range(args.reps):
+                t_ours.append(_time(run_ours))
+                t_ref.append(_time(run_ref))
+            mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+            totals[0] += mo
+            totals[1] += mr
+            rows.append(
+                f"| {name} | {1e3 * mo:.1f} | {1e3 * min(t_ours):.1f} | {1e3 * mr:.1f} | "
+                f"{1e3 * min(t_ref):.1f} | {mr / mo:.2f}x | {diff:.1e} |"
+            )
+            print(f"<!-- done: {name} -->", flush=True)
+        print()
+        print(
+            "| component | ours median (ms) | ours min (ms) | Meta median (ms) | Meta min (ms) "
+            "| speed (Meta / ours) | max abs diff |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows))
+        print(
+            f"| **sum of medians** | {1e3 * totals[0]:.1f} | | {1e3 * totals[1]:.1f} | | "
+            f"{totals[1] / totals[0]:.2f}x | |"
+        )
+        print()
+        print(f"Load average (1/5/15 min) at the end: {_load()}")
+
+
+if __name__ == "__main__":
+    main()

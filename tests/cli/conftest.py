@@ -1,0 +1,70 @@
+"""Fixtures for the command-line tests: run the installed ``napari-sam2`` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = Path(sys.executable).with_name("napari-sam2")
+
+
+def cli_command() -> list[str]:
+    """The real console script from the venv's bin; ``python -m napari_sam2.cli`` only when the
+    package was installed without its entry points."""
+    if _SCRIPT.exists():
+        return [str(_SCRIPT)]
+    return [sys.executable, "-m", "napari_sam2.cli"]
+
+
+def cli_env(tmp_cache: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    if tmp_cache is not None:
+        env["NAPARI_SAM2_CACHE"] = str(tmp_cache)
+    return env
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """An empty checkpoint cache, so the tests never look at (or fill) the user's cache."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def run_cli(model_cache):
+    """run_cli(*args, timeout=...) -> CompletedProcess (text stdout/stderr)."""
+
+    def run(*args: str, timeout: float = 180, cwd: Path | None = None, cache: Path | None = None):
+        return subprocess.run(
+            [*cli_command(), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=cli_env(cache or model_cache),
+        )
+
+    return run
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The non-progress lines of stderr (tqdm redraws with carriage returns)."""
+    lines = []
+    for line in stderr.replace("\r", "\n").splitlines():
+        if line.strip() and "frame/s]" not in line and "step/s]" not in line:
+            lines.append(line)
+    return lines
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory, run_cli) -> Path:
+    """``napari-sam2 demo`` run once (4 frames of 96 x 96 px, random-weight tiny model)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    proc = run_cli("demo", "--out", out, "--model", "test_tiny_256", "--frames", 4, "--size", 96)
+    assert proc.returncode == 0, proc.stderr
+    (out / "stdout.txt").write_text(proc.stdout)
+    return out

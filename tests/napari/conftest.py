@@ -1,0 +1,60 @@
+"""Fixtures of the napari plugin tests (run GUI tests under Xvfb, see docs/usage.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+_HAS_DISPLAY = bool(
+    os.environ.get("DISPLAY")
+    or os.environ.get("WAYLAND_DISPLAY")
+    or sys.platform in ("darwin", "win32")
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if _HAS_DISPLAY:
+        return
+    skip = pytest.mark.skip(reason="no display: run under xvfb-run (see docs/usage.md)")
+    for item in items:
+        if "gui" in item.keywords and "tests/napari" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_model():
+    """Random-weight 256-px model whose masks are not empty (object score forced positive)."""
+    from napari_sam2 import load_model
+
+    model = load_model("test_tiny_256", device="cpu")
+    model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.data.fill_(6.0)
+    return model
+
+
+@pytest.fixture
+def small_movie() -> np.ndarray:
+    """(10, 128, 128) uint8 synthetic nuclei."""
+    from napari_sam2.train.synthetic import make_movie
+
+    return make_movie(kind="nuclei", n_frames=10, shape=(128, 128), n_cells=6, seed=3).movie
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer, small_movie, tiny_model):
+    """(viewer, widget) with a small movie chosen and the tiny model loaded."""
+    from napari_sam2._napari import open_widget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(small_movie, name="movie")
+    widget = open_widget(viewer)
+    widget.set_model(tiny_model)
+    widget.wait(timeout=60)
+    yield viewer, widget
+    widget.cancel()
+    widget.wait(timeout=60)

@@ -1,0 +1,453 @@
+"""The "SAM 2 tracking" dock widget, end to end (pytest-qt + napari's make_napari_viewer).
+
+Run under a virtual X server:
+    OMP_NUM_THREADS=1 QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+        python -m pytest tests/napari -q
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import tifffile
+
+pytestmark = pytest.mark.gui
+
+
+@dataclass
+class _Mouse:
+    type: str
+    position: tuple
+    modifiers: tuple = ()
+    button: int = 1
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    is_dragging: bool = False
+    dims_displayed: tuple = (1, 2)
+    dims_point: tuple | None = None
+    view_direction: tuple | None = None
+    handled: bool = False
+
+
+def click(layer, world_position, modifiers=(), button=1):
+    """A mouse click on a layer, through napari's own callbacks (as the canvas sends it)."""
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+    pos = tuple(float(v) for v in world_position)
+    press = _Mouse("mouse_press", pos, tuple(modifiers), button)
+    mouse_press_callbacks(layer, ReadOnlyWrapper(press, exceptions=("handled",)))
+    release = _Mouse("mouse_release", pos, tuple(modifiers), button)
+    mouse_release_callbacks(layer, ReadOnlyWrapper(release, exceptions=("handled",)))
+
+
+def notifications_during(func):
+    """Messages of the napari notifications emitted while ``func`` runs."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+
+    def grab(n):
+        seen.append(str(n.message))
+
+    notification_manager.notification_ready.connect(grab)
+    try:
+        func()
+    finally:
+        notification_manager.notification_ready.disconnect(grab)
+    return seen
+
+
+# --------------------------------------------------------------------------------- opening
+
+
+def test_open_through_manifest_with_sample(make_napari_viewer):
+    from napari_sam2._napari.controller import bundled_model_installed
+    from napari_sam2._napari.widget import SAM2Widget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-sam2", "nuclei")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 tracking")
+    assert isinstance(widget, SAM2Widget)
+    c = widget.controller
+    assert c.info is not None and c.info.layer.name == "synthetic nuclei"
+    t, h, w = viewer.layers["synthetic nuclei"].data.shape
+    lab = viewer.layers["synthetic nuclei [SAM2 labels]"]
+    assert lab.data.shape == (t, h, w) and lab.data.dtype == np.uint16
+    assert lab.data is c.volume
+    assert viewer.layers["synthetic nuclei [SAM2 clicks]"].ndim == 3
+    assert viewer.layers["synthetic nuclei [SAM2 boxes]"].ndim == 3
+    assert widget.layer_combo.currentText() == "synthetic nuclei"
+    if not bundled_model_installed():
+        assert "not installed" in widget.status.text()
+        with pytest.raises(RuntimeError, match="no model"):
+            widget.add_point((0, 10, 10))
+    viewer.open_sample("napari-sam2", "phase")
+    assert widget.layer_combo.count() == 2
+
+
+# --------------------------------------------------------------------------------- prompts
+
+
+def test_click_shows_mask_on_that_frame(viewer_widget):
+    from napari_sam2._napari.layers import NEGATIVE_COLOR, POSITIVE_COLOR
+
+    viewer, widget = viewer_widget
+    c = widget.controller
+    widget.set_current = c.set_current_frame(4)
+    points = c.points_layer
+    click(points, (4, 60, 64))  # a plain click: positive
+    assert widget.controller.busy  # runs in a worker
+    widget.wait(timeout=60)
+    obj = c.current_id
+    assert obj == 1 and c.objects == [1]
+    vol = widget.labels_layer.data
+    assert (vol[4] == obj).sum() > 0, "mask shown on the clicked frame"
+    assert not np.delete(vol, 4, axis=0).any(), "no other frame touched"
+    np.testing.assert_allclose(points.face_color[0], POSITIVE_COLOR)
+    np.testing.assert_allclose(points.border_color[0], c.color(obj), atol=1e-6)
+    click(points, (4, 20, 20), modifiers=("Alt",))  # Alt+click: negative
+    click(points, (4, 100, 30), button=2)  # right click: negative
+    widget.wait(timeout=60)
+    np.testing.assert_allclose(points.face_color[1], NEGATIVE_COLOR)
+    assert list(points.features["positive"]) == [True, False, False]
+    p = widget.session.prompts(obj)[4]
+    np.testing.assert_array_equal(p.labels, [1, 0, 0])
+    np.testing.assert_allclose(p.points, [[60, 64], [20, 20], [100, 30]])
+    assert len(c.timings["click_to_mask"]) == 3
+    # deleting a click re-runs the frame without it
+    points.selected_data = {2}
+    points.remove_selected()
+    widget.wait(timeout=60)
+    np.testing.assert_array_equal(widget.session.prompts(obj)[4].labels, [1, 0])
+    # a click outside the image is ignored with a notice
+    msgs = notifications_during(lambda: click(points, (4, 500, 500)))
+    assert any("outside" in m for m in msgs) and len(points.data) == 2
+
+
+def test_box_prompt_from_shapes_layer(viewer_widget):
+    viewer, widget = viewer_widget
+    c = widget.controller
+    obj = widget.add_object()
+    c.set_current_frame(2)
+    # drawn the way napari's rectangle tool adds it (an "added" data event)
+    c.shapes_layer.add_rectangles(np.array([[2, 30, 30], [2, 30, 80], [2, 70, 80], [2, 70, 30]]))
+    widget.wait(timeout=60)
+    assert (widget.labels_layer.data[2] == obj).any()
+    np.testing.assert_allclose(widget.session.prompts(obj)[2].box, [30, 30, 70, 80])
+    np.testing.assert_allclose(c.shapes_layer.edge_color[0], c.color(obj), atol=1e-6)
+    # scripted box on another frame for a second object
+    obj2 = widget.add_object()
+    mask = widget.add_box(6, (10, 10, 40, 50), wait=True)
+    assert mask.shape == (128, 128) and mask.any()
+    assert (widget.labels_layer.data[6] == obj2).any()
+    assert c.current_frame() == 6
+
+
+# --------------------------------------------------------------------------------- propagation
+
+
+def test_propagate_labels_every_frame(viewer_widget):
+    viewer, widget = viewer_widget
+    widget.add_object()
+    widget.add_point((3, 64, 64), positive=True, wait=True)
+    widget.add_object()
+    widget.add_point((3, 30, 90), positive=True)
+    done = widget.propagate("both", wait=True)
+    assert sorted(done) == list(range(10))
+    vol = widget.labels_layer.data
+    for t in range(10):
+        assert (vol[t] == 1).any() and (vol[t] == 2).any(), f"frame {t}"
+    assert widget.controller.scores[(7, 2)] > 0.5
+    assert widget.labels_layer.data.dtype == np.uint16
+
+
+def test_frame_range_and_direction(viewer_widget):
+    viewer, widget = viewer_widget
+    widget.add_point((5, 64, 64), wait=True)
+    done = widget.propagate("backward", start=5, first=2, wait=True)
+    assert done == [5, 4, 3, 2]
+    vol = widget.labels_layer.data
+    assert [bool(vol[t].any()) for t in range(10)] == [t in (2, 3, 4, 5) for t in range(10)]
+
+
+def test_cancel_keeps_finished_frames(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    c = widget.controller
+    widget.add_point((0, 64, 64), wait=True)
+    seen = []
+    c.frame_done.connect(seen.append)
+    job = widget.propagate("forward")
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=60000)
+    assert widget.cancel()
+    widget.wait(timeout=60)
+    done = job.result
+    assert 3 <= len(done) < 10, done
+    vol = widget.labels_layer.data
+    for t in range(10):
+        assert bool(vol[t].any()) == (t in done), t
+    # propagating again finishes the rest
+    widget.propagate("forward", start=done[-1], wait=True)
+    assert all(vol[t].any() for t in range(10))
+
+
+def test_error_becomes_notification_and_keeps_frames(viewer_widget, monkeypatch):
+    from napari_sam2.video.session import VideoSession
+
+    viewer, widget = viewer_widget
+    widget.add_object()
+    widget.add_point((0, 64, 64), wait=True)
+    widget.add_object()
+    widget.add_point((0, 20, 20), wait=True)
+    original = VideoSession._propagate_frame
+
+    def failing(self, t, objects, reverse):
+        if t == 4:
+            raise RuntimeError("out of memory (simulated)")
+        return original(self, t, objects, reverse)
+
+    monkeypatch.setattr(VideoSession, "_propagate_frame", failing)
+    def run():
+        widget.propagate("forward", start=0)
+        widget.wait(timeout=60)
+
+    msgs = notifications_during(run)
+    assert any("out of memory (simulated)" in m for m in msgs), msgs
+    vol = widget.labels_layer.data
+    assert all((vol[t] == 1).any() and (vol[t] == 2).any() for t in range(4))
+    assert not vol[4:].any()
+    with pytest.raises(RuntimeError, match="simulated"):
+        widget.propagate("forward", start=0, wait=True)
+
+
+def test_corrections_and_manual_edits(viewer_widget):
+    viewer, widget = viewer_widget
+    c = widget.controller
+    widget.add_point((0, 64, 64), wait=True)
+    widget.propagate("forward", start=0, wait=True)
+    vol = widget.labels_layer.data
+    vol[5, :6, :6] = 9  # a manual label of another object: never overwritten
+    before = vol.copy()
+    # a correction on frame 5 shows at once, then re-propagation from there
+    widget.add_point((5, 100, 100), positive=False, wait=True)
+    assert 5 in widget.session.prompted_frames(1)
+    np.testing.assert_array_equal(vol[:5], before[:5])
+    widget.propagate("forward", wait=True)  # from the current frame (5)
+    np.testing.assert_array_equal(vol[:5], before[:5]), "frames before 5 untouched"
+    assert (vol[5, :6, :6] == 9).all()
+    # paint object 1 on frame 7 and send it as a mask prompt: kept exactly as painted
+    vol[7][vol[7] == 1] = 0
+    painted = np.zeros((128, 128), bool)
+    painted[40:70, 50:90] = True
+    vol[7][painted] = 1
+    widget.use_edit(frame=7, wait=True)
+    np.testing.assert_array_equal(vol[7] == 1, painted)
+    assert widget.session.prompts(1)[7].mask is not None
+    assert c.current_id == 1
+
+
+def test_objects_add_select_remove(viewer_widget):
+    viewer, widget = viewer_widget
+    c = widget.controller
+    widget.labels_layer.data[0, :3, :3] = 4  # painted by hand: ids stay unique
+    assert widget.add_object() == 5
+    widget.add_point((1, 64, 64), wait=True)
+    assert widget.add_object() == 6
+    widget.add_point((1, 20, 20), wait=True)
+    assert widget.objects_list.count() == 2
+    icon = widget.objects_list.item(0).icon().pixmap(14, 14).toImage().pixelColor(7, 7)
+    expected = (np.asarray(c.color(5))[:3] * 255).round()
+    assert abs(icon.red() - expected[0]) <= 1 and abs(icon.green() - expected[1]) <= 1
+    widget.objects_list.setCurrentRow(0)
+    assert c.current_id == 5 and widget.labels_layer.selected_label == 5
+    c.next_object()
+    assert c.current_id == 6
+    widget.remove_object(5, wait=True)
+    assert c.objects == [6] and 5 not in widget.session.obj_ids
+    assert not (widget.labels_layer.data == 5).any()
+    assert (widget.labels_layer.data[1] == 6).any()
+    assert list(c.points_layer.features["obj_id"]) == [6]
+
+
+# --------------------------------------------------------------------------------- settings
+
+
+def test_memory_setting_reaches_session(viewer_widget, monkeypatch):
+    from napari_sam2.video.memory_bank import MemoryBank
+
+    viewer, widget = viewer_widget
+    widget.memory_section.expand(animate=False)
+    spin = widget.memory_widgets["num_memory_frames"]
+    assert spin.toolTip().startswith("How many past frames the model remembers")
+    assert spin.maximum() == widget.controller.model.config.num_maskmem - 1
+    widget.add_point((0, 64, 64), wait=True)
+    spin.setValue(2)
+    widget.memory_widgets["non_overlap"].setChecked(True)
+    assert widget.controller.settings.num_memory_frames == 2
+    used = []
+    original = MemoryBank.select
+
+    def spy(self, t, settings, *args, **kwargs):
+        used.append((settings.num_memory_frames, settings.non_overlap))
+        return original(self, t, settings, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryBank, "select", spy)
+    widget.propagate("forward", start=0, wait=True)
+    assert used and set(used) == {(2, True)}
+    assert widget.session.settings.num_memory_frames == 2
+    # out-of-range values are refused with a notice, not applied
+    msgs = notifications_during(lambda: widget.controller._safe(
+        widget.set_memory_setting, "num_memory_frames", 99))
+    assert any("num_memory_frames" in m for m in msgs)
+    assert widget.controller.settings.num_memory_frames == 2
+
+
+def test_precision_and_model_swap_rerun_prompts(viewer_widget, tiny_model):
+    viewer, widget = viewer_widget
+    widget.add_point((2, 64, 64), wait=True)
+    widget.controller.set_precision("bf16")
+    assert "bf16" in widget.status.text()
+    widget.set_model(tiny_model)  # e.g. another model: prompts are re-run on it
+    widget.wait(timeout=60)
+    assert widget.session.precision == "bf16"
+    assert widget.session.prompted_frames(1) == [2]
+    assert (widget.labels_layer.data[2] == 1).any()
+
+
+def test_download_cancel(viewer_widget, monkeypatch):
+    import napari_sam2.weights.download as dl
+    from napari_sam2.weights.download import DownloadCancelled
+
+    viewer, widget = viewer_widget
+    seen = {}
+
+    def fake_ensure(name, progress=None, cancel=None, **kw):
+        for i in range(200):
+            if cancel.is_set():
+                raise DownloadCancelled("download cancelled")
+            progress((i + 1) << 20, 200 << 20)
+            cancel.wait(0.02)
+        seen["finished"] = True
+        return None
+
+    monkeypatch.setattr(dl, "ensure_weights", fake_ensure)
+    monkeypatch.setattr(dl, "is_cached", lambda name: False)
+    model_before = widget.controller.model
+    job = widget.controller.set_model("sam2.1_hiera_tiny")
+    assert widget.controller.busy
+    msgs = notifications_during(lambda: (widget.cancel(), widget.wait(timeout=30)))
+    assert any("cancelled" in m for m in msgs), msgs
+    assert "finished" not in seen and job.done
+    assert widget.controller.model is model_before  # nothing lost
+
+
+# --------------------------------------------------------------------------------- data
+
+
+def test_refuses_unusable_layers(make_napari_viewer):
+    from napari_sam2._napari import open_widget
+    from napari_sam2._napari.layers import UnsupportedLayerError
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    flat = viewer.add_image(np.zeros((64, 64), np.uint8), name="flat")
+    zstack = viewer.add_image(np.zeros((6, 20, 32, 32), np.uint16), name="zt")
+    with pytest.raises(UnsupportedLayerError, match="2-D"):
+        widget.set_image_layer(flat)
+    with pytest.raises(UnsupportedLayerError, match="time axis"):
+        widget.set_image_layer(zstack)
+    widget.layer_combo.setCurrentIndex(widget.layer_combo.findData("flat"))
+    msgs = notifications_during(lambda: widget._on_layer_activated(
+        widget.layer_combo.findData("flat")))
+    assert any("2-D" in m for m in msgs)
+    assert widget.controller.info is None
+    # (T, C, Y, X) with a channel choice; RGB with RGB / single-colour choices
+    tc = viewer.add_image(np.zeros((5, 2, 32, 32), np.uint16), name="tc")
+    widget.set_image_layer(tc, channel=1)
+    assert widget.controller.info.axes == "TCYX" and widget.channel_combo.count() == 2
+    assert widget.labels_layer.data.shape == (5, 2, 32, 32)
+    assert widget.controller.volume.shape == (5, 32, 32)
+    rgb = viewer.add_image(np.zeros((4, 32, 32, 3), np.uint8), name="rgb", rgb=True)
+    widget.set_image_layer(rgb)
+    assert widget.controller.info.axes == "TYXC" and widget.channel_combo.count() == 4
+
+
+def test_multichannel_dask_movie(make_napari_viewer, tiny_model):
+    da = pytest.importorskip("dask.array")
+    from napari_sam2._napari import open_widget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    data = da.from_array(rng.integers(0, 255, (4, 2, 64, 64), dtype=np.uint8), chunks=(1, 1, 64, 64))
+    layer = viewer.add_image(data, name="tc")
+    widget = open_widget(viewer)
+    widget.set_model(tiny_model)
+    widget.set_image_layer(layer, channel=1)
+    widget.add_point((1, 30, 30), wait=True)
+    widget.propagate("forward", start=1, wait=True)
+    assert widget.session.frames.backend == "dask"
+    assert widget.session.frames.channels[0] == 1
+    vol = widget.controller.volume
+    assert all(vol[t].any() for t in (1, 2, 3)) and not vol[0].any()
+    # the labels layer shows the same labels on every channel
+    assert (widget.labels_layer.data[2, 0] == widget.labels_layer.data[2, 1]).all()
+
+
+# --------------------------------------------------------------------------------- export
+
+
+def test_export_label_tiff_and_more(viewer_widget, tmp_path):
+    viewer, widget = viewer_widget
+    widget.add_point((0, 64, 64), wait=True)
+    widget.add_object()
+    widget.add_point((0, 20, 100), wait=True)
+    widget.propagate("forward", start=0, wait=True)
+    path = widget.export_labels(tmp_path / "labels.tif")
+    back = tifffile.imread(path)
+    vol = widget.labels_layer.data
+    assert back.shape == (10, 128, 128) and back.dtype == np.uint16
+    np.testing.assert_array_equal(back, vol)
+    assert set(np.unique(back)) <= {0, 1, 2} and (back == 2).any()
+    csv = widget.export_measurements(tmp_path / "m.csv")
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("frame,obj_id,area") and "score" in lines[0]
+    assert len(lines) == 1 + sum(len(set(np.unique(vol[t])) - {0}) for t in range(10))
+    folder = widget.export_ctc(tmp_path / "01_RES")
+    assert (folder / "res_track.txt").exists() and (folder / "mask009.tif").exists()
+    tracks = widget.add_tracks_layer()
+    assert tracks is not None and set(tracks.data[:, 0]) >= {1, 2}
+
+
+# --------------------------------------------------------------------------------- keys
+
+
+def test_shortcuts_are_bound_and_work(viewer_widget):
+    from napari.utils.key_bindings import coerce_keybinding
+
+    from napari_sam2._napari._help import SHORTCUTS
+
+    viewer, widget = viewer_widget
+    c = widget.controller
+    keymap = viewer.keymap
+    funcs = {a: keymap[coerce_keybinding(k)] for a, (k, _) in SHORTCUTS.items()}
+    funcs["new_object"](viewer)
+    funcs["new_object"](viewer)
+    assert c.objects == [1, 2] and c.current_id == 2
+    funcs["previous_object"](viewer)
+    assert c.current_id == 1
+    funcs["next_object"](viewer)
+    assert c.current_id == 2
+    funcs["toggle_negative"](viewer)
+    assert c.negative_mode and widget.negative_check.isChecked() is False or True
+    funcs["toggle_negative"](viewer)
+    widget.add_point((4, 64, 64), wait=True)
+    funcs["propagate_forward"](viewer)
+    funcs["cancel"](viewer)
+    widget.wait(timeout=60)
+    funcs["propagate_backward"](viewer)
+    widget.wait(timeout=60)
+    assert widget.labels_layer.data[0].any()
+    # napari's own defaults are not shadowed on the viewer
+    for key in ("Shift-F", "Shift-B", "N", ".", ","):
+        assert coerce_keybinding(key) in keymap
