@@ -92,7 +92,13 @@ class _Interrupt:
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
-        _err(f"stopping after the current {self.what} (press Ctrl-C again to stop at once)")
+        from tqdm import tqdm
+
+        # tqdm.write keeps the message off the progress bar's line
+        tqdm.write(
+            f"{PROG}: stopping after the current {self.what} (press Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
@@ -168,17 +174,20 @@ def _load_model_cli(name: str | None, device: str, quiet: bool):
     """load_model with CLI-friendly errors (missing bundled micro model)."""
     import torch
 
-    from .weights.load import BUNDLED_MODEL, bundled_checkpoint_path, load_model
+    from .weights import load as weights_load
 
     torch.manual_seed(0)  # random-weight test configs give the same model every run
-    if name == BUNDLED_MODEL and not bundled_checkpoint_path().is_file():
+    bundled = weights_load.bundled_checkpoint_path()
+    default = weights_load._default_name() if name is None else name
+    if default == weights_load.BUNDLED_MODEL and not bundled.is_file():
+        which = "" if name else " (the default: no official model is downloaded)"
         raise CLIError(
-            f"the bundled '{BUNDLED_MODEL}' model is not installed "
-            f"({bundled_checkpoint_path()} is missing); use --model sam2.1_hiera_tiny "
+            f"the bundled '{weights_load.BUNDLED_MODEL}' model{which} is not installed "
+            f"({bundled} is missing); use --model sam2.1_hiera_tiny "
             "(downloads 156 MB) or --model PATH/TO/checkpoint.pt"
         )
     t0 = time.perf_counter()
-    model = load_model(name, device=device, progress=None if quiet else "tqdm")
+    model = weights_load.load_model(name, device=device, progress=None if quiet else "tqdm")
     _info(
         f"model: {model.config.name} on {_device_label(model)} "
         f"({time.perf_counter() - t0:.1f} s to load)",
@@ -348,6 +357,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     channel = _parse_channel(args.channel)
     default_out = Path(args.movie).with_name(Path(args.movie).stem + "_labels.tif")
     out = Path(args.out) if args.out else default_out
+    if out.exists() and out.resolve() == Path(args.movie).resolve():
+        raise CLIError(f"--out {out} is the input movie; choose another output file")
     out.parent.mkdir(parents=True, exist_ok=True)
 
     settings = _memory_settings(args)
@@ -820,8 +831,9 @@ Offline: copy the .pt files into the cache folder shown by '{PROG} models'.
 
 _TRAIN_EPILOG = f"""\
 examples:
-  {PROG} train --steps 6000 --out runs/micro          # the bundled model's recipe, CPU: hours
   {PROG} train --steps 200 --config test_tiny_256 --clip-len 3 --max-objects 4 --out runs/try
+  {PROG} train --steps 6000 --clip-len 5 --single-frame-fraction 0.5 --save-every 50 \\
+      --out runs/micro       # like scripts/train_micro.py (the bundled model): hours on a CPU
 Run the same command again (with a larger --steps) to resume from OUT/last.pt.
 """
 
@@ -841,48 +853,52 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=34, width=100)
 
 
-def _add_training_flags(p: argparse.ArgumentParser, finetune: bool) -> None:
+def _add_training_flags(p: argparse.ArgumentParser, finetune: bool) -> argparse._ArgumentGroup:
+    """Flags shared by train and finetune (defaults: TrainConfig's, or fine-tuning ones)."""
     g = p.add_argument_group("training")
+    defaults = {  # shown in --help; the values themselves come from TrainConfig / cmd_finetune
+        "steps": "300" if finetune else "4000",
+        "lr": "1e-4" if finetune else "6e-4",
+        "warmup": "steps/10, at most 50" if finetune else "200",
+        "save": "50" if finetune else "100",
+    }
     g.add_argument(
         "--steps",
         type=int,
+        metavar="N",
         default=300 if finetune else None,
-        help="optimiser steps in total (default: %(default)s)"
-        if finetune
-        else "optimiser steps in total (default: 4000)",
+        help=f"optimiser steps in total (default: {defaults['steps']})",
     )
-    g.add_argument("--clip-len", type=int, metavar="K", help="frames per training clip (default 6)")
-    g.add_argument("--max-objects", type=int, metavar="N", help="objects per clip (default 8)")
     g.add_argument(
-        "--lr",
-        type=float,
-        help="peak learning rate (default %s)" % ("1e-4" if finetune else "6e-4"),
+        "--clip-len", type=int, metavar="K", help="frames per training clip (default: 6)"
     )
+    g.add_argument("--max-objects", type=int, metavar="N", help="objects per clip (default: 8)")
+    g.add_argument("--lr", type=float, help=f"peak learning rate (default: {defaults['lr']})")
     g.add_argument(
         "--warmup-steps",
         type=int,
         metavar="N",
-        help="linear warm-up steps (default %s)" % ("steps/10, at most 50" if finetune else "200"),
+        help=f"linear warm-up steps (default: {defaults['warmup']})",
     )
     g.add_argument(
         "--single-frame-fraction",
         type=float,
         metavar="F",
-        help="share of single-frame (click + corrections) steps (default 0.3)",
+        help="share of single-frame steps (one click + corrective clicks) (default: 0.3)",
     )
     g.add_argument(
         "--correction-rounds",
         type=int,
         metavar="N",
-        help="simulated corrective clicks per prompt (default 2)",
+        help="simulated corrective clicks per prompt (default: 2)",
     )
     g.add_argument(
         "--save-every",
         type=int,
         metavar="N",
-        help="checkpoint every N steps (default %s)" % (50 if finetune else 100),
+        help=f"write OUT/last.pt and OUT/model.pt every N steps (default: {defaults['save']})",
     )
-    g.add_argument("--seed", type=int, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, metavar="S", help="random seed (default: 0)")
     g.add_argument(
         "--device",
         default="auto",
@@ -891,6 +907,14 @@ def _add_training_flags(p: argparse.ArgumentParser, finetune: bool) -> None:
     )
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    return g
+
+
+def _desc(text: str) -> str:
+    """Wrap a description paragraph (the raw formatter keeps the epilogs' layout as written)."""
+    import textwrap
+
+    return textwrap.fill(text, width=95)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -912,8 +936,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="SAM 2 for microscopy time-lapses: click cells on a frame, track them "
-        "through the movie, export labels.",
+        description=_desc(
+            "SAM 2 for microscopy time-lapses: click cells on a frame, track them "
+            "through the movie, export labels."
+        ),
         epilog=_MAIN_EPILOG,
         formatter_class=_Formatter,
     )
@@ -933,9 +959,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog=_DEMO_EPILOG,
         help="track the cells of a synthetic time-lapse (offline, the first thing to run)",
-        description="Make a synthetic time-lapse, click each cell once on frame 0, track the "
-        "cells through the movie and save movie.tif, labels.tif, prompts.csv, "
-        "ground_truth.tif and preview.png.",
+        description=_desc(
+            "Make a synthetic time-lapse, click each cell once on frame 0, track the "
+            "cells through the movie and save movie.tif, labels.tif, prompts.csv, "
+            "ground_truth.tif and preview.png."
+        ),
     )
     p.add_argument(
         "--out",
@@ -991,8 +1019,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog=_SEGMENT_EPILOG,
         help="segment and track objects through a movie from clicks/boxes in CSV files",
-        description="Segment and track objects through MOVIE (a TIFF, or a .npy array) from "
-        "clicks and/or boxes, and write a label TIFF (pixel size carried over from the input).",
+        description=_desc(
+            "Segment and track objects through MOVIE (a TIFF, or a .npy array) from "
+            "clicks and/or boxes, and write a label TIFF (pixel size carried over from the input)."
+        ),
     )
     p.add_argument("movie", metavar="MOVIE", help="movie file: TIFF (T, Y, X) or with --axes")
     p.add_argument("--prompts", metavar="CLICKS.csv", help="clicks: napari Points CSV or plain CSV")
@@ -1060,8 +1090,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog=_MODELS_EPILOG,
         help="list the models, what is downloaded and where; download one",
-        description="List the bundled and the official SAM 2 / 2.1 models, their sizes and "
-        "whether they are in the checkpoint cache; --download fetches one (checksum verified).",
+        description=_desc(
+            "List the bundled and the official SAM 2 / 2.1 models, their sizes and "
+            "whether they are in the checkpoint cache; --download fetches one (checksum verified)."
+        ),
     )
     p.add_argument("--download", metavar="NAME", help="download an official checkpoint")
     p.add_argument("--json", action="store_true", help="machine-readable listing")
@@ -1074,9 +1106,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog=_TRAIN_EPILOG,
         help="train a model from scratch on synthetic time-lapses (resumable)",
-        description="Train a model from scratch on synthetic time-lapses (nuclei, phase-contrast "
-        "cells, bacteria). Writes OUT/last.pt (resume state), OUT/model.pt (weights for "
-        "--model) and OUT/metrics.jsonl.",
+        description=_desc(
+            "Train a model from scratch on synthetic time-lapses (nuclei, phase-contrast "
+            "cells, bacteria). Writes OUT/last.pt (resume state), OUT/model.pt (weights for "
+            "--model) and OUT/metrics.jsonl."
+        ),
     )
     p.add_argument(
         "--config",
@@ -1085,14 +1119,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="architecture (default: %(default)s; e.g. test_tiny_256, sam2.1_hiera_tiny)",
     )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/CONFIG)")
-    _add_training_flags(p, finetune=False)
-    p.add_argument(
+    g = _add_training_flags(p, finetune=False)
+    g.add_argument(
         "--kinds",
         nargs="+",
         choices=["nuclei", "phase", "bacteria"],
-        help="synthetic movie kinds (default: all three)",
+        metavar="KIND",
+        help="synthetic movie kinds: nuclei, phase, bacteria (default: all three)",
     )
-    p.add_argument(
+    g.add_argument(
         "--frame-size",
         type=int,
         metavar="PX",
@@ -1107,8 +1142,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog=_FINETUNE_EPILOG,
         help="fine-tune a model on your own annotated movie (resumable)",
-        description="Fine-tune CHECKPOINT (a model name or .pt file) on a movie and its label "
-        "TIFF. Writes OUT/model.pt, OUT/last.pt and OUT/metrics.jsonl.",
+        description=_desc(
+            "Fine-tune CHECKPOINT (a model name or .pt file) on a movie and its label "
+            "TIFF. Writes OUT/model.pt, OUT/last.pt and OUT/metrics.jsonl."
+        ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="model name or checkpoint file")
     p.add_argument("--movie", required=True, metavar="M.tif", help="movie (T, Y, X)")

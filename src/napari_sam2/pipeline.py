@@ -541,7 +541,7 @@ def run_demo(
     res.device = str(net.device)
     res.num_objects = len(prompts)
     with atomic_open(out / "movie.tif", "wb") as fh:
-        tifffile.imwrite(fh, synth.movie, photometric="minisblack", metadata={"axes": "TYX"})
+        tifffile.imwrite(fh, synth.movie, imagej=True, metadata={"axes": "TYX"})
     res.files["movie"] = out / "movie.tif"
     truth = _ancestor_labels(synth.labels, synth.lineage, set(seeds))
     res.files["ground_truth"] = save_labels_tiff(out / "ground_truth.tif", synth.labels)

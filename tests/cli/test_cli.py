@@ -302,6 +302,30 @@ def test_sigint_writes_the_finished_frames(tmp_path):
     assert (labels[:n_done] == reference).mean() > 0.99
 
 
+def test_failure_midway_keeps_finished_frames(tmp_path, capsys, demo_dir, monkeypatch):
+    from napari_sam2.video.session import VideoSession
+
+    original = VideoSession._propagate_frame
+    calls = []
+
+    def flaky(self, t, objects, reverse):
+        calls.append(t)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(self, t, objects, reverse)
+
+    monkeypatch.setattr(VideoSession, "_propagate_frame", flaky)
+    out = tmp_path / "labels.tif"
+    argv = ["segment", str(demo_dir / "movie.tif"), "--prompts", str(demo_dir / "prompts.csv")]
+    rc = cli.main([*argv, "--model", "test_tiny_256", "--out", str(out), "-q"])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 1 and len(lines) == 1, lines
+    assert "failed after 2 frame(s): CUDA out of memory (simulated)" in lines[0]
+    assert "wrote the finished frames (0-1)" in lines[0]
+    labels = load_labels_tiff(out)
+    assert labels.shape == (4, 96, 96) and not labels[2:].any()
+
+
 # ----------------------------------------------------------------------------- training
 
 

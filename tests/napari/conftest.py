@@ -45,16 +45,46 @@ def small_movie() -> np.ndarray:
     return make_movie(kind="nuclei", n_frames=10, shape=(128, 128), n_cells=6, seed=3).movie
 
 
+@pytest.fixture(scope="module")
+def shared_viewer(qapp):
+    """One hidden viewer per test module (a napari viewer takes seconds to build here)."""
+    import napari
+
+    viewer = napari.Viewer(show=False)
+    yield viewer
+    viewer.window.remove_dock_widget("all")
+    viewer.close()
+
+
 @pytest.fixture
-def viewer_widget(make_napari_viewer, small_movie, tiny_model):
+def fresh_viewer(shared_viewer, qtbot):
+    """The shared viewer, emptied; plugin widgets docked during the test are closed after."""
+    viewer = shared_viewer
+    viewer.layers.clear()
+    yield viewer
+    from napari_sam2._napari.widget import SAM2Widget
+
+    for dock in list(viewer.window.dock_widgets.values()):
+        inner = dock.widget() if hasattr(dock, "widget") else dock
+        for w in [inner, *inner.findChildren(SAM2Widget)]:
+            if isinstance(w, SAM2Widget):
+                w.cancel()
+                w.wait(timeout=60)
+                w.close_controller()
+    viewer.window.remove_dock_widget("all")
+    viewer.layers.clear()
+    qtbot.wait(10)
+
+
+@pytest.fixture
+def viewer_widget(fresh_viewer, small_movie, tiny_model):
     """(viewer, widget) with a small movie chosen and the tiny model loaded."""
     from napari_sam2._napari import open_widget
 
-    viewer = make_napari_viewer()
+    viewer = fresh_viewer
     viewer.add_image(small_movie, name="movie")
     widget = open_widget(viewer)
     widget.set_model(tiny_model)
     widget.wait(timeout=60)
-    yield viewer, widget
-    widget.cancel()
-    widget.wait(timeout=60)
+    viewer.dims.set_point(0, 0)
+    return viewer, widget

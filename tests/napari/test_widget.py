@@ -1,4 +1,4 @@
-"""The "SAM 2 tracking" dock widget, end to end (pytest-qt + napari's make_napari_viewer).
+"""The "SAM 2 tracking" dock widget, end to end (pytest-qt, one shared hidden napari viewer).
 
 Run under a virtual X server:
     OMP_NUM_THREADS=1 QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
@@ -62,11 +62,11 @@ def notifications_during(func):
 # --------------------------------------------------------------------------------- opening
 
 
-def test_open_through_manifest_with_sample(make_napari_viewer):
+def test_open_through_manifest_with_sample(fresh_viewer):
     from napari_sam2._napari.controller import bundled_model_installed
     from napari_sam2._napari.widget import SAM2Widget
 
-    viewer = make_napari_viewer()
+    viewer = fresh_viewer
     viewer.open_sample("napari-sam2", "nuclei")
     _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 tracking")
     assert isinstance(widget, SAM2Widget)
@@ -90,12 +90,12 @@ def test_open_through_manifest_with_sample(make_napari_viewer):
 # --------------------------------------------------------------------------------- prompts
 
 
-def test_click_shows_mask_on_that_frame(viewer_widget):
+def test_clicks_and_boxes_show_masks_at_once(viewer_widget):
     from napari_sam2._napari.layers import NEGATIVE_COLOR, POSITIVE_COLOR
 
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.set_current = c.set_current_frame(4)
+    c.set_current_frame(4)
     points = c.points_layer
     click(points, (4, 60, 64))  # a plain click: positive
     assert widget.controller.busy  # runs in a worker
@@ -125,19 +125,15 @@ def test_click_shows_mask_on_that_frame(viewer_widget):
     msgs = notifications_during(lambda: click(points, (4, 500, 500)))
     assert any("outside" in m for m in msgs) and len(points.data) == 2
 
-
-def test_box_prompt_from_shapes_layer(viewer_widget):
-    viewer, widget = viewer_widget
-    c = widget.controller
-    obj = widget.add_object()
+    # a box drawn in the boxes layer (napari's rectangle tool sends an "added" data event)
+    obj = widget.add_object()  # object 2
     c.set_current_frame(2)
-    # drawn the way napari's rectangle tool adds it (an "added" data event)
     c.shapes_layer.add_rectangles(np.array([[2, 30, 30], [2, 30, 80], [2, 70, 80], [2, 70, 30]]))
     widget.wait(timeout=60)
     assert (widget.labels_layer.data[2] == obj).any()
     np.testing.assert_allclose(widget.session.prompts(obj)[2].box, [30, 30, 70, 80])
     np.testing.assert_allclose(c.shapes_layer.edge_color[0], c.color(obj), atol=1e-6)
-    # scripted box on another frame for a second object
+    # a scripted box on another frame for a third object
     obj2 = widget.add_object()
     mask = widget.add_box(6, (10, 10, 40, 50), wait=True)
     assert mask.shape == (128, 128) and mask.any()
@@ -162,14 +158,15 @@ def test_propagate_labels_every_frame(viewer_widget):
     assert widget.controller.scores[(7, 2)] > 0.5
     assert widget.labels_layer.data.dtype == np.uint16
 
-
-def test_frame_range_and_direction(viewer_widget):
-    viewer, widget = viewer_widget
-    widget.add_point((5, 64, 64), wait=True)
-    done = widget.propagate("backward", start=5, first=2, wait=True)
+    # a new object, propagated backward within a frame range, touches only those frames
+    widget.add_object()
+    widget.add_point((5, 100, 20), wait=True)
+    before = vol.copy()
+    done = widget.propagate("backward", start=5, first=2, obj_ids=[3], wait=True)
     assert done == [5, 4, 3, 2]
-    vol = widget.labels_layer.data
-    assert [bool(vol[t].any()) for t in range(10)] == [t in (2, 3, 4, 5) for t in range(10)]
+    changed = [t for t in range(10) if (vol[t] != before[t]).any()]
+    assert set(changed) <= {2, 3, 4, 5} and (vol[5] == 3).any()
+    assert not (vol[[0, 1, 6, 7, 8, 9]] == 3).any()
 
 
 def test_cancel_keeps_finished_frames(viewer_widget, qtbot):
@@ -208,6 +205,7 @@ def test_error_becomes_notification_and_keeps_frames(viewer_widget, monkeypatch)
         return original(self, t, objects, reverse)
 
     monkeypatch.setattr(VideoSession, "_propagate_frame", failing)
+
     def run():
         widget.propagate("forward", start=0)
         widget.wait(timeout=60)
@@ -247,7 +245,11 @@ def test_corrections_and_manual_edits(viewer_widget):
     assert c.current_id == 1
 
 
-def test_objects_add_select_remove(viewer_widget):
+def test_objects_and_shortcuts(viewer_widget):
+    from napari.utils.key_bindings import coerce_keybinding
+
+    from napari_sam2._napari._help import SHORTCUTS
+
     viewer, widget = viewer_widget
     c = widget.controller
     widget.labels_layer.data[0, :3, :3] = 4  # painted by hand: ids stay unique
@@ -269,11 +271,40 @@ def test_objects_add_select_remove(viewer_widget):
     assert (widget.labels_layer.data[1] == 6).any()
     assert list(c.points_layer.features["obj_id"]) == [6]
 
+    # keyboard shortcuts (bound on the viewer)
+    keymap = viewer.keymap
+    funcs = {a: keymap[coerce_keybinding(k)] for a, (k, _) in SHORTCUTS.items()}
+    funcs["new_object"](viewer)
+    funcs["new_object"](viewer)
+    assert c.objects == [6, 7, 8] and c.current_id == 8
+    funcs["previous_object"](viewer)
+    assert c.current_id == 7
+    funcs["next_object"](viewer)
+    assert c.current_id == 8
+    funcs["toggle_negative"](viewer)
+    assert c.negative_mode and "negative clicks" in widget.status.text()
+    funcs["toggle_negative"](viewer)
+    assert not c.negative_mode
+    widget.add_point((4, 64, 64), wait=True)
+    funcs["propagate_forward"](viewer)
+    funcs["cancel"](viewer)
+    widget.wait(timeout=60)
+    funcs["propagate_backward"](viewer)
+    widget.wait(timeout=60)
+    assert widget.labels_layer.data[0].any()
+    # none of them is one of napari's default shortcuts
+    from napari.utils.shortcuts import default_shortcuts
+
+    napari_keys = {coerce_keybinding(k) for keys in default_shortcuts.values() for k in keys}
+    assert not {coerce_keybinding(k) for k, _ in SHORTCUTS.values()} & napari_keys
+
 
 # --------------------------------------------------------------------------------- settings
 
 
-def test_memory_setting_reaches_session(viewer_widget, monkeypatch):
+def test_settings_reach_the_session(viewer_widget, monkeypatch, tiny_model):
+    import torch
+
     from napari_sam2.video.memory_bank import MemoryBank
 
     viewer, widget = viewer_widget
@@ -297,22 +328,32 @@ def test_memory_setting_reaches_session(viewer_widget, monkeypatch):
     assert used and set(used) == {(2, True)}
     assert widget.session.settings.num_memory_frames == 2
     # out-of-range values are refused with a notice, not applied
-    msgs = notifications_during(lambda: widget.controller._safe(
-        widget.set_memory_setting, "num_memory_frames", 99))
+    msgs = notifications_during(
+        lambda: widget.controller._safe(widget.set_memory_setting, "num_memory_frames", 99)
+    )
     assert any("num_memory_frames" in m for m in msgs)
     assert widget.controller.settings.num_memory_frames == 2
 
-
-def test_precision_and_model_swap_rerun_prompts(viewer_widget, tiny_model):
-    viewer, widget = viewer_widget
-    widget.add_point((2, 64, 64), wait=True)
+    # precision and a model swap: prompts are re-run on the new model, settings kept
     widget.controller.set_precision("bf16")
     assert "bf16" in widget.status.text()
-    widget.set_model(tiny_model)  # e.g. another model: prompts are re-run on it
+    widget.set_model(tiny_model)
     widget.wait(timeout=60)
     assert widget.session.precision == "bf16"
-    assert widget.session.prompted_frames(1) == [2]
-    assert (widget.labels_layer.data[2] == 1).any()
+    assert widget.session.settings.num_memory_frames == 2
+    assert widget.session.prompted_frames(1) == [0]
+    assert (widget.labels_layer.data[0] == 1).any()
+    # device: moving the model rebuilds the session in the same job (prompts kept)
+    old_session = widget.session
+    widget.controller.set_device("cpu", wait=True)
+    assert widget.session is not old_session and widget.session.prompted_frames(1) == [0]
+    if not torch.cuda.is_available():
+        msgs = notifications_during(
+            lambda: (widget.controller.set_device("cuda"), widget.wait(timeout=60))
+        )
+        assert any("CUDA is not available" in m for m in msgs), msgs
+        assert widget.controller.device == "cpu" and widget.device_combo.currentText() == "cpu"
+        assert widget.session.prompted_frames(1) == [0]
 
 
 def test_download_cancel(viewer_widget, monkeypatch):
@@ -345,11 +386,11 @@ def test_download_cancel(viewer_widget, monkeypatch):
 # --------------------------------------------------------------------------------- data
 
 
-def test_refuses_unusable_layers(make_napari_viewer):
+def test_refuses_unusable_layers(fresh_viewer):
     from napari_sam2._napari import open_widget
     from napari_sam2._napari.layers import UnsupportedLayerError
 
-    viewer = make_napari_viewer()
+    viewer = fresh_viewer
     widget = open_widget(viewer)
     flat = viewer.add_image(np.zeros((64, 64), np.uint8), name="flat")
     zstack = viewer.add_image(np.zeros((6, 20, 32, 32), np.uint16), name="zt")
@@ -358,8 +399,9 @@ def test_refuses_unusable_layers(make_napari_viewer):
     with pytest.raises(UnsupportedLayerError, match="time axis"):
         widget.set_image_layer(zstack)
     widget.layer_combo.setCurrentIndex(widget.layer_combo.findData("flat"))
-    msgs = notifications_during(lambda: widget._on_layer_activated(
-        widget.layer_combo.findData("flat")))
+    msgs = notifications_during(
+        lambda: widget._on_layer_activated(widget.layer_combo.findData("flat"))
+    )
     assert any("2-D" in m for m in msgs)
     assert widget.controller.info is None
     # (T, C, Y, X) with a channel choice; RGB with RGB / single-colour choices
@@ -373,13 +415,14 @@ def test_refuses_unusable_layers(make_napari_viewer):
     assert widget.controller.info.axes == "TYXC" and widget.channel_combo.count() == 4
 
 
-def test_multichannel_dask_movie(make_napari_viewer, tiny_model):
+def test_multichannel_dask_movie(fresh_viewer, tiny_model):
     da = pytest.importorskip("dask.array")
     from napari_sam2._napari import open_widget
 
-    viewer = make_napari_viewer()
+    viewer = fresh_viewer
     rng = np.random.default_rng(0)
-    data = da.from_array(rng.integers(0, 255, (4, 2, 64, 64), dtype=np.uint8), chunks=(1, 1, 64, 64))
+    arr = rng.integers(0, 255, (4, 2, 64, 64), dtype=np.uint8)
+    data = da.from_array(arr, chunks=(1, 1, 64, 64))
     layer = viewer.add_image(data, name="tc")
     widget = open_widget(viewer)
     widget.set_model(tiny_model)
@@ -420,34 +463,3 @@ def test_export_label_tiff_and_more(viewer_widget, tmp_path):
 
 
 # --------------------------------------------------------------------------------- keys
-
-
-def test_shortcuts_are_bound_and_work(viewer_widget):
-    from napari.utils.key_bindings import coerce_keybinding
-
-    from napari_sam2._napari._help import SHORTCUTS
-
-    viewer, widget = viewer_widget
-    c = widget.controller
-    keymap = viewer.keymap
-    funcs = {a: keymap[coerce_keybinding(k)] for a, (k, _) in SHORTCUTS.items()}
-    funcs["new_object"](viewer)
-    funcs["new_object"](viewer)
-    assert c.objects == [1, 2] and c.current_id == 2
-    funcs["previous_object"](viewer)
-    assert c.current_id == 1
-    funcs["next_object"](viewer)
-    assert c.current_id == 2
-    funcs["toggle_negative"](viewer)
-    assert c.negative_mode and widget.negative_check.isChecked() is False or True
-    funcs["toggle_negative"](viewer)
-    widget.add_point((4, 64, 64), wait=True)
-    funcs["propagate_forward"](viewer)
-    funcs["cancel"](viewer)
-    widget.wait(timeout=60)
-    funcs["propagate_backward"](viewer)
-    widget.wait(timeout=60)
-    assert widget.labels_layer.data[0].any()
-    # napari's own defaults are not shadowed on the viewer
-    for key in ("Shift-F", "Shift-B", "N", ".", ","):
-        assert coerce_keybinding(key) in keymap

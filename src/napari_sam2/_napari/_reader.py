@@ -2,8 +2,8 @@
 
 Only files that look like label images are claimed: integer (or bool) single-channel TIFFs
 that were written by napari-sam2, or whose first plane is piecewise constant with background 0
-(neighbouring pixels almost always equal, unlike noisy intensity images). Anything else is left
-to napari's own reader (``get_reader`` returns None).
+(neighbouring pixels almost always equal, also inside objects, unlike intensity images).
+Anything else is left to napari's own reader (``get_reader`` returns None).
 """
 
 from __future__ import annotations
@@ -48,10 +48,19 @@ def looks_like_labels(path: str | os.PathLike) -> bool:
     if dtype.kind == "i" and plane.min() < 0:
         return False
     plane = plane[:1024, :1024]
-    same = (np.count_nonzero(plane[:, 1:] == plane[:, :-1])
-            + np.count_nonzero(plane[1:] == plane[:-1]))
-    pairs = plane[:, 1:].size + plane[1:].size
-    return bool(same / pairs >= EQUAL_NEIGHBOURS and (plane == 0).any())
+    if not (plane == 0).any():
+        return False
+    pairs = [(plane[:, 1:], plane[:, :-1]), (plane[1:], plane[:-1])]
+    same = sum(np.count_nonzero(a == b) for a, b in pairs)
+    total = sum(a.size for a, _ in pairs)
+    # inside objects too: labels are constant there, intensities are not (a mostly black
+    # fluorescence image passes the first test but not this one)
+    both = [(a != 0) & (b != 0) for a, b in pairs]
+    inside = sum(np.count_nonzero(m) for m in both)
+    same_inside = sum(np.count_nonzero((a == b) & m) for (a, b), m in zip(pairs, both))
+    if inside and same_inside / inside < EQUAL_NEIGHBOURS:
+        return False
+    return bool(same / total >= EQUAL_NEIGHBOURS)
 
 
 def get_reader(path: str | list[str]):

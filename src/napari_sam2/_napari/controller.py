@@ -15,17 +15,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from psygnal import Signal
 
+from ._exports import ExportsMixin
 from ._help import SHORTCUTS
+from ._prompts import PromptsMixin
 from .jobs import Job, JobQueue
 from .layers import (
-    NEGATIVE_COLOR,
     POSITIVE_COLOR,
     ImageInfo,
     base_volume,
@@ -41,7 +42,15 @@ LOAD_FROM_FILE = "load from file..."
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 DIRECTIONS = ("forward", "backward", "both")
-_REFRESH_INTERVAL = 0.05  # s between Labels refreshes while propagating
+#: Shortest time between display updates while propagating (s). Labels are written into the
+#: layer's data for every frame; the display catches up at most this often, and only while the
+#: main thread keeps up (see ``_on_frame``).
+_REFRESH_INTERVAL = 0.1
+#: The same with a software-rendered canvas, where each redraw costs a few hundred ms of CPU.
+_REFRESH_INTERVAL_SOFTWARE_GL = 1.0
+#: A propagated frame is shown only if the main thread receives it within this delay (s);
+#: otherwise the display is skipped until it has caught up (slow software OpenGL, etc.).
+_MAX_LAG = 0.1
 
 
 def bundled_model_installed() -> bool:
@@ -84,7 +93,7 @@ def model_choices() -> list[dict[str, Any]]:
     return out
 
 
-class TrackingController:
+class TrackingController(PromptsMixin, ExportsMixin):
     """Interactive SAM 2 tracking in a napari viewer (the widget's logic, scriptable).
 
     Args:
@@ -94,8 +103,9 @@ class TrackingController:
 
     Signals (main thread):
         status_changed(str), objects_changed(), model_changed(), image_changed(),
-        busy_changed(bool), frame_done(int), mask_shown(int, int) (frame, object id),
-        settings_changed().
+        busy_changed(bool), frame_done(int), progress_changed(int, int) (steps done, total of
+        the running propagation or download; a few times per second), mask_shown(int, int)
+        (frame, object id), settings_changed().
     """
 
     status_changed = Signal(str)
@@ -104,6 +114,7 @@ class TrackingController:
     image_changed = Signal()
     busy_changed = Signal(bool)
     frame_done = Signal(int)
+    progress_changed = Signal(int, int)
     mask_shown = Signal(int, int)
     settings_changed = Signal()
 
@@ -111,6 +122,7 @@ class TrackingController:
         self.viewer = viewer
         self.jobs = JobQueue()
         self.jobs.busy_changed.connect(self._on_busy)
+        self.jobs.progress.connect(lambda job, done, total: self.progress_changed.emit(done, total))
         self.model = None
         self.model_name: str | None = None
         self.model_choice: str | None = self._default_choice()
@@ -136,6 +148,7 @@ class TrackingController:
         self._n_shapes = 0
         self._resync_pairs: set[tuple[int, int]] = set()
         self._last_refresh = 0.0
+        self._refresh_interval = _REFRESH_INTERVAL
         self._bound: dict[str, Any] = {}
         self._removed_layers: set[int] = set()
         self._status_extra = ""
@@ -278,7 +291,7 @@ class TrackingController:
     def set_device(self, device: str, *, wait: bool = False) -> None:
         """Compute on "auto", "cpu", "cuda" or "mps" (moves a loaded model; prompts re-run)."""
         self._check_device(device)
-        self.device = device
+        previous, self.device = self.device, device
         if self.model is None:
             self._emit_status()
             return
@@ -286,23 +299,35 @@ class TrackingController:
         def move():
             from napari_sam2.weights.load import resolve_device
 
-            return self.model.to(resolve_device(device))
+            model = self.model.to(resolve_device(device))  # in place: the session must follow
+            self._replay_session()
+            return model
 
         self._submit(
-            Job(f"moving the model to {device}", move, kind="model",
-                on_result=lambda m: self._install_model(m, self.model_name))
+            Job(
+                f"moving the model to {device}",
+                move,
+                kind="model",
+                on_result=lambda m: self._install_model(m, self.model_name, rebuild=False),
+                on_error=lambda exc: self._device_failed(previous),
+            )
         )
         if wait:
             self.wait()
 
+    def _device_failed(self, previous: str) -> None:
+        self.device = previous
+        self.model_changed.emit()
+        self._emit_status()
+
     def set_precision(self, precision: str) -> None:
-        """"fp32" or "bf16" (bfloat16 autocast; used from the next job on)."""
+        """ "fp32" or "bf16" (bfloat16 autocast; used from the next job on)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
         self._emit_status()
 
-    def _install_model(self, model, name: str | None) -> None:
+    def _install_model(self, model, name: str | None, *, rebuild: bool = True) -> None:
         self.model = model.eval()
         self.model_name = name or "custom"
         cfg = model.config
@@ -315,7 +340,8 @@ class TrackingController:
         if changes:
             self.settings = self.settings.replace(**changes)
             self.settings_changed.emit()
-        self._rebuild_session()
+        if rebuild:
+            self._rebuild_session()
         self.model_changed.emit()
         self._emit_status()
 
@@ -342,8 +368,10 @@ class TrackingController:
             self.jobs.clear()
             self.wait()
         self.info = info
-        self.channel = info.channels[0][1] if (info.channels and channel == "default") else (
-            None if channel == "default" else channel
+        self.channel = (
+            info.channels[0][1]
+            if (info.channels and channel == "default")
+            else (None if channel == "default" else channel)
         )
         self.contrast = contrast
         self.session = None
@@ -400,9 +428,7 @@ class TrackingController:
         found = sorted(int(i) for i in np.unique(vol) if i) if labels is not None else []
         self.objects = found
         self.current_id = found[0] if found else None
-        self.points_layer = self._prompt_layer(
-            f"{img.name} [SAM2 clicks]", "points", info, img
-        )
+        self.points_layer = self._prompt_layer(f"{img.name} [SAM2 clicks]", "points", info, img)
         self.shapes_layer = self._prompt_layer(f"{img.name} [SAM2 boxes]", "shapes", info, img)
         self._n_shapes = len(self.shapes_layer.data)
         self._connect_layers()
@@ -423,12 +449,20 @@ class TrackingController:
         if kind == "points":
             size = max(3.0, min(info.frame_shape) / 50)
             return self.viewer.add_points(
-                None, features=features, size=size, border_width=0.25,
-                border_width_is_relative=True, face_color=POSITIVE_COLOR, **common
+                None,
+                features=features,
+                size=size,
+                border_width=0.25,
+                border_width_is_relative=True,
+                face_color=POSITIVE_COLOR,
+                **common,
             )
         layer = self.viewer.add_shapes(
-            None, features=features, edge_width=max(1.0, min(info.frame_shape) / 200),
-            face_color=[0, 0, 0, 0], **common
+            None,
+            features=features,
+            edge_width=max(1.0, min(info.frame_shape) / 200),
+            face_color=[0, 0, 0, 0],
+            **common,
         )
         return layer
 
@@ -443,8 +477,10 @@ class TrackingController:
         for layer, cbs in (
             (self.points_layer, [("data", self._on_points_data)]),
             (self.shapes_layer, [("data", self._on_shapes_data)]),
-            (self.labels_layer, [("data", self._on_labels_data),
-                                 ("selected_label", self._on_selected_label)]),
+            (
+                self.labels_layer,
+                [("data", self._on_labels_data), ("selected_label", self._on_selected_label)],
+            ),
         ):
             if layer is None:
                 continue
@@ -589,8 +625,15 @@ class TrackingController:
                     frame[hit] = 0
             return obj_id
 
-        self._submit(Job(f"removing object {obj_id}", work, kind="prompt", total=0,
-                         on_result=lambda _: self._refresh_labels(force=True)))
+        self._submit(
+            Job(
+                f"removing object {obj_id}",
+                work,
+                kind="prompt",
+                total=0,
+                on_result=lambda _: self._refresh_labels(force=True),
+            )
+        )
         self.objects_changed.emit()
         if wait:
             self.wait()
@@ -603,8 +646,9 @@ class TrackingController:
             ids = np.asarray(layer.features["obj_id"])
             hit = ids == obj_id
             if frame is not None:
-                hit &= np.array([self._layer_item_frame(layer, i) == frame
-                                 for i in range(len(ids))])
+                hit &= np.array(
+                    [self._layer_item_frame(layer, i) == frame for i in range(len(ids))]
+                )
             idx = np.flatnonzero(hit)
             if len(idx):
                 with self._suppressed():
@@ -623,366 +667,13 @@ class TrackingController:
             coords = coords[0]
         return int(round(coords[self.info.t_axis]))
 
-    # ================================================================== prompts
-    def _ensure_object(self) -> int:
-        if self.current_id is None or self.current_id not in self.objects:
-            self.add_object()
-        return self.current_id
-
-    def _is_negative_click(self) -> bool:
-        button, modifiers = self._click
-        alt = "Alt" in modifiers
-        return self.negative_mode != (button == 2 or alt)
-
-    def _record_click(self, layer, event) -> None:
-        """First mouse-drag callback of the clicks layer: remember button and modifiers (the
-        point itself is added by napari's add mode right after)."""
-        self._click = (
-            int(getattr(event, "button", 1) or 1),
-            tuple(getattr(event, "modifiers", ()) or ()),
-        )
-
-    def add_point(
-        self,
-        coords: Sequence[float],
-        positive: bool = True,
-        *,
-        obj_id: int | None = None,
-        wait: bool = False,
-    ):
-        """Click on an object at ``coords`` = (t, y, x) (image pixels, t = frame index).
-
-        The point is added to the clicks layer, the time slider moves to frame t, and the
-        object's mask on that frame is computed in the background and shown at once.
-
-        Returns:
-            With ``wait=True`` the (H, W) bool mask of the object on that frame, else the job.
-        """
-        info = self._need_image()
-        t, y, x = (float(v) for v in coords)
-        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
-        frame = int(round(t))
-        self._check_point(frame, y, x)
-        with self._suppressed():
-            self.points_layer.selected_data = set()
-            self.points_layer.add(
-                info.to_layer_coords(frame, y, x, self._current_channel_coord())
-            )
-        self._decorate_points([len(self.points_layer.data) - 1], obj, positive)
-        if frame != self.current_frame():
-            self.set_current_frame(frame)
-        job = self._submit_points(frame, obj, [(y, x)], [positive])
-        return self._maybe_wait(job, wait)
-
-    def add_box(self, frame: int, box: Sequence[float], *, obj_id: int | None = None,
-                wait: bool = False):
-        """Give an object's bounding box (y0, x0, y1, x1) in image pixels on ``frame``."""
-        info = self._need_image()
-        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
-        y0, x0, y1, x1 = (float(v) for v in box)
-        c = self._current_channel_coord()
-        corners = [info.to_layer_coords(frame, yy, xx, c)
-                   for yy, xx in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))]
-        with self._suppressed():
-            self.shapes_layer.add_rectangles(np.array(corners))
-        self._n_shapes = len(self.shapes_layer.data)
-        self._decorate_shape(self._n_shapes - 1, obj)
-        if frame != self.current_frame():
-            self.set_current_frame(frame)
-        job = self._submit_box(int(frame), obj, (y0, x0, y1, x1))
-        return self._maybe_wait(job, wait)
-
-    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *,
-                 wait: bool = False):
-        """Send the painted pixels of an object on a frame (default: selected object, current
-        frame) to the model as a mask prompt; the painted mask is kept exactly as painted."""
-        self._need_image()
-        obj = self.current_id if obj_id is None else int(obj_id)
-        if obj is None:
-            raise RuntimeError("select an object first")
-        t = self.current_frame() if frame is None else int(frame)
-        mask = np.asarray(self.volume[t] == obj)
-        if not mask.any():
-            from napari.utils.notifications import show_info
-
-            show_info(f"Object {obj} has no painted pixels on frame {t}: paint it first "
-                      "(Labels layer, paint mode) and try again.")
-            return None
-        if obj not in self.objects:
-            self.objects.append(obj)
-            self.objects.sort()
-            self.objects_changed.emit()
-        self._remove_prompt_marks(obj, frame=t)
-
-        def work():
-            s = self._ensure_session()
-            s.add_mask(t, obj, mask)
-            lab = self.volume[t]  # keep the user's edit exactly
-            lab[(lab == obj) & ~mask] = 0
-            lab[mask] = obj
-            return mask
-
-        job = self._submit(Job(f"using your edit of object {obj} on frame {t}", work,
-                               kind="prompt", on_result=lambda _: self._shown(t, obj)))
-        return self._maybe_wait(job, wait)
-
-    def _use_object(self, obj_id: int) -> int:
-        if obj_id not in self.objects:
-            self.add_object(obj_id)
-        else:
-            self.select_object(obj_id)
-        return int(obj_id)
-
-    def _check_point(self, frame: int, y: float, x: float) -> None:
-        h, w = self.info.frame_shape
-        if not (0 <= frame < self.num_frames):
-            raise ValueError(f"frame {frame} is outside the movie (0..{self.num_frames - 1})")
-        if not (0 <= y <= h - 1 and 0 <= x <= w - 1):
-            raise ValueError(f"point (y={y:.1f}, x={x:.1f}) is outside the image ({h} x {w})")
-
-    def _submit_points(self, t: int, obj: int, pts, positives) -> Job:
-        labels = [int(bool(p)) for p in positives]
-        self._ensure_model_queued()
-
-        def work():
-            s = self._ensure_session()
-            return s.add_points(t, obj, np.asarray(pts, float), labels)
-
-        return self._submit(Job(f"segmenting object {obj} on frame {t}", work, kind="prompt",
-                                on_result=lambda _: self._shown(t, obj)))
-
-    def _submit_box(self, t: int, obj: int, box) -> Job:
-        self._ensure_model_queued()
-
-        def work():
-            return self._ensure_session().add_box(t, obj, box)
-
-        return self._submit(Job(f"segmenting object {obj} in a box on frame {t}", work,
-                                kind="prompt", on_result=lambda _: self._shown(t, obj)))
-
-    def _shown(self, t: int, obj: int) -> None:
-        job = self.jobs.current
-        if job is not None:
-            self.timings["click_to_mask"].append(time.perf_counter() - job.submitted)
-        self._refresh_labels(force=True)
-        self.mask_shown.emit(t, obj)
-        self._emit_status()
-
-    def _decorate_points(self, indices: Sequence[int], obj: int, positive: bool) -> None:
-        layer = self.points_layer
-        idx = list(indices)
-        with self._suppressed():
-            feats = layer.features
-            feats.loc[idx, "obj_id"] = obj
-            feats.loc[idx, "positive"] = bool(positive)
-            face = layer.face_color.copy()
-            face[idx] = POSITIVE_COLOR if positive else NEGATIVE_COLOR
-            layer.face_color = face
-            border = layer.border_color.copy()
-            border[idx] = self.color(obj)
-            layer.border_color = border
-            layer.selected_data = set()
-
-    def _decorate_shape(self, i: int, obj: int) -> None:
-        layer = self.shapes_layer
-        with self._suppressed():
-            layer.features.loc[i, "obj_id"] = obj
-            layer.features.loc[i, "positive"] = True
-            edge = np.asarray(layer.edge_color).copy()
-            edge[i] = self.color(obj)
-            layer.edge_color = edge
-
-    # ------------------------------------------------------------------ layer events
-    @contextlib.contextmanager
-    def _suppressed(self) -> Iterator[None]:
-        self._suppress += 1
-        try:
-            yield
-        finally:
-            self._suppress -= 1
-
-    def _on_points_data(self, event) -> None:
-        if self._suppress or self.info is None:
-            return
-        action = str(getattr(event, "action", ""))
-        layer = self.points_layer
-        n = len(layer.data)
-        if action.endswith("added"):
-            idx = sorted({int(i) % n for i in event.data_indices if n})
-            self._points_added(idx)
-        elif action.endswith("removing") or action.endswith("changing"):
-            for i in event.data_indices:
-                if 0 <= int(i) < n:
-                    self._resync_pairs.add(self._point_pair(int(i)))
-        elif action.endswith("removed") or action.endswith("changed"):
-            if action.endswith("changed"):
-                for i in event.data_indices:
-                    if 0 <= int(i) < n:
-                        self._resync_pairs.add(self._point_pair(int(i)))
-            pairs, self._resync_pairs = self._resync_pairs, set()
-            for t, obj in sorted(pairs):
-                self._resync(t, obj)
-
-    def _point_pair(self, i: int) -> tuple[int, int]:
-        return self._layer_item_frame(self.points_layer, i), int(
-            self.points_layer.features["obj_id"].iloc[i]
-        )
-
-    def _points_added(self, idx: list[int]) -> None:
-        from napari.utils.notifications import show_info
-
-        layer = self.points_layer
-        negative = self._is_negative_click()
-        self._click = (1, ())
-        obj = self._ensure_object()
-        keep, bad = [], []
-        for i in idx:
-            t, y, x = self.info.to_frame_coords(layer.data[i])
-            try:
-                self._check_point(int(round(t)), y, x)
-                keep.append((i, int(round(t)), y, x))
-            except ValueError as exc:
-                bad.append(i)
-                show_info(f"SAM 2: click ignored: {exc}")
-        if keep:
-            self._decorate_points([k[0] for k in keep], obj, not negative)
-        if bad:
-            with self._suppressed():
-                layer.selected_data = set()
-                layer.remove(bad)
-        try:
-            for _, t, y, x in keep:
-                self._submit_points(t, obj, [(y, x)], [not negative])
-        except RuntimeError as exc:  # no model
-            from napari.utils.notifications import show_error
-
-            show_error(f"SAM 2: {exc}")
-            with self._suppressed():
-                layer.selected_data = set()
-                layer.remove([k[0] for k in keep])
-
-    def _on_shapes_data(self, event) -> None:
-        if self._suppress or self.info is None:
-            return
-        action = str(getattr(event, "action", ""))
-        layer = self.shapes_layer
-        n = len(layer.data)
-        if action.endswith("added"):
-            new = list(range(self._n_shapes, n))
-            self._n_shapes = n
-            for i in reversed(new):
-                self._shape_added(i)
-        elif action.endswith("removing") or action.endswith("changing"):
-            for i in event.data_indices:
-                if 0 <= int(i) < n:
-                    self._resync_pairs.add(self._shape_pair(int(i)))
-        elif action.endswith("removed") or action.endswith("changed"):
-            if action.endswith("changed"):
-                for i in event.data_indices:
-                    if 0 <= int(i) < n:
-                        self._resync_pairs.add(self._shape_pair(int(i)))
-            self._n_shapes = n
-            pairs, self._resync_pairs = self._resync_pairs, set()
-            for t, obj in sorted(pairs):
-                self._resync(t, obj)
-
-    def _shape_pair(self, i: int) -> tuple[int, int]:
-        return self._layer_item_frame(self.shapes_layer, i), int(
-            self.shapes_layer.features["obj_id"].iloc[i]
-        )
-
-    def _shape_box(self, i: int) -> tuple[int, tuple[float, float, float, float]]:
-        verts = np.asarray(self.shapes_layer.data[i], dtype=float)
-        yi, xi = self.info.spatial_axes
-        t = int(round(verts[0, self.info.t_axis]))
-        ys, xs = verts[:, yi], verts[:, xi]
-        return t, (ys.min(), xs.min(), ys.max(), xs.max())
-
-    def _shape_added(self, i: int) -> None:
-        from napari.utils.notifications import show_info
-
-        layer = self.shapes_layer
-        stype = layer.shape_type[i]
-        t, box = self._shape_box(i)
-        h, w = self.info.frame_shape
-        y0, x0, y1, x1 = box
-        ok = stype == "rectangle" and y1 - y0 >= 2 and x1 - x0 >= 2
-        ok = ok and y1 >= 0 and x1 >= 0 and y0 <= h - 1 and x0 <= w - 1
-        if not ok:
-            show_info("SAM 2: draw a rectangle (mode 'R') around the object; "
-                      f"a {stype} of {y1 - y0:.0f} x {x1 - x0:.0f} px was ignored")
-            with self._suppressed():
-                layer.selected_data = {i}
-                layer.remove_selected()
-            self._n_shapes = len(layer.data)
-            return
-        obj = self._ensure_object()
-        self._decorate_shape(i, obj)
-        box = (max(y0, 0.0), max(x0, 0.0), min(y1, h - 1.0), min(x1, w - 1.0))
-        try:
-            self._submit_box(t, obj, box)
-        except RuntimeError as exc:  # no model
-            from napari.utils.notifications import show_error
-
-            show_error(f"SAM 2: {exc}")
-            with self._suppressed():
-                layer.selected_data = {i}
-                layer.remove_selected()
-            self._n_shapes = len(layer.data)
-
-    def _resync(self, t: int, obj: int) -> None:
-        """Re-run an object's prompts on a frame from what the prompt layers now hold (after
-        the user deleted or moved a click or box)."""
-        pts, labs, box = [], [], None
-        layer = self.points_layer
-        for i in range(len(layer.data)):
-            if self._point_pair(i) == (t, obj):
-                _, y, x = self.info.to_frame_coords(layer.data[i])
-                pts.append((y, x))
-                labs.append(int(bool(layer.features["positive"].iloc[i])))
-        for i in range(len(self.shapes_layer.data)):
-            if self._shape_pair(i) == (t, obj):
-                box = self._shape_box(i)[1]
-
-        def work():
-            s = self._ensure_session()
-            if obj in s.obj_ids:
-                s.clear_prompts(t, obj)
-            if box is not None:
-                s.add_box(t, obj, box)
-            if pts:
-                s.add_points(t, obj, np.asarray(pts, float), labs)
-
-        self._submit(Job(f"updating object {obj} on frame {t}", work, kind="prompt",
-                         on_result=lambda _: self._shown(t, obj)))
-
-    def _on_labels_data(self, event) -> None:
-        if self._suppress or self.labels_layer is None:
-            return
-        data = self.labels_layer.data
-        vol = base_volume(data) if isinstance(data, np.ndarray) else None
-        if vol is not None and vol is not self.volume and vol.shape == self.volume.shape:
-            self.volume = vol
-
-            def relink():
-                if self.session is not None:
-                    self.session.set_label_volume(vol)
-
-            self._submit(Job("linking the new labels", relink, kind="prompt", total=0))
-
-    def _on_selected_label(self, event) -> None:
-        if self._suppress or self.labels_layer is None:
-            return
-        lab = int(self.labels_layer.selected_label)
-        if lab in self.objects and lab != self.current_id:
-            self.current_id = lab
-            self.objects_changed.emit()
-
     # ================================================================== session
     def _ensure_model_queued(self) -> None:
         """Queue loading the chosen model when none is loaded (no silent downloads)."""
-        if self.model is not None or any(j.kind == "model" for j in self.jobs.pending) or (
-            self.jobs.current is not None and self.jobs.current.kind == "model"
+        if (
+            self.model is not None
+            or any(j.kind == "model" for j in self.jobs.pending)
+            or (self.jobs.current is not None and self.jobs.current.kind == "model")
         ):
             return
         choice = self.model_choice
@@ -1007,9 +698,15 @@ class TrackingController:
             limits = None
             if self.contrast == "layer" and info.axes != "TYXC":
                 limits = tuple(float(v) for v in info.layer.contrast_limits)
-            s = VideoSession(self.model, info.data, axes=info.axes, channel=self.channel,
-                             contrast_limits=limits, settings=self.settings.replace(),
-                             precision=self.precision)
+            s = VideoSession(
+                self.model,
+                info.data,
+                axes=info.axes,
+                channel=self.channel,
+                contrast_limits=limits,
+                settings=self.settings.replace(),
+                precision=self.precision,
+            )
             s.set_label_volume(self.volume)
             self.session = s
         self.session.settings = self.settings.replace()
@@ -1017,29 +714,40 @@ class TrackingController:
         return self.session
 
     def _rebuild_session(self) -> None:
-        """Rebuild the session (new model, device or channel) and re-run its prompts."""
+        """Rebuild the session (new model, device or channel) and re-run its prompts (a job)."""
         if self.info is None:
             return
+        self._submit(
+            Job(
+                "re-running the prompts",
+                self._replay_session,
+                kind="prompt",
+                total=0,
+                on_result=lambda _: self._refresh_labels(force=True),
+            )
+        )
 
-        def work():
-            old, self.session = self.session, None
-            if self.model is None:
-                return
-            s = self._ensure_session()
-            if old is None:
-                return
-            for obj in old.obj_ids:
-                for t, p in sorted(old.prompts(obj).items()):
-                    if p.mask is not None:
-                        s.add_mask(t, obj, p.mask)
-                        continue
-                    if p.box is not None:
-                        s.add_box(t, obj, p.box)
-                    if len(p.points):
-                        s.add_points(t, obj, p.points, p.labels)
-
-        self._submit(Job("re-running the prompts", work, kind="prompt", total=0,
-                         on_result=lambda _: self._refresh_labels(force=True)))
+    def _replay_session(self) -> None:
+        """Worker side of :meth:`_rebuild_session`: a new session with the old one's prompts
+        (painted mask prompts keep their exact pixels, as with "use my edit")."""
+        old, self.session = self.session, None
+        if self.model is None or self.info is None:
+            return
+        s = self._ensure_session()
+        if old is None:
+            return
+        for obj in old.obj_ids:
+            for t, p in sorted(old.prompts(obj).items()):
+                if p.mask is not None:
+                    s.add_mask(t, obj, p.mask)
+                    lab = self.volume[t]
+                    lab[(lab == obj) & ~p.mask] = 0
+                    lab[p.mask] = obj
+                    continue
+                if p.box is not None:
+                    s.add_box(t, obj, p.box)
+                if len(p.points):
+                    s.add_points(t, obj, p.points, p.labels)
 
     # ------------------------------------------------------------------ memory settings
     def set_memory_setting(self, name: str, value) -> None:
@@ -1095,8 +803,12 @@ class TrackingController:
         else:
             stop, total = (lo, hi), hi - lo + 1
         ids = None if obj_ids is None else [int(i) for i in obj_ids]
-        job = Job(f"propagating {direction} from frame {start}", lambda: None,
-                  kind="propagate", total=total)
+        job = Job(
+            f"propagating {direction} from frame {start}",
+            lambda: None,
+            kind="propagate",
+            total=total,
+        )
 
         def run():
             s = self._ensure_session()
@@ -1105,7 +817,7 @@ class TrackingController:
             try:
                 for res in gen:
                     done.append(res.frame)
-                    yield res.frame, res.obj_ids, res.scores
+                    yield res.frame, res.obj_ids, res.scores, time.perf_counter()
                     if job.cancel.is_set():
                         break
             finally:
@@ -1114,36 +826,57 @@ class TrackingController:
 
         job.fn = run
         job.on_yield = self._on_frame
+
+        def started() -> None:
+            self._last_refresh = 0.0
+            self._refresh_interval = self._min_refresh_interval()
+
+        job.on_start = started
         job.on_result = self._propagation_done
-        self._last_refresh = 0.0
         self._submit(job)
         return self._maybe_wait(job, wait)
 
     def _on_frame(self, value) -> None:
-        t, ids, scores = value
+        t, ids, scores, sent = value
         for i, sc in zip(ids, np.asarray(scores).tolist()):
             self.scores[(t, int(i))] = float(sc)
         now = time.perf_counter()
         self.timings["frame"].append(now)
-        if self.follow:
-            if now - self._last_refresh >= _REFRESH_INTERVAL:
-                self._last_refresh = now
-                self.set_current_frame(t)
-                self._refresh_labels(force=True)
-        elif t == self.current_frame():
-            self._refresh_labels()
+        caught_up = now - sent < _MAX_LAG
+        if caught_up and now - self._last_refresh >= self._refresh_interval:
+            self._show_frame(t)
+            done = time.perf_counter()
+            # keep the display's share of the main thread small: wait 3x its cost
+            self._refresh_interval = max(self._min_refresh_interval(), 3 * (done - now))
+            self._last_refresh = done
         self.frame_done.emit(t)
+
+    @staticmethod
+    def _min_refresh_interval() -> float:
+        from .jobs import software_opengl
+
+        return _REFRESH_INTERVAL_SOFTWARE_GL if software_opengl() else _REFRESH_INTERVAL
+
+    def _show_frame(self, t: int) -> None:
+        """Show frame t's new labels: follow it with the time slider, or refresh the layer when
+        it is the frame on screen."""
+        current = self.current_frame()
+        if self.follow and t != current:
+            self.set_current_frame(t)  # re-slices the layers, labels included
+        elif t == current and self.labels_layer is not None:
+            self.labels_layer.refresh()
 
     def _propagation_done(self, done: list[int]) -> None:
         from napari.utils.notifications import show_info
 
-        if done and self.follow:
-            self.set_current_frame(done[-1])
+        if done:
+            self._show_frame(done[-1])
         self._refresh_labels(force=True)
         job = self.jobs.current
         if job is not None and job.cancel.is_set():
-            show_info(f"SAM 2: propagation cancelled after {len(done)} frames; "
-                      "finished frames are kept")
+            show_info(
+                f"SAM 2: propagation cancelled after {len(done)} frames; finished frames are kept"
+            )
         self._emit_status(f"propagated {len(done)} frames")
 
     def cancel(self) -> bool:
@@ -1153,85 +886,6 @@ class TrackingController:
         if hit:
             self._emit_status("cancelling...")
         return hit
-
-    # ================================================================== export
-    def export_labels(self, path: str | os.PathLike, *, wait: bool = True):
-        """Write the label movie (T, Y, X) as an ImageJ-compatible label TIFF."""
-        from napari_sam2.io.tiff import save_labels_tiff
-
-        self._need_image()
-        px = self._pixel_size()
-        job = self._submit(Job(f"exporting labels to {Path(path).name}",
-                               lambda: save_labels_tiff(path, self.volume, pixel_size=px),
-                               kind="export", total=0))
-        return self._maybe_wait(job, wait)
-
-    def export_ctc(self, folder: str | os.PathLike, *, wait: bool = True):
-        """Write a Cell Tracking Challenge result folder (mask###.tif + res_track.txt)."""
-        from napari_sam2.io.ctc import save_ctc
-
-        self._need_image()
-        job = self._submit(Job(f"exporting CTC results to {Path(folder).name}",
-                               lambda: save_ctc(folder, self.volume), kind="export", total=0))
-        return self._maybe_wait(job, wait)
-
-    def export_measurements(self, path: str | os.PathLike, *, wait: bool = True):
-        """Write per-frame, per-object measurements (area, centroid, intensities, score) as
-        CSV."""
-        from napari_sam2.io.measurements import measure, save_measurements_csv
-
-        info = self._need_image()
-        axis = 1 if info.axes == "TCYX" else None
-        scores = dict(self.scores)
-
-        def work():
-            table = measure(self.volume, info.data, scores=scores, channel_axis=axis)
-            return save_measurements_csv(path, table)
-
-        job = self._submit(Job(f"measuring objects into {Path(path).name}", work,
-                               kind="export", total=0))
-        return self._maybe_wait(job, wait)
-
-    def add_tracks_layer(self, *, wait: bool = True):
-        """Add a napari Tracks layer of the objects' centroids over time."""
-        from napari_sam2.io.tracks import tracks_from_labels
-
-        info = self._need_image()
-
-        def done(result):
-            data, graph = result
-            if info.layer_axes == "TCYX" and len(data):
-                data = np.insert(data, 2, self._current_channel_coord(), axis=1)
-            if len(data) == 0:
-                from napari.utils.notifications import show_info
-
-                show_info("SAM 2: no labels yet, so no tracks")
-                return
-            name = f"{info.layer.name} [SAM2 tracks]"
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-            self.viewer.add_tracks(data, graph=graph, name=name, scale=info.layer.scale,
-                                   translate=info.layer.translate)
-
-        job = self._submit(Job("building tracks", lambda: tracks_from_labels(self.volume),
-                               kind="export", total=0, on_result=done))
-        if wait:
-            self.wait()
-            return self.viewer.layers[f"{info.layer.name} [SAM2 tracks]"] if (
-                f"{info.layer.name} [SAM2 tracks]" in self.viewer.layers) else None
-        return job
-
-    def _pixel_size(self) -> tuple[float, float] | None:
-        """(y, x) pixel size in micrometres when the image layer's scale has length units."""
-        info = self.info
-        yi, xi = info.spatial_axes
-        scale = info.layer.scale
-        try:
-            units = info.layer.units
-            um = [float((1 * units[a]).to("micrometer").magnitude) for a in (yi, xi)]
-        except Exception:  # noqa: BLE001 - pixel units or no pint: no physical size
-            return None
-        return (float(scale[yi]) * um[0], float(scale[xi]) * um[1])
 
     # ================================================================== misc
     def toggle_negative(self) -> bool:

@@ -8,6 +8,8 @@ errors come back on the main thread through the worker's signals; the UI never w
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -18,9 +20,37 @@ from typing import Any
 
 from psygnal import Signal
 
-__all__ = ["Job", "JobQueue"]
+__all__ = ["Job", "JobError", "JobQueue"]
 
 _log = logging.getLogger("napari_sam2")
+
+#: Jobs without a known length get a napari busy indicator once they run this long (ms).
+PBAR_DELAY_MS = 300
+#: Progress bars are repainted at most this often (s): every repaint of the main window costs
+#: a full canvas composite, which is slow with software OpenGL (remote desktops, Xvfb).
+PBAR_INTERVAL_S = 0.25
+
+
+class JobError(Exception):
+    """Carries a job's RuntimeError out of a generator worker.
+
+    superqt's GeneratorWorker takes any RuntimeError from the generator for "the worker was
+    deleted" and then never reports it nor finishes, which would stall the queue (torch reports
+    out-of-memory and CUDA errors as RuntimeError), so generator jobs re-raise it wrapped.
+    """
+
+
+def _guarded(fn: Callable[[], Any]) -> Callable[[], Any]:
+    if not inspect.isgeneratorfunction(fn):
+        return fn
+
+    def gen():
+        try:
+            return (yield from fn())
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from exc
+
+    return gen
 
 
 @dataclass(eq=False)
@@ -33,6 +63,7 @@ class Job:
         fn: run in the worker thread. A generator function streams values to ``on_yield``.
         kind: "prompt", "propagate", "model", "export" or "other" (cancel drops queued
             propagations, downloads and model loads; prompts and exports stay queued).
+        on_start: called on the main thread when the job starts.
         on_result: called on the main thread with ``fn``'s return value.
         on_yield: called on the main thread with each yielded value.
         on_error: called on the main thread with the exception (after the notification).
@@ -43,6 +74,7 @@ class Job:
     name: str
     fn: Callable[[], Any]
     kind: str = "other"
+    on_start: Callable[[], None] | None = None
     on_result: Callable[[Any], None] | None = None
     on_yield: Callable[[Any], None] | None = None
     on_error: Callable[[BaseException], None] | None = None
@@ -56,23 +88,54 @@ class Job:
     finished: float | None = None
 
 
+@functools.lru_cache(maxsize=1)
+def software_opengl() -> bool:
+    """Whether napari's canvas is drawn by a software OpenGL renderer (llvmpipe, swrast...:
+    remote desktops, virtual machines, Xvfb). Unknown -> False."""
+    try:
+        from vispy.gloo import gl
+        from vispy.gloo.context import get_current_canvas
+
+        canvas = get_current_canvas()
+        if canvas is None:
+            return False
+        canvas.set_current()
+        renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
+    except Exception:  # noqa: BLE001 - no GL context: assume hardware
+        return False
+    return any(k in renderer for k in ("llvmpipe", "softpipe", "swrast", "software", "gdi"))
+
+
 class JobQueue:
     """Runs :class:`Job` s one after another in napari thread workers.
+
+    Progress of jobs with a known length goes to napari's activity panel and to the
+    ``progress`` signal, at most every :data:`PBAR_INTERVAL_S`. napari's panel also animates an
+    "in progress" icon for as long as a bar exists; with software OpenGL every frame of that
+    animation re-composites the whole window, which made propagation about 4x slower in our
+    measurements (Xvfb + llvmpipe), so by default (``napari_progress=None``) napari's bars are
+    left out when the canvas is software-rendered and only the widget shows progress.
 
     Signals:
         busy_changed(bool): work started / all work finished.
         job_started(Job), job_finished(Job): around each job (main thread).
+        progress(Job, int, int): steps done, total (throttled).
     """
 
     busy_changed = Signal(bool)
     job_started = Signal(object)
     job_finished = Signal(object)
+    progress = Signal(object, int, int)
 
-    def __init__(self, notify_errors: bool = True) -> None:
+    def __init__(self, notify_errors: bool = True, napari_progress: bool | None = None) -> None:
         self._queue: deque[Job] = deque()
         self._worker = None
         self.current: Job | None = None
         self._pbar = None
+        self._pbar_pending = 0  # yields not yet shown in the progress bar
+        self._pbar_shown_at = 0.0
+        self._steps = 0
+        self.napari_progress = napari_progress
         self.notify_errors = notify_errors
         self.last_error: BaseException | None = None
         self._closed = False
@@ -161,27 +224,58 @@ class JobQueue:
         job = self._queue.popleft()
         self.current = job
         job.started = time.perf_counter()
-        worker = create_worker(job.fn, _start_thread=False)
+        worker = create_worker(_guarded(job.fn), _start_thread=False, _ignore_errors=True)
         if isinstance(worker, GeneratorWorker):
             worker.yielded.connect(lambda value, j=job: self._on_yield(j, value))
         worker.returned.connect(lambda value, j=job: self._on_returned(j, value))
         worker.errored.connect(lambda exc, j=job: self._on_errored(j, exc))
         worker.finished.connect(lambda j=job: self._on_finished(j))
         self._worker = worker
-        self._pbar = self._make_pbar(job)
+        self._pbar = None
+        self._pbar_pending = 0
+        self._steps = 0
+        self._pbar_shown_at = time.perf_counter()
+        if job.total:
+            self._pbar = self._make_pbar(job)
+            self.progress.emit(job, 0, job.total)
+        elif job.total is None:
+            # a busy indicator only for work that takes a while (most clicks are quicker)
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(PBAR_DELAY_MS, lambda j=job: self._late_pbar(j))
+        if job.on_start is not None:
+            job.on_start()
         self.job_started.emit(job)
         worker.start()
 
+    def _use_napari_progress(self) -> bool:
+        if self.napari_progress is None:
+            return not software_opengl()
+        return self.napari_progress
+
     def _make_pbar(self, job: Job):
-        if job.total == 0:
+        if not self._use_napari_progress():
             return None
         from napari.utils import progress
 
         return progress(total=job.total or 0, desc=f"SAM 2: {job.name}")
 
+    def _late_pbar(self, job: Job) -> None:
+        if self.current is job and self._pbar is None and not self._closed:
+            self._pbar = self._make_pbar(job)
+
     def _on_yield(self, job: Job, value: Any) -> None:
-        if self._pbar is not None and job.total:
-            self._pbar.update(1)
+        if job.total:
+            # repaint progress bars a few times per second, not on every step
+            self._steps += 1
+            self._pbar_pending += 1
+            now = time.perf_counter()
+            if now - self._pbar_shown_at >= PBAR_INTERVAL_S:
+                if self._pbar is not None:
+                    self._pbar.update(self._pbar_pending)
+                self._pbar_pending = 0
+                self._pbar_shown_at = now
+                self.progress.emit(job, self._steps, job.total)
         if job.on_yield is not None and not self._closed:
             try:
                 job.on_yield(value)
@@ -198,6 +292,8 @@ class JobQueue:
                 self._on_errored(job, exc)
 
     def _on_errored(self, job: Job, exc: BaseException) -> None:
+        if isinstance(exc, JobError) and exc.__cause__ is not None:
+            exc = exc.__cause__
         job.error = exc
         self.last_error = exc
         _log.error("napari-sam2: %s failed", job.name, exc_info=exc)
@@ -217,6 +313,8 @@ class JobQueue:
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if job.total:
+            self.progress.emit(job, self._steps, job.total)
         self._worker = None
         self.current = None
         self.job_finished.emit(job)

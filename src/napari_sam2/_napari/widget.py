@@ -111,14 +111,26 @@ class SAM2Widget(QWidget):
         c.status_changed.connect(self._set_status)
         c.objects_changed.connect(self._refresh_objects)
         c.busy_changed.connect(self._on_busy)
+        c.progress_changed.connect(self._on_progress)
         c.image_changed.connect(self._refresh_layers)
         c.model_changed.connect(self._refresh_models)
         c.settings_changed.connect(self._refresh_memory)
         layers = self.viewer.layers.events
-        layers.inserted.connect(self._refresh_layers)
-        layers.inserted.connect(self._auto_pick)
-        layers.removed.connect(self._refresh_layers)
-        self.destroyed.connect(c.close)
+        handlers = [
+            (layers.inserted, self._refresh_layers),
+            (layers.inserted, self._auto_pick),
+            (layers.removed, self._refresh_layers),
+        ]
+        for event, handler in handlers:
+            event.connect(handler)
+
+        def cleanup(*_) -> None:
+            for event, handler in handlers:
+                event.disconnect(handler)
+            c.close()
+
+        self.destroyed.connect(cleanup)
+        self.close_controller = cleanup
         self._refresh_layers()
         self._auto_pick()
         self.status.setText(c.status_text())
@@ -164,7 +176,7 @@ class SAM2Widget(QWidget):
         self.device_combo.addItems(DEVICES)
         self.device_combo.setToolTip("Where the model runs: auto picks a GPU when there is one")
         self.device_combo.currentTextChanged.connect(
-            lambda d: self._safe(self.controller.set_device, d)
+            lambda d: self._updating or self._safe(self.controller.set_device, d)
         )
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(PRECISIONS)
@@ -172,7 +184,7 @@ class SAM2Widget(QWidget):
             "fp32: exact; bf16: about 2x faster on recent GPUs, tiny differences in masks"
         )
         self.precision_combo.currentTextChanged.connect(
-            lambda p: self._safe(self.controller.set_precision, p)
+            lambda p: self._updating or self._safe(self.controller.set_precision, p)
         )
         row = QHBoxLayout()
         row.addWidget(self.device_combo)
@@ -234,11 +246,20 @@ class SAM2Widget(QWidget):
         self.objects_list.currentItemChanged.connect(self._on_object_selected)
         lay.addWidget(self.objects_list)
         row = QHBoxLayout()
-        row.addWidget(_button("Add", "New object with the next free id"
-                              + shortcut_help("new_object"),
-                              lambda: self._safe(self.controller.add_object)))
-        row.addWidget(_button("Remove", "Forget the selected object and clear its labels",
-                              lambda: self._safe(self.controller.remove_object)))
+        row.addWidget(
+            _button(
+                "Add",
+                "New object with the next free id" + shortcut_help("new_object"),
+                lambda: self._safe(self.controller.add_object),
+            )
+        )
+        row.addWidget(
+            _button(
+                "Remove",
+                "Forget the selected object and clear its labels",
+                lambda: self._safe(self.controller.remove_object),
+            )
+        )
         lay.addLayout(row)
         return box
 
@@ -268,11 +289,13 @@ class SAM2Widget(QWidget):
         grid.addWidget(self.follow_check, 2, 0, 1, 4)
         keys = f"{SHORTCUTS['propagate_forward'][0]} / {SHORTCUTS['propagate_backward'][0]}"
         self.propagate_button = _button(
-            "Propagate", f"Track all prompted objects from the current frame ({keys})",
+            "Propagate",
+            f"Track all prompted objects from the current frame ({keys})",
             lambda: self._safe(self._propagate_from_gui),
         )
         self.cancel_button = _button(
-            "Cancel", "Stop; finished frames are kept" + shortcut_help("cancel"),
+            "Cancel",
+            "Stop; finished frames are kept" + shortcut_help("cancel"),
             self.controller.cancel,
         )
         self.cancel_button.setEnabled(False)
@@ -280,8 +303,9 @@ class SAM2Widget(QWidget):
         grid.addWidget(self.cancel_button, 3, 2, 1, 2)
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 1)
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.setMaximumHeight(8)
+        self.busy_bar.setValue(0)
+        self.busy_bar.setFormat("")
+        self.busy_bar.setToolTip("Progress of the propagation (frames) or download (MB)")
         grid.addWidget(self.busy_bar, 4, 0, 1, 4)
         return box
 
@@ -316,15 +340,40 @@ class SAM2Widget(QWidget):
     def _export_section(self) -> QGroupBox:
         box = QGroupBox("Export")
         grid = QGridLayout(box)
-        grid.addWidget(_button("Labels TIFF...", "Save the label movie as a TIFF (Fiji-ready)",
-                               self._export_tiff_dialog), 0, 0)
-        grid.addWidget(_button("CTC folder...", "Cell Tracking Challenge result folder",
-                               self._export_ctc_dialog), 0, 1)
-        grid.addWidget(_button("Measurements CSV...", "Area, centroid, intensity and score of "
-                               "every object on every frame", self._export_csv_dialog), 1, 0)
-        grid.addWidget(_button("Tracks layer", "Show the objects' centroid tracks",
-                               lambda: self._safe(self.controller.add_tracks_layer,
-                                                  wait=False)), 1, 1)
+        grid.addWidget(
+            _button(
+                "Labels TIFF...",
+                "Save the label movie as a TIFF (Fiji-ready)",
+                self._export_tiff_dialog,
+            ),
+            0,
+            0,
+        )
+        grid.addWidget(
+            _button(
+                "CTC folder...", "Cell Tracking Challenge result folder", self._export_ctc_dialog
+            ),
+            0,
+            1,
+        )
+        grid.addWidget(
+            _button(
+                "Measurements CSV...",
+                "Area, centroid, intensity and score of every object on every frame",
+                self._export_csv_dialog,
+            ),
+            1,
+            0,
+        )
+        grid.addWidget(
+            _button(
+                "Tracks layer",
+                "Show the objects' centroid tracks",
+                lambda: self._safe(self.controller.add_tracks_layer, wait=False),
+            ),
+            1,
+            1,
+        )
         return box
 
     # ================================================================== refresh
@@ -338,9 +387,15 @@ class SAM2Widget(QWidget):
             combo.setItemData(combo.count() - 1, c["description"], Qt.ItemDataRole.ToolTipRole)
         for path in self._file_models:
             combo.addItem(os.path.basename(path), path)
+        loaded = self.controller.model_name
+        if self.controller.model is not None and combo.findData(loaded) < 0:
+            combo.insertItem(0, f"{loaded} (loaded)", loaded)
         combo.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
         i = combo.findData(current)
         combo.setCurrentIndex(max(i, 0))
+        if hasattr(self, "device_combo"):
+            self.device_combo.setCurrentText(self.controller.device)
+            self.precision_combo.setCurrentText(self.controller.precision)
         self._updating = False
 
     def _refresh_layers(self, *_) -> None:
@@ -414,8 +469,16 @@ class SAM2Widget(QWidget):
                 w.setValue(0 if value is None else int(value))
         self._updating = False
 
+    def _on_progress(self, done: int, total: int) -> None:
+        job = self.controller.jobs.current
+        unit = "MB" if job is not None and job.name.startswith("downloading") else "frames"
+        self.busy_bar.setFormat(f"%v / %m {unit}")
+        self.busy_bar.setRange(0, max(total, 1))
+        self.busy_bar.setValue(done)
+
     def _on_busy(self, busy: bool) -> None:
-        self.busy_bar.setRange(0, 0 if busy else 1)
+        # no animated "busy" bar: every repaint of the window re-composites the canvas, which is
+        # slow with software OpenGL; the status line says what runs, the bar shows propagation
         self.cancel_button.setEnabled(busy)
         self.status.setText(self.controller.status_text())
         if not busy:
@@ -510,8 +573,9 @@ class SAM2Widget(QWidget):
             self._safe(self.controller.export_ctc, folder, wait=False)
 
     def _export_csv_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save measurements", "measurements.csv",
-                                              "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save measurements", "measurements.csv", "CSV (*.csv)"
+        )
         if path:
             self._safe(self.controller.export_measurements, path, wait=False)
 
@@ -536,8 +600,9 @@ class SAM2Widget(QWidget):
     def remove_object(self, obj_id: int | None = None, *, wait: bool = False) -> None:
         self.controller.remove_object(obj_id, wait=wait)
 
-    def add_point(self, coords, positive: bool = True, *, obj_id: int | None = None,
-                  wait: bool = False):
+    def add_point(
+        self, coords, positive: bool = True, *, obj_id: int | None = None, wait: bool = False
+    ):
         """Click at (t, y, x) for the selected object (or ``obj_id``)."""
         return self.controller.add_point(coords, positive, obj_id=obj_id, wait=wait)
 
@@ -545,16 +610,23 @@ class SAM2Widget(QWidget):
         """Box (y0, x0, y1, x1) on ``frame`` for the selected object (or ``obj_id``)."""
         return self.controller.add_box(frame, box, obj_id=obj_id, wait=wait)
 
-    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *,
-                 wait: bool = False):
+    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *, wait: bool = False):
         return self.controller.use_edit(obj_id, frame, wait=wait)
 
-    def propagate(self, direction: str = "forward", *, start: int | None = None,
-                  first: int | None = None, last: int | None = None, obj_ids=None,
-                  wait: bool = False):
+    def propagate(
+        self,
+        direction: str = "forward",
+        *,
+        start: int | None = None,
+        first: int | None = None,
+        last: int | None = None,
+        obj_ids=None,
+        wait: bool = False,
+    ):
         """Propagate "forward", "backward" or "both" (default start: the current frame)."""
-        return self.controller.propagate(direction, start=start, first=first, last=last,
-                                         obj_ids=obj_ids, wait=wait)
+        return self.controller.propagate(
+            direction, start=start, first=first, last=last, obj_ids=obj_ids, wait=wait
+        )
 
     def cancel(self) -> bool:
         return self.controller.cancel()

@@ -47,6 +47,10 @@ class TrainConfig:
         correction_rounds: simulated corrective clicks after the first prompt.
         lr, weight_decay, warmup_steps, grad_clip: optimiser settings.
         focal_weight, dice_weight, iou_weight, score_weight: loss weights (SAM 2's 20:1:1:1).
+        focal_alpha: weight of positive pixels in the focal loss (SAM 2: 0.25).
+        balanced_bce_weight: extra BCE in which an object's pixels and the background weigh
+            equally, whatever the object's size; helps a model trained from scratch out of the
+            "everything is background" minimum (0 = SAM 2's losses only).
         kinds: synthetic movie kinds to sample.
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
@@ -69,6 +73,8 @@ class TrainConfig:
     dice_weight: float = 1.0
     iou_weight: float = 1.0
     score_weight: float = 1.0
+    focal_alpha: float = 0.25
+    balanced_bce_weight: float = 0.0
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
@@ -249,7 +255,8 @@ def loss_terms(
     # focal loss (alpha 0.25, gamma 2) per candidate, mean over pixels
     ce = F.binary_cross_entropy_with_logits(up, t, reduction="none")
     p_t = prob * t + (1 - prob) * (1 - t)
-    focal = (ce * (1 - p_t) ** 2 * (0.25 * t + 0.75 * (1 - t))).flatten(2).mean(-1)  # (B, M)
+    alpha = tcfg.focal_alpha
+    focal = (ce * (1 - p_t) ** 2 * (alpha * t + (1 - alpha) * (1 - t))).flatten(2).mean(-1)
     inter = (prob * t).flatten(2).sum(-1)
     dice = 1 - (2 * inter + 1) / (prob.flatten(2).sum(-1) + t.flatten(2).sum(-1) + 1)  # (B, M)
     with torch.no_grad():
@@ -259,6 +266,12 @@ def loss_terms(
         actual_iou = torch.where(u > 0, i / u.clamp(min=1), torch.ones_like(u))
     present = (target.flatten(1).sum(-1) > 0).float()  # (B,)
     per_cand = tcfg.focal_weight * focal + tcfg.dice_weight * dice
+    if tcfg.balanced_bce_weight:
+        n_pos = t.flatten(2).sum(-1).clamp(min=1)
+        n_neg = (1 - t).flatten(2).sum(-1).clamp(min=1)
+        pos = (ce * t).flatten(2).sum(-1) / n_pos
+        neg = (ce * (1 - t)).flatten(2).sum(-1) / n_neg
+        per_cand = per_cand + tcfg.balanced_bce_weight * 0.5 * (pos + neg)
     best = per_cand.argmin(dim=1)  # only the best candidate gets mask gradients
     rows = torch.arange(b, device=logits.device)
     mask_loss = (per_cand[rows, best] * present).sum() / present.sum().clamp(min=1)
@@ -504,7 +517,7 @@ def train(
             step += 1
             rec = {
                 "step": step,
-                "loss": float(loss),
+                "loss": loss.item(),
                 "lr": opt.param_groups[0]["lr"],
                 "grad_norm": float(gnorm),
                 "single": single,

@@ -46,6 +46,39 @@ class FrameResult:
     scores: np.ndarray
 
 
+_FALLBACK_BUDGET = 512 << 20  # bytes per object chunk when free memory cannot be queried
+
+
+def _memory_budget(device: torch.device) -> int:
+    """Bytes one object chunk may use: half of the free CUDA memory (including memory cached by
+    PyTorch's allocator but unused), or a quarter of the available host memory (psutil, else
+    /proc/meminfo) clamped to 256 MB..4 GB; 512 MB when neither can be queried (other devices,
+    other systems)."""
+    if device.type == "cuda":
+        with contextlib.suppress(Exception):
+            free, _total = torch.cuda.mem_get_info(device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+            return max(256 << 20, (free + cached) // 2)
+        return _FALLBACK_BUDGET
+    if device.type != "cpu":
+        return _FALLBACK_BUDGET
+    available = None
+    try:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    except Exception:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        available = int(line.split()[1]) * 1024
+                        break
+    if available is None:
+        return _FALLBACK_BUDGET
+    return int(min(max(available // 4, 256 << 20), 4 << 30))
+
+
 class _Object:
     def __init__(self, obj_id: int, num_maskmem: int) -> None:
         self.obj_id = obj_id
@@ -118,6 +151,8 @@ class VideoSession:
         self._mem_pos: torch.Tensor | None = None
         self._labels: np.ndarray | None = None
         self.stats = {"image_encodings": 0, "frames_propagated": 0}
+        #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
+        self.lineage: dict[int, int] = {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -238,6 +273,44 @@ class VideoSession:
         obj.prompts[frame] = FramePrompts(mask=m)
         return self._run_prompt(obj, frame)
 
+    def add_labels(self, frame: int, label_image) -> list[int]:
+        """Make every label of a (H, W) label image an object with a mask prompt on ``frame``.
+
+        The label value becomes the object id; the model work is batched over objects (see
+        :func:`napari_sam2.video.seeding.add_labels`). Returns the ids, ascending.
+        """
+        from .seeding import add_labels
+
+        return add_labels(self, frame, label_image)
+
+    def find_objects(
+        self,
+        frame: int,
+        *,
+        points_per_side: int = 16,
+        pred_iou_thresh: float = 0.7,
+        stability_thresh: float = 0.85,
+        min_area: int = 16,
+        max_area: int | None = None,
+        nms_iou: float = 0.5,
+        batch: int = 64,
+    ) -> list[np.ndarray]:
+        """Candidate object masks (H, W) bool on a frame from a grid of clicks, de-duplicated;
+        not yet objects (see :func:`napari_sam2.video.seeding.find_objects`)."""
+        from .seeding import find_objects
+
+        return find_objects(
+            self,
+            frame,
+            points_per_side=points_per_side,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_thresh=stability_thresh,
+            min_area=min_area,
+            max_area=max_area,
+            nms_iou=nms_iou,
+            batch=batch,
+        )
+
     def remove_object(self, obj_id: int) -> None:
         """Forget an object and clear its labels on every frame."""
         obj_id = check_obj_id(obj_id)
@@ -269,6 +342,7 @@ class VideoSession:
     def reset(self) -> None:
         """Forget all objects, prompts, memories and labels (frame encodings stay cached)."""
         self._objects.clear()
+        self.lineage.clear()
         if self._labels is not None:
             self._labels[...] = 0
 
@@ -385,10 +459,11 @@ class VideoSession:
 
     def _auto_chunk(self) -> int:
         # Activations per object are dominated by the memory attention over h*w tokens and
-        # the 1/4-resolution decoder maps; aim for a few hundred MB per chunk.
+        # the 1/4-resolution decoder maps; a chunk may use the budget of _memory_budget (a
+        # share of the memory available right now), at most 256 objects.
         cfg = self.model.config
         per_obj = (cfg.feat_size**2) * cfg.d_model * 4 * 24 + (cfg.image_size**2) * 4 * 4
-        return int(max(1, min(256, (512 << 20) // per_obj)))
+        return int(max(1, min(256, _memory_budget(self.device) // per_obj)))
 
     # ------------------------------------------------------------------ prompt inference
     def _run_prompt(self, obj: _Object, frame: int) -> np.ndarray:

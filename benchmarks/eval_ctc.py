@@ -1,0 +1,273 @@
+"""Cell Tracking Challenge scores (SEG, DET, TRA) on synthetic movies of dividing nuclei.
+
+Held-out synthetic movies (``make_movie(kind="nuclei")`` with many touching, dividing cells and
+seeds the trainer never uses) are scored against their exact ground truth with py-ctcmetrics,
+for:
+
+1. **SAM 2 + divisions** – our tracker seeded from the frame-0 ground-truth labels
+   (``VideoSession.add_labels``), propagated with division and lost/found tracking
+   (``napari_sam2.video.lineage.propagate_with_divisions``);
+2. **SAM 2, no divisions** – the same seeds, plain ``propagate`` (ablation);
+3. **Baseline** – Otsu threshold + distance-transform watershed per frame, linked by mask
+   overlap (a component overlapping a previous object most continues it; two or more
+   continuing the same object are a division; unmatched ones start new tracks);
+4. **Ideal masks** – a check of the division post-processor alone: the ground truth with
+   every daughter relabelled to its root ancestor's id (what a tracker that never changes ids
+   produces at best), with and without ``track_divisions``.
+
+Prints a Markdown table (means over the movies) and which model was used.
+
+Usage:  python benchmarks/eval_ctc.py [--model micro] [--fallback test_tiny_256] [--movies 3]
+            [--frames 20] [--size 256] [--cells 40] [--division-rate 0.03] [--threads 1]
+The bundled ``micro`` model may not exist yet: then the ``--fallback`` model is used (with a
+warning); a random-weight config such as ``test_tiny_256`` (or ``random:micro``) runs but scores
+poorly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+SEED0 = 10_000  # held out: the synthetic training data uses small seeds
+
+
+def load(name: str, fallback: str):
+    """Load ``name``; if it is unavailable, warn and load ``fallback`` (a model name, checkpoint
+    path or random-weight config name; ``random:<config>`` builds any config, e.g.
+    ``random:micro`` for the bundled model's architecture)."""
+    from napari_sam2 import SAM2Model, load_model
+    from napari_sam2.model.config import get_config
+
+    def get(n: str):
+        torch.manual_seed(0)  # random-weight models are reproducible
+        if n.startswith("random:"):
+            return SAM2Model(get_config(n.split(":", 1)[1])).eval()
+        return load_model(n)
+
+    try:
+        return get(name), name
+    except (FileNotFoundError, OSError, ValueError, KeyError) as err:
+        warnings.warn(f"model {name!r} unavailable ({err}); using {fallback!r}", stacklevel=2)
+        return get(fallback), fallback
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def run_sam2(model, movie: np.ndarray, seeds: np.ndarray, divisions: bool, neck=None):
+    from napari_sam2 import VideoSession
+    from napari_sam2.video.lineage import DivisionSettings, propagate_with_divisions
+
+    session = VideoSession(model, movie)
+    session.add_labels(0, seeds)
+    if divisions:
+        for _ in propagate_with_divisions(session, DivisionSettings(neck_ratio=neck)):
+            pass
+    else:
+        for _ in session.propagate():
+            pass
+    return session.labels().copy(), dict(session.lineage)
+
+
+def merge_daughters(labels: np.ndarray, lineage: dict[int, int]) -> np.ndarray:
+    """Ground truth as a single-id tracker would see it: daughters keep the root's id."""
+    root = {}
+    for d in lineage:
+        r = d
+        while r in lineage:
+            r = lineage[r]
+        root[d] = r
+    lut = np.arange(int(labels.max()) + 1, dtype=np.uint16)
+    for d, r in root.items():
+        lut[d] = r
+    return lut[labels]
+
+
+def run_ideal(labels: np.ndarray, lineage: dict[int, int], divisions: bool, neck=None):
+    """The division post-processor on ideal masks whose daughters kept the mother's id."""
+    from napari_sam2.video.lineage import DivisionSettings, track_divisions
+
+    merged = merge_daughters(labels, lineage)
+    if not divisions:
+        return merged, {}
+    out, lin, _ = track_divisions(merged, DivisionSettings(neck_ratio=neck))
+    return out, lin
+
+
+def segment_frame(img: np.ndarray, min_area: int = 20, min_distance: int = 5) -> np.ndarray:
+    """Otsu threshold of the smoothed frame, touching nuclei split by a distance watershed."""
+    from skimage.feature import peak_local_max
+    from skimage.filters import threshold_otsu
+    from skimage.segmentation import watershed
+
+    smooth = ndimage.gaussian_filter(img.astype(np.float32), 1.0)
+    fg = smooth > threshold_otsu(smooth)
+    fg = ndimage.binary_opening(fg, iterations=1)
+    comps, _ = ndimage.label(fg)
+    sizes = np.bincount(comps.ravel())
+    fg &= sizes[comps] >= min_area
+    dist = ndimage.distance_transform_edt(fg)
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=comps * fg,
+                           exclude_border=False)
+    markers = np.zeros(img.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(-dist, markers, mask=fg).astype(np.int32)
+
+
+def run_baseline(movie: np.ndarray, min_child_area: int = 20):
+    """Threshold + watershed per frame, overlap linking with divisions."""
+    out = np.zeros(movie.shape, np.uint16)
+    lineage: dict[int, int] = {}
+    next_id = 1
+    prev = None
+    for t, img in enumerate(movie):
+        seg = segment_frame(img)
+        n = int(seg.max())
+        ids = np.zeros(n + 1, np.int64)
+        if prev is None or n == 0:
+            ids[1:] = np.arange(next_id, next_id + n)
+            next_id += n
+        else:
+            # overlap counts between current segments (rows) and previous ids (cols)
+            pairs = seg.ravel().astype(np.int64) * (int(prev.max()) + 1) + prev.ravel()
+            counts = np.bincount(pairs, minlength=(n + 1) * (int(prev.max()) + 1))
+            counts = counts.reshape(n + 1, -1)
+            counts[:, 0] = 0
+            best = counts[1:].argmax(axis=1)  # previous id each segment overlaps most
+            has = counts[1:].max(axis=1) > 0
+            children: dict[int, list[int]] = {}
+            areas = np.bincount(seg.ravel(), minlength=n + 1)
+            for s in range(1, n + 1):
+                if has[s - 1]:
+                    children.setdefault(int(best[s - 1]), []).append(s)
+                else:
+                    ids[s] = next_id
+                    next_id += 1
+            for p, segs in children.items():
+                big = [s for s in segs if areas[s] >= min_child_area]
+                if len(segs) == 1 or len(big) < 2:
+                    keep = max(segs, key=lambda s: areas[s])
+                    ids[keep] = p
+                    for s in segs:
+                        if s != keep:
+                            ids[s] = next_id
+                            next_id += 1
+                else:  # division: the mother ends, every piece is a daughter
+                    for s in segs:
+                        ids[s] = next_id
+                        if s in big:
+                            lineage[next_id] = p
+                        next_id += 1
+        out[t] = ids[seg]
+        prev = out[t].astype(np.int64)
+    return out, lineage
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score(folder: Path, name: str, labels: np.ndarray, lineage: dict[int, int], gt: Path):
+    import ctc_metrics
+
+    from napari_sam2.io.ctc import save_ctc
+
+    res = save_ctc(folder / f"{name}_RES", labels, lineage)
+    # py-ctcmetrics prints progress on stdout: keep stdout for the table
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        m = ctc_metrics.evaluate_sequence(str(res), str(gt), metrics=["SEG", "DET", "TRA"],
+                                          threads=1)
+    # an invalid result (e.g. a frame without any object) gets no scores: count it as 0
+    out = {k: float(m[k]) if m.get(k) is not None else 0.0 for k in ("SEG", "DET", "TRA")}
+    out["valid"] = float(m.get("Valid", 1) != 0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="micro")
+    ap.add_argument("--fallback", default="test_tiny_256")
+    ap.add_argument("--movies", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--division-rate", type=float, default=0.03)
+    ap.add_argument("--touching", type=float, default=0.3)
+    ap.add_argument("--neck-ratio", type=float, default=None,
+                    help="DivisionSettings.neck_ratio (default: connected components only)")
+    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--keep", type=Path, default=None, help="keep result/GT folders here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from napari_sam2.io.ctc import save_ctc_ground_truth
+    from napari_sam2.train.synthetic import make_movie
+
+    model, used = load(args.model, args.fallback)
+    methods = [
+        "SAM 2 + divisions",
+        "SAM 2, no divisions",
+        "Baseline (threshold + overlap)",
+        "Ideal masks, one id per lineage + divisions",
+        "Ideal masks, one id per lineage",
+    ]
+    tags = dict(zip(methods, ["sam2_div", "sam2", "baseline", "ideal_div", "ideal"]))
+    scores: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    n_div = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        for k in range(args.movies):
+            seed = SEED0 + k
+            mv = make_movie(kind="nuclei", n_frames=args.frames, shape=(args.size, args.size),
+                            n_cells=args.cells, division_rate=args.division_rate,
+                            touching=args.touching, seed=seed)
+            gt_lineage = {tid: p for tid, (_s, _e, p) in mv.lineage.items() if p}
+            n_div.append(len(gt_lineage) // 2)
+            folder = root / f"movie{seed}"
+            gt = save_ctc_ground_truth(folder / "GT", mv.labels, gt_lineage)
+            for name in methods:
+                t0 = time.perf_counter()
+                if name.startswith("Baseline"):
+                    labels, lineage = run_baseline(mv.movie)
+                elif name.startswith("Ideal"):
+                    labels, lineage = run_ideal(mv.labels, gt_lineage, name.endswith("+ divisions"),
+                                                args.neck_ratio)
+                else:
+                    labels, lineage = run_sam2(model, mv.movie, mv.labels[0],
+                                               name.endswith("+ divisions"), args.neck_ratio)
+                times[name].append((time.perf_counter() - t0) / args.frames)
+                scores[name].append(score(folder, tags[name], labels, lineage, gt))
+                print(f"movie {seed} {name}: {scores[name][-1]} "
+                      f"({len(lineage)} lineage links)", file=sys.stderr)
+
+    print(f"\nModel: `{used}`" + (" (fallback)" if used != args.model else "")
+          + f"; {args.movies} held-out nuclei movies (seeds {SEED0}..{SEED0 + args.movies - 1}),"
+          f" {args.frames} frames of {args.size}x{args.size}, {args.cells} cells at start, "
+          f"division rate {args.division_rate}, touching {args.touching}; "
+          f"division neck_ratio {args.neck_ratio}; "
+          f"{sum(n_div)} ground-truth divisions; device {model.device}, "
+          f"{args.threads} threads.\n")
+    print("| method | SEG | DET | TRA | valid results | s / frame |")
+    print("|---|---|---|---|---|---|")
+    for name in methods:
+        mean = {m: np.mean([s[m] for s in scores[name]]) for m in ("SEG", "DET", "TRA")}
+        n_valid = int(sum(s["valid"] for s in scores[name]))
+        print(f"| {name} | {mean['SEG']:.3f} | {mean['DET']:.3f} | {mean['TRA']:.3f} | "
+              f"{n_valid}/{len(scores[name])} | {np.mean(times[name]):.3f} |")
+    print("\nInvalid results (CTC rejects e.g. a frame without any object) are scored 0.")
+
+
+if __name__ == "__main__":
+    main()

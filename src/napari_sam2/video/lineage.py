@@ -1,0 +1,708 @@
+"""Cell divisions and lost/found tracks: a post-processor over a propagation.
+
+SAM 2 tracks each object with one id. When a cell divides, its mask usually splits into two
+pieces that keep being tracked under the mother's id; when a cell leaves the field (or the
+model loses it) and something reappears later, it keeps the old id. :class:`DivisionTracker`
+turns this into a lineage, frame by frame, editing the label images in place:
+
+* **Division.** An object whose mask falls apart into (at least) two 4-connected pieces that
+  are each >= ``min_fraction`` of the mother's area (its area on the last frame before the
+  split) and >= ``min_area`` pixels, on ``min_frames`` consecutive frames, has divided: the
+  mother's track ends on the frame before the split, the two largest pieces on the split frame
+  become two daughters with new ids (the next free ids), linked in ``lineage`` as
+  ``{daughter: mother}``. The daughters' pixels are relabelled from the split frame on (the
+  split frames already seen are rewritten, at most ``min_frames - 1`` back), and pixels the
+  mother's id keeps getting afterwards are split between the daughters (each piece goes to the
+  daughter nearest to it on the previous frame; a piece that straddles both is cut along the
+  line of equal distance). A split that re-merges within ``min_frames`` frames, or a fragment
+  below the size limits, is not a division. Daughters that still touch can optionally be cut
+  at a narrow neck (``DivisionSettings.neck_ratio``).
+* **Lost and found.** An object absent (< ``min_area`` pixels, or a presence score < ``min_score``)
+  on ``lost_frames`` consecutive frames has a finished track. If it reappears later, it
+  becomes a new track: a new id, no parent.
+
+:func:`track_divisions` runs the tracker over a whole (T, H, W) label volume.
+:func:`propagate_with_divisions` runs it alongside :meth:`VideoSession.propagate
+<napari_sam2.video.session.VideoSession.propagate>`: daughters and reappearing objects become
+real session objects (a mask prompt on their first frame, so SAM 2 tracks them separately from
+then on), the mother (or the lost object) is retired after that frame with its earlier labels
+kept, and ``session.lineage`` collects the divisions for
+:func:`napari_sam2.io.ctc.save_ctc` and :func:`napari_sam2.io.tracks.tracks_from_labels`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from .session import FrameResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import VideoSession
+
+__all__ = [
+    "DivisionSettings",
+    "DivisionTracker",
+    "TrackEvent",
+    "propagate_with_divisions",
+    "track_divisions",
+]
+
+Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end-exclusive, frame pixels
+
+
+@dataclass
+class DivisionSettings:
+    """How divisions and lost/found tracks are detected (on by default: the cell presets).
+
+    Attributes:
+        enabled: detect divisions.
+        min_frames: a split must persist this many consecutive frames (k).
+        min_fraction: each daughter piece must have at least this fraction of the mother's
+            area on the frame before the split (smaller pieces are fragments).
+        min_area: and at least this many pixels; an object with fewer pixels counts as
+            absent.
+        lost_and_found: end tracks of absent objects, and give reappearing ones new ids.
+        lost_frames: consecutive absent frames after which a track ends.
+        min_score: presence probability (``FrameResult.scores``) below which an object counts
+            as absent even if it has pixels.
+        connectivity: 1: pieces are 4-connected, 2: 8-connected.
+        neck_ratio: None (default): pieces are connected components. A value in (0, 1) also
+            cuts a component at narrow necks, for daughters that still touch: its pieces are
+            the connected parts where the distance to the mask's edge exceeds ``neck_ratio``
+            times the component's largest such distance, grown back over the mask (each pixel
+            to the nearest part). 0.5 cuts two touching disks whose contact is narrower than
+            their radius; an ellipse is never cut.
+    """
+
+    enabled: bool = True
+    min_frames: int = 3
+    min_fraction: float = 0.2
+    min_area: int = 4
+    lost_and_found: bool = True
+    lost_frames: int = 3
+    min_score: float = 0.5
+    connectivity: int = 1
+    neck_ratio: float | None = None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first out-of-range field."""
+        if self.min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
+        if not 0.0 < self.min_fraction <= 0.5:
+            raise ValueError(f"min_fraction must be in (0, 0.5], got {self.min_fraction}")
+        if self.min_area < 1:
+            raise ValueError(f"min_area must be >= 1 pixel, got {self.min_area}")
+        if self.lost_frames < 1:
+            raise ValueError(f"lost_frames must be >= 1, got {self.lost_frames}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
+        if self.connectivity not in (1, 2):
+            raise ValueError(f"connectivity must be 1 or 2, got {self.connectivity}")
+        if self.neck_ratio is not None and not 0.0 < self.neck_ratio < 1.0:
+            raise ValueError(f"neck_ratio must be None or in (0, 1), got {self.neck_ratio}")
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """Something the tracker decided.
+
+    Attributes:
+        kind: ``"division"``, ``"split"`` (an object in two pieces from its first frame on:
+            the pieces become two new tracks without parent), ``"lost"`` or ``"found"``.
+        frame: division/split: the new tracks' first frame (the mother ends one frame
+            earlier); lost: the object's last frame present; found: the new track's first frame.
+        obj_id: the mother, the lost object, or the object whose reappearance was renamed.
+        new_ids: the two daughters, or the new id of a found object (empty for lost).
+    """
+
+    kind: str
+    frame: int
+    obj_id: int
+    new_ids: tuple[int, ...] = ()
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def _union(*boxes: Box | None) -> Box | None:
+    bs = [b for b in boxes if b is not None]
+    if not bs:
+        return None
+    return (
+        min(b[0] for b in bs),
+        min(b[1] for b in bs),
+        max(b[2] for b in bs),
+        max(b[3] for b in bs),
+    )
+
+
+def _mask_box(mask: np.ndarray, dy: int = 0, dx: int = 0) -> Box | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (int(rows[0]) + dy, int(cols[0]) + dx, int(rows[-1]) + 1 + dy, int(cols[-1]) + 1 + dx)
+
+
+def _boxes(lab: np.ndarray) -> dict[int, Box]:
+    """Bounding box of every non-zero id of a (H, W) label image."""
+    hi = int(lab.max()) if lab.size else 0
+    if hi == 0:
+        return {}
+    if hi <= (1 << 20):
+        slices = ndimage.find_objects(lab)
+        return {
+            i + 1: (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
+            for i, sl in enumerate(slices)
+            if sl is not None
+        }
+    out = {}
+    for i in np.unique(lab):
+        if i != 0:
+            box = _mask_box(lab == i)
+            if box is not None:
+                out[int(i)] = box
+    return out
+
+
+def _crop(lab: np.ndarray, box: Box) -> np.ndarray:
+    return lab[box[0] : box[2], box[1] : box[3]]
+
+
+def _pieces(mask: np.ndarray, structure: np.ndarray, neck: float | None) -> tuple[np.ndarray, int]:
+    """Label the pieces of a (h, w) bool mask: connected components, optionally cut at necks
+    (see :attr:`DivisionSettings.neck_ratio`). Returns (int32 labels, number of pieces)."""
+    comps, n = ndimage.label(mask, structure)
+    if neck is None or n == 0:
+        return comps, n
+    dist = ndimage.distance_transform_edt(mask)
+    peak = np.asarray(ndimage.maximum(dist, comps, index=np.arange(1, n + 1)))
+    thresh = np.concatenate([[np.inf], neck * peak])[comps]  # per pixel, by component
+    cores, m = ndimage.label(dist > thresh, structure)
+    if m <= n:
+        return comps, n  # one core per component: nothing to cut
+    idx = ndimage.distance_transform_edt(cores == 0, return_distances=False, return_indices=True)
+    return (cores[idx[0], idx[1]] * mask).astype(np.int32), m
+
+
+def _assign(
+    mother: np.ndarray,
+    ref: np.ndarray,
+    structure: np.ndarray,
+    frac: float,
+    neck: float | None = None,
+) -> np.ndarray:
+    """Split a mother's pixels between two daughters.
+
+    Args:
+        mother: (h, w) bool pixels to assign.
+        ref: (h, w) uint8 where the daughters were (1, 2; 0 elsewhere). When empty, the two
+            largest pieces of ``mother`` become daughters 1 and 2.
+        structure: connectivity of pieces.
+        neck: cut pieces at necks (see :func:`_pieces`).
+        frac: a piece that overlaps both daughters' previous pixels, each with at least this
+            share of its overlap, is cut along the line of equal distance to them; otherwise
+            it goes whole to the daughter it overlaps most (or, overlapping neither, to the
+            one nearest to most of its pixels).
+
+    Returns:
+        (h, w) uint8: 1 or 2 on ``mother`` pixels, 0 elsewhere.
+    """
+    comps, n = _pieces(mother, structure, neck)
+    if n == 0:
+        return np.zeros(mother.shape, np.uint8)
+    if not ref.any():
+        sizes = np.bincount(comps.ravel())[1:]
+        order = np.argsort(-sizes, kind="stable")
+        ref = np.zeros(mother.shape, np.uint8)
+        ref[comps == order[0] + 1] = 1
+        if n > 1:
+            ref[comps == order[1] + 1] = 2
+    idx = ndimage.distance_transform_edt(ref == 0, return_distances=False, return_indices=True)
+    near = ref[idx[0], idx[1]]  # (h, w) nearest daughter, 1 or 2
+    c = comps.ravel()
+
+    def per_comp(values: np.ndarray) -> np.ndarray:
+        return np.bincount(c, weights=values.ravel(), minlength=n + 1)[1:]
+
+    o1, o2 = per_comp(ref == 1), per_comp(ref == 2)  # overlap with each daughter
+    n1, n2 = per_comp(near == 1), per_comp(near == 2)  # pixels nearest to each daughter
+    overlaps = (o1 + o2) > 0
+    whole = np.where(overlaps, np.where(o1 >= o2, 1, 2), np.where(n1 >= n2, 1, 2))
+    cut = overlaps & (np.minimum(o1, o2) >= frac * (o1 + o2))
+    whole_px = np.concatenate([[0], whole]).astype(np.uint8)[comps]
+    cut_px = np.concatenate([[False], cut])[comps]
+    return np.where(cut_px, near, whole_px).astype(np.uint8) * mother
+
+
+# ----------------------------------------------------------------------------- id maps
+
+
+class _Alias:
+    """From now on, pixels of ``old`` are ``new``."""
+
+    def __init__(self, old: int, new: int) -> None:
+        self.old, self.new = old, new
+
+    def sources(self) -> tuple[int, ...]:
+        return (self.old,)
+
+    def targets(self) -> tuple[int, ...]:
+        return (self.new,)
+
+    def apply(self, lab: np.ndarray, boxes: dict[int, Box]) -> None:
+        box = boxes.pop(self.old, None)
+        if box is None:
+            return
+        crop = _crop(lab, box)
+        crop[crop == self.old] = self.new
+        boxes[self.new] = _union(boxes.get(self.new), box)  # type: ignore[assignment]
+
+
+class _Division:
+    """From now on, pixels of ``mother`` go to the nearer of the two daughters."""
+
+    def __init__(
+        self, mother: int, daughters: tuple[int, int], structure, frac: float, neck: float | None
+    ) -> None:
+        self.mother, self.daughters = mother, daughters
+        self.structure, self.frac, self.neck = structure, frac, neck
+        self.prev: tuple[Box, np.ndarray] | None = None  # daughters (1, 2) on the last frame
+
+    def sources(self) -> tuple[int, ...]:
+        return (self.mother,)
+
+    def targets(self) -> tuple[int, ...]:
+        return self.daughters
+
+    def apply(self, lab: np.ndarray, boxes: dict[int, Box]) -> None:
+        d_boxes = [boxes.get(d) for d in self.daughters]
+        m_box = boxes.get(self.mother)
+        if m_box is None:
+            if any(b is not None for b in d_boxes):
+                self._remember(lab, _union(*d_boxes))  # type: ignore[arg-type]
+            return
+        region = _union(m_box, *d_boxes, self.prev[0] if self.prev else None)
+        assert region is not None
+        y0, x0, y1, x1 = region
+        crop = lab[y0:y1, x0:x1]
+        ref = np.zeros(crop.shape, np.uint8)
+        if self.prev is not None:
+            (py0, px0, py1, px1), arr = self.prev
+            ref[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0] = arr
+        for k, (d, b) in enumerate(zip(self.daughters, d_boxes)):
+            if b is not None:
+                ref[crop == d] = k + 1
+        assign = _assign(crop == self.mother, ref, self.structure, self.frac, self.neck)
+        for k, d in enumerate(self.daughters):
+            sel = assign == k + 1
+            crop[sel] = d
+            box = _mask_box(sel, y0, x0)
+            if box is not None:
+                boxes[d] = _union(boxes.get(d), box)  # type: ignore[assignment]
+        boxes.pop(self.mother)
+        self._remember(lab, _union(*(boxes.get(d) for d in self.daughters)))  # type: ignore[arg-type]
+
+    def _remember(self, lab: np.ndarray, region: Box | None) -> None:
+        if region is None:
+            return
+        crop = _crop(lab, region)
+        arr = (crop == self.daughters[0]).astype(np.uint8) + 2 * (crop == self.daughters[1])
+        box = _mask_box(arr > 0)
+        if box is None:
+            return
+        y0, x0 = region[:2]
+        self.prev = (
+            (box[0] + y0, box[1] + x0, box[2] + y0, box[3] + x0),
+            arr[box[0] : box[2], box[1] : box[3]].astype(np.uint8),
+        )
+
+
+# ----------------------------------------------------------------------------- tracker
+
+
+@dataclass
+class _Track:
+    first: int
+    last: int
+    ref_area: int | None = None  # area on the last frame seen in one piece
+    absent: int = 0
+    ended: bool = False
+    divided: bool = False
+    split_start: int | None = None
+    split_count: int = 0
+    split_ref: int = 0
+
+
+@dataclass
+class DivisionTracker:
+    """Detect divisions and lost/found tracks in label images fed frame by frame.
+
+    Feed consecutive frames with :meth:`update`; each label image is edited in place (pass
+    views of the label volume). Because a split must persist ``min_frames`` frames, a division
+    rewrites up to ``min_frames - 1`` frames fed earlier (their arrays are kept): frames up to
+    :attr:`final_frame` no longer change.
+
+    Args:
+        settings: :class:`DivisionSettings` (default: on).
+        next_id: first id to hand out to daughters and found objects (None: one above the
+            largest id seen so far; pass it when later frames may hold larger ids).
+
+    Attributes:
+        lineage: {daughter_id: mother_id} of the divisions found.
+        events: every :class:`TrackEvent`, in order.
+    """
+
+    settings: DivisionSettings = field(default_factory=DivisionSettings)
+    next_id: int | None = None
+    lineage: dict[int, int] = field(default_factory=dict)
+    events: list[TrackEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.settings.validate()
+        self._tracks: dict[int, _Track] = {}
+        self._maps: list[_Alias | _Division] = []
+        self._buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=self.settings.min_frames)
+        self._last_t: int | None = None
+        self._structure = ndimage.generate_binary_structure(2, self.settings.connectivity)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def final_frame(self) -> int | None:
+        """Last frame that later updates can no longer change (None before any update)."""
+        if self._last_t is None:
+            return None
+        k = self.settings.min_frames if self.settings.enabled else 1
+        return self._last_t - k + 1
+
+    def resolve(self, obj_id: int) -> list[int]:
+        """Ids that pixels labelled ``obj_id`` get now (itself, its daughters, its new id...)."""
+        ids = {int(obj_id)}
+        for mp in self._maps:
+            if any(s in ids for s in mp.sources()):
+                ids.difference_update(mp.sources())
+                ids.update(mp.targets())
+        return sorted(ids)
+
+    def track_span(self, obj_id: int) -> tuple[int, int] | None:
+        """(first, last) frame of a track seen so far (a divided mother ends before the
+        split), or None for an unknown id."""
+        tr = self._tracks.get(int(obj_id))
+        return None if tr is None else (tr.first, tr.last)
+
+    # ------------------------------------------------------------------ feeding
+    def _alloc(self, dtype: np.dtype) -> int:
+        assert self.next_id is not None
+        new = self.next_id
+        if np.dtype(dtype).kind in "iu" and new > np.iinfo(dtype).max:
+            raise ValueError(
+                f"new track id {new} does not fit the label dtype {np.dtype(dtype).name}; "
+                "use a uint32 label volume"
+            )
+        self.next_id += 1
+        return new
+
+    def update(
+        self,
+        frame: int | FrameResult,
+        labels: np.ndarray,
+        scores: Mapping[int, float] | None = None,
+        obj_ids: Collection[int] | None = None,
+    ) -> list[TrackEvent]:
+        """Process one frame.
+
+        Args:
+            frame: frame index t (one above the previous update's), or a
+                :class:`~napari_sam2.video.session.FrameResult` (its frame, scores and object
+                ids are used).
+            labels: (H, W) integer label image of that frame, edited in place.
+            scores: optional {obj_id: presence probability}; ids without a score count as
+                present when they have pixels.
+            obj_ids: the objects to track (and the ids they were given since); other labels
+                are left alone (relabelled only when they are a divided mother's or a renamed
+                object's). Default: all labels of the frame (of the result for a FrameResult).
+
+        Returns:
+            The events decided on this frame.
+        """
+        if isinstance(frame, FrameResult):
+            if scores is None:
+                scores = {int(i): float(s) for i, s in zip(frame.obj_ids, frame.scores)}
+            if obj_ids is None:
+                obj_ids = frame.obj_ids
+            frame = frame.frame
+        t = int(frame)
+        if self._last_t is not None and t != self._last_t + 1:
+            raise ValueError(
+                f"frames must be fed in order: got frame {t} after frame {self._last_t}"
+            )
+        lab = labels
+        if not isinstance(lab, np.ndarray) or lab.ndim != 2 or lab.dtype.kind not in "iu":
+            raise ValueError("labels must be a (H, W) integer numpy array (edited in place)")
+        st = self.settings
+        boxes = _boxes(lab)
+        if self.next_id is None or (boxes and max(boxes) >= self.next_id):
+            self.next_id = max(self.next_id or 1, max(boxes, default=0) + 1)
+        for mp in self._maps:
+            mp.apply(lab, boxes)
+        eff: dict[int, float] = {}
+        if scores:
+            for src, sc in scores.items():
+                for r in self.resolve(int(src)):
+                    eff.setdefault(r, float(sc))
+        allowed = None
+        if obj_ids is not None:
+            allowed = {r for i in obj_ids for r in self.resolve(int(i))}
+        events: list[TrackEvent] = []
+        for obj_id in sorted(boxes):
+            if obj_id not in boxes or eff.get(obj_id, 1.0) < st.min_score:
+                continue
+            if allowed is not None and obj_id not in allowed:
+                continue
+            piece = _crop(lab, boxes[obj_id]) == obj_id
+            if np.count_nonzero(piece) < st.min_area:
+                continue  # a speck: counts as absent
+            tr = self._tracks.get(obj_id)
+            if tr is None:
+                tr = self._tracks[obj_id] = _Track(first=t, last=t)
+            elif tr.divided:
+                continue  # cannot happen: a mother's pixels are always handed to her daughters
+            elif tr.ended:
+                new = self._alloc(lab.dtype)
+                alias = _Alias(obj_id, new)
+                alias.apply(lab, boxes)
+                self._maps.append(alias)
+                events.append(TrackEvent("found", t, obj_id, (new,)))
+                obj_id = new
+                tr = self._tracks[new] = _Track(first=t, last=t)
+            tr.last, tr.absent = t, 0
+            self._check_split(t, obj_id, tr, piece, lab, boxes, events)
+        for obj_id, tr in self._tracks.items():
+            if tr.ended or tr.last == t or (allowed is not None and obj_id not in allowed):
+                continue
+            tr.absent += 1
+            tr.split_start, tr.split_count = None, 0
+            if st.lost_and_found and tr.absent >= st.lost_frames:
+                tr.ended = True
+                events.append(TrackEvent("lost", tr.last, obj_id))
+        self._buffer.append((t, lab))
+        self._last_t = t
+        self.events.extend(events)
+        return events
+
+    def _check_split(self, t, obj_id, tr: _Track, piece, lab, boxes, events) -> None:
+        st = self.settings
+        area = int(np.count_nonzero(piece))
+        big = 0
+        ref = tr.split_ref if tr.split_start is not None else (tr.ref_area or area)
+        if st.enabled:
+            comps, n = _pieces(piece, self._structure, st.neck_ratio)
+            if n >= 2:
+                sizes = np.bincount(comps.ravel())[1:]
+                big = int(np.count_nonzero(sizes >= max(st.min_area, st.min_fraction * ref)))
+        if big < 2:
+            tr.split_start, tr.split_count, tr.ref_area = None, 0, area
+            return
+        if tr.split_start is None:
+            tr.split_start, tr.split_count, tr.split_ref = t, 1, ref
+        else:
+            tr.split_count += 1
+        if tr.split_count >= st.min_frames:
+            self._divide(t, obj_id, tr, lab, boxes, events)
+
+    def _divide(self, c, mother, tr: _Track, lab, boxes, events) -> None:
+        s = tr.split_start
+        assert s is not None
+        d1, d2 = self._alloc(lab.dtype), self._alloc(lab.dtype)
+        st = self.settings
+        div = _Division(mother, (d1, d2), self._structure, st.min_fraction, st.neck_ratio)
+        for u, arr in list(self._buffer) + [(c, lab)]:
+            if u < s:
+                continue
+            if u == c:
+                div.apply(arr, boxes)
+            else:
+                box = _mask_box(arr == mother)
+                if box is not None:
+                    div.apply(arr, {mother: box})
+        self._maps.append(div)
+        tr.ended, tr.divided, tr.last = True, True, s - 1
+        tr.split_start, tr.split_count = None, 0
+        # in pieces since its first frame: two new tracks, no mother to link them to
+        kind = "division" if s > tr.first else "split"
+        for d in (d1, d2):
+            box = boxes.get(d)
+            area = 0 if box is None else int(np.count_nonzero(_crop(lab, box) == d))
+            self._tracks[d] = _Track(first=s, last=c, ref_area=area or None)
+            if kind == "division":
+                self.lineage[d] = mother
+        events.append(TrackEvent(kind, s, mother, (d1, d2)))
+
+
+def track_divisions(
+    labels,
+    settings: DivisionSettings | None = None,
+    *,
+    scores: Sequence[Mapping[int, float] | None] | None = None,
+    inplace: bool = False,
+) -> tuple[np.ndarray, dict[int, int], list[TrackEvent]]:
+    """Run :class:`DivisionTracker` over a whole label volume.
+
+    Args:
+        labels: (T, H, W) integer labels (a numpy array when ``inplace``).
+        settings: :class:`DivisionSettings`.
+        scores: optional per-frame {obj_id: presence probability}.
+        inplace: edit ``labels`` itself instead of a copy.
+
+    Returns:
+        (labels (T, H, W) with daughters and new tracks relabelled, lineage
+        {daughter_id: mother_id}, events).
+    """
+    vol = labels if inplace else np.array(labels, copy=True)
+    if not isinstance(vol, np.ndarray) or vol.ndim != 3 or vol.dtype.kind not in "iu":
+        raise ValueError("labels must be a (T, H, W) integer numpy array")
+    tracker = DivisionTracker(settings or DivisionSettings(), next_id=int(vol.max(initial=0)) + 1)
+    for t in range(vol.shape[0]):
+        tracker.update(t, vol[t], None if scores is None else scores[t])
+    return vol, dict(tracker.lineage), list(tracker.events)
+
+
+# ----------------------------------------------------------------------------- session
+
+
+def _retire(session: VideoSession, obj_id: int, from_frame: int) -> None:
+    """Stop tracking an object and clear its labels from ``from_frame`` on (earlier labels are
+    kept, unlike :meth:`VideoSession.remove_object`)."""
+    session._objects.pop(obj_id, None)
+    vol = session.labels()
+    for u in range(from_frame, session.num_frames):
+        lab = vol[u]
+        hit = lab == obj_id
+        if hit.any():
+            lab[hit] = 0
+
+
+def propagate_with_divisions(
+    session: VideoSession,
+    settings: DivisionSettings | None = None,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    obj_ids: Sequence[int] | None = None,
+    tracker: DivisionTracker | None = None,
+) -> Iterator[FrameResult]:
+    """Propagate forward with division and lost/found tracking.
+
+    Runs ``session.propagate(start, "forward", stop, obj_ids)`` and feeds every frame to a
+    :class:`DivisionTracker` over the session's label volume. On a division the daughters get
+    a mask prompt on their first frame (``session.add_mask``), the mother is retired (no longer
+    a session object; her labels before the split stay) and ``session.lineage`` records
+    ``{daughter: mother}``; a reappearing lost object (and an object split from its first
+    frame on) likewise continues as new object(s), without parent. Then propagation restarts
+    on the next frame with the new objects, so SAM 2 tracks each daughter on its own. The
+    label volume keeps the tracker's pixels on the daughters' first frame (the mask prompt's
+    low-resolution copy is only the model's memory). Daughters recorded in
+    ``session.lineage`` are kept off frames before their birth (when re-propagating from
+    earlier frames).
+
+    Args:
+        session: a session with ``keep_labels=True``.
+        settings: :class:`DivisionSettings` (default: on; ignored when ``tracker`` is given).
+        start, stop: first and last frame (as for ``propagate``).
+        obj_ids: objects to propagate (default: all with prompts); new objects are added.
+        tracker: a :class:`DivisionTracker` to use (to read its events); default: a new one.
+
+    Yields:
+        A :class:`FrameResult` per frame, with ids as relabelled by the tracker (frames that a
+        division rewrote retroactively were yielded before: re-read them from
+        ``session.labels()``).
+    """
+    if not session.keep_labels:
+        raise ValueError("division tracking edits the label volume: use keep_labels=True")
+    vol = session.labels()
+    top = max(
+        [int(vol.max(initial=0)), *session.obj_ids, *session.lineage, *session.lineage.values()]
+    )
+    if tracker is None:
+        tracker = DivisionTracker(settings or DivisionSettings())
+    tracker.next_id = max(tracker.next_id or 1, top + 1)
+    ids = None if obj_ids is None else [int(i) for i in obj_ids]
+    births: dict[int, int] = {}
+    for d in session.lineage:
+        frames = session.prompted_frames(d) if d in session._objects else []
+        if frames:
+            births[d] = frames[0]
+    last = session.num_frames - 1 if stop is None else int(stop)
+    while True:
+        restart = None
+        gen = session.propagate(start, "forward", stop, ids)
+        try:
+            for res in gen:
+                t = res.frame
+                vol = session.labels()
+                lab = vol[t]
+                unborn = [d for d, b in births.items() if b > t]
+                if unborn:
+                    lab[np.isin(lab, unborn)] = 0
+                events = tracker.update(res, lab)
+                for ev in events:
+                    if ev.kind == "lost":
+                        continue
+                    first = ev.frame
+                    for new in ev.new_ids:
+                        mask = vol[first] == new
+                        if mask.any():
+                            session.add_mask(first, new, mask)
+                            # keep the tracked pixels (the prompt's low-resolution copy can
+                            # lose thin parts)
+                            f = vol[first]
+                            f[(f == new) & ~mask] = 0
+                            f[mask & (f == 0)] = new
+                            births[new] = first
+                            if ids is not None:
+                                ids.append(new)
+                        if ev.kind == "division":
+                            session.lineage[new] = ev.obj_id
+                    _retire(session, ev.obj_id, t + 1)
+                    if ids is not None and ev.obj_id in ids:
+                        ids.remove(ev.obj_id)
+                    restart = t + 1
+                yield _remap(res, lab, tracker, unborn)
+                if restart is not None:
+                    break
+        finally:
+            gen.close()
+        if restart is None or restart > last:
+            return
+        start = restart
+
+
+def _remap(res: FrameResult, lab: np.ndarray, tracker: DivisionTracker, unborn) -> FrameResult:
+    """The FrameResult of a frame after the tracker relabelled it."""
+    ids, masks, scores = [], [], []
+    for k, i in enumerate(res.obj_ids):
+        targets = tracker.resolve(i)
+        if targets == [i]:
+            ids.append(i)
+            masks.append(res.masks[k] & (lab == i) if i in unborn else res.masks[k])
+            scores.append(res.scores[k])
+            continue
+        for r in targets:
+            if r in ids:
+                continue
+            ids.append(r)
+            masks.append(lab == r)
+            scores.append(res.scores[k])
+    h, w = lab.shape
+    return FrameResult(
+        res.frame,
+        ids,
+        np.stack(masks) if masks else np.zeros((0, h, w), bool),
+        np.asarray(scores, dtype=np.float32),
+    )

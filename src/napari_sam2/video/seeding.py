@@ -1,0 +1,322 @@
+"""Seeding many objects at once: from a label image, or automatically from a point grid.
+
+* :func:`add_labels` turns every label of a (H, W) label image into a session object with a
+  mask prompt (label value = object id), batching the model work over objects (the frame is
+  encoded once).
+* :func:`find_objects` is SAM's "fully automatic" stage: a regular grid of single-click prompts
+  over a frame, run in batches through the prompt encoder and mask decoder on the session's
+  cached frame encoding, filtered by predicted IoU, stability and area and de-duplicated by
+  greedy mask non-maximum suppression. It returns candidate masks, not objects: the user prunes
+  them, then seeds the kept ones with :func:`add_labels` or ``VideoSession.add_mask``.
+
+The helpers :func:`point_grid`, :func:`stability_score`, :func:`mask_iou` and :func:`mask_nms`
+are plain numpy / torch (no torchvision).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .prompts import FramePrompts, check_obj_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import VideoSession
+
+__all__ = [
+    "add_labels",
+    "find_objects",
+    "mask_iou",
+    "mask_nms",
+    "point_grid",
+    "stability_score",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def point_grid(points_per_side: int) -> np.ndarray:
+    """Centres of a ``points_per_side`` x ``points_per_side`` grid of cells on the unit square.
+
+    Returns:
+        (n * n, 2) float64 (x, y) in (0, 1), row by row (y outer, x inner).
+    """
+    n = int(points_per_side)
+    if n < 1:
+        raise ValueError(f"points_per_side must be >= 1, got {points_per_side}")
+    c = (np.arange(n) + 0.5) / n
+    xx, yy = np.meshgrid(c, c)  # (n, n) each, y along rows
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def stability_score(
+    logits: torch.Tensor, offset: float = 1.0, threshold: float = 0.0
+) -> torch.Tensor:
+    """SAM's stability score: IoU of the mask thresholded at ``threshold + offset`` and at
+    ``threshold - offset``.
+
+    The stricter mask lies inside the looser one, so the IoU is the ratio of their areas. A mask
+    that is empty even at the looser threshold scores 0.
+
+    Args:
+        logits: (..., H, W) mask logits.
+        offset: half-width of the logit band (SAM: 1.0).
+        threshold: the mask threshold (0 for logits).
+
+    Returns:
+        (...) float32 scores in [0, 1].
+    """
+    inner = (logits > threshold + offset).flatten(-2).sum(-1, dtype=torch.int64)
+    outer = (logits > threshold - offset).flatten(-2).sum(-1, dtype=torch.int64)
+    return torch.where(outer > 0, inner.float() / outer.clamp(min=1).float(), 0.0)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) end-exclusive bounding box of a non-empty (H, W) bool mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (H, W) bool masks (0 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b)) / union if union else 0.0
+
+
+def mask_nms(masks, scores, iou_thresh: float = 0.5) -> np.ndarray:
+    """Greedy mask non-maximum suppression.
+
+    Masks are visited by decreasing score; a mask is kept unless its IoU with an already kept
+    mask exceeds ``iou_thresh``. Only pairs whose bounding boxes intersect are compared, on the
+    crop of their joint box, so sparse masks of a large frame are cheap.
+
+    Args:
+        masks: (N, H, W) bool array or a sequence of N (H, W) bool arrays.
+        scores: (N,) scores (higher first; ties keep the input order).
+        iou_thresh: IoU above which the lower-scored mask is dropped.
+
+    Returns:
+        (K,) int64 indices of the kept masks, by decreasing score.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if len(masks) != scores.size:
+        raise ValueError(f"got {len(masks)} masks but {scores.size} scores")
+    order = np.argsort(-scores, kind="stable")
+    boxes = np.array([_bbox(np.asarray(m, bool)) for m in masks], dtype=np.int64).reshape(-1, 4)
+    areas = np.array([np.count_nonzero(m) for m in masks], dtype=np.int64)
+    kept: list[int] = []
+    for i in order:
+        by0, bx0, by1, bx1 = boxes[i]
+        if kept:
+            kb = boxes[kept]  # (K, 4)
+            hit = (
+                (kb[:, 0] < by1) & (by0 < kb[:, 2]) & (kb[:, 1] < bx1) & (bx0 < kb[:, 3])
+            )
+            suppressed = False
+            for j in np.asarray(kept)[hit]:
+                y0, x0 = min(by0, boxes[j, 0]), min(bx0, boxes[j, 1])
+                y1, x1 = max(by1, boxes[j, 2]), max(bx1, boxes[j, 3])
+                inter = np.count_nonzero(
+                    np.asarray(masks[i], bool)[y0:y1, x0:x1]
+                    & np.asarray(masks[j], bool)[y0:y1, x0:x1]
+                )
+                union = areas[i] + areas[j] - inter
+                if union > 0 and inter / union > iou_thresh:
+                    suppressed = True
+                    break
+            if suppressed:
+                continue
+        kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- seeding
+
+
+def _label_masks(label_image: np.ndarray, ids: np.ndarray):
+    """Yield (id, (H, W) bool mask) for each id, using bounding boxes to stay cheap."""
+    from scipy import ndimage
+
+    if ids.size and int(ids.max()) <= (1 << 20):
+        slices = ndimage.find_objects(label_image)
+        for i in ids:
+            sl = slices[int(i) - 1]
+            m = np.zeros(label_image.shape, dtype=bool)
+            m[sl] = label_image[sl] == i
+            yield int(i), m
+    else:
+        for i in ids:
+            yield int(i), label_image == i
+
+
+def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
+    """Make every label of a label image an object with a mask prompt on ``frame``.
+
+    Equivalent to ``session.add_mask(frame, i, label_image == i)`` for every non-zero value
+    ``i`` (the label value becomes the object id; an existing object with that id gets its
+    prompts on ``frame`` replaced), but the model runs once per chunk of objects on the frame's
+    single cached encoding, and the chunk's masks are written into the label volume together
+    (where their upsampled masks overlap, the highest logit wins).
+
+    Args:
+        session: the video session.
+        frame: frame index t.
+        label_image: (H, W) integer (or bool: one object, id 1) label image at the frame size;
+            0 is background.
+
+    Returns:
+        The object ids created or updated, ascending.
+
+    Raises:
+        ValueError: wrong shape or dtype, negative values, or an id that is not a valid object
+            id; nothing is changed then.
+    """
+    frame = session._check_frame(frame)
+    lab = np.asarray(label_image)
+    if lab.dtype == bool:
+        lab = lab.astype(np.uint8)
+    if lab.shape != session.frame_shape:
+        raise ValueError(
+            f"label image has shape {lab.shape}, but frames are {session.frame_shape} (H, W)"
+        )
+    if lab.dtype.kind not in "iu":
+        raise ValueError(f"label image must have an integer dtype, got {lab.dtype}")
+    if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
+        raise ValueError("label image contains negative values")
+    ids = np.unique(lab)
+    ids = ids[ids != 0]
+    for i in ids:
+        check_obj_id(int(i))
+    if ids.size == 0:
+        return []
+    model, settings = session.model, session.settings
+    feats = session.features(frame)
+    masks = _label_masks(lab, ids)
+    for chunk in session._chunks([int(i) for i in ids]):
+        objs, model_masks = [], []
+        for _ in chunk:
+            obj_id, m = next(masks)
+            obj = session._obj(obj_id)
+            obj.prompts[frame] = FramePrompts(mask=m)
+            objs.append(obj)
+            model_masks.append(session._model_mask(m))
+        n = len(objs)
+        with torch.inference_mode(), session._autocast():
+            head = model.mask_as_output(feats.expand(n), torch.cat(model_masks))
+        entries = []
+        for k, obj in enumerate(objs):
+            is_init = frame not in obj.tracked
+            entry = session._entry(head, k, obj.tracked.get(frame, False))
+            obj.pending[frame] = (entry, is_init or settings.corrections_as_prompts)
+            entries.append(entry)
+        low = torch.cat([e.mask_logits for e in entries]).to(session.device)
+        session._write_labels(frame, chunk, session._to_frame(low))
+    return [int(i) for i in ids]
+
+
+def find_objects(
+    session: VideoSession,
+    frame: int,
+    *,
+    points_per_side: int = 16,
+    pred_iou_thresh: float = 0.7,
+    stability_thresh: float = 0.85,
+    stability_offset: float = 1.0,
+    min_area: int = 16,
+    max_area: int | None = None,
+    nms_iou: float = 0.5,
+    batch: int = 64,
+    return_scores: bool = False,
+):
+    """Candidate object masks on a frame, found without prompts (SAM's automatic stage).
+
+    A ``points_per_side``² grid of single positive clicks (cell centres of a regular grid over
+    the model input, i.e. over the frame or its ROI) runs in batches of ``batch`` clicks through
+    the prompt encoder and mask decoder on the session's cached encoding of the frame (no
+    memory). Each click gives 3 candidates (whole / part / subpart). Candidates are kept when
+
+    * their predicted IoU is >= ``pred_iou_thresh``,
+    * their stability score (:func:`stability_score` of the frame-size logits with
+      ``stability_offset``) is >= ``stability_thresh``,
+    * their area at frame size is within [``min_area``, ``max_area``] pixels,
+
+    and are then de-duplicated by greedy mask NMS on the predicted IoU (:func:`mask_nms`), first
+    within each batch, then over all batches. Candidates whose object score says "absent" are
+    blanked by the model and so drop out through ``min_area``.
+
+    Args:
+        session: the video session (its frame-encoding cache is used and filled).
+        frame: frame index t.
+        points_per_side: grid side; ``points_per_side**2`` clicks.
+        pred_iou_thresh: minimum predicted IoU (0..1).
+        stability_thresh: minimum stability score (0..1).
+        stability_offset: logit offset of the stability score.
+        min_area: smallest mask area, in frame pixels.
+        max_area: largest mask area, in frame pixels (None: a quarter of the frame, which drops
+            background-sized masks; pass ``H * W`` for no limit).
+        nms_iou: IoU above which the lower-scored of two candidates is dropped.
+        batch: clicks per decoder batch (bounds memory: ``3 * batch`` low-resolution masks).
+        return_scores: also return the (K,) predicted IoUs of the kept masks.
+
+    Returns:
+        A list of K (H, W) bool masks at frame size, by decreasing predicted IoU (and, with
+        ``return_scores``, a (K,) float32 array of their predicted IoUs).
+    """
+    frame = session._check_frame(frame)
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    h, w = session.frame_shape
+    if max_area is None:
+        max_area = (h * w) // 4
+    model = session.model
+    dev = session.device
+    s = model.image_size
+    feats = session.features(frame)
+    grid = torch.as_tensor(point_grid(points_per_side) * s, dtype=torch.float32, device=dev)
+    kept_masks: list[np.ndarray] = []
+    kept_scores: list[float] = []
+    up_chunk = 16  # candidates upsampled to frame size at once (bounds memory)
+    for b0 in range(0, grid.shape[0], batch):
+        coords = grid[b0 : b0 + batch, None, :]  # (b, 1, 2) model-input (x, y)
+        n = coords.shape[0]
+        labels = torch.ones(n, 1, dtype=torch.int32, device=dev)
+        with torch.inference_mode(), session._autocast():
+            fx = feats.expand(n)
+            head = model.predict_masks(
+                model.no_memory(fx), fx.high_res, coords, labels, multimask=True
+            )
+        low = head.multimask_logits.float().flatten(0, 1)[:, None]  # (b*M, 1, h4, w4)
+        ious = head.ious.float().flatten()  # (b*M,)
+        sel = torch.nonzero(ious >= pred_iou_thresh).flatten()
+        cand_masks: list[np.ndarray] = []
+        cand_scores: list[float] = []
+        for c0 in range(0, sel.numel(), up_chunk):
+            idx = sel[c0 : c0 + up_chunk]
+            with torch.inference_mode():
+                logits = session._to_frame(low[idx])  # (c, H, W)
+                stab = stability_score(logits, stability_offset)
+                area = (logits > 0).flatten(1).sum(1)
+                ok = (stab >= stability_thresh) & (area >= min_area) & (area <= max_area)
+                if not bool(ok.any()):
+                    continue
+                good = (logits[ok] > 0).cpu().numpy()
+            cand_masks.extend(good)
+            cand_scores.extend(ious[idx][ok].cpu().tolist())
+        if not cand_masks:
+            continue
+        keep = mask_nms(cand_masks, cand_scores, nms_iou)
+        kept_masks.extend(cand_masks[k] for k in keep)
+        kept_scores.extend(cand_scores[k] for k in keep)
+    if kept_masks:
+        keep = mask_nms(kept_masks, kept_scores, nms_iou)
+        kept_masks = [kept_masks[k] for k in keep]
+        kept_scores = [kept_scores[k] for k in keep]
+    if return_scores:
+        return kept_masks, np.asarray(kept_scores, dtype=np.float32)
+    return kept_masks
