@@ -115,10 +115,9 @@ def run_ours(model, frames: np.ndarray, n_obj: int, size: int, precision: str = 
 
 
 def speed(args) -> None:
-    from reference import build_reference, random_state_dict
-
     from napari_sam2.model.config import CONFIGS
     from napari_sam2.model.sam2 import SAM2Model
+    from reference import build_reference, random_state_dict
 
     cfg = CONFIGS["sam2.1_hiera_tiny"]
     sd = random_state_dict(cfg, seed=0, object_bias=6.0)
@@ -206,7 +205,8 @@ def rss(args) -> None:
         res[n] = row
         print(f"| {n} | {row[0]:.0f} | {row[1]:.0f} |")
     growth = res[1000][0] / res[100][0] - 1
-    print(f"\nstreamed: RSS at 1,000 frames is {growth * 100:+.1f}% vs 100 frames; the label volume "
+    print(f"\nstreamed: RSS at 1,000 frames is {growth * 100:+.1f}% vs 100 frames; the label "
+          "volume "
           f"itself is (T, H, W) uint16 = {1000 * 256 * 256 * 2 / 2**20:.0f} MB at 1,000 frames.")
 
 

@@ -271,6 +271,14 @@ def test_objects_and_shortcuts(viewer_widget):
     assert (widget.labels_layer.data[1] == 6).any()
     assert list(c.points_layer.features["obj_id"]) == [6]
 
+    # ids above 65,535 switch the labels to uint32, still shared by layer and session
+    assert widget.add_object(70000) == 70000
+    widget.add_point((2, 64, 64), wait=True)
+    assert widget.labels_layer.data.dtype == np.uint32 and widget.labels_layer.data is c.volume
+    assert widget.session.labels() is c.volume and (c.volume[2] == 70000).any()
+    assert (c.volume[1] == 6).any()
+    widget.remove_object(70000, wait=True)
+
     # keyboard shortcuts (bound on the viewer)
     keymap = viewer.keymap
     funcs = {a: keymap[coerce_keybinding(k)] for a, (k, _) in SHORTCUTS.items()}

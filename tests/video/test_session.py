@@ -244,9 +244,9 @@ def test_settings_change_between_propagations(model, movie):
 
 
 def test_memory_selection_follows_stride_and_limits():
-    from napari_sam2.video.memory_bank import MemoryBank, MemoryEntry
-
     import torch
+
+    from napari_sam2.video.memory_bank import MemoryBank, MemoryEntry
 
     bank = MemoryBank(num_maskmem=7)
 
@@ -281,7 +281,7 @@ def test_memory_does_not_grow_with_movie_length(model):
                                                            stored_memory_frames=8))
     s.add_points(0, 1, [[10, 10]], [1])
     sizes = []
-    for r in s.propagate():
+    for _r in s.propagate():
         obj = s._objects[1]
         sizes.append((len(obj.bank.tracked), obj.bank.nbytes(), len(s._features)))
     reach = max((6 + 1) * 1 + 1, 16)

@@ -61,9 +61,10 @@ class PromptsMixin:
         """
         info = self._need_image()
         t, y, x = (float(v) for v in coords)
-        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
         frame = int(round(t))
         self._check_point(frame, y, x)
+        self._ensure_model_queued()
+        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
         with self._suppressed():
             self.points_layer.selected_data = set()
             self.points_layer.add(info.to_layer_coords(frame, y, x, self._current_channel_coord()))
@@ -78,8 +79,14 @@ class PromptsMixin:
     ):
         """Give an object's bounding box (y0, x0, y1, x1) in image pixels on ``frame``."""
         info = self._need_image()
-        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
         y0, x0, y1, x1 = (float(v) for v in box)
+        h, w = info.frame_shape
+        if not (y1 > y0 and x1 > x0 and y1 >= 0 and x1 >= 0 and y0 <= h - 1 and x0 <= w - 1):
+            raise ValueError(f"box {tuple(box)} is empty or outside the image ({h} x {w})")
+        if not 0 <= int(frame) < self.num_frames:
+            raise ValueError(f"frame {frame} is outside the movie (0..{self.num_frames - 1})")
+        self._ensure_model_queued()
+        obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
         c = self._current_channel_coord()
         corners = [
             info.to_layer_coords(frame, yy, xx, c)

@@ -570,13 +570,29 @@ class TrackingController(PromptsMixin, ExportsMixin):
         """Create an object (default: the next free id) and select it."""
         self._need_image()
         obj_id = self.next_free_id() if obj_id is None else int(obj_id)
-        if obj_id < 1:
-            raise ValueError("object ids start at 1 (0 is background)")
+        if not 1 <= obj_id <= np.iinfo(np.uint32).max:
+            raise ValueError("object ids are 1 .. 4294967295 (0 is background)")
+        if obj_id > np.iinfo(self.volume.dtype).max:
+            self._widen_volume()
         if obj_id not in self.objects:
             self.objects.append(obj_id)
             self.objects.sort()
         self.select_object(obj_id)
         return obj_id
+
+    def _widen_volume(self) -> None:
+        """Switch the label volume to uint32 (ids above 65,535), keeping the layer and the
+        session on the same array."""
+        new = self.volume.astype(np.uint32)
+        self.volume = new
+        with self._suppressed():
+            self.labels_layer.data = label_volume_for(self.info, new)
+
+        def relink():
+            if self.session is not None:
+                self.session.set_label_volume(new)
+
+        self._submit(Job("switching labels to 32 bits", relink, kind="prompt", total=0))
 
     def select_object(self, obj_id: int) -> None:
         if obj_id not in self.objects:

@@ -191,7 +191,7 @@ class VideoSession:
         snapshot.
         """
         if not self.keep_labels:
-            raise RuntimeError("this session was created with keep_labels=False: it keeps no labels")
+            raise RuntimeError("session made with keep_labels=False: it keeps no labels")
         vol = self._label_volume()
         return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
 
