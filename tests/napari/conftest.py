@@ -49,8 +49,26 @@ def small_movie() -> np.ndarray:
 def shared_viewer(qapp):
     """One hidden viewer per test module (a napari viewer takes seconds to build here)."""
     import napari
+    import napari.plugins as napari_plugins
 
-    viewer = napari.Viewer(show=False)
+    # napari's make_napari_viewer fixture (used by other test modules) clears the lru_cache of
+    # napari.plugins._initialize_plugins at teardown, while the global app-model registry still
+    # holds this plugin's commands; a plain Viewer() would then register them a second time and
+    # fail with "already registered". Tolerate exactly that while building the shared viewer.
+    original = napari_plugins._initialize_plugins
+
+    def initialize_once() -> None:
+        try:
+            original()
+        except ValueError as err:
+            if "already registered" not in str(err):
+                raise
+
+    napari_plugins._initialize_plugins = initialize_once
+    try:
+        viewer = napari.Viewer(show=False)
+    finally:
+        napari_plugins._initialize_plugins = original
     yield viewer
     viewer.window.remove_dock_widget("all")
     viewer.close()
