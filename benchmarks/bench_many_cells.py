@@ -22,10 +22,10 @@ import platform
 import resource
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
+from _models import load  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def grid_movie(frames: int, objects: int, size: int, seed: int = 0):
@@ -54,26 +54,6 @@ def grid_movie(frames: int, objects: int, size: int, seed: int = 0):
         img = rng.normal(300, 30, (size, size)) + 1500 * (lab > 0)
         movie[t] = np.clip(img, 0, 65535).astype(np.uint16)
     return movie, labels0
-
-
-def load(name: str, fallback: str):
-    """Load ``name``; if it is unavailable, warn and load ``fallback`` (a model name, checkpoint
-    path or random-weight config name; ``random:<config>`` builds any config, e.g.
-    ``random:micro`` for the bundled model's architecture)."""
-    from napari_sam2 import SAM2Model, load_model
-    from napari_sam2.model.config import get_config
-
-    def get(n: str):
-        torch.manual_seed(0)  # random-weight models are reproducible
-        if n.startswith("random:"):
-            return SAM2Model(get_config(n.split(":", 1)[1])).eval()
-        return load_model(n)
-
-    try:
-        return get(name), name
-    except (FileNotFoundError, OSError, ValueError, KeyError) as err:
-        warnings.warn(f"model {name!r} unavailable ({err}); using {fallback!r}", stacklevel=2)
-        return get(fallback), fallback
 
 
 def peak_rss_mb() -> float:

@@ -143,7 +143,7 @@ def build_session(
         ValueError: no prompts, a prompt outside the movie (named by its source, e.g.
             ``"prompts.csv, line 4"``), a bad ``out`` array, or a bad movie/axes/channel.
     """
-    from .video.frames import FrameSource
+    from .video.frames import frame_source_for
     from .video.session import VideoSession
 
     points = as_point_prompts(prompts)
@@ -152,14 +152,8 @@ def build_session(
         raise ValueError("no prompts: give at least one click or box")
     net = resolve_model(model, device)
     cfg = net.config
-    frames = FrameSource(
-        movie,
-        axes=axes,
-        channel=channel,
-        contrast_limits=contrast_limits,
-        image_size=cfg.image_size,
-        pixel_mean=cfg.pixel_mean,
-        pixel_std=cfg.pixel_std,
+    frames = frame_source_for(
+        movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits
     )
     try:
         points, box_list = _check_prompts(

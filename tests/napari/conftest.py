@@ -48,8 +48,9 @@ def small_movie() -> np.ndarray:
 @pytest.fixture(scope="module")
 def shared_viewer(qapp):
     """One hidden viewer per test module (a napari viewer takes seconds to build here)."""
-    import napari
     import napari.plugins as napari_plugins
+
+    import napari
 
     # napari's make_napari_viewer fixture (used by other test modules) clears the lru_cache of
     # napari.plugins._initialize_plugins at teardown, while the global app-model registry still

@@ -241,23 +241,6 @@ CONFIGS: dict[str, SAM2Config] = {
         image_size=256,
         d_model=32,
     ),
-    "test_tiny_256_v20": SAM2Config(
-        name="test_tiny_256_v20",
-        hiera=HieraConfig(
-            embed_dim=16,
-            num_heads=1,
-            stages=(1, 1, 2, 1),
-            global_att_blocks=(3,),
-            window_spec=(8, 4, 4, 4),
-            window_pos_embed_bkg_spatial_size=(4, 4),
-        ),
-        decoder=MaskDecoderConfig(transformer_mlp_dim=64, iou_head_hidden_dim=32, mask_in_chans=4),
-        memory_attention=MemoryAttentionConfig(num_layers=2, dim_feedforward=64),
-        memory_encoder=MemoryEncoderConfig(out_dim=16),
-        image_size=256,
-        d_model=32,
-        **_V20,
-    ),
     # The bundled micro model (issue 7): ~2.5 M parameters, 256-px input.
     "micro": SAM2Config(
         name="micro",
@@ -281,6 +264,10 @@ CONFIGS: dict[str, SAM2Config] = {
         d_model=64,
     ),
 }
+
+
+# The SAM 2.0 twin of the small test config (same sizes, 2.0 switches).
+CONFIGS["test_tiny_256_v20"] = replace(CONFIGS["test_tiny_256"], name="test_tiny_256_v20", **_V20)
 
 
 def get_config(name: str) -> SAM2Config:

@@ -920,3 +920,17 @@ class FrameSource:
             f"FrameSource(shape={_shape_str(self._shape)}, axes={self._axes!r}, "
             f"dtype={self._dtype}, backend={self.backend!r}, image_size={self.image_size})"
         )
+
+
+def frame_source_for(movie: Any, config: Any, **kwargs: Any) -> FrameSource:
+    """A :class:`FrameSource` sized and normalised for a model ``config`` (a ``SAM2Config``):
+    ``image_size``, ``pixel_mean`` and ``pixel_std`` come from the config; other keyword
+    arguments (``axes``, ``channel``, ``contrast_limits``, ``roi``, ``prefetch``...) pass through.
+    """
+    return FrameSource(
+        movie,
+        image_size=config.image_size,
+        pixel_mean=config.pixel_mean,
+        pixel_std=config.pixel_std,
+        **kwargs,
+    )

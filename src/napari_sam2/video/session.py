@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, HeadOutput, SAM2Model
-from .frames import FrameSource
+from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .postprocess import fill_small_holes, non_overlapping
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
@@ -131,14 +131,8 @@ class VideoSession:
         self.frames = (
             movie
             if isinstance(movie, FrameSource)
-            else FrameSource(
-                movie,
-                axes=axes,
-                channel=channel,
-                contrast_limits=contrast_limits,
-                image_size=cfg.image_size,
-                pixel_mean=cfg.pixel_mean,
-                pixel_std=cfg.pixel_std,
+            else frame_source_for(
+                movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits
             )
         )
         self.settings = settings or MemorySettings()
