@@ -86,10 +86,11 @@ def run_ref(ref, folder: Path, n_obj: int, size: int) -> dict:
             pass
         prop = time.perf_counter() - t0
         y, x = scaled(size)[0]
-        ref.add_new_points_or_box(state, 5, 1, points=np.array([[x + 10, y + 10]], np.float32),
+        k = state["num_frames"] // 2
+        ref.add_new_points_or_box(state, k, 1, points=np.array([[x + 10, y + 10]], np.float32),
                                   labels=np.array([0]), clear_old_points=False)
         t0 = time.perf_counter()
-        for _ in ref.propagate_in_video(state, start_frame_idx=5):
+        for _ in ref.propagate_in_video(state, start_frame_idx=k):
             pass
         reprop = time.perf_counter() - t0
     return {"prop": prop, "reprop": reprop}
@@ -106,9 +107,10 @@ def run_ours(model, frames: np.ndarray, n_obj: int, size: int, precision: str = 
     masks = [r.masks.copy() for r in s.propagate()]
     prop = time.perf_counter() - t0
     y, x = scaled(size)[0]
-    s.add_points(5, 1, [[y + 10, x + 10]], [0])
+    k = s.num_frames // 2
+    s.add_points(k, 1, [[y + 10, x + 10]], [0])
     t0 = time.perf_counter()
-    for _ in s.propagate(start=5):
+    for _ in s.propagate(start=k):
         pass
     reprop = time.perf_counter() - t0
     return {"prop": prop, "reprop": reprop, "masks": masks}
@@ -152,7 +154,8 @@ def speed(args) -> None:
         of, bf = n / o["prop"], n / b["prop"]
         print(f"| {n_obj} | {rf:.3f} | {of:.3f} | {of / rf:.2f}x | {bf:.3f} | {bf / rf:.2f}x | "
               f"{iou:.3f} |")
-    print("\n## Re-propagation after a correction click on frame 5 (frames 5..end)\n")
+    k = n // 2
+    print(f"\n## Re-propagation after a correction click on frame {k} (frames {k}..end)\n")
     print("| objects | Meta s | ours s | speed-up |")
     print("|---|---|---|---|")
     for n_obj, o, _, r, _ in rows:
