@@ -63,19 +63,6 @@ class FrameFeatures:
             tuple(x.expand(n, -1, -1, -1) for x in self.high_res),  # type: ignore[arg-type]
         )
 
-    def to(self, device: torch.device | str) -> FrameFeatures:
-        """Copy to ``device``."""
-        return FrameFeatures(
-            self.vision.to(device),
-            self.vision_pos.to(device),
-            tuple(x.to(device) for x in self.high_res),  # type: ignore[arg-type]
-        )
-
-    def nbytes(self) -> int:
-        """Memory held by the tensors, in bytes."""
-        ts = [self.vision, self.vision_pos, *self.high_res]
-        return sum(t.numel() * t.element_size() for t in ts)
-
 
 @dataclass
 class HeadOutput:

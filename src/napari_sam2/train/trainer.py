@@ -330,7 +330,7 @@ def _prompt_step(
     prev = None
     head = None
     for round_ in range(tcfg.correction_rounds + 1):
-        multimask = c.shape[1] <= 1
+        multimask = model.use_multimask(True, c.shape[1])
         head = model.predict_masks(
             pix, feats.high_res, c, lab, mask_input=prev, multimask=multimask
         )

@@ -480,7 +480,9 @@ class VideoSession:
                 else:
                     sel = obj.bank.select(frame, s, self.num_frames, reverse)
                     pix = self._conditioned(feats, [sel])
-                multimask = s.multimask_first_click and p.num_points <= 1
+                multimask = s.multimask_first_click and self.model.use_multimask(
+                    is_init, p.num_points
+                )
                 head = self.model.predict_masks(
                     pix, feats.high_res, coords, labels, mask_input=prev_logits, multimask=multimask
                 )
