@@ -20,15 +20,15 @@ Processing of frame ``t`` (``model_input``):
 For uint8 movies shown with the window ``(0, 255)`` step 3 is the identity and step 4 reproduces
 Meta's video loader exactly (PIL bicubic resize of the 8-bit RGB frame, ``/ 255``, mean / std).
 Every other case resizes the float ``[0, 1]`` image with torch's antialiased bilinear filter.
+
+Helpers: axes inference and validation in ``_axes.py``, channel selection and the intensity
+window in ``_intensity.py``, lazy TIFF reading in ``_tiff_pages.py``.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -38,247 +38,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._axes import _axes_from_tiff, _check_axes_sizes, _parse_axes, _shape_str, infer_axes
+from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
+    WINDOW_PERCENTILES,
+    WINDOW_SAMPLE_FRAMES,
+    WINDOW_SAMPLE_PIXELS,
+    Window,
+    apply_window,
+    estimate_windows,
+    parse_limits,
+    select_channels,
+    used_channels,
+)
+from ._tiff_pages import _open_tiff
+
 __all__ = ["FrameSource", "infer_axes"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Axis letters understood by FrameSource. "1" is internal: a length-1 axis that is dropped.
-_AXIS_LETTERS = "TZCYX"
-_COMMON_AXES = '"TYX", "TCYX", "TYXC", "YX", "YXC"'
-
-#: Frames sampled over time to estimate the global intensity window.
-WINDOW_SAMPLE_FRAMES = 16
-#: About this many pixels per sampled frame (per channel) enter the percentile estimate.
-WINDOW_SAMPLE_PIXELS = 1 << 15
-#: Percentiles (in %) that define the automatic intensity window.
-WINDOW_PERCENTILES = (0.5, 99.5)
-
-Window = tuple[float, float]
-
-
-# --------------------------------------------------------------------------------------------
-# Axes handling
-# --------------------------------------------------------------------------------------------
-
-
-def _shape_str(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(n)) for n in shape) + ")"
-
-
-def infer_axes(shape: Sequence[int]) -> str:
-    """Guess the axes of an array from its shape alone.
-
-    Rules: 2-D -> ``"YX"``; 3-D -> ``"YXC"`` when the last axis has 3 or 4 entries (RGB / RGBA)
-    and the two others are larger than 4, else ``"TYX"``; 4-D -> ``"TYXC"`` when the last axis
-    has 3 or 4 entries and the two middle ones are larger than 4, ``"TCYX"`` when the second axis
-    has at most 4 entries and the last two are larger than 4, otherwise ambiguous. Leading
-    length-1 axes of arrays with more than 3 dimensions are dropped first (returned as ``"1"``).
-
-    Args:
-        shape: the array shape.
-
-    Returns:
-        One letter per dimension from ``T, C, Y, X`` (and ``1`` for dropped length-1 axes).
-
-    Raises:
-        ValueError: when the layout cannot be guessed safely; the message asks for ``axes=``.
-    """
-    shape = tuple(int(n) for n in shape)
-    lead = ""
-    rest = shape
-    while len(rest) > 3 and rest[0] == 1:
-        lead += "1"
-        rest = rest[1:]
-    nd = len(rest)
-    if nd == 2:
-        return lead + "YX"
-    if nd == 3:
-        h, w, c = rest
-        if c in (3, 4) and h > 4 and w > 4:
-            return lead + "YXC"
-        return lead + "TYX"
-    if nd == 4:
-        _, b, c, d = rest
-        if d in (3, 4) and b > 4 and c > 4:
-            return lead + "TYXC"
-        if b <= 4 and c > 4 and d > 4:
-            return lead + "TCYX"
-        raise ValueError(
-            f"Cannot tell which axis holds the channels of a 4-D movie of shape "
-            f"{_shape_str(shape)}. Pass axes=, e.g. axes='TCYX' (time, channel, y, x) or "
-            f"axes='TYXC' (channels last)."
-        )
-    if nd < 2:
-        raise ValueError(
-            f"A movie needs at least 2 dimensions (y, x); got shape {_shape_str(shape)}."
-        )
-    raise ValueError(
-        f"Cannot guess the axes of a {len(shape)}-D movie of shape {_shape_str(shape)}. "
-        f"Pass axes= with one letter per dimension from T, Z, C, Y, X (e.g. 'TZCYX'); "
-        f"common forms are {_COMMON_AXES}."
-    )
-
-
-def _parse_axes(axes: str, shape: tuple[int, ...]) -> str:
-    """Validate a user ``axes`` string against ``shape``; returns it in upper case."""
-    if not isinstance(axes, str):
-        raise ValueError(f"axes must be a string such as {_COMMON_AXES}; got {axes!r}.")
-    ax = axes.strip().upper()
-    bad = sorted({a for a in ax if a not in _AXIS_LETTERS})
-    if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
-        raise ValueError(
-            f"Invalid axes {axes!r}: use each of the letters T (time), Z, C (channel), Y, X at "
-            f"most once, with both Y and X; common forms are {_COMMON_AXES}."
-        )
-    if len(ax) != len(shape):
-        raise ValueError(
-            f"axes {axes!r} has {len(ax)} letters but the movie has {len(shape)} dimensions "
-            f"(shape {_shape_str(shape)}); give one letter per dimension."
-        )
-    return ax
-
-
-def _axes_from_tiff(series_axes: str, shape: tuple[int, ...]) -> str | None:
-    """Translate tifffile series axes (e.g. ImageJ ``"TZCYX"``, ``"QYXS"``) to our letters.
-
-    Returns ``None`` when the metadata do not settle the layout (generic axes of length > 1
-    besides a single time-like one); the caller then falls back to :func:`infer_axes`.
-    """
-    if len(series_axes) != len(shape):
-        return None
-    mapped = []
-    for letter, n in zip(series_axes.upper(), shape, strict=True):
-        if letter in _AXIS_LETTERS:
-            m = letter
-        elif letter == "S":  # samples per pixel (RGB)
-            m = "C"
-        else:  # generic: I (image sequence), Q (unknown), others
-            m = "?"
-        # Length-1 generic / channel axes are dropped; a length-1 Z is kept (indexed at 0).
-        mapped.append("1" if (n == 1 and m in "?C") else m)
-    known = [m for m in mapped if m in _AXIS_LETTERS]
-    if len(set(known)) != len(known):
-        return None
-    unknown = [i for i, m in enumerate(mapped) if m == "?"]
-    if unknown:
-        if len(unknown) == 1 and "T" not in mapped:
-            mapped[unknown[0]] = "T"
-        else:
-            return None
-    if "Y" not in mapped or "X" not in mapped:
-        return None
-    return "".join(mapped)
-
-
-def _check_axes_sizes(full_axes: str, shape: tuple[int, ...]) -> None:
-    for a, n in zip(full_axes, shape, strict=True):
-        if a == "Z" and n > 1:
-            z = full_axes.index("Z")
-            raise ValueError(
-                f"The movie has a Z axis with {n} planes (axes {full_axes!r}, shape "
-                f"{_shape_str(shape)}): 3-D + time is not supported. Load the data and pass "
-                f"one plane, e.g. movie[{', '.join([':'] * z + ['z'])}] for plane z, or a "
-                f"maximum projection, movie.max(axis={z}), with the Z letter removed from axes."
-            )
-        if n == 0:
-            raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")
-
-
-# --------------------------------------------------------------------------------------------
-# TIFF access
-# --------------------------------------------------------------------------------------------
-
-
-class _TiffPages:
-    """Array-like view of a tifffile series that decodes only the pages an index touches.
-
-    Supports the indexing used by :class:`FrameSource`: a tuple with one entry per dimension,
-    integers or slices on the page-stacking (leading) dimensions, anything on the others.
-    """
-
-    def __init__(self, series: Any) -> None:
-        self._series = series
-        self._pages = series.pages
-        self.shape = tuple(int(n) for n in series.shape)
-        self.dtype = np.dtype(series.dtype)
-        self.ndim = len(self.shape)
-        n_pages = len(self._pages)
-        page_size = int(np.prod(self._pages[0].shape))
-        k = None
-        for i in range(self.ndim, -1, -1):  # prefer the most leading dims (smallest pages)
-            if (
-                int(np.prod(self.shape[i:])) == page_size
-                and int(np.prod(self.shape[:i])) == n_pages
-            ):
-                k = i
-                break
-        if k is None:
-            raise ValueError(
-                f"Unsupported TIFF layout: series shape {_shape_str(self.shape)} does not split "
-                f"into {n_pages} pages of {page_size} pixels."
-            )
-        self._k = k
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        if not isinstance(index, tuple):
-            index = (index,)
-        index = index + (slice(None),) * (self.ndim - len(index))
-        lead_shape = self.shape[: self._k]
-        lead_ranges = []
-        for i, n in zip(index[: self._k], lead_shape, strict=True):
-            if isinstance(i, slice):
-                lead_ranges.append(list(range(*i.indices(n))))
-            else:
-                ii = int(i)
-                if not -n <= ii < n:
-                    raise IndexError(f"index {ii} out of range for axis of size {n}")
-                lead_ranges.append([ii % n])
-        page_shape = self.shape[self._k :]
-        out_lead = tuple(
-            len(r)
-            for r, i in zip(lead_ranges, index[: self._k], strict=True)
-            if isinstance(i, slice)
-        )
-        planes = []
-        for combo in itertools.product(*lead_ranges):
-            p = int(np.ravel_multi_index(combo, lead_shape)) if lead_shape else 0
-            plane = np.asarray(self._pages[p].asarray(maxworkers=1)).reshape(page_shape)
-            planes.append(plane[index[self._k :]])
-        if not planes:
-            raise IndexError("empty selection")
-        stacked = np.stack(planes, axis=0)
-        return stacked.reshape(out_lead + stacked.shape[1:])
-
-
-def _open_tiff(path: str | os.PathLike) -> tuple[Any, Any, str, str]:
-    """Open a TIFF lazily. Returns (array-like, TiffFile or None, series axes, backend name)."""
-    import tifffile
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such movie file: {path!r}")
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:  # noqa: BLE001 - tifffile raises several types
-        raise ValueError(
-            f"Could not read {path!r} as a TIFF file ({exc}). Pass a TIFF path or an array."
-        ) from exc
-    if not tif.series:
-        tif.close()
-        raise ValueError(f"The TIFF file {path!r} contains no image series.")
-    series = tif.series[0]
-    axes = str(series.axes)
-    if series.dataoffset is not None:
-        try:
-            mm = tifffile.memmap(path, series=0, mode="r")
-            if mm.shape != tuple(series.shape):
-                mm = mm.reshape(series.shape)
-            tif.close()
-            return mm, None, axes, "tiff-memmap"
-        except (ValueError, OSError):
-            pass
-    return _TiffPages(series), tif, axes, "tiff-pages"
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,8 +184,10 @@ class FrameSource:
         self._num_channels = shape[full.index("C")] if "C" in full else 0
         # Channels-last 3/4-channel data are treated as RGB / RGBA.
         c_last = "C" in full and full.rstrip("1Z").endswith("C")
-        self._n_given = 0  # entries of a channel tuple
-        self._slots, self._composite = self._select_channels(channel, c_last)
+        # _n_given: entries of a channel tuple
+        self._slots, self._composite, self._n_given = select_channels(
+            channel, self._num_channels, self._axes, c_last
+        )
         # gray: one source channel replicated; rgb: natural RGB(A) sharing one window;
         # composite: channels mapped to R, G, B with one window each.
         if self._composite:
@@ -427,147 +206,28 @@ class FrameSource:
         self._lock = threading.RLock()  # guards cache, window and generation
         self._io_lock = threading.Lock()  # one read of the underlying storage at a time
         self._windows: list[Window] | None = (
-            self._parse_limits(contrast_limits) if contrast_limits is not None else None
+            parse_limits(contrast_limits, self._slots, self._composite, self._n_given)
+            if contrast_limits is not None
+            else None
         )
 
-    # ---------------------------------------------------------------- channel selection
-
-    def _select_channels(
-        self, channel: int | Sequence[int | None] | None, c_last: bool
-    ) -> tuple[list[int | None], bool]:
-        """Returns the source channel for each of R, G, B (``None`` = zeros; all three equal
-        ``-1`` means "no channel axis") and whether per-channel windows are used."""
-        n_c = self._num_channels
-        if n_c == 0:
-            if channel not in (None, 0, (0,), [0]):
-                raise ValueError(
-                    f"channel={channel!r} was given but the movie has no channel axis "
-                    f"(axes {self._axes!r}); use channel=None, or pass axes= naming the C axis."
-                )
-            return [-1, -1, -1], False
-
-        def check(c: Any) -> int:
-            if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-                raise ValueError(f"channel indices must be integers; got {c!r}.")
-            if not 0 <= int(c) < n_c:
-                raise ValueError(
-                    f"channel {int(c)} is out of range: the movie has {n_c} channels "
-                    f"(valid indices 0..{n_c - 1})."
-                )
-            return int(c)
-
-        if channel is None:
-            if n_c == 3 or (n_c == 4 and c_last):
-                return [0, 1, 2], False
-            if n_c > 1:
-                warnings.warn(
-                    f"The movie has {n_c} channels; using channel 0. Pass channel=<index>, or "
-                    f"channel=(r, g, b) to map up to three channels to red, green and blue.",
-                    UserWarning,
-                    stacklevel=4,  # the caller of FrameSource(...)
-                )
-            return [0, 0, 0], False
-        if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
-            c = check(channel)
-            return [c, c, c], False
-        if isinstance(channel, (str, bytes)) or not isinstance(channel, Sequence):
-            raise ValueError(
-                f"channel must be None, an int or a tuple of up to 3 ints; got {channel!r}."
-            )
-        if not 1 <= len(channel) <= 3:
-            raise ValueError(
-                f"channel tuple must have 1 to 3 entries (for red, green, blue); got {channel!r}."
-            )
-        slots = [None if c is None else check(c) for c in channel]
-        self._n_given = len(slots)
-        if all(s is None for s in slots):
-            raise ValueError("channel tuple selects no channel; give at least one index.")
-        slots += [None] * (3 - len(slots))
-        return slots, True
+    # ---------------------------------------------------------------- channels + window
 
     @property
     def _used_channels(self) -> list[int]:
         """Distinct source channels feeding the model, in slot order (``[-1]``: no C axis)."""
-        out: list[int] = []
-        for s in self._slots:
-            if s is not None and s not in out:
-                out.append(s)
-        return out
-
-    # ---------------------------------------------------------------- intensity window
-
-    def _parse_limits(self, limits: Any) -> list[Window]:
-        """Normalise user limits to one window per used channel (see ``_used_channels``)."""
-        used = self._used_channels
-
-        def pair(p: Any) -> Window:
-            try:
-                lo, hi = (float(v) for v in p)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"contrast_limits must be (lo, hi) numbers; got {limits!r}."
-                ) from exc
-            if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
-                raise ValueError(f"contrast_limits must be finite with lo <= hi; got {limits!r}.")
-            return lo, hi
-
-        try:
-            items = list(limits)
-        except TypeError as exc:
-            raise ValueError(f"contrast_limits must be (lo, hi); got {limits!r}.") from exc
-        if len(items) == 2 and all(np.ndim(v) == 0 for v in items):
-            return [pair(items)] * len(used)
-        if not self._composite or len(items) != self._n_given:
-            raise ValueError(
-                "contrast_limits must be one (lo, hi) pair"
-                + (
-                    f" or one pair per entry of the channel tuple ({self._n_given} entries)"
-                    if self._composite
-                    else ""
-                )
-                + f"; got {limits!r}."
-            )
-        per: dict[int, Window] = {}
-        for c, p in zip(self._slots, items, strict=False):
-            if c is not None:
-                per[c] = pair(p)
-        return [per[c] for c in used]
+        return used_channels(self._slots)
 
     def _estimate_windows(self) -> list[Window]:
         """Percentile window(s) from up to WINDOW_SAMPLE_FRAMES frames spread over time."""
-        used = self._used_channels
-        if self._dtype.kind == "b":
-            return [(0.0, 1.0)] * len(used)
-        n = min(self._num_frames, WINDOW_SAMPLE_FRAMES)
-        ts = np.unique(np.round(np.linspace(0, self._num_frames - 1, n)).astype(int))
-        stride = max(1, math.ceil(math.sqrt(self._height * self._width / WINDOW_SAMPLE_PIXELS)))
-        # gray: 1 group (the one channel); rgb: 1 group (R, G, B pooled); composite: 1 per channel
-        groups: list[list[int]] = [used] if self._mode != "composite" else [[c] for c in used]
-        # float32 holds uint8/16, int8/16, float16/32 exactly; wider types need float64
-        exact32 = self._dtype.itemsize <= 2 or self._dtype == np.float32
-        work = np.float32 if exact32 else np.float64
-        samples: list[list[np.ndarray]] = [[] for _ in groups]
-        for t in ts:
-            frame = self._read_for_model(int(t))[::stride, ::stride]
-            for i, g in enumerate(groups):
-                v = frame if frame.ndim == 2 else frame[..., g]
-                samples[i].append(np.array(v, dtype=work).ravel())
-        windows = []
-        for i in range(len(samples)):
-            v = np.concatenate(samples[i])
-            samples[i] = []
-            if v.dtype.kind == "f":
-                v = v[np.isfinite(v)]
-            if v.size == 0:
-                windows.append((0.0, 1.0))
-                continue
-            lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
-            if not hi > lo:  # e.g. sparse bright spots on a flat background
-                lo, hi = v.min(), v.max()
-            windows.append((float(lo), float(hi)))
-        if self._mode != "composite":
-            windows = windows * len(used)
-        return windows
+        return estimate_windows(
+            self._read_for_model,
+            self._num_frames,
+            (self._height, self._width),
+            self._dtype,
+            self._slots,
+            self._composite,
+        )
 
     def _get_windows(self) -> list[Window]:
         with self._lock:
@@ -729,21 +389,6 @@ class FrameSource:
         ys, xs = self.roi_slices
         return frame[ys, xs]
 
-    def _window(self, x: np.ndarray, window: Window) -> np.ndarray:
-        """Map ``x`` to float32 ``[0, 1]`` with ``window``; NaN/-inf -> lo, +inf -> hi."""
-        lo, hi = window
-        work = np.float64 if x.dtype == np.float64 else np.float32
-        x = x.astype(work, copy=True)
-        if x.dtype.kind == "f":
-            np.nan_to_num(x, copy=False, nan=lo, posinf=hi, neginf=lo)
-        if hi > lo:
-            x -= lo
-            x *= 1.0 / (hi - lo)
-            np.clip(x, 0.0, 1.0, out=x)
-        else:  # constant window: a step at lo (no division by zero)
-            x = (x > lo).astype(work)
-        return x.astype(np.float32, copy=False)
-
     def _uses_pil(self, windows: list[Window]) -> bool:
         return self._dtype == np.uint8 and all(w == (0.0, 255.0) for w in windows)
 
@@ -766,13 +411,13 @@ class FrameSource:
         """Model-ready frame (h, w) or (h, w, C) -> (h, w, 3) float32 in [0, 1]."""
         windows = self._get_windows()
         if frame.ndim == 2:
-            g = self._window(frame, windows[0])
+            g = apply_window(frame, windows[0])
             return np.repeat(g[:, :, None], 3, axis=2)
         used = self._used_channels
         out = np.zeros(frame.shape[:2] + (3,), dtype=np.float32)
         for k, c in enumerate(self._slots):
             if c is not None:
-                out[:, :, k] = self._window(frame[:, :, c], windows[used.index(c)])
+                out[:, :, k] = apply_window(frame[:, :, c], windows[used.index(c)])
         return out
 
     def _rgb_uint8(self, frame: np.ndarray) -> np.ndarray:
@@ -800,7 +445,7 @@ class FrameSource:
         else:
             gray = frame.ndim == 2
             if gray:
-                img = self._window(frame, windows[0])[None]  # (1, h, w)
+                img = apply_window(frame, windows[0])[None]  # (1, h, w)
             else:
                 img = self._rgb_float(frame).transpose(2, 0, 1)  # (3, h, w)
             x = torch.from_numpy(np.ascontiguousarray(img))[None]  # (1, k, h, w)

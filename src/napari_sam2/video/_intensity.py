@@ -1,0 +1,237 @@
+"""Channel selection and intensity windows for :class:`~napari_sam2.video.frames.FrameSource`.
+
+The model sees three channels (R, G, B). :func:`select_channels` decides which source channel
+feeds each of them; :func:`parse_limits` and :func:`estimate_windows` give the intensity window
+``(lo, hi)`` of every used source channel (ONE window for the whole movie, so the brightness does
+not flicker from frame to frame), and :func:`apply_window` maps intensities to ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Frames sampled over time to estimate the global intensity window.
+WINDOW_SAMPLE_FRAMES = 16
+#: About this many pixels per sampled frame (per channel) enter the percentile estimate.
+WINDOW_SAMPLE_PIXELS = 1 << 15
+#: Percentiles (in %) that define the automatic intensity window.
+WINDOW_PERCENTILES = (0.5, 99.5)
+
+Window = tuple[float, float]
+
+
+# --------------------------------------------------------------------------------------------
+# Channel selection
+# --------------------------------------------------------------------------------------------
+
+
+def select_channels(
+    channel: int | Sequence[int | None] | None, n_c: int, axes: str, c_last: bool
+) -> tuple[list[int | None], bool, int]:
+    """Source channel shown as each of R, G, B.
+
+    Args:
+        channel: the user's ``channel`` argument of ``FrameSource``.
+        n_c: size of the movie's channel axis (0 when it has none).
+        axes: the movie's axes (for error messages).
+        c_last: whether the channel axis is the last one (RGB / RGBA data).
+
+    Returns:
+        ``(slots, composite, n_given)``: the source channel for each of R, G, B (``None`` =
+        zeros; all three equal ``-1`` means "no channel axis"), whether per-channel windows are
+        used, and the number of entries of a ``channel`` tuple (0 otherwise).
+    """
+    if n_c == 0:
+        if channel not in (None, 0, (0,), [0]):
+            raise ValueError(
+                f"channel={channel!r} was given but the movie has no channel axis "
+                f"(axes {axes!r}); use channel=None, or pass axes= naming the C axis."
+            )
+        return [-1, -1, -1], False, 0
+
+    def check(c: Any) -> int:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise ValueError(f"channel indices must be integers; got {c!r}.")
+        if not 0 <= int(c) < n_c:
+            raise ValueError(
+                f"channel {int(c)} is out of range: the movie has {n_c} channels "
+                f"(valid indices 0..{n_c - 1})."
+            )
+        return int(c)
+
+    if channel is None:
+        if n_c == 3 or (n_c == 4 and c_last):
+            return [0, 1, 2], False, 0
+        if n_c > 1:
+            warnings.warn(
+                f"The movie has {n_c} channels; using channel 0. Pass channel=<index>, or "
+                f"channel=(r, g, b) to map up to three channels to red, green and blue.",
+                UserWarning,
+                stacklevel=4,  # the caller of FrameSource(...)
+            )
+        return [0, 0, 0], False, 0
+    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
+        c = check(channel)
+        return [c, c, c], False, 0
+    if isinstance(channel, (str, bytes)) or not isinstance(channel, Sequence):
+        raise ValueError(
+            f"channel must be None, an int or a tuple of up to 3 ints; got {channel!r}."
+        )
+    if not 1 <= len(channel) <= 3:
+        raise ValueError(
+            f"channel tuple must have 1 to 3 entries (for red, green, blue); got {channel!r}."
+        )
+    slots = [None if c is None else check(c) for c in channel]
+    n_given = len(slots)
+    if all(s is None for s in slots):
+        raise ValueError("channel tuple selects no channel; give at least one index.")
+    slots += [None] * (3 - len(slots))
+    return slots, True, n_given
+
+
+def used_channels(slots: Sequence[int | None]) -> list[int]:
+    """Distinct source channels feeding the model, in slot order (``[-1]``: no C axis)."""
+    out: list[int] = []
+    for s in slots:
+        if s is not None and s not in out:
+            out.append(s)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Intensity window
+# --------------------------------------------------------------------------------------------
+
+
+def parse_limits(
+    limits: Any, slots: Sequence[int | None], composite: bool, n_given: int
+) -> list[Window]:
+    """Normalise user limits to one window per used channel (see :func:`used_channels`).
+
+    Args:
+        limits: ``(lo, hi)``, or (composite only) one ``(lo, hi)`` per channel-tuple entry.
+        slots: source channel of R, G, B as returned by :func:`select_channels`.
+        composite: whether channels are composed into RGB with one window each.
+        n_given: number of entries of the user's channel tuple.
+
+    Returns:
+        One ``(lo, hi)`` per entry of ``used_channels(slots)``.
+    """
+    used = used_channels(slots)
+
+    def pair(p: Any) -> Window:
+        try:
+            lo, hi = (float(v) for v in p)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"contrast_limits must be (lo, hi) numbers; got {limits!r}.") from exc
+        if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+            raise ValueError(f"contrast_limits must be finite with lo <= hi; got {limits!r}.")
+        return lo, hi
+
+    try:
+        items = list(limits)
+    except TypeError as exc:
+        raise ValueError(f"contrast_limits must be (lo, hi); got {limits!r}.") from exc
+    if len(items) == 2 and all(np.ndim(v) == 0 for v in items):
+        return [pair(items)] * len(used)
+    if not composite or len(items) != n_given:
+        raise ValueError(
+            "contrast_limits must be one (lo, hi) pair"
+            + (
+                f" or one pair per entry of the channel tuple ({n_given} entries)"
+                if composite
+                else ""
+            )
+            + f"; got {limits!r}."
+        )
+    per: dict[int, Window] = {}
+    for c, p in zip(slots, items, strict=False):
+        if c is not None:
+            per[c] = pair(p)
+    return [per[c] for c in used]
+
+
+def estimate_windows(
+    read: Callable[[int], np.ndarray],
+    num_frames: int,
+    frame_shape: tuple[int, int],
+    dtype: np.dtype,
+    slots: Sequence[int | None],
+    composite: bool,
+) -> list[Window]:
+    """Percentile window(s) from up to WINDOW_SAMPLE_FRAMES frames spread over time.
+
+    Args:
+        read: ``read(t)`` -> frame ``t`` as fed to the model, (H, W) or (H, W, C).
+        num_frames: number of frames T.
+        frame_shape: (H, W) in pixels.
+        dtype: pixel type of the movie.
+        slots: source channel of R, G, B as returned by :func:`select_channels`.
+        composite: one window per used channel (else one shared window).
+
+    Returns:
+        One ``(lo, hi)`` per entry of ``used_channels(slots)``.
+    """
+    used = used_channels(slots)
+    if dtype.kind == "b":
+        return [(0.0, 1.0)] * len(used)
+    height, width = frame_shape
+    n = min(num_frames, WINDOW_SAMPLE_FRAMES)
+    ts = np.unique(np.round(np.linspace(0, num_frames - 1, n)).astype(int))
+    stride = max(1, math.ceil(math.sqrt(height * width / WINDOW_SAMPLE_PIXELS)))
+    # gray: 1 group (the one channel); rgb: 1 group (R, G, B pooled); composite: 1 per channel
+    groups: list[list[int]] = [used] if not composite else [[c] for c in used]
+    # float32 holds uint8/16, int8/16, float16/32 exactly; wider types need float64
+    exact32 = dtype.itemsize <= 2 or dtype == np.float32
+    work = np.float32 if exact32 else np.float64
+    samples: list[list[np.ndarray]] = [[] for _ in groups]
+    for t in ts:
+        frame = read(int(t))[::stride, ::stride]
+        for i, g in enumerate(groups):
+            v = frame if frame.ndim == 2 else frame[..., g]
+            samples[i].append(np.array(v, dtype=work).ravel())
+    windows = []
+    for i in range(len(samples)):
+        v = np.concatenate(samples[i])
+        samples[i] = []
+        if v.dtype.kind == "f":
+            v = v[np.isfinite(v)]
+        if v.size == 0:
+            windows.append((0.0, 1.0))
+            continue
+        lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
+        if not hi > lo:  # e.g. sparse bright spots on a flat background
+            lo, hi = v.min(), v.max()
+        windows.append((float(lo), float(hi)))
+    if not composite:
+        windows = windows * len(used)
+    return windows
+
+
+def apply_window(x: np.ndarray, window: Window) -> np.ndarray:
+    """Map ``x`` to float32 ``[0, 1]`` with ``window``; NaN/-inf -> lo, +inf -> hi.
+
+    Args:
+        x: image of any shape and real dtype (not modified).
+        window: ``(lo, hi)`` in the image's intensity units; ``lo == hi`` gives a step at lo.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    lo, hi = window
+    work = np.float64 if x.dtype == np.float64 else np.float32
+    x = x.astype(work, copy=True)
+    if x.dtype.kind == "f":
+        np.nan_to_num(x, copy=False, nan=lo, posinf=hi, neginf=lo)
+    if hi > lo:
+        x -= lo
+        x *= 1.0 / (hi - lo)
+        np.clip(x, 0.0, 1.0, out=x)
+    else:  # constant window: a step at lo (no division by zero)
+        x = (x > lo).astype(work)
+    return x.astype(np.float32, copy=False)
