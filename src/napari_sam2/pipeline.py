@@ -1,4 +1,4 @@
-"""Scripting API: segment a whole movie from clicks and boxes in one call, and the demo.
+"""Scripting API: segment a whole movie from clicks, boxes or a label image in one call; the demo.
 
 :func:`segment_movie` is the one-call form of :class:`~napari_sam2.video.session.VideoSession`::
 
@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "render_preview",
     "resolve_model",
     "run_demo",
+    "seed_label_image",
     "segment_movie",
 ]
 
@@ -130,26 +131,34 @@ def build_session(
     precision: str = "fp32",
     out: np.ndarray | None = None,
     cancel: threading.Event | None = None,
+    seed_labels: Any = None,
+    seed_frame: int = 0,
+    find_cells: int | None = None,
+    find_options: Mapping[str, Any] | None = None,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
-    Arguments are as in :func:`segment_movie`. Every (frame, object) pair is segmented once here
-    (box first, then its clicks), which writes those frames into the label volume.
+    Arguments are as in :func:`segment_movie`. The seed labels are added first (one mask prompt
+    per label), then every (frame, object) pair of clicks and boxes is segmented (box first,
+    then its clicks), then the cells found on ``find_cells`` are added; this writes those frames
+    into the label volume.
 
     Returns:
         The :class:`~napari_sam2.video.session.VideoSession`.
 
     Raises:
         ValueError: no prompts, a prompt outside the movie (named by its source, e.g.
-            ``"prompts.csv, line 4"``), a bad ``out`` array, or a bad movie/axes/channel.
+            ``"prompts.csv, line 4"``), bad seed labels, no cell found by ``find_cells`` when
+            there is no other prompt, a bad ``out`` array, or a bad movie/axes/channel.
     """
     from .video.frames import frame_source_for
     from .video.session import VideoSession
 
     points = as_point_prompts(prompts)
     box_list = as_box_prompts(boxes)
-    if not points and not box_list:
-        raise ValueError("no prompts: give at least one click or box")
+    seed = None if seed_labels is None else seed_label_image(seed_labels, seed_frame)
+    if not points and not box_list and seed is None and find_cells is None:
+        raise ValueError("no prompts: give at least one click, box, seed label image or find_cells")
     net = resolve_model(model, device)
     cfg = net.config
     frames = frame_source_for(
@@ -159,12 +168,28 @@ def build_session(
         points, box_list = _check_prompts(
             points, box_list, frames.num_frames, frames.height, frames.width
         )
+        for what, t in (
+            ("seed", seed_frame if seed is not None else None),
+            ("find_cells", find_cells),
+        ):
+            if t is not None and not 0 <= t < frames.num_frames:
+                raise ValueError(
+                    f"{what} frame {t} is out of range: {_frame_count_hint(frames.num_frames)}"
+                )
+        if seed is not None and seed.shape != (frames.height, frames.width):
+            raise ValueError(
+                f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
+                f"are {frames.height} x {frames.width} px"
+            )
         session = VideoSession(net, frames, settings=settings, precision=precision)
+        ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
+        if seed is not None:
+            ids.append(int(seed.max()))
         if out is not None:
-            max_id = max([p.obj_id for p in points] + [b.obj_id for b in box_list])
-            if out.dtype.kind in "iu" and max_id > np.iinfo(out.dtype).max:
-                raise ValueError(f"out has dtype {out.dtype}, too small for object id {max_id}")
+            _check_out_dtype(out, max(ids, default=1))
             session.set_label_volume(out)
+        if seed is not None and not (cancel is not None and cancel.is_set()):
+            session.add_labels(seed_frame, seed)
         pairs: dict[tuple[int, int], tuple[BoxPrompt | None, list[PointPrompt]]] = {}
         for b in box_list:
             pairs[(b.frame, b.obj_id)] = (b, pairs.get((b.frame, b.obj_id), (None, []))[1])
@@ -180,10 +205,112 @@ def build_session(
                 session.add_points(
                     frame, obj_id, [(p.y, p.x) for p in pts], [int(p.positive) for p in pts]
                 )
+        if find_cells is not None and not (cancel is not None and cancel.is_set()):
+            found = _add_found_cells(
+                session, find_cells, max(ids, default=0) + 1, dict(find_options or {}), out
+            )
+            if not found and not ids:
+                raise ValueError(
+                    f"no cell was found on frame {find_cells}: try more grid points or lower "
+                    "thresholds, or give prompts"
+                )
     except BaseException:
         frames.close()
         raise
     return session
+
+
+def _check_out_dtype(out: np.ndarray, max_id: int) -> None:
+    if out.dtype.kind in "iu" and max_id > np.iinfo(out.dtype).max:
+        raise ValueError(f"out has dtype {out.dtype}, too small for object id {max_id}")
+
+
+def seed_label_image(labels: Any, frame: int = 0) -> np.ndarray:
+    """The (H, W) label image that seeds ``frame``, from a label image or a label volume.
+
+    Args:
+        labels: a (H, W) label image (the labels of ``frame``), a (T, H, W) label volume (its
+            frame ``frame`` is used; a one-frame (1, H, W) stack counts as a (H, W) image), or
+            the path of a label TIFF or ``.npy`` file holding either.
+        frame: the frame the labels seed.
+
+    Returns:
+        (H, W) integer labels (0 = background; each other value becomes an object id).
+
+    Raises:
+        ValueError: unreadable file, wrong number of dimensions, a frame the volume lacks,
+            non-integer or negative values, or no label at all on that frame.
+    """
+    name = "the seed labels"
+    if isinstance(labels, (str, os.PathLike)):
+        from .io.tiff import load_labels_tiff
+
+        path = Path(labels).expanduser()
+        name = path.name
+        if not path.is_file():
+            raise ValueError(f"seed labels not found: {labels}")
+        try:
+            labels = (
+                np.load(path, mmap_mode="r")
+                if path.suffix.lower() == ".npy"
+                else load_labels_tiff(path)
+            )
+        except Exception as err:  # noqa: BLE001 - tifffile and numpy raise many types
+            raise ValueError(f"cannot read {name} as a label image ({err})") from None
+    arr = np.asarray(labels) if not hasattr(labels, "ndim") else labels
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 3:
+        if not 0 <= frame < arr.shape[0]:
+            raise ValueError(
+                f"{name} holds {arr.shape[0]} frames (T, Y, X); frame {frame} is out of range"
+            )
+        arr = arr[frame]
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} has shape {tuple(arr.shape)}: give a (Y, X) label image or a (T, Y, X) "
+            "label volume"
+        )
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer labels, not {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise ValueError(f"{name} holds negative label values")
+    if not arr.any():
+        raise ValueError(f"{name} holds no label (all 0) for frame {frame}")
+    return arr
+
+
+def _add_found_cells(
+    session, frame: int, first_id: int, options: dict[str, Any], out: np.ndarray | None
+) -> list[int]:
+    """Find cells on a frame (``session.find_objects``) and add them as objects ``first_id``,
+    ``first_id + 1``, ... (by decreasing predicted IoU).
+
+    Pixels already labelled on the frame (by other prompts) and pixels of a better candidate
+    are not given again; a candidate left with less than half its area (or ``min_area``
+    pixels) is dropped, so a cell already prompted is not added twice. Returns the new ids.
+    """
+    masks = session.find_objects(frame, **options)
+    min_area = int(options.get("min_area", 16))
+    taken = np.asarray(session.labels()[frame]) != 0
+    seeds = np.zeros(session.frame_shape, np.uint32)
+    next_id = first_id
+    for m in masks:
+        free = m & ~taken
+        n = int(np.count_nonzero(free))
+        if n < max(min_area, 0.5 * np.count_nonzero(m)):
+            continue
+        seeds[free] = next_id
+        taken |= free
+        next_id += 1
+    if next_id == first_id:
+        return []
+    if out is not None:
+        _check_out_dtype(out, next_id - 1)
+    return session.add_labels(frame, seeds)
 
 
 def _total_frames(session, direction: str) -> tuple[int, int]:
@@ -200,34 +327,68 @@ def _total_frames(session, direction: str) -> tuple[int, int]:
     return start, n
 
 
-def propagate_frames(session, direction: str = "both", cancel: threading.Event | None = None):
+def propagate_frames(
+    session,
+    direction: str = "both",
+    cancel: threading.Event | None = None,
+    divisions: Any = None,
+):
     """Propagate every prompted object through the movie.
 
     ``"forward"`` runs from the earliest prompted frame to the end, ``"backward"`` from the
     latest prompted frame to frame 0, ``"both"`` forward from the earliest prompted frame and
     then backward from it to frame 0 (every frame once).
 
+    With ``divisions``, the forward pass runs through
+    :func:`~napari_sam2.video.lineage.propagate_with_divisions`: a cell whose mask splits in two
+    ends its track and its daughters continue as new objects (new ids), recorded in
+    ``session.lineage`` as ``{daughter: mother}``; a lost object that reappears gets a new id.
+    Divisions are detected forward in time only, so ``"backward"`` is refused, and for
+    ``"both"`` the backward pass (the prompted objects, from the frame before the earliest
+    prompted frame to frame 0) runs first.
+
     Args:
         session: a :class:`~napari_sam2.video.session.VideoSession` with prompts.
         direction: ``"forward"``, ``"backward"`` or ``"both"``.
         cancel: when set, stops after the current frame (every finished frame stays written).
+        divisions: None or False (no division tracking), True (default
+            :class:`~napari_sam2.video.lineage.DivisionSettings`) or a ``DivisionSettings``.
 
     Returns:
         (total frames to visit, generator of :class:`~napari_sam2.video.session.FrameResult`).
     """
     if direction not in ("forward", "backward", "both"):
         raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
-    start, total = _total_frames(session, direction)
+    if divisions is None or divisions is False:
+        start, total = _total_frames(session, direction)
+        passes = [lambda: session.propagate(start=start, direction=direction)]
+    else:
+        from .video.lineage import DivisionSettings, propagate_with_divisions
+
+        if direction == "backward":
+            raise ValueError(
+                "division tracking runs forward in time: use direction 'forward' or 'both'"
+            )
+        div = DivisionSettings() if divisions is True else divisions
+        div.validate()
+        start = min(session.prompted_frames())
+        passes = []
+        if direction == "both" and start > 0:
+            ids = session.obj_ids
+            passes.append(lambda: session.propagate(start - 1, "backward", obj_ids=ids))
+        passes.append(lambda: propagate_with_divisions(session, div, start=start))
+        total = session.num_frames - (start if direction == "forward" else 0)
 
     def gen() -> Iterator:
-        it = session.propagate(start=start, direction=direction)
-        try:
-            for result in it:
-                yield result
-                if cancel is not None and cancel.is_set():
-                    break
-        finally:
-            it.close()
+        for make in passes:
+            it = make()
+            try:
+                for result in it:
+                    yield result
+                    if cancel is not None and cancel.is_set():
+                        return
+            finally:
+                it.close()
 
     return total, gen()
 
@@ -266,8 +427,14 @@ def segment_movie(
     contrast_limits: tuple[float, float] | None = None,
     out: np.ndarray | None = None,
     cancel: threading.Event | None = None,
-) -> np.ndarray:
-    """Segment and track objects through a whole movie from clicks and/or boxes.
+    seed_labels: Any = None,
+    seed_frame: int = 0,
+    find_cells: int | None = None,
+    find_options: Mapping[str, Any] | None = None,
+    divisions: Any = None,
+    return_lineage: bool = False,
+):
+    """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
     Args:
         movie: (T, Y, X) array (numpy, memmap, dask, zarr), a multi-channel movie with ``axes``,
@@ -301,14 +468,29 @@ def segment_movie(
         out: optional (T, Y, X) integer array to write the labels into (e.g. a memmap); it is
             filled frame by frame, so it holds every finished frame even if the run stops early.
         cancel: a ``threading.Event``; setting it stops after the current frame.
+        seed_labels: a label image seeding ``seed_frame``: every label becomes an object (its
+            value is the id) with its mask as the prompt. A (H, W) image, a (T, H, W) volume
+            (frame ``seed_frame`` is used) or a label TIFF / ``.npy`` path (see
+            :func:`seed_label_image`). Combinable with clicks and boxes (same id space).
+        seed_frame: the frame that ``seed_labels`` seeds.
+        find_cells: a frame on which to find cells automatically
+            (:meth:`~napari_sam2.video.session.VideoSession.find_objects`); each cell found
+            becomes an object, ids continuing after the largest id of the other prompts, and
+            cells overlapping an already prompted object by half their area are skipped.
+        find_options: keyword arguments of ``find_objects``, e.g. ``{"points_per_side": 32}``.
+        divisions: None, True or a :class:`~napari_sam2.video.lineage.DivisionSettings`:
+            track cell divisions (see :func:`propagate_frames`; daughters get new ids).
+        return_lineage: also return the divisions found, ``{daughter_id: mother_id}`` (for
+            :func:`napari_sam2.io.ctc.save_ctc`).
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
         0 = background, otherwise the object id. Frames not reached (cancelled run) are 0.
+        With ``return_lineage``: (labels, lineage).
 
     Raises:
-        ValueError: no prompts, a prompt outside the movie (the message names it), bad
-            axes/channel/settings.
+        ValueError: no prompts, a prompt outside the movie (the message names it), bad seed
+            labels, bad axes/channel/settings.
     """
     session = build_session(
         movie,
@@ -323,18 +505,22 @@ def segment_movie(
         precision=precision,
         out=out,
         cancel=cancel,
+        seed_labels=seed_labels,
+        seed_frame=seed_frame,
+        find_cells=find_cells,
+        find_options=find_options,
     )
     try:
-        if cancel is not None and cancel.is_set():
-            return session.labels()
-        total, frames = propagate_frames(session, direction, cancel)
-        update, close = _progress_callback(progress, total, "propagating")
-        try:
-            for done, _ in enumerate(frames, start=1):
-                update(done)
-        finally:
-            close()
-        return session.labels()
+        if not (cancel is not None and cancel.is_set()):
+            total, frames = propagate_frames(session, direction, cancel, divisions)
+            update, close = _progress_callback(progress, total, "propagating")
+            try:
+                for done, _ in enumerate(frames, start=1):
+                    update(done)
+            finally:
+                close()
+        labels = session.labels()
+        return (labels, dict(session.lineage)) if return_lineage else labels
     finally:
         session.frames.close()
 

@@ -18,7 +18,23 @@ Two click formats are read (the format is recognised from the header):
   row the columns may come in any order (``t`` is accepted for ``frame``, ``object_id`` for
   ``obj_id``) and extra columns are ignored; without a header they are taken in that order.
 
-Boxes: ``frame,y0,x0,y1,x1,obj_id`` (header optional, same rules), corners in image pixels.
+Boxes, two formats (recognised from the header):
+
+* plain ``frame,y0,x0,y1,x1,obj_id`` (header optional, same rules), corners in image pixels;
+* **napari Shapes CSV**, as written by "Save Selected Layer(s)" for a Shapes layer of
+  rectangles (4 rows per rectangle, one per corner)::
+
+      index,shape-type,vertex-index,axis-0,axis-1,axis-2
+      0,rectangle,0,0.0,10.0,20.0
+      0,rectangle,1,0.0,10.0,40.0
+      0,rectangle,2,0.0,30.0,40.0
+      0,rectangle,3,0.0,30.0,20.0
+
+  ``index`` numbers the shapes, ``axis-0`` is the frame (a 2-D layer, ``axis-0`` = y and
+  ``axis-1`` = x, puts every box on frame 0). The box is the bounding box of the 4 corners (a
+  rotated rectangle becomes its axis-aligned bounding box). Only rectangles are accepted. napari
+  writes no properties in this file; an ``obj_id`` column added by hand gives the object ids,
+  otherwise the shapes become objects ``first_id``, ``first_id + 1``, ... in ``index`` order.
 
 Blank lines and lines starting with ``#`` are skipped. A malformed row raises
 :class:`PromptFileError` naming the file and its line number. Coordinates are (y, x) in pixels
@@ -243,6 +259,12 @@ def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
         raise PromptFileError("the file holds no prompts", path)
     line, cells = first
     lowered = [c.lower() for c in cells]
+    if "shape-type" in lowered:
+        raise PromptFileError(
+            "this is a napari Shapes CSV (boxes), not clicks: read it as boxes (--boxes)",
+            path,
+            line,
+        )
     if any(c.startswith("axis-") for c in lowered):
         out = _read_napari_points(path, line, cells, rows)
     elif all(_is_number(c) for c in cells if c):
@@ -331,12 +353,21 @@ def _read_napari_points(
     return out
 
 
-def read_box_prompts(path: str | os.PathLike) -> list[BoxPrompt]:
-    """Read boxes from a ``frame,y0,x0,y1,x1,obj_id`` CSV (header optional).
+def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxPrompt]:
+    """Read boxes from a ``frame,y0,x0,y1,x1,obj_id`` CSV (header optional) or a napari Shapes
+    CSV of rectangles (see the module docstring).
+
+    Args:
+        path: the CSV file.
+        first_id: object id of the first rectangle of a Shapes CSV without an ``obj_id``
+            column (the next rectangles get the next ids); unused otherwise.
+
+    Returns:
+        The boxes, in file order.
 
     Raises:
-        PromptFileError: missing file, bad header, malformed row (with its line number), an
-            empty box (y1 <= y0 or x1 <= x0), or no boxes at all.
+        PromptFileError: missing file, bad header, malformed row (with its line number), a
+            shape that is not a rectangle, an empty box (y1 <= y0 or x1 <= x0), or no boxes.
     """
     path = Path(path)
     rows = _rows(path)
@@ -344,6 +375,8 @@ def read_box_prompts(path: str | os.PathLike) -> list[BoxPrompt]:
     if first is None:
         raise PromptFileError("the file holds no boxes", path)
     line, cells = first
+    if "shape-type" in (c.lower() for c in cells):
+        return _read_napari_shapes(path, line, cells, rows, _integer(str(first_id), "id", 1))
     if all(_is_number(c) for c in cells if c):
         index = {k: i for i, k in enumerate(_BOX_COLUMNS)}
         body: Iterable = _chain([(line, cells)], rows)
@@ -376,6 +409,76 @@ def read_box_prompts(path: str | os.PathLike) -> list[BoxPrompt]:
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None
         out.append(BoxPrompt(frame, y0, x0, y1, x1, obj, f"{path.name}, line {line_no}"))
+    if not out:
+        raise PromptFileError("the file holds no boxes (only a header)", path)
+    return out
+
+
+def _read_napari_shapes(
+    path: Path, line: int, header: list[str], rows: Iterator[tuple[int, list[str]]], first_id: int
+) -> list[BoxPrompt]:
+    """Rectangles of a napari Shapes CSV as boxes (one shape = 4 rows, one per corner)."""
+    lowered = [c.lower() for c in header]
+    axes = sorted(
+        (int(c[5:]), i) for i, c in enumerate(lowered) if c.startswith("axis-") and c[5:].isdigit()
+    )
+    if [a for a, _ in axes] != list(range(len(axes))) or len(axes) not in (2, 3):
+        raise PromptFileError(
+            "a napari Shapes CSV needs columns axis-0..axis-2 (t, y, x) or axis-0, axis-1 "
+            f"(y, x); found {', '.join(header[i] for _, i in axes) or 'none'}",
+            path,
+            line,
+        )
+    if "index" not in lowered:
+        raise PromptFileError("a napari Shapes CSV needs an 'index' column", path, line)
+    idx_col, type_col = lowered.index("index"), lowered.index("shape-type")
+    obj_col = next((i for i, c in enumerate(lowered) if c in ("obj_id", "object_id")), None)
+    cols = [i for _, i in axes]
+    # shape index -> [first line, frames, ys, xs, obj ids]
+    shapes: dict[int, tuple[int, set[int], list[float], list[float], set[int]]] = {}
+    for line_no, cells in rows:
+        if len(cells) < len(header):
+            raise PromptFileError(
+                f"expected {len(header)} values like the header, got {len(cells)}", path, line_no
+            )
+        try:
+            index = _integer(cells[idx_col], "index", 0)
+            kind = cells[type_col].lower()
+            if kind != "rectangle":
+                raise ValueError(
+                    f"shape {index} has shape-type {kind!r}; only rectangles can be boxes"
+                )
+            if len(cols) == 3:
+                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
+                y, x = _number(cells[cols[1]], "y (axis-1)"), _number(cells[cols[2]], "x (axis-2)")
+            else:
+                frame = 0
+                y, x = _number(cells[cols[0]], "y (axis-0)"), _number(cells[cols[1]], "x (axis-1)")
+            obj = None if obj_col is None else _integer(cells[obj_col], "obj_id", 1)
+        except ValueError as err:
+            raise PromptFileError(str(err), path, line_no) from None
+        _, frames, ys, xs, objs = shapes.setdefault(index, (line_no, set(), [], [], set()))
+        frames.add(frame)
+        ys.append(y)
+        xs.append(x)
+        objs.add(obj)  # type: ignore[arg-type]
+    out: list[BoxPrompt] = []
+    for k, (index, (first, frames, ys, xs, objs)) in enumerate(sorted(shapes.items())):
+        problem = None
+        if len(ys) != 4:
+            problem = f"rectangle {index} has {len(ys)} corner rows; expected 4"
+        elif len(frames) > 1:
+            problem = f"the corners of rectangle {index} lie on frames {sorted(frames)}"
+        elif len(objs) > 1:
+            problem = f"the corners of rectangle {index} have different obj_id values"
+        elif max(ys) <= min(ys) or max(xs) <= min(xs):
+            problem = f"rectangle {index} is empty (zero height or width)"
+        if problem:
+            raise PromptFileError(problem, path, first)
+        obj = objs.pop()
+        obj = first_id + k if obj is None else obj
+        box = (min(ys), min(xs), max(ys), max(xs))
+        out.append(BoxPrompt(frames.pop(), *box, obj, f"{path.name}, line {first}"))
     if not out:
         raise PromptFileError("the file holds no boxes (only a header)", path)
     return out

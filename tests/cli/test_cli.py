@@ -34,7 +34,17 @@ def test_help_teaches_with_examples(run_cli):
     assert "napari-sam2 demo" in top.stdout and "segment" in top.stdout
     seg = run_cli("segment", "--help")
     assert seg.returncode == 0
-    for text in ("examples:", "--num-memory-frames", "--non-overlap", "axis-0", "frame,y,x"):
+    for text in (
+        "examples:",
+        "--num-memory-frames",
+        "--non-overlap",
+        "axis-0",
+        "frame,y,x",
+        "index,shape-type,vertex-index",
+        "--seed-labels",
+        "--find-cells",
+        "--divisions",
+    ):
         assert text in seg.stdout
     bare = run_cli()
     assert bare.returncode == 2 and "usage" in bare.stderr

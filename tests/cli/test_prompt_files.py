@@ -167,3 +167,120 @@ def test_write_read_roundtrip(tmp_path, style):
     ]
     boxes = write_box_prompts(tmp_path / "boxes.csv", [(1, 2, 3, 40, 50.5, 9)])
     assert [(b.frame, b.y0, b.x1, b.obj_id) for b in read_box_prompts(boxes)] == [(1, 2, 50.5, 9)]
+
+
+# ----------------------------------------------------------------------------- napari Shapes CSV
+
+
+def save_shapes_with_napari(path, rects: list[np.ndarray], shape_type="rectangle") -> None:
+    """Save a Shapes layer with napari's own CSV writer (the npe2 builtins plugin)."""
+    napari_layers = pytest.importorskip("napari.layers")
+    ndim = rects[0].shape[1]
+    layer = napari_layers.Shapes(rects, shape_type=shape_type, ndim=ndim)
+    written = []
+    try:
+        from napari.plugins import _initialize_plugins
+
+        _initialize_plugins()
+        written = layer.save(str(path))
+    except Exception:  # noqa: BLE001 - plugin discovery may fail; use the builtins writer
+        written = []
+    if not written:
+        from napari_builtins.io._write import napari_write_shapes
+
+        data_, meta, _ = layer.as_layer_data_tuple()
+        napari_write_shapes(str(path), data_, meta)
+    assert path.exists()
+
+
+def _rect(t: float | None, y0: float, x0: float, y1: float, x1: float) -> np.ndarray:
+    """The 4 corners of a rectangle as napari stores them ((t,) y, x per corner)."""
+    corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
+    if t is None:
+        return corners
+    return np.concatenate([np.full((4, 1), t), corners], axis=1)
+
+
+def test_napari_shapes_csv_as_written_by_napari(tmp_path):
+    path = tmp_path / "boxes.csv"
+    save_shapes_with_napari(path, [_rect(0, 10, 20, 30, 40), _rect(2, 5.5, 6, 25, 16)])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "index,shape-type,vertex-index,axis-0,axis-1,axis-2"
+    assert len(lines) == 1 + 2 * 4 and lines[1].startswith("0,rectangle,0,")
+    boxes = read_box_prompts(path, first_id=5)  # no obj_id column: ids 5, 6 in shape order
+    assert boxes == [
+        BoxPrompt(0, 10, 20, 30, 40, 5, "boxes.csv, line 2"),
+        BoxPrompt(2, 5.5, 6, 25, 16, 6, "boxes.csv, line 6"),
+    ]
+    assert [b.obj_id for b in read_box_prompts(path)] == [1, 2]  # default first_id
+    assert [b.obj_id for b in as_box_prompts(path)] == [1, 2]
+    # a 2-D Shapes layer puts the boxes on frame 0
+    flat = tmp_path / "flat.csv"
+    save_shapes_with_napari(flat, [_rect(None, 1, 2, 8, 9)])
+    assert flat.read_text().splitlines()[0] == "index,shape-type,vertex-index,axis-0,axis-1"
+    assert read_box_prompts(flat) == [BoxPrompt(0, 1, 2, 8, 9, 1, "flat.csv, line 2")]
+    # clicks and boxes are told apart: a Shapes CSV is no click file
+    with pytest.raises(PromptFileError, match="line 1: this is a napari Shapes CSV"):
+        read_point_prompts(path)
+
+
+def test_napari_shapes_csv_rejects_other_shapes_with_line(tmp_path):
+    path = tmp_path / "mixed.csv"
+    triangle = np.array([[1, 1, 1], [1, 5, 5], [1, 9, 1]], dtype=float)
+    save_shapes_with_napari(path, [_rect(0, 10, 20, 30, 40), triangle], ["rectangle", "polygon"])
+    assert path.read_text().splitlines()[5].startswith("1,polygon,0,")
+    with pytest.raises(PromptFileError) as info:
+        read_box_prompts(path)
+    assert info.value.line == 6
+    assert str(info.value) == (
+        "mixed.csv, line 6: shape 1 has shape-type 'polygon'; only rectangles can be boxes"
+    )
+
+
+def test_shapes_csv_obj_id_column_and_rotated_rectangle(tmp_path):
+    head = "index,shape-type,vertex-index,axis-0,axis-1,axis-2,obj_id\n"
+    rows = [
+        f"{i},rectangle,{k},{t},{y},{x},{obj}"
+        for i, (t, corners, obj) in enumerate(
+            [
+                (3, [(10, 20), (10, 40), (30, 40), (30, 20)], 7),
+                (1, [(0, 5), (5, 10), (10, 5), (5, 0)], 2),  # rotated 45 degrees
+            ]
+        )
+        for k, (y, x) in enumerate(corners)
+    ]
+    path = _write(tmp_path / "s.csv", head + "\n".join(rows) + "\n")
+    got = read_box_prompts(path, first_id=50)  # ignored: the file names its objects
+    assert [(b.frame, b.y0, b.x0, b.y1, b.x1, b.obj_id) for b in got] == [
+        (3, 10, 20, 30, 40, 7),
+        (1, 0, 0, 10, 10, 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body, line, match",
+    [
+        ("0,rectangle,0,0,1,1\n0,rectangle,1,0,1,5\n0,rectangle,2,0,5,5\n", 2, "has 3 corner"),
+        (
+            "0,rectangle,0,0,1,1\n0,rectangle,1,0,1,5\n0,rectangle,2,1,5,5\n0,rectangle,3,0,5,1\n",
+            2,
+            r"lie on frames \[0, 1\]",
+        ),
+        (
+            "0,rectangle,0,0,1,1\n0,rectangle,1,0,1,1\n0,rectangle,2,0,5,1\n0,rectangle,3,0,5,1\n",
+            2,
+            "rectangle 0 is empty",
+        ),
+        ("0,rectangle,0,0,1,1\n0,rectangle,1,0,one,5\n", 3, "y \\(axis-1\\) 'one' is not a number"),
+        ("0,rectangle,0,0.5,1,1\n", 2, "frame \\(axis-0\\) '0.5' is not a whole number"),
+        ("0,ellipse,0,0,1,1\n", 2, "shape 0 has shape-type 'ellipse'; only"),
+        ("0,rectangle,0,0\n", 2, "expected 6 values like the header"),
+    ],
+)
+def test_shapes_csv_bad_rows_name_the_line(tmp_path, body, line, match):
+    head = "index,shape-type,vertex-index,axis-0,axis-1,axis-2\n"
+    path = _write(tmp_path / "bad.csv", head + body)
+    with pytest.raises(PromptFileError, match=match) as info:
+        read_box_prompts(path)
+    assert info.value.line == line
+    assert str(info.value).startswith(f"bad.csv, line {line}: ")

@@ -1,0 +1,295 @@
+"""Shared pieces of the ``napari-sam2`` command line: errors, messages, progress bars, Ctrl-C
+handling, movie and model loading, and the memory-bank flags (package-private; see ``cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+PROG = "napari-sam2"
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CLIError(Exception):
+    """An error whose message is shown to the user as is (one line)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+def _info(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of text (KeyError's quotes removed, lines joined)."""
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc)
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    # messages written for the Python API name keyword arguments; point to the flag instead
+    text = text.replace("Pass axes=, e.g. axes=", "Pass --axes, e.g. --axes ")
+    text = text.replace(" axes=", " --axes ")
+    return text or type(exc).__name__
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if n >= 10**9:
+        return f"{n / 1e9:.2f} GB"
+    if n >= 10**6:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.0f} kB"
+
+
+def _frame_ranges(frames: set[int]) -> str:
+    """{0, 1, 2, 5} -> '0-2, 5'."""
+    runs: list[list[int]] = []
+    for t in sorted(frames):
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+class _Interrupt:
+    """First Ctrl-C sets ``event`` (the work stops after the current step and saves what is
+    done); a second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __init__(self, what: str = "frame") -> None:
+        self.event = threading.Event()
+        self.what = what
+        self._old: Any = None
+
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        from tqdm import tqdm
+
+        # tqdm.write keeps the message off the progress bar's line
+        tqdm.write(
+            f"{PROG}: stopping after the current {self.what} (press Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _tqdm(total: int | None, desc: str, unit: str, quiet: bool, initial: int = 0):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=quiet,
+        dynamic_ncols=True,
+    )
+
+
+def _parse_channel(text: str | None) -> int | tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise CLIError(
+            f"--channel {text!r}: give a channel index like 1, or up to 3 like 0,1,2"
+        ) from None
+    if not 1 <= len(values) <= 3 or min(values) < 0:
+        raise CLIError(f"--channel {text!r}: give one to three channel indices >= 0")
+    return values[0] if len(values) == 1 else values
+
+
+def _movie_input(path: str):
+    """A TIFF path (read lazily by FrameSource) or a memory-mapped ``.npy`` array."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CLIError(f"movie not found: {path}")
+    if p.is_dir():
+        raise CLIError(f"{path} is a folder; give a TIFF file (or a .npy array)")
+    if p.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:  # fail fast on a broken file, before the model is loaded
+            with tifffile.TiffFile(p) as tif:
+                if not tif.series:
+                    raise CLIError(f"{p.name} holds no image series")
+        except CLIError:
+            raise
+        except Exception as err:  # noqa: BLE001 - tifffile raises many types
+            raise CLIError(f"cannot read {p.name} as a TIFF file ({_one_line(err)})") from None
+    if p.suffix.lower() == ".npy":
+        import numpy as np
+
+        try:
+            return np.load(p, mmap_mode="r")
+        except (ValueError, OSError) as err:
+            raise CLIError(f"cannot read {p.name} as a .npy array ({_one_line(err)})") from None
+    return str(p)
+
+
+def _device_label(model) -> str:
+    return str(model.device)
+
+
+def _load_model_cli(name: str | None, device: str, quiet: bool):
+    """load_model with CLI-friendly errors (missing bundled micro model)."""
+    import torch
+
+    from .weights import load as weights_load
+
+    torch.manual_seed(0)  # random-weight test configs give the same model every run
+    bundled = weights_load.bundled_checkpoint_path()
+    default = weights_load._default_name() if name is None else name
+    if default == weights_load.BUNDLED_MODEL and not bundled.is_file():
+        which = "" if name else " (the default: no official model is downloaded)"
+        raise CLIError(
+            f"the bundled '{weights_load.BUNDLED_MODEL}' model{which} is not installed "
+            f"({bundled} is missing); use --model sam2.1_hiera_tiny "
+            "(downloads 156 MB) or --model PATH/TO/checkpoint.pt"
+        )
+    t0 = time.perf_counter()
+    model = weights_load.load_model(name, device=device, progress=None if quiet else "tqdm")
+    _info(
+        f"model: {model.config.name} on {_device_label(model)} "
+        f"({time.perf_counter() - t0:.1f} s to load)",
+        quiet,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- memory flags
+
+
+def _memory_fields() -> tuple[list[tuple[str, Any]], str]:
+    """(field name, default) pairs and the docstring of MemorySettings, read from its source
+    with :mod:`ast` so that building the parser does not import torch."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("napari_sam2.video.memory_bank")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MemorySettings")
+    out = [
+        (n.target.id, ast.literal_eval(n.value))
+        for n in cls.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
+    ]
+    return out, ast.get_docstring(cls) or ""
+
+
+def _memory_docs(doc: str) -> dict[str, str]:
+    """Field name -> help text, parsed from the Attributes section of a docstring."""
+    docs: dict[str, str] = {}
+    current = None
+    for line in doc.splitlines():
+        m = re.match(r"^\s{4}(\w+): (.*)$", line)
+        if m:
+            current = m.group(1)
+            docs[current] = m.group(2).strip()
+        elif current and re.match(r"^\s{8}\S", line):
+            docs[current] += " " + line.strip()
+        elif not line.strip():
+            current = None
+    return docs
+
+
+def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "memory bank (defaults = Meta's SAM 2 video predictor; see MemorySettings)"
+    )
+    specs, doc = _memory_fields()
+    docs = _memory_docs(doc)
+    for name, default in specs:
+        flag = "--" + name.replace("_", "-")
+        text = docs.get(name, "").replace("``", "").replace("%", "%%").rstrip(".")
+        if isinstance(default, bool):
+            group.add_argument(
+                flag,
+                dest=f"mem_{name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default: {'on' if default else 'off'})",
+            )
+        elif default is None:
+            group.add_argument(
+                flag,
+                dest=f"mem_{name}",
+                metavar="N|all",
+                type=_int_or_all,
+                default=None,
+                help=f"{text} (default: all)",
+            )
+        else:
+            group.add_argument(
+                flag,
+                dest=f"mem_{name}",
+                metavar="N",
+                type=type(default),
+                default=None,
+                help=f"{text} (default: {default})",
+            )
+
+
+def _int_or_all(text: str) -> int | str:
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or 'all', got {text!r}"
+        ) from None
+
+
+def _memory_settings(args: argparse.Namespace):
+    from .video.memory_bank import MemorySettings
+
+    changes = {}
+    for f in fields(MemorySettings):
+        value = getattr(args, f"mem_{f.name}", None)
+        if value is not None:
+            changes[f.name] = None if value == "all" else value
+    return MemorySettings().replace(**changes)
+
+
+# --------------------------------------------------------------------------- help formatting
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+
+def _desc(text: str) -> str:
+    """Wrap a description paragraph (the raw formatter keeps the epilogs' layout as written)."""
+    import textwrap
+
+    return textwrap.fill(text, width=95)
