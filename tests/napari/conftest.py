@@ -48,28 +48,38 @@ def small_movie() -> np.ndarray:
 @pytest.fixture(scope="module")
 def shared_viewer(qapp):
     """One hidden viewer per test module (a napari viewer takes seconds to build here)."""
+    import napari._qt.qt_main_window as napari_main_window
     import napari.plugins as napari_plugins
 
     import napari
 
-    # napari's make_napari_viewer fixture (used by other test modules) clears the lru_cache of
-    # napari.plugins._initialize_plugins at teardown, while the global app-model registry still
-    # holds this plugin's commands; a plain Viewer() would then register them a second time and
+    # napari's make_napari_viewer fixture (used by other test modules) clears the lru_caches of
+    # napari.plugins._initialize_plugins and of the Qt actions' init_qactions at setup, while
+    # the global app-model registry still holds the commands an earlier shared viewer (of
+    # another module) registered; a plain Viewer() would then register them a second time and
     # fail with "already registered". Tolerate exactly that while building the shared viewer.
-    original = napari_plugins._initialize_plugins
+    originals = {
+        (napari_plugins, "_initialize_plugins"): napari_plugins._initialize_plugins,
+        (napari_main_window, "init_qactions"): napari_main_window.init_qactions,
+    }
 
-    def initialize_once() -> None:
-        try:
-            original()
-        except ValueError as err:
-            if "already registered" not in str(err):
-                raise
+    def once(func):
+        def run() -> None:
+            try:
+                func()
+            except ValueError as err:
+                if "already registered" not in str(err):
+                    raise
 
-    napari_plugins._initialize_plugins = initialize_once
+        return run
+
+    for (module, name), func in originals.items():
+        setattr(module, name, once(func))
     try:
         viewer = napari.Viewer(show=False)
     finally:
-        napari_plugins._initialize_plugins = original
+        for (module, name), func in originals.items():
+            setattr(module, name, func)
     yield viewer
     viewer.window.remove_dock_widget("all")
     viewer.close()

@@ -1,6 +1,7 @@
 """Exports of :class:`~napari_sam2._napari.controller.TrackingController`: label TIFF, Cell
 Tracking Challenge folder, measurements CSV and a napari Tracks layer. Each runs as a job, so it
-never reads the label volume while the model writes it."""
+never reads the label volume while the model writes it. The CTC folder and the Tracks layer
+include the divisions found while following divisions (``session.lineage``)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,15 @@ class ExportsMixin:
         return self._maybe_wait(job, wait)
 
     def export_ctc(self, folder: str | os.PathLike, *, wait: bool = True):
-        """Write a Cell Tracking Challenge result folder (mask###.tif + res_track.txt)."""
+        """Write a Cell Tracking Challenge result folder (mask###.tif + res_track.txt), with
+        the divisions found while following divisions as parent links."""
         from napari_sam2.io.ctc import save_ctc
 
         self._need_image()
         job = self._submit(
             Job(
                 f"exporting CTC results to {Path(folder).name}",
-                lambda: save_ctc(folder, self.volume),
+                lambda: save_ctc(folder, self.volume, lineage=self._lineage()),
                 kind="export",
                 total=0,
             )
@@ -68,7 +70,8 @@ class ExportsMixin:
         return self._maybe_wait(job, wait)
 
     def add_tracks_layer(self, *, wait: bool = True):
-        """Add a napari Tracks layer of the objects' centroids over time."""
+        """Add a napari Tracks layer of the objects' centroids over time (divisions, when
+        followed, link daughters to their mother in the layer's graph)."""
         from napari_sam2.io.tracks import tracks_from_labels
 
         info = self._need_image()
@@ -92,7 +95,7 @@ class ExportsMixin:
         job = self._submit(
             Job(
                 "building tracks",
-                lambda: tracks_from_labels(self.volume),
+                lambda: tracks_from_labels(self.volume, lineage=self._lineage()),
                 kind="export",
                 total=0,
                 on_result=done,
@@ -106,6 +109,26 @@ class ExportsMixin:
                 else None
             )
         return job
+
+    def _lineage(self) -> dict[int, int]:
+        """{daughter: mother} of the session (worker side), without the entries the labels no
+        longer support: an object without labels, or a mother not labelled before her
+        daughter's first frame (objects removed or repainted since)."""
+        s = self.session
+        lineage = {} if s is None else dict(s.lineage)
+        if not lineage:
+            return {}
+        vol = self.volume
+        wanted = np.asarray(sorted({*lineage, *lineage.values()}), dtype=np.int64)
+        first: dict[int, int] = {}
+        for t in range(vol.shape[0]):
+            frame = vol[t]
+            present = np.unique(frame[np.isin(frame, wanted)])
+            for i in present.tolist():
+                first.setdefault(int(i), t)
+        return {
+            d: m for d, m in lineage.items() if d in first and m in first and first[m] < first[d]
+        }
 
     def _pixel_size(self) -> tuple[float, float] | None:
         """(y, x) pixel size in micrometres when the image layer's scale has length units."""

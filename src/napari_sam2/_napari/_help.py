@@ -90,7 +90,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "previous_object": (",", "select the previous object"),
     "propagate_forward": ("Shift-F", "propagate forward from the current frame"),
     "propagate_backward": ("Shift-B", "propagate backward from the current frame"),
-    "cancel": ("Shift-Escape", "cancel the running propagation or download"),
+    "cancel": ("Shift-Escape", "cancel the running propagation, cell search or download"),
     "toggle_negative": ("Shift-T", "toggle clicks between positive and negative"),
     "use_edit": ("Shift-E", "send your painted edit of the selected object on this frame"),
 }

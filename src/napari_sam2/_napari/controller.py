@@ -13,10 +13,7 @@ session's label volume); the main thread only refreshes the layer when a job rep
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +21,18 @@ from psygnal import Signal
 
 from ._exports import ExportsMixin
 from ._help import SHORTCUTS
+from ._many_cells import PRESETS, ManyCellsMixin
+from ._model import (
+    BUNDLED,
+    DEVICES,
+    LOAD_FROM_FILE,
+    PRECISIONS,
+    ModelMixin,
+    bundled_model_installed,
+    model_choices,
+)
 from ._prompts import PromptsMixin
+from ._propagation import _REFRESH_INTERVAL, DIRECTIONS, PropagationMixin
 from .jobs import Job, JobQueue
 from .layers import (
     POSITIVE_COLOR,
@@ -35,65 +43,21 @@ from .layers import (
     rgba,
 )
 
-__all__ = ["TrackingController", "BUNDLED", "LOAD_FROM_FILE"]
-
-BUNDLED = "micro"
-LOAD_FROM_FILE = "load from file..."
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
-DIRECTIONS = ("forward", "backward", "both")
-#: Shortest time between display updates while propagating (s). Labels are written into the
-#: layer's data for every frame; the display catches up at most this often, and only while the
-#: main thread keeps up (see ``_on_frame``).
-_REFRESH_INTERVAL = 0.1
-#: The same with a software-rendered canvas, where each redraw costs a few hundred ms of CPU.
-_REFRESH_INTERVAL_SOFTWARE_GL = 1.0
-#: A propagated frame is shown only if the main thread receives it within this delay (s);
-#: otherwise the display is skipped until it has caught up (slow software OpenGL, etc.).
-_MAX_LAG = 0.1
+# names re-exported for scripts that imported them from here before the split
+__all__ = [
+    "BUNDLED",
+    "DEVICES",
+    "DIRECTIONS",
+    "LOAD_FROM_FILE",
+    "PRECISIONS",
+    "PRESETS",
+    "TrackingController",
+    "bundled_model_installed",
+    "model_choices",
+]
 
 
-def bundled_model_installed() -> bool:
-    """Whether the bundled micro checkpoint exists (checked without importing torch)."""
-    import napari_sam2.weights as w
-
-    return Path(w.__file__).with_name("micro.pt").is_file()
-
-
-def model_choices() -> list[dict[str, Any]]:
-    """Models offered by the picker: the bundled one, then the official checkpoints.
-
-    Returns:
-        dicts with ``name``, ``label`` (shown text), ``ready`` (usable without a download)
-        and ``description``.
-    """
-    from napari_sam2.weights.download import is_cached
-    from napari_sam2.weights.registry import REGISTRY
-
-    micro = bundled_model_installed()
-    out = [
-        {
-            "name": BUNDLED,
-            "label": "micro (bundled)" if micro else "micro (not installed)",
-            "ready": micro,
-            "description": "small model trained on synthetic microscopy, ships with the plugin",
-        }
-    ]
-    for name, info in REGISTRY.items():
-        cached = is_cached(name)
-        mb = f"~{info.size_bytes / 1e6:.0f} MB" if info.size_bytes else "download"
-        out.append(
-            {
-                "name": name,
-                "label": f"{name} ({'cached' if cached else mb + ' download'})",
-                "ready": cached,
-                "description": info.description,
-            }
-        )
-    return out
-
-
-class TrackingController(PromptsMixin, ExportsMixin):
+class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMixin, ExportsMixin):
     """Interactive SAM 2 tracking in a napari viewer (the widget's logic, scriptable).
 
     Args:
@@ -152,6 +116,7 @@ class TrackingController(PromptsMixin, ExportsMixin):
         self._bound: dict[str, Any] = {}
         self._removed_layers: set[int] = set()
         self._status_extra = ""
+        self._init_many_cells()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         if bind_keys:
             self.bind_shortcuts()
@@ -168,182 +133,6 @@ class TrackingController(PromptsMixin, ExportsMixin):
     @settings.setter
     def settings(self, value) -> None:
         self._settings = value
-
-    # ================================================================== model
-    @staticmethod
-    def _default_choice() -> str | None:
-        for c in model_choices():
-            if c["ready"]:
-                return c["name"]
-        return None
-
-    @property
-    def model_description(self) -> str:
-        if self.model is None:
-            if not bundled_model_installed() and self.model_choice in (None, BUNDLED):
-                return (
-                    "No model loaded: the bundled 'micro' model is not installed yet. "
-                    "Pick an official model (downloaded once) or load a file."
-                )
-            return "No model loaded"
-        dev = str(self.model.device)
-        return f"Model: {self.model_name} on {dev} ({self.precision})"
-
-    def set_model(self, model_or_name, *, device: str | None = None, wait: bool = False):
-        """Use a model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`, a name accepted by
-        :func:`napari_sam2.load_model` ("micro", official names, test config names) or a
-        checkpoint path. Official checkpoints are downloaded first (progress bar, cancellable).
-
-        The prompts given so far are re-run with the new model; labels are kept.
-        """
-        if device is not None:
-            self._check_device(device)
-            self.device = device
-        if not isinstance(model_or_name, (str, os.PathLike)):
-            name = getattr(getattr(model_or_name, "config", None), "name", None) or "custom"
-            self._install_model(model_or_name, name)
-            return self.model
-        name = os.fspath(model_or_name)
-        self.model_choice = name
-        from napari_sam2.weights.registry import REGISTRY
-
-        if name in REGISTRY:
-            from napari_sam2.weights.download import is_cached
-
-            if not is_cached(name):
-                self._submit(self._download_job(name))
-        if name == BUNDLED and not bundled_model_installed():
-            raise FileNotFoundError(
-                "the bundled 'micro' model is not installed yet; pick an official model "
-                "(e.g. 'sam2.1_hiera_tiny') or load a checkpoint file"
-            )
-        dev = self.device
-
-        def load():
-            from napari_sam2.weights.load import load_model
-
-            if name in REGISTRY:
-                from napari_sam2.weights.download import is_cached
-
-                if not is_cached(name):  # the download failed or was cancelled
-                    raise RuntimeError(f"{name} is not downloaded; press Load to try again")
-            return load_model(name, device=dev, progress=None)
-
-        job = self._submit(
-            Job(
-                f"loading model {Path(name).name}",
-                load,
-                kind="model",
-                on_result=lambda m: self._install_model(m, Path(name).stem),
-            )
-        )
-        if wait:
-            self.wait()
-            if job.error is not None:
-                raise job.error
-        return job
-
-    def _download_job(self, name: str) -> Job:
-        """Download an official checkpoint in a worker; yields progress, honours Cancel."""
-        import threading
-
-        from napari_sam2.weights.registry import REGISTRY
-
-        info = REGISTRY[name]
-        total_mb = (info.size_bytes or 0) // (1 << 20)
-        job = Job(f"downloading {name}", lambda: None, kind="model", total=total_mb or None)
-
-        def run():
-            from napari_sam2.weights.download import ensure_weights
-
-            state = {"done": 0, "error": None}
-
-            def progress_cb(done: int, total: int | None) -> None:
-                state["done"] = done
-
-            def target():
-                try:
-                    ensure_weights(name, progress=progress_cb, cancel=job.cancel)
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
-                    state["error"] = exc
-
-            th = threading.Thread(target=target, name=f"napari-sam2 download {name}")
-            th.start()
-            shown = 0
-            while th.is_alive():
-                th.join(0.1)
-                mb = state["done"] // (1 << 20)
-                while shown < mb:
-                    shown += 1
-                    yield shown
-            if state["error"] is not None:
-                raise state["error"]
-            return name
-
-        job.fn = run
-        job.on_result = lambda _: self.model_changed.emit()
-        return job
-
-    def _check_device(self, device: str) -> None:
-        if device not in DEVICES and not device.startswith("cuda:"):
-            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-
-    def set_device(self, device: str, *, wait: bool = False) -> None:
-        """Compute on "auto", "cpu", "cuda" or "mps" (moves a loaded model; prompts re-run)."""
-        self._check_device(device)
-        previous, self.device = self.device, device
-        if self.model is None:
-            self._emit_status()
-            return
-
-        def move():
-            from napari_sam2.weights.load import resolve_device
-
-            model = self.model.to(resolve_device(device))  # in place: the session must follow
-            self._replay_session()
-            return model
-
-        self._submit(
-            Job(
-                f"moving the model to {device}",
-                move,
-                kind="model",
-                on_result=lambda m: self._install_model(m, self.model_name, rebuild=False),
-                on_error=lambda exc: self._device_failed(previous),
-            )
-        )
-        if wait:
-            self.wait()
-
-    def _device_failed(self, previous: str) -> None:
-        self.device = previous
-        self.model_changed.emit()
-        self._emit_status()
-
-    def set_precision(self, precision: str) -> None:
-        """ "fp32" or "bf16" (bfloat16 autocast; used from the next job on)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.precision = precision
-        self._emit_status()
-
-    def _install_model(self, model, name: str | None, *, rebuild: bool = True) -> None:
-        self.model = model.eval()
-        self.model_name = name or "custom"
-        cfg = model.config
-        # keep the memory settings inside what this model can do
-        changes = {}
-        if self.settings.num_memory_frames > cfg.num_maskmem - 1:
-            changes["num_memory_frames"] = cfg.num_maskmem - 1
-        if self.settings.max_object_pointers > cfg.max_obj_ptrs_in_encoder:
-            changes["max_object_pointers"] = cfg.max_obj_ptrs_in_encoder
-        if changes:
-            self.settings = self.settings.replace(**changes)
-            self.settings_changed.emit()
-        if rebuild:
-            self._rebuild_session()
-        self.model_changed.emit()
-        self._emit_status()
 
     # ================================================================== data
     def set_image_layer(self, layer, *, channel: Any = "default", contrast: str = "auto") -> None:
@@ -561,9 +350,13 @@ class TrackingController(PromptsMixin, ExportsMixin):
         return rgba(self.labels_layer.get_color(obj_id))
 
     def next_free_id(self) -> int:
+        """One above every id in use: objects, labels on any frame, and the lineage."""
         used = max(self.objects, default=0)
         if self.volume is not None and self.volume.size:
             used = max(used, int(self.volume.max()))
+        if self.session is not None and self.session.lineage:
+            lineage = dict(self.session.lineage)
+            used = max(used, *lineage, *lineage.values())
         return used + 1
 
     def add_object(self, obj_id: int | None = None) -> int:
@@ -633,6 +426,10 @@ class TrackingController(PromptsMixin, ExportsMixin):
             s = self.session
             if s is not None and obj_id in s.obj_ids:
                 s.remove_object(obj_id)
+            if s is not None:  # its divisions go too (its daughters stay, without a mother)
+                for d, m in list(s.lineage.items()):
+                    if obj_id in (d, m):
+                        del s.lineage[d]
             vol = self.volume
             for t in range(vol.shape[0]):
                 frame = vol[t]
@@ -684,25 +481,6 @@ class TrackingController(PromptsMixin, ExportsMixin):
         return int(round(coords[self.info.t_axis]))
 
     # ================================================================== session
-    def _ensure_model_queued(self) -> None:
-        """Queue loading the chosen model when none is loaded (no silent downloads)."""
-        if (
-            self.model is not None
-            or any(j.kind == "model" for j in self.jobs.pending)
-            or (self.jobs.current is not None and self.jobs.current.kind == "model")
-        ):
-            return
-        choice = self.model_choice
-        ready = {c["name"]: c["ready"] for c in model_choices()}
-        if choice is None or not ready.get(choice, Path(str(choice)).is_file()):
-            raise RuntimeError(
-                "no model loaded: choose a model in the Model section and press Load "
-                "(the bundled 'micro' model is not installed yet)"
-                if choice in (None, BUNDLED)
-                else f"no model loaded: press Load to download '{choice}' first"
-            )
-        self.set_model(choice)
-
     def _ensure_session(self):
         """The session of the current image (built on first use; worker thread)."""
         if self.session is None:
@@ -752,6 +530,7 @@ class TrackingController(PromptsMixin, ExportsMixin):
         s = self._ensure_session()
         if old is None:
             return
+        s.lineage.update(old.lineage)
         for obj in old.obj_ids:
             for t, p in sorted(old.prompts(obj).items()):
                 if p.mask is not None:
@@ -777,131 +556,6 @@ class TrackingController(PromptsMixin, ExportsMixin):
             new.validate()
         self.settings = new
         self.settings_changed.emit()
-
-    # ================================================================== propagation
-    def propagate(
-        self,
-        direction: str = "forward",
-        *,
-        start: int | None = None,
-        first: int | None = None,
-        last: int | None = None,
-        obj_ids: Sequence[int] | None = None,
-        wait: bool = False,
-    ):
-        """Track the prompted objects through the movie.
-
-        Args:
-            direction: "forward", "backward" or "both".
-            start: first frame to visit (default: the frame under the time slider).
-            first, last: optional frame range limiting the propagation (inclusive).
-            obj_ids: objects to propagate (default: all objects with prompts).
-            wait: block (processing events) until done.
-
-        Returns:
-            With ``wait=True`` the list of frames finished (in order), else the job.
-        """
-        info = self._need_image()
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        self._ensure_model_queued()
-        n = info.num_frames
-        start = self.current_frame() if start is None else int(start)
-        lo = 0 if first is None else int(first)
-        hi = n - 1 if last is None else int(last)
-        if not (0 <= lo <= hi < n):
-            raise ValueError(f"frame range {lo}..{hi} must lie within 0..{n - 1}")
-        start = int(np.clip(start, lo, hi))
-        if direction == "forward":
-            stop, total = hi, hi - start + 1
-        elif direction == "backward":
-            stop, total = lo, start - lo + 1
-        else:
-            stop, total = (lo, hi), hi - lo + 1
-        ids = None if obj_ids is None else [int(i) for i in obj_ids]
-        job = Job(
-            f"propagating {direction} from frame {start}",
-            lambda: None,
-            kind="propagate",
-            total=total,
-        )
-
-        def run():
-            s = self._ensure_session()
-            gen = s.propagate(start, direction, stop, ids)
-            done = []
-            try:
-                for res in gen:
-                    done.append(res.frame)
-                    yield res.frame, res.obj_ids, res.scores, time.perf_counter()
-                    if job.cancel.is_set():
-                        break
-            finally:
-                gen.close()
-            return done
-
-        job.fn = run
-        job.on_yield = self._on_frame
-
-        def started() -> None:
-            self._last_refresh = 0.0
-            self._refresh_interval = self._min_refresh_interval()
-
-        job.on_start = started
-        job.on_result = self._propagation_done
-        self._submit(job)
-        return self._maybe_wait(job, wait)
-
-    def _on_frame(self, value) -> None:
-        t, ids, scores, sent = value
-        for i, sc in zip(ids, np.asarray(scores).tolist()):
-            self.scores[(t, int(i))] = float(sc)
-        now = time.perf_counter()
-        self.timings["frame"].append(now)
-        caught_up = now - sent < _MAX_LAG
-        if caught_up and now - self._last_refresh >= self._refresh_interval:
-            self._show_frame(t)
-            done = time.perf_counter()
-            # keep the display's share of the main thread small: wait 3x its cost
-            self._refresh_interval = max(self._min_refresh_interval(), 3 * (done - now))
-            self._last_refresh = done
-        self.frame_done.emit(t)
-
-    @staticmethod
-    def _min_refresh_interval() -> float:
-        from .jobs import software_opengl
-
-        return _REFRESH_INTERVAL_SOFTWARE_GL if software_opengl() else _REFRESH_INTERVAL
-
-    def _show_frame(self, t: int) -> None:
-        """Show frame t's new labels: follow it with the time slider, or refresh the layer when
-        it is the frame on screen."""
-        current = self.current_frame()
-        if self.follow and t != current:
-            self.set_current_frame(t)  # re-slices the layers, labels included
-        elif t == current and self.labels_layer is not None:
-            self.labels_layer.refresh()
-
-    def _propagation_done(self, done: list[int]) -> None:
-        from napari.utils.notifications import show_info
-
-        if done:
-            self._show_frame(done[-1])
-        self._refresh_labels(force=True)
-        job = self.jobs.current
-        if job is not None and job.cancel.is_set():
-            show_info(
-                f"SAM 2: propagation cancelled after {len(done)} frames; finished frames are kept"
-            )
-        self._emit_status(f"propagated {len(done)} frames")
-
-    def cancel(self) -> bool:
-        """Stop the running propagation or download (finished frames are kept) and drop
-        queued ones. Prompts already given keep their place in the queue."""
-        hit = self.jobs.cancel()
-        if hit:
-            self._emit_status("cancelling...")
-        return hit
 
     # ================================================================== misc
     def toggle_negative(self) -> bool:

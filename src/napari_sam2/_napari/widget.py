@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ._help import MEMORY_BOOL_FIELDS, MEMORY_FIELDS, SHORTCUTS, shortcut_help
+from ._widget_many_cells import ManyCellsSection
 from .controller import (
     DEVICES,
     DIRECTIONS,
@@ -79,7 +80,7 @@ def _button(text: str, tip: str, slot) -> QPushButton:
     return b
 
 
-class SAM2Widget(QWidget):
+class SAM2Widget(QWidget, ManyCellsSection):
     """Dock widget "SAM 2 tracking".
 
     Args:
@@ -98,6 +99,7 @@ class SAM2Widget(QWidget):
         root.addWidget(self._model_section())
         root.addWidget(self._data_section())
         root.addWidget(self._objects_section())
+        root.addWidget(self._many_cells_section())
         root.addWidget(self._propagation_section())
         root.addWidget(self._memory_section())
         root.addWidget(self._export_section())
@@ -115,6 +117,7 @@ class SAM2Widget(QWidget):
         c.image_changed.connect(self._refresh_layers)
         c.model_changed.connect(self._refresh_models)
         c.settings_changed.connect(self._refresh_memory)
+        c.settings_changed.connect(self._refresh_many_cells)
         layers = self.viewer.layers.events
         handlers = [
             (layers.inserted, self._refresh_layers),
@@ -305,7 +308,9 @@ class SAM2Widget(QWidget):
         self.busy_bar.setRange(0, 1)
         self.busy_bar.setValue(0)
         self.busy_bar.setFormat("")
-        self.busy_bar.setToolTip("Progress of the propagation (frames) or download (MB)")
+        self.busy_bar.setToolTip(
+            "Progress of the propagation (frames), cell search (steps) or download (MB)"
+        )
         grid.addWidget(self.busy_bar, 4, 0, 1, 4)
         return box
 
@@ -414,6 +419,7 @@ class SAM2Widget(QWidget):
             combo.setCurrentIndex(-1)
         self._refresh_channels()
         self._updating = False
+        self._refresh_seed_layers()
         n = max(self.controller.num_frames - 1, 0)
         for sp in (self.first_spin, self.last_spin):
             sp.setRange(0, n)
@@ -471,7 +477,9 @@ class SAM2Widget(QWidget):
 
     def _on_progress(self, done: int, total: int) -> None:
         job = self.controller.jobs.current
-        unit = "MB" if job is not None and job.name.startswith("downloading") else "frames"
+        unit = "frames" if job is None or job.kind == "propagate" else "steps"
+        if job is not None and job.name.startswith("downloading"):
+            unit = "MB"
         self.busy_bar.setFormat(f"%v / %m {unit}")
         self.busy_bar.setRange(0, max(total, 1))
         self.busy_bar.setValue(done)
