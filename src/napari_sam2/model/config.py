@@ -119,6 +119,10 @@ class SAM2Config:
         num_maskmem: memory slots (1 conditioning + ``num_maskmem - 1`` recent frames).
         no_obj_embed_spatial / add_tpos_enc_to_obj_ptrs / proj_tpos_enc_in_obj_ptrs /
         use_signed_tpos_enc_to_obj_ptrs: the four switches that differ between SAM 2.0 and 2.1.
+        prompt_map_sigma: when > 0, clicks and boxes are also drawn into the mask prompt as
+            "prompt maps" (Gaussian bumps of this width in model-input pixels around clicks,
+            positive or negative, and a filled box); see :meth:`SAM2Model.predict_masks`. Our
+            micro model is trained this way; 0 (Meta's behaviour) for official models.
     """
 
     name: str = "sam2.1_hiera_tiny"
@@ -144,6 +148,7 @@ class SAM2Config:
     # Image normalisation (ImageNet statistics, applied to [0, 1] RGB)
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    prompt_map_sigma: float = 0.0
 
     @property
     def feat_size(self) -> int:
@@ -256,12 +261,13 @@ CONFIGS: dict[str, SAM2Config] = {
             transformer_mlp_dim=256,
             transformer_num_heads=4,
             iou_head_hidden_dim=64,
-            mask_in_chans=8,
+            mask_in_chans=16,
         ),
         memory_attention=MemoryAttentionConfig(num_layers=2, dim_feedforward=256),
         memory_encoder=MemoryEncoderConfig(out_dim=32),
         image_size=256,
         d_model=64,
+        prompt_map_sigma=6.0,
     ),
 }
 

@@ -31,7 +31,14 @@ from ..model.config import SAM2Config, get_config
 from ..model.sam2 import FrameFeatures, SAM2Model
 from ..video.frames import FrameSource
 
-__all__ = ["Clip", "TrainConfig", "clip_stream", "loss_terms", "train", "finetune_clips"]
+__all__ = [
+    "Clip",
+    "TrainConfig",
+    "clip_stream",
+    "finetune_clips",
+    "loss_terms",
+    "train",
+]
 
 
 @dataclass
