@@ -127,6 +127,25 @@ def _parse_channel(text: str | None) -> int | tuple[int, ...] | None:
     return values[0] if len(values) == 1 else values
 
 
+def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    """``--roi Y0,X0,Y1,X1`` -> (y0, x0, y1, x1) pixels, end exclusive (checked against the
+    frame size later, by the session)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise CLIError(
+            f"--roi {text!r}: give the region as Y0,X0,Y1,X1 whole pixels, e.g. 100,200,356,456"
+        )
+    y0, x0, y1, x1 = values
+    if not (0 <= y0 < y1 and 0 <= x0 < x1):
+        raise CLIError(f"--roi {text!r}: need 0 <= Y0 < Y1 and 0 <= X0 < X1")
+    return values  # type: ignore[return-value]
+
+
 def _movie_input(path: str):
     """A TIFF path (read lazily by FrameSource) or a memory-mapped ``.npy`` array."""
     p = Path(path).expanduser()

@@ -27,6 +27,7 @@ from ._cli_common import (
     _movie_input,
     _one_line,
     _parse_channel,
+    _parse_roi,
     _tqdm,
 )
 
@@ -117,6 +118,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     movie = _movie_input(args.movie)
     points, boxes, seed = _read_prompts(args)
     channel = _parse_channel(args.channel)
+    roi = _parse_roi(args.roi)
     default_out = Path(args.movie).with_name(Path(args.movie).stem + "_labels.tif")
     out = Path(args.out) if args.out else default_out
     if out.exists() and out.resolve() == Path(args.movie).resolve():
@@ -150,6 +152,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             seed_frame=args.seed_frame or 0,
             find_cells=args.find_cells,
             find_options=find_options,
+            roi=roi,
         )
         try:
             objects = session.obj_ids
@@ -159,8 +162,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
             found = [i for i in objects if i not in known]
             n_frames = session.num_frames
             h, w = session.frame_shape
+            where = ""
+            if session.roi is not None:
+                y0, x0, y1, x1 = session.roi
+                where = f", region of interest y {y0}:{y1}, x {x0}:{x1}"
             _info(
-                f"movie: {n_frames} frames of {h} x {w} px ({session.frames.axes}); "
+                f"movie: {n_frames} frames of {h} x {w} px ({session.frames.axes}){where}; "
                 f"{len(objects)} object(s), {_prompt_summary(args, points, boxes, seed, found)}",
                 quiet,
             )
@@ -272,6 +279,7 @@ examples:
   {PROG} segment movie.tif --prompts clicks.csv --model sam2.1_hiera_small --device cuda \\
       --precision bf16 --num-memory-frames 4 --non-overlap
   {PROG} segment stack.tif --axes TCYX --channel 1 --prompts clicks.csv
+  {PROG} segment big.tif --roi 100,200,356,456 --find-cells 0 --out labels.tif
 
 Ctrl-C stops after the current frame and writes the frames finished so far.
 """
@@ -368,6 +376,13 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         type=float,
         metavar=("LO", "HI"),
         help="intensity window (default: 0.5-99.5 percentiles of the movie)",
+    )
+    p.add_argument(
+        "--roi",
+        metavar="Y0,X0,Y1,X1",
+        help="region of interest in pixels (end exclusive): only it is resized to the model's "
+        "input, so small cells on large frames stay big enough; prompts must lie inside it, "
+        "labels outside it are 0",
     )
     g = p.add_argument_group(
         "finding cells automatically (a grid of clicks on one frame, like SAM's automatic mode)"

@@ -135,6 +135,7 @@ def build_session(
     seed_frame: int = 0,
     find_cells: int | None = None,
     find_options: Mapping[str, Any] | None = None,
+    roi: Sequence[int] | None = None,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
@@ -181,7 +182,7 @@ def build_session(
                 f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
                 f"are {frames.height} x {frames.width} px"
             )
-        session = VideoSession(net, frames, settings=settings, precision=precision)
+        session = VideoSession(net, frames, settings=settings, precision=precision, roi=roi)
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:
             ids.append(int(seed.max()))
@@ -433,6 +434,7 @@ def segment_movie(
     find_options: Mapping[str, Any] | None = None,
     divisions: Any = None,
     return_lineage: bool = False,
+    roi: Sequence[int] | None = None,
 ):
     """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
@@ -482,6 +484,9 @@ def segment_movie(
             track cell divisions (see :func:`propagate_frames`; daughters get new ids).
         return_lineage: also return the divisions found, ``{daughter_id: mother_id}`` (for
             :func:`napari_sam2.io.ctc.save_ctc`).
+        roi: region of interest ``(y0, x0, y1, x1)`` in frame pixels (end exclusive): only it
+            is resized to the model's input (for small cells on large frames); prompts must lie
+            inside it, the labels stay full-size and are 0 outside it.
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
@@ -489,8 +494,8 @@ def segment_movie(
         With ``return_lineage``: (labels, lineage).
 
     Raises:
-        ValueError: no prompts, a prompt outside the movie (the message names it), bad seed
-            labels, bad axes/channel/settings.
+        ValueError: no prompts, a prompt outside the movie or the ROI (the message names it),
+            bad seed labels, bad axes/channel/settings/roi.
     """
     session = build_session(
         movie,
@@ -509,6 +514,7 @@ def segment_movie(
         seed_frame=seed_frame,
         find_cells=find_cells,
         find_options=find_options,
+        roi=roi,
     )
     try:
         if not (cancel is not None and cancel.is_set()):

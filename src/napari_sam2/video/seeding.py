@@ -168,14 +168,14 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
         session: the video session.
         frame: frame index t.
         label_image: (H, W) integer (or bool: one object, id 1) label image at the frame size;
-            0 is background.
+            0 is background. With a session ROI, the part of each label outside it is ignored.
 
     Returns:
         The object ids created or updated, ascending.
 
     Raises:
-        ValueError: wrong shape or dtype, negative values, or an id that is not a valid object
-            id; nothing is changed then.
+        ValueError: wrong shape or dtype, negative values, an id that is not a valid object
+            id, or a label lying wholly outside the session's ROI; nothing is changed then.
     """
     frame = session._check_frame(frame)
     lab = np.asarray(label_image)
@@ -195,6 +195,17 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
         check_obj_id(int(i))
     if ids.size == 0:
         return []
+    if session.roi is not None:
+        y0, x0, y1, x1 = session.roi
+        outside = np.setdiff1d(ids, np.unique(lab[y0:y1, x0:x1]))
+        if outside.size:
+            shown = ", ".join(str(int(i)) for i in outside[:10]) + (
+                ", ..." if outside.size > 10 else ""
+            )
+            raise ValueError(
+                f"label(s) {shown} lie wholly outside the region of interest (y0, x0, y1, x1) = "
+                f"{session.roi}: remove them from the label image or enlarge the region"
+            )
     model, settings = session.model, session.settings
     feats = session.features(frame)
     masks = _label_masks(lab, ids)
@@ -237,9 +248,10 @@ def find_objects(
     """Candidate object masks on a frame, found without prompts (SAM's automatic stage).
 
     A ``points_per_side``² grid of single positive clicks (cell centres of a regular grid over
-    the model input, i.e. over the frame or its ROI) runs in batches of ``batch`` clicks through
-    the prompt encoder and mask decoder on the session's cached encoding of the frame (no
-    memory). Each click gives 3 candidates (whole / part / subpart). Candidates are kept when
+    the model input, i.e. over the frame or the session's ROI) runs in batches of ``batch``
+    clicks through the prompt encoder and mask decoder on the session's cached encoding of the
+    frame (no memory). Each click gives 3 candidates (whole / part / subpart). Candidates are
+    kept when
 
     * their predicted IoU is >= ``pred_iou_thresh``,
     * their stability score (:func:`stability_score` of the frame-size logits with
@@ -258,20 +270,22 @@ def find_objects(
         stability_thresh: minimum stability score (0..1).
         stability_offset: logit offset of the stability score.
         min_area: smallest mask area, in frame pixels.
-        max_area: largest mask area, in frame pixels (None: a quarter of the frame, which drops
-            background-sized masks; pass ``H * W`` for no limit).
+        max_area: largest mask area, in frame pixels (None: a quarter of the frame, or of the
+            session's ROI, which drops background-sized masks; pass ``H * W`` for no limit).
         nms_iou: IoU above which the lower-scored of two candidates is dropped.
         batch: clicks per decoder batch (bounds memory: ``3 * batch`` low-resolution masks).
         return_scores: also return the (K,) predicted IoUs of the kept masks.
 
     Returns:
-        A list of K (H, W) bool masks at frame size, by decreasing predicted IoU (and, with
-        ``return_scores``, a (K,) float32 array of their predicted IoUs).
+        A list of K (H, W) bool masks at frame size (empty outside the ROI), by decreasing
+        predicted IoU (and, with ``return_scores``, a (K,) float32 array of their predicted
+        IoUs).
     """
     frame = session._check_frame(frame)
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    h, w = session.frame_shape
+    y0, x0, y1, x1 = session._roi()
+    h, w = y1 - y0, x1 - x0
     if max_area is None:
         max_area = (h * w) // 4
     model = session.model

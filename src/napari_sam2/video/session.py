@@ -2,7 +2,8 @@
 
 A :class:`VideoSession` holds the model, a :class:`~napari_sam2.video.frames.FrameSource`, the
 objects with their prompts and one :class:`~napari_sam2.video.memory_bank.MemoryBank` each, an
-LRU cache of frame encodings, and the (T, H, W) label volume results are written into.
+LRU cache of frame encodings, and the (T, H, W) label volume results are written into. An
+optional region of interest is all the model sees; prompts and results stay full-frame.
 
 All objects of a frame share one image encoding and run batched through memory attention, the
 mask decoder and the memory encoder (objects whose memories have the same layout form one
@@ -36,7 +37,7 @@ class FrameResult:
     Attributes:
         frame: frame index t.
         obj_ids: ids of the N objects, in the order of ``masks``.
-        masks: (N, H, W) bool at the original frame size.
+        masks: (N, H, W) bool at the original frame size (False outside the session's ROI).
         scores: (N,) object presence probability (sigmoid of the object-score logit).
     """
 
@@ -109,6 +110,9 @@ class VideoSession:
         keep_labels: maintain the (T, H, W) label volume (default). With False the session keeps
             no per-frame output at all (memory independent of movie length); consume the
             :class:`FrameResult` stream instead (e.g. write each frame to disk).
+        roi: region of interest ``(y0, x0, y1, x1)`` in frame pixels (end exclusive): only this
+            region is resized to the model's input, so small cells stay large enough for it
+            (see :attr:`roi`). None: the whole frame (or the ROI of a given ``FrameSource``).
     """
 
     def __init__(
@@ -123,18 +127,20 @@ class VideoSession:
         precision: str = "fp32",
         object_chunk_size: int | None = None,
         keep_labels: bool = True,
+        roi: Sequence[int] | None = None,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.model = model.eval()
         cfg = model.config
-        self.frames = (
-            movie
-            if isinstance(movie, FrameSource)
-            else frame_source_for(
-                movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits
+        if isinstance(movie, FrameSource):
+            self.frames = movie
+            if roi is not None:
+                movie.roi = roi
+        else:
+            self.frames = frame_source_for(
+                movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits, roi=roi
             )
-        )
         self.settings = settings or MemorySettings()
         self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
         self.precision = precision
@@ -142,6 +148,7 @@ class VideoSession:
         self.keep_labels = keep_labels
         self._objects: dict[int, _Object] = {}
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
+        self._features_roi = self.frames.roi  # the ROI the cached encodings were made with
         self._mem_pos: torch.Tensor | None = None
         self._labels: np.ndarray | None = None
         self.stats = {"image_encodings": 0, "frames_propagated": 0}
@@ -158,6 +165,29 @@ class VideoSession:
     def frame_shape(self) -> tuple[int, int]:
         """(H, W) of the original frames."""
         return (self.frames.height, self.frames.width)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """Region of interest ``(y0, x0, y1, x1)`` in frame pixels (end exclusive), or None.
+
+        Only this region is cropped and resized to the model's input. Prompts stay in full-frame
+        (y, x) pixels and must lie inside the region (the part of a mask prompt outside it is
+        ignored); masks and labels stay full-frame (H, W), empty outside the region.
+        Settable only while the session has no objects (call :meth:`reset` first); setting it
+        drops the cached frame encodings.
+        """
+        return self.frames.roi
+
+    @roi.setter
+    def roi(self, value: Sequence[int] | None) -> None:
+        if self._objects:
+            raise ValueError(
+                "cannot change the region of interest while the session has objects (prompts "
+                "or results): call reset() first"
+            )
+        self.frames.roi = value  # validates it
+        self._features.clear()
+        self._features_roi = self.frames.roi
 
     @property
     def obj_ids(self) -> list[int]:
@@ -232,7 +262,7 @@ class VideoSession:
         Args:
             frame: frame index t.
             obj_id: object id (>= 1; a new id creates the object).
-            points: (N, 2) clicks as (y, x) image pixels.
+            points: (N, 2) clicks as (y, x) full-frame pixels, inside the :attr:`roi` if set.
             labels: (N,) 1 = on the object, 0 = background.
 
         Returns:
@@ -240,6 +270,11 @@ class VideoSession:
         """
         frame = self._check_frame(frame)
         pts, lab = validate_points(points, labels, self.frame_shape)
+        y0, x0, y1, x1 = self._roi()
+        out = (pts[:, 0] < y0) | (pts[:, 0] > y1 - 1) | (pts[:, 1] < x0) | (pts[:, 1] > x1 - 1)
+        if out.any():
+            y, x = pts[out][0]
+            raise self._outside_roi(f"point (y={y:g}, x={x:g}) is")
         obj = self._obj(obj_id)
         p = obj.prompts.get(frame)
         if p is None or p.mask is not None:
@@ -249,9 +284,14 @@ class VideoSession:
         return self._run_prompt(obj, frame)
 
     def add_box(self, frame: int, obj_id: int, box) -> np.ndarray:
-        """Set the box (y0, x0, y1, x1) of an object on a frame (clicks there are kept)."""
+        """Set the box (y0, x0, y1, x1) of an object on a frame (clicks there are kept); a box
+        overlapping the :attr:`roi` is clipped to it."""
         frame = self._check_frame(frame)
         b = validate_box(box, self.frame_shape)
+        y0, x0, y1, x1 = self._roi()
+        if b[2] < y0 or b[3] < x0 or b[0] > y1 - 1 or b[1] > x1 - 1:
+            raise self._outside_roi("box (y0={:g}, x0={:g}, y1={:g}, x1={:g}) is".format(*b))
+        b = np.clip(b, [y0, x0, y0, x0], [y1 - 1, x1 - 1, y1 - 1, x1 - 1])
         obj = self._obj(obj_id)
         p = obj.prompts.get(frame)
         if p is None or p.mask is not None:
@@ -260,9 +300,13 @@ class VideoSession:
         return self._run_prompt(obj, frame)
 
     def add_mask(self, frame: int, obj_id: int, mask) -> np.ndarray:
-        """Give an object's mask (H, W) on a frame; it replaces clicks and box there."""
+        """Give an object's mask (H, W) on a frame; it replaces clicks and box there (its part
+        outside the :attr:`roi` is ignored)."""
         frame = self._check_frame(frame)
         m = validate_mask(mask, self.frame_shape)
+        y0, x0, y1, x1 = self._roi()
+        if not m[y0:y1, x0:x1].any():
+            raise self._outside_roi("mask prompt lies wholly")
         obj = self._obj(obj_id)
         obj.prompts[frame] = FramePrompts(mask=m)
         return self._run_prompt(obj, frame)
@@ -289,8 +333,9 @@ class VideoSession:
         nms_iou: float = 0.5,
         batch: int = 64,
     ) -> list[np.ndarray]:
-        """Candidate object masks (H, W) bool on a frame from a grid of clicks, de-duplicated;
-        not yet objects (see :func:`napari_sam2.video.seeding.find_objects`)."""
+        """Candidate object masks (H, W) bool on a frame (within the :attr:`roi`) from a grid of
+        clicks, de-duplicated; not yet objects (see :func:`napari_sam2.video.seeding.find_objects`).
+        """
         from .seeding import find_objects
 
         return find_objects(
@@ -348,6 +393,9 @@ class VideoSession:
 
     def features(self, frame: int) -> FrameFeatures:
         """Image encoding of a frame (batch 1), from the LRU cache when possible."""
+        if self.frames.roi != self._features_roi:  # the FrameSource's ROI was changed directly
+            self._features.clear()
+            self._features_roi = self.frames.roi
         feats = self._features.get(frame)
         if feats is not None:
             self._features.move_to_end(frame)
@@ -369,10 +417,17 @@ class VideoSession:
 
     def _roi(self) -> tuple[int, int, int, int]:
         """(y0, x0, y1, x1) of the region the model sees (the whole frame by default)."""
-        roi = getattr(self.frames, "roi", None)
+        roi = self.frames.roi
         if roi is None:
             return (0, 0, *self.frame_shape)
         return tuple(int(v) for v in roi)  # type: ignore[return-value]
+
+    def _outside_roi(self, what: str) -> ValueError:
+        """The error for a prompt outside the ROI; ``what`` starts the message."""
+        return ValueError(
+            f"{what} outside the region of interest (y0, x0, y1, x1) = {self._roi()}: prompts "
+            "must lie inside it (coordinates are full-frame (y, x) pixels)"
+        )
 
     def _storage(self) -> torch.device:
         return torch.device("cpu") if self.settings.offload_to_cpu else self.device
