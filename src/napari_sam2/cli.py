@@ -41,7 +41,7 @@ from ._cli_train import add_train_parsers, cmd_finetune, cmd_train  # noqa: F401
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import run_demo
+    from .demo import run_demo
 
     quiet = args.quiet
     model = _load_model_cli(args.model, args.device, quiet)

@@ -21,8 +21,8 @@ import tifffile
 
 from conftest import cli_command, cli_env, error_lines
 from napari_sam2 import cli
+from napari_sam2.demo import interior_points
 from napari_sam2.io.tiff import load_labels_tiff, read_pixel_size
-from napari_sam2.pipeline import interior_points
 from napari_sam2.prompt_files import read_point_prompts, write_point_prompts
 
 # ----------------------------------------------------------------------------- help, models

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 import napari_sam2 as ns
-from napari_sam2.pipeline import interior_points, mean_iou, render_preview
+from napari_sam2.demo import interior_points, mean_iou, render_preview
 from napari_sam2.prompt_files import write_point_prompts
 from napari_sam2.train.synthetic import make_movie
 
