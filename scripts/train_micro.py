@@ -8,6 +8,7 @@ to ``src/napari_sam2/weights/micro.pt`` to ship them.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/micro")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="default")
+    ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps})
@@ -52,7 +54,12 @@ def main() -> None:
             keys = ("step", "loss", "iou", "track_iou", "lr", "sec")
             print(" ".join(f"{k}={rec[k]:.4g}" for k in keys if k in rec), flush=True)
 
-    train("micro", recipe, args.out, log=log)
+    start = "micro"
+    if args.init and not (Path(args.out) / "last.pt").exists():
+        from napari_sam2.weights.load import load_model
+
+        start = load_model(args.init, device="cpu")
+    train(start, recipe, args.out, log=log)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,11 @@ class SAM2Config:
             "prompt maps" (Gaussian bumps of this width in model-input pixels around clicks,
             positive or negative, and a filled box); see :meth:`SAM2Model.predict_masks`. Our
             micro model is trained this way; 0 (Meta's behaviour) for official models.
+        track_mask_prior: when True, an unprompted frame also gets the object's mask logits
+            from the adjacent frame (the one just before it in the direction of tracking) as its
+            mask prompt, on top of the memory; our micro model is trained this way (a small model
+            learns this mask-propagation cue far faster than memory attention alone). False
+            (Meta's behaviour) for official models.
     """
 
     name: str = "sam2.1_hiera_tiny"
@@ -149,6 +154,7 @@ class SAM2Config:
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     prompt_map_sigma: float = 0.0
+    track_mask_prior: bool = False
 
     @property
     def feat_size(self) -> int:
@@ -268,6 +274,7 @@ CONFIGS: dict[str, SAM2Config] = {
         image_size=256,
         d_model=64,
         prompt_map_sigma=6.0,
+        track_mask_prior=True,
     ),
 }
 

@@ -410,6 +410,7 @@ def clip_loss(
         binarize=cfg.binarize_mask_from_pts_for_mem_enc,
     )
     cond = (mem0, head.obj_ptr)
+    prev_logits = head.mask_logits
     recent: list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]] = []
     max_ptrs = min(k_frames, cfg.max_obj_ptrs_in_encoder)
     track_logs = []
@@ -423,7 +424,11 @@ def clip_loss(
         ]
         memory, memory_pos, n_ptr = model.build_memory(spatial, pointers, max_ptrs)
         pix = model.attend_memory(ft, memory, memory_pos, n_ptr)
-        out = model.predict_masks(pix, ft.high_res, multimask=True)
+        prior = None
+        if cfg.track_mask_prior:  # the previous frame's masks as mask prompts (as the session)
+            prior = prev_logits.detach().float().clamp(-32.0, 32.0)
+        out = model.predict_masks(pix, ft.high_res, mask_input=prior, multimask=True)
+        prev_logits = out.mask_logits
         loss, log = loss_terms(
             out.raw_multimask_logits, out.ious, out.object_score_logits, targets[t], tcfg
         )

@@ -654,19 +654,31 @@ class VideoSession:
         s = self.settings
         results: dict[int, MemoryEntry] = {}
         groups: dict[tuple, list[tuple[_Object, MemorySelection]]] = {}
+        use_prior = self.model.config.track_mask_prior
+        before = t + 1 if reverse else t - 1
         for obj in objects:
             if t in obj.bank.cond:
                 results[obj.obj_id] = obj.bank.cond[t]
                 continue
             sel = obj.bank.select(t, s, self.num_frames, reverse)
-            groups.setdefault(sel.signature(), []).append((obj, sel))
+            key = sel.signature()
+            if use_prior:
+                key = (key, obj.bank.get(before) is not None)
+            groups.setdefault(key, []).append((obj, sel))
         for members in groups.values():
             for chunk in self._chunks(members):
                 sels = [sel for _, sel in chunk]
                 n = len(chunk)
+                prior = None
+                if use_prior and chunk[0][0].bank.get(before) is not None:
+                    # the adjacent frame's masks as mask prompts (micro model's protocol)
+                    prior = torch.cat([o.bank.get(before).mask_logits for o, _ in chunk])
+                    prior = prior.to(self.device).float().clamp(-32.0, 32.0)
                 with torch.inference_mode(), self._autocast():
                     pix = self._conditioned(feats, sels)
-                    head = self.model.predict_masks(pix, feats.expand(n).high_res, multimask=True)
+                    head = self.model.predict_masks(
+                        pix, feats.expand(n).high_res, mask_input=prior, multimask=True
+                    )
                     mem, pos = self.model.encode_memory(
                         feats.expand(n),
                         head.mask_logits_hr,
