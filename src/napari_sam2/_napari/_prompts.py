@@ -85,6 +85,7 @@ class PromptsMixin:
             raise ValueError(f"box {tuple(box)} is empty or outside the image ({h} x {w})")
         if not 0 <= int(frame) < self.num_frames:
             raise ValueError(f"frame {frame} is outside the movie (0..{self.num_frames - 1})")
+        self._check_box_in_roi((y0, x0, y1, x1))
         self._ensure_model_queued()
         obj = self._ensure_object() if obj_id is None else self._use_object(obj_id)
         c = self._current_channel_coord()
@@ -155,6 +156,7 @@ class PromptsMixin:
             raise ValueError(f"frame {frame} is outside the movie (0..{self.num_frames - 1})")
         if not (0 <= y <= h - 1 and 0 <= x <= w - 1):
             raise ValueError(f"point (y={y:.1f}, x={x:.1f}) is outside the image ({h} x {w})")
+        self._check_in_roi(y, x)
 
     def _submit_points(self, t: int, obj: int, pts, positives) -> Job:
         labels = [int(bool(p)) for p in positives]
@@ -262,7 +264,6 @@ class PromptsMixin:
         layer = self.points_layer
         negative = self._is_negative_click()
         self._click = (1, ())
-        obj = self._ensure_object()
         keep, bad = [], []
         for i in idx:
             t, y, x = self.info.to_frame_coords(layer.data[i])
@@ -272,6 +273,7 @@ class PromptsMixin:
             except ValueError as exc:
                 bad.append(i)
                 show_info(f"SAM 2: click ignored: {exc}")
+        obj = self._ensure_object() if keep else None  # a click that is refused adds nothing
         if keep:
             self._decorate_points([k[0] for k in keep], obj, not negative)
         if bad:
@@ -341,6 +343,13 @@ class PromptsMixin:
                 "SAM 2: draw a rectangle (mode 'R') around the object; "
                 f"a {stype} of {y1 - y0:.0f} x {x1 - x0:.0f} px was ignored"
             )
+        else:
+            try:
+                self._check_box_in_roi(box)
+            except ValueError as exc:
+                ok = False
+                show_info(f"SAM 2: box ignored: {exc}")
+        if not ok:
             with self._suppressed():
                 layer.selected_data = {i}
                 layer.remove_selected()

@@ -33,6 +33,7 @@ from ._model import (
 )
 from ._prompts import PromptsMixin
 from ._propagation import _REFRESH_INTERVAL, DIRECTIONS, PropagationMixin
+from ._roi import ROI_LAYER_NAME, RoiMixin
 from .jobs import Job, JobQueue
 from .layers import (
     POSITIVE_COLOR,
@@ -51,13 +52,16 @@ __all__ = [
     "LOAD_FROM_FILE",
     "PRECISIONS",
     "PRESETS",
+    "ROI_LAYER_NAME",
     "TrackingController",
     "bundled_model_installed",
     "model_choices",
 ]
 
 
-class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMixin, ExportsMixin):
+class TrackingController(
+    ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMixin, ExportsMixin, RoiMixin
+):
     """Interactive SAM 2 tracking in a napari viewer (the widget's logic, scriptable).
 
     Args:
@@ -69,7 +73,11 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
         status_changed(str), objects_changed(), model_changed(), image_changed(),
         busy_changed(bool), frame_done(int), progress_changed(int, int) (steps done, total of
         the running propagation or download; a few times per second), mask_shown(int, int)
-        (frame, object id), settings_changed().
+        (frame, object id), settings_changed(), roi_changed() (:attr:`roi` or the region
+        layer changed).
+
+    Region of interest: :meth:`set_roi`, :meth:`roi_from_view`, :meth:`use_view_as_roi`
+    (see :mod:`napari_sam2._napari._roi`).
     """
 
     status_changed = Signal(str)
@@ -81,6 +89,7 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
     progress_changed = Signal(int, int)
     mask_shown = Signal(int, int)
     settings_changed = Signal()
+    roi_changed = Signal()
 
     def __init__(self, viewer, *, bind_keys: bool = True) -> None:
         self.viewer = viewer
@@ -101,6 +110,8 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
         self.labels_layer = None
         self.points_layer = None
         self.shapes_layer = None
+        self._roi: tuple[int, int, int, int] | None = None  # region of interest (image px)
+        self.roi_layer = None  # the "SAM 2 region" Shapes layer
         self.objects: list[int] = []
         self.current_id: int | None = None
         self.negative_mode = False
@@ -165,6 +176,7 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
         self.contrast = contrast
         self.session = None
         self.scores.clear()
+        self._forget_roi()
         self._make_layers()
         self.image_changed.emit()
         self.objects_changed.emit()
@@ -291,8 +303,11 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
             self.info = None
             self.session = None
             self.labels_layer = self.points_layer = self.shapes_layer = None
+            self._forget_roi()
             self.image_changed.emit()
             self._emit_status()
+        elif self.roi_layer is not None and layer == self.roi_layer:
+            self.roi_layer = None  # the region still applies; "Full frame" clears it
         elif layer in (self.labels_layer, self.points_layer, self.shapes_layer):
             # deleted by the user: it comes back (same data) when next needed
             self._removed_layers.add(id(layer))
@@ -500,6 +515,7 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
                 contrast_limits=limits,
                 settings=self.settings.replace(),
                 precision=self.precision,
+                roi=self._roi,
             )
             s.set_label_volume(self.volume)
             self.session = s
@@ -508,7 +524,8 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
         return self.session
 
     def _rebuild_session(self) -> None:
-        """Rebuild the session (new model, device or channel) and re-run its prompts (a job)."""
+        """Rebuild the session (new model, device or channel) and re-run its prompts (a job);
+        a new region of interest goes through :meth:`set_roi`, which does the same."""
         if self.info is None:
             return
         self._submit(
@@ -522,8 +539,9 @@ class TrackingController(ModelMixin, PromptsMixin, PropagationMixin, ManyCellsMi
         )
 
     def _replay_session(self) -> None:
-        """Worker side of :meth:`_rebuild_session`: a new session with the old one's prompts
-        (painted mask prompts keep their exact pixels, as with "use my edit")."""
+        """Worker side of :meth:`_rebuild_session`: a new session (current model, channel,
+        region of interest...) with the old one's prompts (painted mask prompts keep their
+        exact pixels, as with "use my edit"); the prompted frames are encoded again."""
         old, self.session = self.session, None
         if self.model is None or self.info is None:
             return

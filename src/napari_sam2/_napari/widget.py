@@ -32,6 +32,7 @@ from superqt import QCollapsible
 
 from ._help import MEMORY_BOOL_FIELDS, MEMORY_FIELDS, SHORTCUTS, shortcut_help
 from ._widget_many_cells import ManyCellsSection
+from ._widget_roi import RoiSection
 from .controller import (
     DEVICES,
     DIRECTIONS,
@@ -80,7 +81,7 @@ def _button(text: str, tip: str, slot) -> QPushButton:
     return b
 
 
-class SAM2Widget(QWidget, ManyCellsSection):
+class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     """Dock widget "SAM 2 tracking".
 
     Args:
@@ -193,6 +194,7 @@ class SAM2Widget(QWidget, ManyCellsSection):
         row.addWidget(self.device_combo)
         row.addWidget(self.precision_combo)
         form.addRow("Device", row)
+        self._roi_row(form)
         return box
 
     def _data_section(self) -> QGroupBox:
