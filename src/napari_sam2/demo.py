@@ -204,10 +204,11 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = resolve_model(model, device)  # first: a missing model fails before any work
-    n_cells = max(2, round(30 * (size / 256) ** 2)) if kind == "nuclei" else None
     overrides: dict[str, Any] = {"kind": kind, "n_frames": frames, "shape": (size, size)}
-    if n_cells is not None:
-        overrides["n_cells"] = n_cells
+    if kind != "bacteria":
+        # cells the size the bundled micro model was trained on (radius 14-34 px at 256 px)
+        overrides["n_cells"] = max(2, round(16 * (size / 256) ** 2))
+        overrides["radius"] = (14.0, 24.0)
     synth = make_movie(seed=seed, **overrides)
     seeds = interior_points(synth.labels[0])
     if not seeds:

@@ -9,12 +9,19 @@ __all__ = ["make_nuclei_sample", "make_phase_sample"]
 #: Size of the samples: small enough to generate in about a second.
 SAMPLE_FRAMES = 40
 SAMPLE_SHAPE = (256, 256)
+#: Cell sizes the bundled micro model (256-px input) was trained on: radius 14-34 px.
+SAMPLE_CELLS = {
+    "nuclei": {"n_cells": 16, "radius": (14.0, 24.0)},
+    "phase": {"n_cells": 14, "radius": (15.0, 25.0)},
+}
 
 
 def _sample(kind: str, name: str, colormap: str) -> list[tuple[Any, dict, str]]:
     from napari_sam2.train.synthetic import make_movie
 
-    movie = make_movie(kind=kind, n_frames=SAMPLE_FRAMES, shape=SAMPLE_SHAPE, seed=2)
+    movie = make_movie(
+        kind=kind, n_frames=SAMPLE_FRAMES, shape=SAMPLE_SHAPE, seed=2, **SAMPLE_CELLS[kind]
+    )
     meta = {
         "name": name,
         "colormap": colormap,
