@@ -184,7 +184,9 @@ def main() -> None:
     ap.add_argument("--movies", type=int, default=3)
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--cells", type=int, default=24)
+    ap.add_argument("--radius", type=float, nargs=2, default=(14.0, 22.0),
+                    help="nucleus radius range in px (the micro model saw 14-34 px at 256)")
     ap.add_argument("--division-rate", type=float, default=0.03)
     ap.add_argument("--touching", type=float, default=0.3)
     ap.add_argument("--neck-ratio", type=float, default=None,
@@ -215,7 +217,7 @@ def main() -> None:
             seed = SEED0 + k
             mv = make_movie(kind="nuclei", n_frames=args.frames, shape=(args.size, args.size),
                             n_cells=args.cells, division_rate=args.division_rate,
-                            touching=args.touching, seed=seed)
+                            touching=args.touching, radius=tuple(args.radius), seed=seed)
             gt_lineage = {tid: p for tid, (_s, _e, p) in mv.lineage.items() if p}
             n_div.append(len(gt_lineage) // 2)
             folder = root / f"movie{seed}"

@@ -48,10 +48,12 @@ def _model():
 
 def _seeds(n: int) -> list[tuple[float, float]]:
     """Centres (y, x) of ``n`` well-separated cells on frame 0 of the nuclei sample."""
-    from napari_sam2._napari._sample_data import SAMPLE_FRAMES, SAMPLE_SHAPE
+    from napari_sam2._napari._sample_data import SAMPLE_CELLS, SAMPLE_FRAMES, SAMPLE_SHAPE
     from napari_sam2.train.synthetic import make_movie
 
-    labels = make_movie(kind="nuclei", n_frames=SAMPLE_FRAMES, shape=SAMPLE_SHAPE, seed=2).labels
+    labels = make_movie(
+        kind="nuclei", n_frames=SAMPLE_FRAMES, shape=SAMPLE_SHAPE, seed=2, **SAMPLE_CELLS["nuclei"]
+    ).labels
     first, last = labels[0], labels[-1]
     out = []
     for i in np.unique(first):

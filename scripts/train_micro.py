@@ -48,12 +48,15 @@ def main() -> None:
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="default")
     ap.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: recipe)")
     ap.add_argument("--single-frame-fraction", type=float, default=None, help="default: recipe")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: recipe)")
     ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps})
     if args.clip_len:
         recipe.clip_len = args.clip_len
+    if args.lr is not None:
+        recipe.lr = args.lr
     if args.single_frame_fraction is not None:
         recipe.single_frame_fraction = args.single_frame_fraction
 
