@@ -94,7 +94,11 @@ def main() -> None:
         bank = max(bank, sum(o.bank.nbytes() for o in session._objects.values()))
         t0 = time.perf_counter()  # exclude the bank accounting above
     times = np.asarray(times)
-    feats = sum(f.nbytes() for f in session._features.values())
+    feats = sum(
+        t.numel() * t.element_size()
+        for f in session._features.values()
+        for t in (f.vision, f.vision_pos, *f.high_res)
+    )
     mb = 1 << 20
     rows = [
         ("model", f"`{used}`" + (" (fallback)" if used != args.model else "")),
