@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, HeadOutput, SAM2Model
+from ._label_volume import LabelVolumeMixin
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .postprocess import fill_small_holes, non_overlapping
@@ -94,7 +95,7 @@ class _Object:
         return set(self.bank.cond) | {t for t, (_, c) in self.pending.items() if c}
 
 
-class VideoSession:
+class VideoSession(LabelVolumeMixin):
     """Interactive SAM 2 video segmentation of a time-lapse.
 
     Args:
@@ -206,39 +207,6 @@ class VideoSession:
         """Frames carrying prompts (of one object, or of any)."""
         objs = [self._objects[obj_id]] if obj_id is not None else self._objects.values()
         return sorted({t for o in objs for t in o.prompts})
-
-    # ------------------------------------------------------------------ labels
-    def labels(self, dtype=None) -> np.ndarray:
-        """The (T, H, W) label volume (uint16, or uint32 once ids exceed 65,535).
-
-        Returns the session's own array (results keep streaming into it); copy it to keep a
-        snapshot.
-        """
-        if not self.keep_labels:
-            raise RuntimeError("session made with keep_labels=False: it keeps no labels")
-        vol = self._label_volume()
-        return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
-
-    def set_label_volume(self, volume: np.ndarray) -> None:
-        """Write results into ``volume`` (T, H, W) (e.g. a napari Labels layer's data) from now
-        on; its existing values (manual edits) are kept."""
-        expected = (self.num_frames, *self.frame_shape)
-        if volume.shape != expected:
-            raise ValueError(
-                f"label volume has shape {volume.shape}, expected {expected} (T, H, W)"
-            )
-        if volume.dtype.kind not in "iu":
-            raise ValueError(f"label volume must have an integer dtype, got {volume.dtype}")
-        self._labels = volume
-
-    def _label_volume(self) -> np.ndarray:
-        if self._labels is None:
-            dtype = np.uint32 if max(self._objects, default=0) > 65535 else np.uint16
-            # np.zeros is backed by lazily mapped pages: untouched frames cost no memory
-            self._labels = np.zeros((self.num_frames, *self.frame_shape), dtype=dtype)
-        elif max(self._objects, default=0) > np.iinfo(self._labels.dtype).max:
-            self._labels = self._labels.astype(np.uint32)
-        return self._labels
 
     # ------------------------------------------------------------------ prompts
     def _obj(self, obj_id) -> _Object:
@@ -702,27 +670,3 @@ class VideoSession:
         scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
         self.stats["frames_propagated"] += 1
         return FrameResult(t, ids, (logits > 0).cpu().numpy(), scores[:, 0].cpu().numpy())
-
-    def _write_labels(self, t: int, ids: list[int], logits: torch.Tensor) -> None:
-        """Write masks of ``ids`` (logits (N, H, W)) into frame t of the label volume.
-
-        Only pixels that are background or already belong to one of ``ids`` change, so other
-        objects and manual edits of other labels are kept. Where objects overlap, the highest
-        logit wins.
-        """
-        if not self.keep_labels:
-            return
-        vol = self._label_volume()
-        lab = vol[t]
-        arr = np.asarray(ids, dtype=vol.dtype)
-        own = np.isin(lab, arr)
-        free = own | (lab == 0)
-        best = torch.full(self.frame_shape, 0.0, device=logits.device)
-        winner = torch.full(self.frame_shape, -1, dtype=torch.long, device=logits.device)
-        for k in range(len(ids)):
-            better = logits[k] > best
-            best = torch.where(better, logits[k], best)
-            winner = torch.where(better, torch.full_like(winner, k), winner)
-        win = winner.cpu().numpy()
-        new = np.where(win >= 0, arr[np.clip(win, 0, None)], 0).astype(vol.dtype)
-        lab[free] = new[free]

@@ -1,0 +1,71 @@
+"""The (T, H, W) label volume of a :class:`~napari_sam2.video.session.VideoSession`: created
+lazily, widened to uint32 past 65,535 ids, optionally an external array (a napari Labels
+layer's data), and written so that other objects and manual edits are never overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["LabelVolumeMixin"]
+
+
+class LabelVolumeMixin:
+    """Label-volume part of :class:`~napari_sam2.video.session.VideoSession` (uses its
+    ``keep_labels``, ``num_frames``, ``frame_shape``, ``_objects`` and ``_labels``)."""
+
+    def labels(self, dtype=None) -> np.ndarray:
+        """The (T, H, W) label volume (uint16, or uint32 once ids exceed 65,535).
+
+        Returns the session's own array (results keep streaming into it); copy it to keep a
+        snapshot.
+        """
+        if not self.keep_labels:
+            raise RuntimeError("session made with keep_labels=False: it keeps no labels")
+        vol = self._label_volume()
+        return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
+
+    def set_label_volume(self, volume: np.ndarray) -> None:
+        """Write results into ``volume`` (T, H, W) (e.g. a napari Labels layer's data) from now
+        on; its existing values (manual edits) are kept."""
+        expected = (self.num_frames, *self.frame_shape)
+        if volume.shape != expected:
+            raise ValueError(
+                f"label volume has shape {volume.shape}, expected {expected} (T, H, W)"
+            )
+        if volume.dtype.kind not in "iu":
+            raise ValueError(f"label volume must have an integer dtype, got {volume.dtype}")
+        self._labels = volume
+
+    def _label_volume(self) -> np.ndarray:
+        if self._labels is None:
+            dtype = np.uint32 if max(self._objects, default=0) > 65535 else np.uint16
+            # np.zeros is backed by lazily mapped pages: untouched frames cost no memory
+            self._labels = np.zeros((self.num_frames, *self.frame_shape), dtype=dtype)
+        elif max(self._objects, default=0) > np.iinfo(self._labels.dtype).max:
+            self._labels = self._labels.astype(np.uint32)
+        return self._labels
+
+    def _write_labels(self, t: int, ids: list[int], logits: torch.Tensor) -> None:
+        """Write masks of ``ids`` (logits (N, H, W)) into frame t of the label volume.
+
+        Only pixels that are background or already belong to one of ``ids`` change, so other
+        objects and manual edits of other labels are kept. Where objects overlap, the highest
+        logit wins.
+        """
+        if not self.keep_labels:
+            return
+        vol = self._label_volume()
+        lab = vol[t]
+        arr = np.asarray(ids, dtype=vol.dtype)
+        own = np.isin(lab, arr)
+        free = own | (lab == 0)
+        best = torch.full(self.frame_shape, 0.0, device=logits.device)
+        winner = torch.full(self.frame_shape, -1, dtype=torch.long, device=logits.device)
+        for k in range(len(ids)):
+            better = logits[k] > best
+            best = torch.where(better, logits[k], best)
+            winner = torch.where(better, torch.full_like(winner, k), winner)
+        win = winner.cpu().numpy()
+        new = np.where(win >= 0, arr[np.clip(win, 0, None)], 0).astype(vol.dtype)
+        lab[free] = new[free]
