@@ -12,25 +12,9 @@ import time
 
 import numpy as np
 import pytest
+from gui_helpers import notifications_during
 
 pytestmark = pytest.mark.gui
-
-
-def _notifications_during(func):
-    """Messages of the napari notifications emitted while ``func`` runs."""
-    from napari.utils.notifications import notification_manager
-
-    seen = []
-
-    def grab(n):
-        seen.append(str(n.message))
-
-    notification_manager.notification_ready.connect(grab)
-    try:
-        func()
-    finally:
-        notification_manager.notification_ready.disconnect(grab)
-    return seen
 
 
 def _disk(cy: int, cx: int, r: int, shape=(128, 128)) -> np.ndarray:
@@ -91,7 +75,7 @@ def test_seed_from_labels_layer(viewer_widget):
     with pytest.raises(ValueError, match="64 x 64 pixels"):
         widget.seed_from_labels("small")
     # seeding the same labels again: every id is taken now, all are renumbered (and said so)
-    msgs = _notifications_during(lambda: widget.seed_from_labels("seeds", frame=0, wait=True))
+    msgs = notifications_during(lambda: widget.seed_from_labels("seeds", frame=0, wait=True))
     assert any("3 -> 23, 5 -> 24, 9 -> 25" in m for m in msgs), msgs
 
     # the seeded objects propagate like any other
@@ -119,7 +103,7 @@ def test_refuses_without_image_or_model(fresh_viewer, small_movie):
     with pytest.raises(RuntimeError, match="no model"):
         widget.find_cells(0)
     assert widget.controller.objects == [] and not widget.labels_layer.data.any()
-    msgs = _notifications_during(lambda: widget._safe(widget._seed_from_gui))
+    msgs = notifications_during(lambda: widget._safe(widget._seed_from_gui))
     assert any("no model" in m for m in msgs), msgs
 
 

@@ -9,57 +9,13 @@ Run under a virtual X server:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
+from gui_helpers import click, notifications_during
 
 pytestmark = pytest.mark.gui
 
 ROI = (16, 24, 80, 104)  # (y0, x0, y1, x1) in the 128 x 128 px movie
-
-
-@dataclass
-class _Mouse:
-    type: str
-    position: tuple
-    modifiers: tuple = ()
-    button: int = 1
-    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    is_dragging: bool = False
-    dims_displayed: tuple = (1, 2)
-    dims_point: tuple | None = None
-    view_direction: tuple | None = None
-    handled: bool = False
-
-
-def _click(layer, world_position) -> None:
-    """A plain mouse click on a layer, through napari's own callbacks."""
-    from napari.utils._proxies import ReadOnlyWrapper
-    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-
-    pos = tuple(float(v) for v in world_position)
-    for kind, callbacks in (
-        ("mouse_press", mouse_press_callbacks),
-        ("mouse_release", mouse_release_callbacks),
-    ):
-        callbacks(layer, ReadOnlyWrapper(_Mouse(kind, pos), exceptions=("handled",)))
-
-
-def _notifications_during(func) -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    seen = []
-
-    def grab(n):
-        seen.append(str(n.message))
-
-    notification_manager.notification_ready.connect(grab)
-    try:
-        func()
-    finally:
-        notification_manager.notification_ready.disconnect(grab)
-    return seen
 
 
 def _outside(vol: np.ndarray, roi) -> np.ndarray:
@@ -145,7 +101,7 @@ def test_click_outside_roi_notifies_and_adds_nothing(viewer_widget):
     c = widget.controller
     widget.set_roi(ROI, wait=True)
     points = c.points_layer
-    msgs = _notifications_during(lambda: _click(points, (0, 100, 10)))
+    msgs = notifications_during(lambda: click(points, (0, 100, 10)))
     widget.wait(timeout=60)
     assert any("outside the region of interest" in m and str(ROI) in m for m in msgs), msgs
     assert len(points.data) == 0 and c.objects == []
@@ -156,7 +112,7 @@ def test_click_outside_roi_notifies_and_adds_nothing(viewer_widget):
         widget.add_box(0, (90, 0, 120, 20))
     assert c.objects == [] and len(points.data) == 0
     # a click inside still works
-    _click(points, (0, 40, 50))
+    click(points, (0, 40, 50))
     widget.wait(timeout=60)
     assert c.objects == [1] and widget.session.roi == ROI
     np.testing.assert_allclose(widget.session.prompts(1)[0].points, [[40, 50]])
@@ -180,7 +136,7 @@ def test_changing_roi_replays_prompts(viewer_widget):
     assert not _outside(vol[[0, 2]], ROI).any(), "the prompted frames were re-run in the region"
 
     # a region that would leave a prompt out is refused and nothing changes
-    msgs = _notifications_during(
+    msgs = notifications_during(
         lambda: pytest.raises(ValueError, widget.set_roi, (60, 60, 128, 128), wait=True)
     )
     assert any("leaves out" in m and "object 1 (frame 0)" in m for m in msgs), msgs

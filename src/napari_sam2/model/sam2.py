@@ -263,41 +263,18 @@ class SAM2Model(nn.Module):
         if point_coords is None:
             point_coords = pix_feat.new_zeros(b, 1, 2)
             point_labels = -torch.ones(b, 1, dtype=torch.int32, device=pix_feat.device)
-        dense_mask = None
+        size = self.sam_prompt_encoder.mask_input_size
+        if mask_input is not None and tuple(mask_input.shape[-2:]) != tuple(size):
+            mask_input = F.interpolate(
+                mask_input.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+            )
         if self.config.prompt_map_sigma > 0 and (point_labels >= 0).any():
             maps = prompt_maps(
-                point_coords,
-                point_labels,
-                self.sam_prompt_encoder.mask_input_size,
-                self.image_size,
-                self.config.prompt_map_sigma,
+                point_coords, point_labels, size, self.image_size, self.config.prompt_map_sigma
             )
-            if mask_input is None:
-                mask_input = maps
-            else:
-                size = self.sam_prompt_encoder.mask_input_size
-                if tuple(mask_input.shape[-2:]) != tuple(size):
-                    mask_input = F.interpolate(
-                        mask_input.float(),
-                        size=size,
-                        mode="bilinear",
-                        align_corners=False,
-                        antialias=True,
-                    )
-                mask_input = mask_input + maps
-        if mask_input is not None:
-            size = self.sam_prompt_encoder.mask_input_size
-            if tuple(mask_input.shape[-2:]) != tuple(size):
-                mask_input = F.interpolate(
-                    mask_input.float(),
-                    size=size,
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-            dense_mask = mask_input
+            mask_input = maps if mask_input is None else mask_input + maps
         sparse, dense = self.sam_prompt_encoder(
-            points=(point_coords, point_labels), boxes=None, masks=dense_mask
+            points=(point_coords, point_labels), boxes=None, masks=mask_input
         )
         masks, ious, tokens, obj_logits = self.sam_mask_decoder(
             image_embeddings=pix_feat,
