@@ -63,6 +63,10 @@ def main() -> None:
     ap.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: recipe)")
     ap.add_argument("--single-frame-fraction", type=float, default=None, help="default: recipe")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: recipe)")
+    ap.add_argument("--focal-alpha", type=float, default=None,
+                    help="focal-loss weight of object pixels (default: recipe; SAM 2: 0.25)")
+    ap.add_argument("--balanced-bce", type=float, default=None,
+                    help="class-balanced BCE weight (default: recipe; SAM 2: 0)")
     ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -71,6 +75,10 @@ def main() -> None:
         recipe.clip_len = args.clip_len
     if args.lr is not None:
         recipe.lr = args.lr
+    if args.focal_alpha is not None:
+        recipe.focal_alpha = args.focal_alpha
+    if args.balanced_bce is not None:
+        recipe.balanced_bce_weight = args.balanced_bce
     if args.single_frame_fraction is not None:
         recipe.single_frame_fraction = args.single_frame_fraction
 

@@ -127,7 +127,7 @@ class ImagePredictor:
             raise ValueError("empty prompt: give points, a box or a mask")
         feats = self._features
         enc, dec = self.model.sam_prompt_encoder, self.model.sam_mask_decoder
-        sparse, dense = enc(points=point_input, boxes=None, masks=mask_input)
+        sparse, dense = self.model.encode_prompts(*(point_input or (None, None)), mask_input)
         logits, ious, _, _ = dec(
             image_embeddings=self.model.no_memory(feats),
             image_pe=enc.get_dense_pe(),

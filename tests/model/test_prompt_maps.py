@@ -94,3 +94,31 @@ def test_predict_masks_with_maps_equals_meta_decoder_fed_the_map():
     torch.testing.assert_close(head.ious, ious, atol=1e-4, rtol=1e-4)
     # and the map really changes the prediction
     assert not torch.allclose(head.raw_multimask_logits, head_plain.raw_multimask_logits)
+
+
+def test_image_predictor_draws_prompt_maps_like_the_video_path():
+    """ImagePredictor (single images) encodes clicks and boxes the way the model's own decoder
+    path does, prompt maps included, so micro behaves the same in both."""
+    import numpy as np
+
+    from napari_sam2 import ImagePredictor
+
+    cfg = dataclasses.replace(get_config("test_tiny_256"), prompt_map_sigma=6.0)
+    torch.manual_seed(0)
+    model = SAM2Model(cfg).eval()
+    pred = ImagePredictor(model)
+    image = np.random.default_rng(0).random((128, 128)).astype(np.float32)
+    pred.set_image(image)
+    feats = pred._features
+    for kwargs, coords, labels in (
+        ({"points": [(30, 50)], "labels": [1]}, [[100.0, 60.0]], [1]),
+        ({"box": (20, 10, 60, 70)}, [[20.0, 40.0], [140.0, 120.0]], [2, 3]),
+    ):
+        _, ious, low = pred.predict(multimask=True, **kwargs)
+        with torch.no_grad():
+            head = model.predict_masks(
+                model.no_memory(feats), feats.high_res, torch.tensor([coords]),
+                torch.tensor([labels], dtype=torch.int32), multimask=True,
+            )
+        torch.testing.assert_close(torch.from_numpy(low), head.multimask_logits[0].clamp(-32, 32))
+        torch.testing.assert_close(torch.from_numpy(ious), head.ious[0])

@@ -236,6 +236,38 @@ class SAM2Model(nn.Module):
         out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_ptr_tokens)
         return out.transpose(1, 2).reshape(b, c, h, w)
 
+    def encode_prompts(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder, with the config's prompt maps (``prompt_map_sigma``) added.
+
+        Args:
+            point_coords: (B, N, 2) model-input pixel (x, y), or None (no points).
+            point_labels: (B, N) int: 1 positive, 0 negative, 2/3 box corners, -1 padding.
+            mask_input: (B, 1, H', W') mask logits, resized to the decoder's mask-input size
+                (``image_size / 4``) when needed, or None.
+
+        Returns:
+            sparse (B, N', d) and dense (B, d, h, w) prompt embeddings.
+        """
+        size = self.sam_prompt_encoder.mask_input_size
+        if mask_input is not None and tuple(mask_input.shape[-2:]) != tuple(size):
+            mask_input = F.interpolate(
+                mask_input.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+            )
+        points = None
+        if point_coords is not None and point_labels is not None:
+            points = (point_coords, point_labels)
+            if self.config.prompt_map_sigma > 0 and bool((point_labels >= 0).any()):
+                maps = prompt_maps(
+                    point_coords, point_labels, size, self.image_size, self.config.prompt_map_sigma
+                )
+                mask_input = maps if mask_input is None else mask_input + maps
+        return self.sam_prompt_encoder(points=points, boxes=None, masks=mask_input)
+
     def predict_masks(
         self,
         pix_feat: torch.Tensor,
@@ -263,19 +295,7 @@ class SAM2Model(nn.Module):
         if point_coords is None:
             point_coords = pix_feat.new_zeros(b, 1, 2)
             point_labels = -torch.ones(b, 1, dtype=torch.int32, device=pix_feat.device)
-        size = self.sam_prompt_encoder.mask_input_size
-        if mask_input is not None and tuple(mask_input.shape[-2:]) != tuple(size):
-            mask_input = F.interpolate(
-                mask_input.float(), size=size, mode="bilinear", align_corners=False, antialias=True
-            )
-        if self.config.prompt_map_sigma > 0 and (point_labels >= 0).any():
-            maps = prompt_maps(
-                point_coords, point_labels, size, self.image_size, self.config.prompt_map_sigma
-            )
-            mask_input = maps if mask_input is None else mask_input + maps
-        sparse, dense = self.sam_prompt_encoder(
-            points=(point_coords, point_labels), boxes=None, masks=mask_input
-        )
+        sparse, dense = self.encode_prompts(point_coords, point_labels, mask_input)
         masks, ious, tokens, obj_logits = self.sam_mask_decoder(
             image_embeddings=pix_feat,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
