@@ -9,6 +9,7 @@ cache, the label volume, the automatic object chunk size, and peak CUDA memory o
 
 Usage:  python benchmarks/bench_many_cells.py [--frames 50] [--objects 200] [--size 512]
             [--model micro] [--fallback test_tiny_256] [--chunk N] [--divisions] [--threads N]
+            [--workers N]
 The bundled ``micro`` model may not exist yet: then ``--fallback`` is used (with a warning);
 ``--fallback random:micro`` (random weights, the bundled model's architecture) gives
 representative timings.
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=None, help="object_chunk_size (default: auto)")
     ap.add_argument("--divisions", action="store_true", help="with division tracking")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="VideoSession workers (default: automatic)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -81,7 +84,7 @@ def main() -> None:
 
     movie, labels0 = grid_movie(args.frames, args.objects, args.size)
     rss_movie = peak_rss_mb()
-    session = VideoSession(model, movie, object_chunk_size=args.chunk)
+    session = VideoSession(model, movie, object_chunk_size=args.chunk, workers=args.workers)
     t0 = time.perf_counter()
     ids = session.add_labels(0, labels0)
     t_seed = time.perf_counter() - t0
@@ -102,7 +105,8 @@ def main() -> None:
     mb = 1 << 20
     rows = [
         ("model", f"`{used}`" + (" (fallback)" if used != args.model else "")),
-        ("device", f"{model.device} ({args.threads} threads, {platform.machine()})"),
+        ("device", f"{model.device} ({args.threads} threads, {session.workers} workers, "
+                   f"{platform.machine()})"),
         ("movie", f"{args.frames} x {args.size} x {args.size} uint16, {len(ids)} objects"),
         ("object chunk size", str(args.chunk or session._auto_chunk()) + ("" if args.chunk
                                                                          else " (auto)")),

@@ -37,7 +37,7 @@ def _record_mask_inputs(model, calls: list):
 def test_tracking_gets_the_adjacent_frames_mask(movie, reverse):
     model = _with_prior(present_model())
     calls: list = []
-    session = VideoSession(model, movie, axes="TYX")
+    session = VideoSession(model, movie, axes="TYX", workers=1)  # both objects in one call
     start = 5 if reverse else 2
     session.add_points(start, 1, [(16, 18)], [1])
     session.add_points(start, 2, [(32, 44)], [1])

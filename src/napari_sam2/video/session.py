@@ -13,6 +13,7 @@ batch; big batches are chunked).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, HeadOutput, SAM2Model
 from ._label_volume import LabelVolumeMixin
+from ._parallel import WorkerPool, auto_workers
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .postprocess import fill_small_holes, non_overlapping
@@ -114,6 +116,10 @@ class VideoSession(LabelVolumeMixin):
         roi: region of interest ``(y0, x0, y1, x1)`` in frame pixels (end exclusive): only this
             region is resized to the model's input, so small cells stay large enough for it
             (see :attr:`roi`). None: the whole frame (or the ROI of a given ``FrameSource``).
+        workers: independent work of a propagated frame (object chunks, the next frame's
+            encoding) run side by side in this many threads, one intra-op thread each. None:
+            the CPU's threads for small models (input <= 512 px) on a CPU, else 1 (PyTorch's
+            own threading). Results equal sequential processing.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class VideoSession(LabelVolumeMixin):
         object_chunk_size: int | None = None,
         keep_labels: bool = True,
         roi: Sequence[int] | None = None,
+        workers: int | None = None,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -147,6 +154,9 @@ class VideoSession(LabelVolumeMixin):
         self.precision = precision
         self.object_chunk_size = object_chunk_size
         self.keep_labels = keep_labels
+        self._pool = WorkerPool(
+            auto_workers(self.device, cfg.image_size) if workers is None else workers
+        )
         self._objects: dict[int, _Object] = {}
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._features_roi = self.frames.roi  # the ROI the cached encodings were made with
@@ -368,6 +378,15 @@ class VideoSession(LabelVolumeMixin):
         if feats is not None:
             self._features.move_to_end(frame)
             return feats
+        return self._cache_features(frame, self._encode(frame))
+
+    @property
+    def workers(self) -> int:
+        """Threads a propagated frame's independent work runs in (see the constructor)."""
+        return self._pool.size
+
+    def _encode(self, frame: int) -> FrameFeatures:
+        """Run the image encoder on a frame (no caching; safe in a worker thread)."""
         image = self.frames.model_input(frame).to(self.device)[None]
         with torch.inference_mode(), self._autocast():
             feats = self.model.encode_image(image)
@@ -377,6 +396,9 @@ class VideoSession(LabelVolumeMixin):
                 feats.vision_pos.float(),
                 tuple(x.float() for x in feats.high_res),
             )
+        return feats
+
+    def _cache_features(self, frame: int, feats: FrameFeatures) -> FrameFeatures:
         self.stats["image_encodings"] += 1
         self._features[frame] = feats
         while len(self._features) > self.settings.feature_cache_frames:
@@ -469,9 +491,11 @@ class VideoSession(LabelVolumeMixin):
         memory, memory_pos, n_ptr = self.model.build_memory(spatial, pointers, max_ptrs)
         return self.model.attend_memory(fx, memory, memory_pos, n_ptr)
 
-    def _chunks(self, items: list) -> Iterator[list]:
-        size = self.object_chunk_size or self._auto_chunk()
-        for i in range(0, len(items), size):
+    def _chunks(self, items: list, parts: int = 1) -> Iterator[list]:
+        """Consecutive chunks of ``items``: at least ``parts`` (when there are enough items),
+        none bigger than the chunk size."""
+        size = min(self.object_chunk_size or self._auto_chunk(), -(-len(items) // parts))
+        for i in range(0, len(items), max(1, size)):
             yield items[i : i + size]
 
     def _auto_chunk(self) -> int:
@@ -613,11 +637,41 @@ class VideoSession(LabelVolumeMixin):
         for frames, reverse in passes:
             for t in frames:
                 nxt = t - 1 if reverse else t + 1
-                if 0 <= nxt <= last and nxt not in self._features:
+                ahead = None
+                if 0 <= nxt <= last and nxt not in self._features and nxt in frames:
                     self.frames.prefetch(nxt)
-                yield self._propagate_frame(t, objects, reverse)
+                    ahead = nxt
+                yield self._propagate_frame(t, objects, reverse, ahead)
 
-    def _propagate_frame(self, t: int, objects: list[_Object], reverse: bool) -> FrameResult:
+    def _track_chunk(self, feats: FrameFeatures, chunk: list, before: int):
+        """Memory attention, decoder and memory encoder for one chunk of (object, memory
+        selection) pairs with equal layouts; reads the banks, writes nothing (thread-safe).
+
+        Returns:
+            (HeadOutput, memory features (n, c, h, w), their position encoding).
+        """
+        sels = [sel for _, sel in chunk]
+        n = len(chunk)
+        prior = None
+        if self.model.config.track_mask_prior and chunk[0][0].bank.get(before) is not None:
+            # the adjacent frame's masks as mask prompts (micro model's protocol)
+            prior = torch.cat([o.bank.get(before).mask_logits for o, _ in chunk])
+            prior = prior.to(self.device).float().clamp(-32.0, 32.0)
+        with torch.inference_mode(), self._autocast():
+            pix = self._conditioned(feats, sels)
+            head = self.model.predict_masks(
+                pix, feats.expand(n).high_res, mask_input=prior, multimask=True
+            )
+            mem, pos = self.model.encode_memory(
+                feats.expand(n), head.mask_logits_hr, head.object_score_logits, binarize=False
+            )
+        return head, mem, pos
+
+    def _propagate_frame(
+        self, t: int, objects: list[_Object], reverse: bool, ahead: int | None = None
+    ) -> FrameResult:
+        """Track ``objects`` on frame t; with several workers the next frame to visit
+        (``ahead``) is encoded meanwhile."""
         feats = self.features(t)
         s = self.settings
         results: dict[int, MemoryEntry] = {}
@@ -633,31 +687,21 @@ class VideoSession(LabelVolumeMixin):
             if use_prior:
                 key = (key, obj.bank.get(before) is not None)
             groups.setdefault(key, []).append((obj, sel))
-        for members in groups.values():
-            for chunk in self._chunks(members):
-                sels = [sel for _, sel in chunk]
-                n = len(chunk)
-                prior = None
-                if use_prior and chunk[0][0].bank.get(before) is not None:
-                    # the adjacent frame's masks as mask prompts (micro model's protocol)
-                    prior = torch.cat([o.bank.get(before).mask_logits for o, _ in chunk])
-                    prior = prior.to(self.device).float().clamp(-32.0, 32.0)
-                with torch.inference_mode(), self._autocast():
-                    pix = self._conditioned(feats, sels)
-                    head = self.model.predict_masks(
-                        pix, feats.expand(n).high_res, mask_input=prior, multimask=True
-                    )
-                    mem, pos = self.model.encode_memory(
-                        feats.expand(n),
-                        head.mask_logits_hr,
-                        head.object_score_logits,
-                        binarize=False,
-                    )
-                self._memory_pos(pos.float())
-                for k, (obj, _) in enumerate(chunk):
-                    entry = self._entry(head, k, reverse, features=mem)
-                    obj.bank.tracked[t] = entry
-                    results[obj.obj_id] = entry
+        parts = self._pool.size
+        jobs = [chunk for members in groups.values() for chunk in self._chunks(members, parts)]
+        tasks = [functools.partial(self._track_chunk, feats, chunk, before) for chunk in jobs]
+        encode_ahead = ahead is not None and parts > 1 and bool(jobs)
+        if encode_ahead:
+            tasks.append(functools.partial(self._encode, ahead))
+        outputs = self._pool.run(tasks)
+        if encode_ahead:
+            self._cache_features(ahead, outputs.pop())
+        for chunk, (head, mem, pos) in zip(jobs, outputs):
+            self._memory_pos(pos.float())
+            for k, (obj, _) in enumerate(chunk):
+                entry = self._entry(head, k, reverse, features=mem)
+                obj.bank.tracked[t] = entry
+                results[obj.obj_id] = entry
         ids = [o.obj_id for o in objects]
         for obj in objects:
             obj.tracked[t] = reverse
