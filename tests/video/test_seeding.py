@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_sam2 import VideoSession
-from napari_sam2.video import session as session_module
+from napari_sam2.video import _plumbing as plumbing_module
 from napari_sam2.video.seeding import (
     find_objects,
     mask_iou,
@@ -250,13 +250,13 @@ def test_chunked_equals_unchunked_and_one_encoding_per_frame(model, cells):
 def test_auto_chunk_follows_the_memory_budget(model, cells, monkeypatch):
     lab, movie = cells
     s = VideoSession(model, movie)
-    budget = session_module._memory_budget(torch.device("cpu"))
+    budget = plumbing_module._memory_budget(torch.device("cpu"))
     assert (256 << 20) <= budget <= (4 << 30)
-    monkeypatch.setattr(session_module, "_memory_budget", lambda device: 1)
+    monkeypatch.setattr(plumbing_module, "_memory_budget", lambda device: 1)
     assert s._auto_chunk() == 1
     s.add_labels(0, lab)
     tiny = [r.masks for r in s.propagate()]
-    monkeypatch.setattr(session_module, "_memory_budget", lambda device: 1 << 40)
+    monkeypatch.setattr(plumbing_module, "_memory_budget", lambda device: 1 << 40)
     assert s._auto_chunk() == 256
     s2 = VideoSession(model, movie)
     s2.add_labels(0, lab)
