@@ -67,6 +67,8 @@ def main() -> None:
                     help="focal-loss weight of object pixels (default: recipe; SAM 2: 0.25)")
     ap.add_argument("--balanced-bce", type=float, default=None,
                     help="class-balanced BCE weight (default: recipe; SAM 2: 0)")
+    ap.add_argument("--motion-step", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="random-walk step range in px/frame per clip (default: the kind's 1.5)")
     ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,6 +81,8 @@ def main() -> None:
         recipe.focal_alpha = args.focal_alpha
     if args.balanced_bce is not None:
         recipe.balanced_bce_weight = args.balanced_bce
+    if args.motion_step is not None:
+        recipe.motion_step = tuple(args.motion_step)
     if args.single_frame_fraction is not None:
         recipe.single_frame_fraction = args.single_frame_fraction
 

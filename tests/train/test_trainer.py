@@ -60,3 +60,28 @@ def test_loss_terms_reward_the_right_mask():
     _, absent_neg = loss_terms(good, ious, -present, empty, tcfg)
     assert absent_neg["score"] < absent_pos["score"]
     assert absent_pos["mask"] == 0.0
+
+
+def test_motion_step_sets_how_far_training_cells_move():
+    """``motion_step`` draws each clip's random-walk step: fast clips move their targets more."""
+    from scipy import ndimage
+
+    cfg = get_config("test_tiny_256")
+
+    def mean_shift(step_range) -> float:
+        tcfg = TrainConfig(clip_len=4, kinds=("nuclei",), radius=(18.0, 24.0),
+                           motion_step=step_range, single_frame_fraction=0.0)
+        shifts = []
+        stream = clip_stream(cfg, tcfg, np.random.default_rng(0))
+        for _ in range(3):
+            clip = next(stream)
+            t = clip.targets.numpy() > 0.5  # (K, N, S, S)
+            for n in range(t.shape[1]):
+                if t[0, n].any() and t[-1, n].any():
+                    a = np.array(ndimage.center_of_mass(t[0, n]))
+                    b = np.array(ndimage.center_of_mass(t[-1, n]))
+                    shifts.append(np.hypot(*(a - b)))
+        return float(np.mean(shifts))
+
+    slow, fast = mean_shift((0.2, 0.2)), mean_shift((6.0, 6.0))
+    assert fast > 3 * slow, (slow, fast)

@@ -61,6 +61,9 @@ class TrainConfig:
         kinds: synthetic movie kinds to sample.
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
+        motion_step: range (px per frame, at the synthetic frames' size) from which each clip's
+            random-walk step is drawn; None: the kind's default (1.5 px for nuclei). Faster
+            cells teach the memory to follow the image rather than copy the last mask.
         seed: RNG seed (data and initialisation).
         bf16: autocast in bfloat16.
         save_every: checkpoint interval in steps.
@@ -85,6 +88,7 @@ class TrainConfig:
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
+    motion_step: tuple[float, float] | None = None
     seed: int = 0
     bf16: bool = False
     save_every: int = 100
@@ -174,6 +178,8 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
         )
         if kind != "bacteria":
             overrides["radius"] = (lo, hi)
+        if tcfg.motion_step is not None:
+            overrides["step"] = float(rng.uniform(*tcfg.motion_step))
         try:
             mv = make_movie(**overrides)
         except (TypeError, ValueError):

@@ -60,12 +60,8 @@ class LabelVolumeMixin:
         arr = np.asarray(ids, dtype=vol.dtype)
         own = np.isin(lab, arr)
         free = own | (lab == 0)
-        best = torch.full(self.frame_shape, 0.0, device=logits.device)
-        winner = torch.full(self.frame_shape, -1, dtype=torch.long, device=logits.device)
-        for k in range(len(ids)):
-            better = logits[k] > best
-            best = torch.where(better, logits[k], best)
-            winner = torch.where(better, torch.full_like(winner, k), winner)
-        win = winner.cpu().numpy()
+        # the highest positive logit wins (the first object on ties); -1: no object
+        best, winner = logits.max(dim=0)
+        win = torch.where(best > 0, winner, -1).cpu().numpy()
         new = np.where(win >= 0, arr[np.clip(win, 0, None)], 0).astype(vol.dtype)
         lab[free] = new[free]
