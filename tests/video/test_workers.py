@@ -118,3 +118,15 @@ def test_auto_workers_and_validation(model, movie):
     assert VideoSession(model, movie, axes="TYX").workers == auto_workers(cpu, 256)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         VideoSession(model, movie, axes="TYX", workers=0)
+
+
+def test_parallel_chunks_share_the_memory_budget(model, movie, monkeypatch):
+    """Chunks running side by side split the automatic chunk size between them."""
+    session = VideoSession(model, movie, axes="TYX", workers=2)
+    monkeypatch.setattr(session, "_auto_chunk", lambda: 6)
+    items = list(range(20))
+    assert [len(c) for c in session._chunks(items, parts=2)] == [3] * 6 + [2]
+    assert [len(c) for c in session._chunks(items[:4], parts=2)] == [2, 2]
+    assert [len(c) for c in session._chunks(items, parts=1)] == [6, 6, 6, 2]
+    session.object_chunk_size = 5  # the user's explicit size holds per chunk
+    assert [len(c) for c in session._chunks(items, parts=2)] == [5, 5, 5, 5]

@@ -186,9 +186,11 @@ class ModelPlumbingMixin:
 
     def _chunks(self, items: list, parts: int = 1) -> Iterator[list]:
         """Consecutive chunks of ``items``: at least ``parts`` (when there are enough items),
-        none bigger than the chunk size."""
-        size = min(self.object_chunk_size or self._auto_chunk(), -(-len(items) // parts))
-        for i in range(0, len(items), max(1, size)):
+        none bigger than the chunk size. ``parts`` chunks run at once, so they share the
+        automatic chunk's memory budget."""
+        limit = self.object_chunk_size or max(1, self._auto_chunk() // parts)
+        size = max(1, min(limit, -(-len(items) // parts)))
+        for i in range(0, len(items), size):
             yield items[i : i + size]
 
     def _auto_chunk(self) -> int:
