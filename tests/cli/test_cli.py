@@ -318,11 +318,11 @@ def test_failure_midway_keeps_finished_frames(tmp_path, capsys, demo_dir, monkey
     original = VideoSession._propagate_frame
     calls = []
 
-    def flaky(self, t, objects, reverse):
+    def flaky(self, t, objects, reverse, ahead=None):
         calls.append(t)
         if len(calls) == 3:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return original(self, t, objects, reverse)
+        return original(self, t, objects, reverse, ahead)
 
     monkeypatch.setattr(VideoSession, "_propagate_frame", flaky)
     out = tmp_path / "labels.tif"

@@ -193,7 +193,7 @@ def test_a_division_reaches_res_track(tmp_path, capsys, monkeypatch):
     )
     save_labels_tiff(tmp_path / "seed.tif", truth[0].astype(np.uint16))
 
-    def tracked(self, t, objects, reverse):  # noqa: ARG001 - VideoSession._propagate_frame
+    def tracked(self, t, objects, reverse, ahead=None):  # noqa: ARG001 - VideoSession._propagate_frame
         pieces, _ = ndimage.label(truth[t])
         ids, masks = [], []
         for obj in objects:

@@ -173,7 +173,7 @@ def test_find_cells_adds_objects_and_can_be_cancelled(viewer_widget, monkeypatch
 # --------------------------------------------------------------------------------- divisions
 
 
-def _fake_propagate_frame(self, t, objects, reverse):
+def _fake_propagate_frame(self, t, objects, reverse, ahead=None):
     """A stand-in for the model while propagating: object 1 is one disk before frame 3 and two
     disks from frame 3 on (a division); any other object keeps the mask of its first prompt."""
     import torch

@@ -155,10 +155,10 @@ def test_error_becomes_notification_and_keeps_frames(viewer_widget, monkeypatch)
     widget.add_point((0, 20, 20), wait=True)
     original = VideoSession._propagate_frame
 
-    def failing(self, t, objects, reverse):
+    def failing(self, t, objects, reverse, ahead=None):
         if t == 4:
             raise RuntimeError("out of memory (simulated)")
-        return original(self, t, objects, reverse)
+        return original(self, t, objects, reverse, ahead)
 
     monkeypatch.setattr(VideoSession, "_propagate_frame", failing)
 
