@@ -111,7 +111,6 @@ def test_refuses_without_image_or_model(fresh_viewer, small_movie):
 
 
 def test_find_cells_adds_objects_and_can_be_cancelled(viewer_widget, monkeypatch, qtbot):
-    from napari_sam2.video.session import VideoSession
 
     viewer, widget = viewer_widget
     c = widget.controller
@@ -150,21 +149,29 @@ def test_find_cells_adds_objects_and_can_be_cancelled(viewer_widget, monkeypatch
         assert obj > clicked and not ((vol[0] == obj) & (snapshot[0] != 0)).any()
     np.testing.assert_array_equal(vol[0][snapshot[0] != 0], snapshot[0][snapshot[0] != 0])
 
-    # cancelled while searching: nothing is added
-    original = VideoSession.find_objects
+    # cancelled while searching: it stops after the current batch of clicks, nothing is added
+    from napari_sam2.video import seeding
 
-    def slow(self, *args, **kwargs):
-        time.sleep(1.0)
-        return original(self, *args, **kwargs)
+    original = seeding.find_objects_steps
+    batches = []
 
-    monkeypatch.setattr(VideoSession, "find_objects", slow)
+    def slow(*args, **kwargs):
+        for step in original(*args, **kwargs):
+            batches.append(step)
+            time.sleep(0.5)
+            yield step
+        return [], np.zeros(0, np.float32)
+
+    monkeypatch.setattr(seeding, "find_objects_steps", slow)
     objects = list(c.objects)
     snapshot = vol.copy()
-    job = widget.find_cells(0, **kw)
-    qtbot.waitUntil(lambda: job.started is not None, timeout=10000)
+    job = widget.find_cells(0, **{**kw, "points_per_side": 16})  # 256 clicks: 4 batches
+    assert job.total == 4 + 2
+    qtbot.waitUntil(lambda: len(batches) >= 1, timeout=20000)
     assert widget.cancel()
     widget.wait(timeout=60)
     assert job.done and job.result is None
+    assert len(batches) < 4 and batches[0] == (1, 4)
     assert c.objects == objects
     np.testing.assert_array_equal(vol, snapshot)
     assert "cancelled" in widget.status.text()

@@ -10,6 +10,7 @@ from napari_sam2 import VideoSession
 from napari_sam2.video import _plumbing as plumbing_module
 from napari_sam2.video.seeding import (
     find_objects,
+    find_objects_steps,
     mask_iou,
     mask_nms,
     point_grid,
@@ -208,6 +209,31 @@ def test_find_objects_returns_deduplicated_masks_within_area_limits(model, cells
         for k, m in enumerate(masks[:3], start=1):
             seeds[m & (seeds == 0)] = k
         assert s.add_labels(1, seeds) == sorted(set(np.unique(seeds)) - {0})
+
+
+def test_find_objects_steps_reports_batches_and_equals_find_objects(model, cells):
+    _, movie = cells
+    s = VideoSession(model, movie)
+    kw = dict(points_per_side=6, pred_iou_thresh=0.0, stability_thresh=0.0, min_area=20,
+              max_area=2000, batch=8)
+    steps = find_objects_steps(s, 1, **kw)
+    progress = []
+    while True:
+        try:
+            progress.append(next(steps))
+        except StopIteration as done:
+            masks, scores = done.value
+            break
+    assert progress == [(k, 5) for k in range(1, 6)]  # 36 clicks in batches of 8
+    ref_masks, ref_scores = find_objects(s, 1, return_scores=True, **kw)
+    assert len(masks) == len(ref_masks) and all((a == b).all() for a, b in zip(masks, ref_masks))
+    np.testing.assert_array_equal(scores, ref_scores)
+    # closing early stops the search (what Cancel does in the widget)
+    steps = find_objects_steps(s, 1, **kw)
+    assert next(steps) == (1, 5)
+    steps.close()
+    with pytest.raises(StopIteration):
+        next(steps)
 
 
 def test_find_objects_filters_on_predicted_iou(model, cells):

@@ -16,6 +16,9 @@ import numpy as np
 
 from .jobs import Job
 
+#: clicks per decoder batch of "find cells" (a progress step, and where Cancel can stop)
+_FIND_BATCH = 64
+
 __all__ = ["DEFAULT_PRESET", "PRESETS", "ManyCellsMixin"]
 
 #: Cell presets: name -> description, memory-setting changes (fields any preset changes are
@@ -385,8 +388,9 @@ class ManyCellsMixin:
         """Find all cells on a frame without prompts and add them as new objects.
 
         Runs :meth:`VideoSession.find_objects <napari_sam2.video.session.VideoSession.find_objects>`
-        (a grid of clicks, filtered and de-duplicated) in a job with progress (3 steps: encode,
-        search, prepare) that *Cancel* stops between steps. Candidates lying mostly on pixels
+        (a grid of clicks, filtered and de-duplicated) in a job with progress (encode, one step
+        per batch of 64 clicks, prepare) that *Cancel* stops between steps. Candidates lying
+        mostly on pixels
         that already carry labels (existing objects, hand-painted labels) are dropped, the
         others keep only their background pixels, and each becomes a new object (next free
         ids) with its mask as the prompt on that frame. Remove the wrong ones
@@ -422,21 +426,32 @@ class ManyCellsMixin:
             kwargs["pred_iou_thresh"] = float(pred_iou_thresh)
         if stability_thresh is not None:
             kwargs["stability_thresh"] = float(stability_thresh)
-        job = Job(f"finding cells on frame {t}", lambda: None, kind="other", total=3)
+        kwargs["batch"] = _FIND_BATCH
+        n_batches = -(-(pps * pps) // _FIND_BATCH)
+        job = Job(f"finding cells on frame {t}", lambda: None, kind="other", total=n_batches + 2)
         state: dict[str, Any] = {"ids": []}
 
         def run():
+            from ..video.seeding import find_objects_steps
+
             s = self._ensure_session()
             s.features(t)  # the slow part on a new frame: encode it (cached for the search)
             yield 1
             if job.cancel.is_set():
                 return None
-            masks = s.find_objects(t, **kwargs)
-            yield 2
-            if job.cancel.is_set():
-                return None
+            search = find_objects_steps(s, t, **kwargs)
+            try:
+                while True:
+                    done, _ = next(search)
+                    yield 1 + done
+                    if job.cancel.is_set():
+                        return None
+            except StopIteration as finished:
+                masks, _ = finished.value
+            finally:
+                search.close()
             image = _new_cells(self.volume[t], masks, int(min_area))
-            yield 3
+            yield n_batches + 2
             return image
 
         def found(image) -> None:

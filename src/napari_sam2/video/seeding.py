@@ -15,6 +15,7 @@ are plain numpy / torch (no torchvision).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "add_labels",
     "find_objects",
+    "find_objects_steps",
     "mask_iou",
     "mask_nms",
     "point_grid",
@@ -276,10 +278,51 @@ def find_objects(
         batch: clicks per decoder batch (bounds memory: ``3 * batch`` low-resolution masks).
         return_scores: also return the (K,) predicted IoUs of the kept masks.
 
+    :func:`find_objects_steps` is the same search as a generator (progress and cancelling
+    between batches).
+
     Returns:
         A list of K (H, W) bool masks at frame size (empty outside the ROI), by decreasing
         predicted IoU (and, with ``return_scores``, a (K,) float32 array of their predicted
         IoUs).
+    """
+    steps = find_objects_steps(
+        session,
+        frame,
+        points_per_side=points_per_side,
+        pred_iou_thresh=pred_iou_thresh,
+        stability_thresh=stability_thresh,
+        stability_offset=stability_offset,
+        min_area=min_area,
+        max_area=max_area,
+        nms_iou=nms_iou,
+        batch=batch,
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            masks, scores = done.value
+            break
+    return (masks, scores) if return_scores else masks
+
+
+def find_objects_steps(
+    session: VideoSession,
+    frame: int,
+    *,
+    points_per_side: int = 16,
+    pred_iou_thresh: float = 0.7,
+    stability_thresh: float = 0.85,
+    stability_offset: float = 1.0,
+    min_area: int = 16,
+    max_area: int | None = None,
+    nms_iou: float = 0.5,
+    batch: int = 64,
+) -> Generator[tuple[int, int], None, tuple[list[np.ndarray], np.ndarray]]:
+    """:func:`find_objects` step by step: a generator that yields ``(batches done, batches)``
+    after each batch of ``batch`` clicks and returns ``(masks, scores)`` (what
+    ``find_objects(..., return_scores=True)`` returns). Closing it early stops the search.
     """
     frame = session._check_frame(frame)
     if batch < 1:
@@ -296,6 +339,7 @@ def find_objects(
     kept_masks: list[np.ndarray] = []
     kept_scores: list[float] = []
     up_chunk = 16  # candidates upsampled to frame size at once (bounds memory)
+    n_batches = -(-grid.shape[0] // batch)
     for b0 in range(0, grid.shape[0], batch):
         coords = grid[b0 : b0 + batch, None, :]  # (b, 1, 2) model-input (x, y)
         n = coords.shape[0]
@@ -322,15 +366,13 @@ def find_objects(
                 good = (logits[ok] > 0).cpu().numpy()
             cand_masks.extend(good)
             cand_scores.extend(ious[idx][ok].cpu().tolist())
-        if not cand_masks:
-            continue
-        keep = mask_nms(cand_masks, cand_scores, nms_iou)
-        kept_masks.extend(cand_masks[k] for k in keep)
-        kept_scores.extend(cand_scores[k] for k in keep)
+        if cand_masks:
+            keep = mask_nms(cand_masks, cand_scores, nms_iou)
+            kept_masks.extend(cand_masks[k] for k in keep)
+            kept_scores.extend(cand_scores[k] for k in keep)
+        yield b0 // batch + 1, n_batches
     if kept_masks:
         keep = mask_nms(kept_masks, kept_scores, nms_iou)
         kept_masks = [kept_masks[k] for k in keep]
         kept_scores = [kept_scores[k] for k in keep]
-    if return_scores:
-        return kept_masks, np.asarray(kept_scores, dtype=np.float32)
-    return kept_masks
+    return kept_masks, np.asarray(kept_scores, dtype=np.float32)
