@@ -125,8 +125,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out} is the input movie; choose another output file")
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    if args.tile is not None:
+        for flag, value in (("--roi", args.roi), ("--find-cells", args.find_cells),
+                            ("--divisions", args.divisions)):
+            if value is not None and value is not False:
+                raise CLIError(f"--tile cannot be combined with {flag} (yet): use one of them")
     settings = _memory_settings(args)
     model = _load_model_cli(args.model, args.device, quiet)
+    if args.tile is not None:
+        return _segment_tiled(args, movie, points, boxes, seed, channel, out, settings, model)
     import numpy as np
 
     from .io.tiff import read_pixel_size, save_labels_tiff
@@ -256,6 +263,77 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, settings, model) -> int:
+    """``segment --tile S``: :func:`~napari_sam2.pipeline.segment_movie` with tiles; Ctrl-C
+    keeps (and writes) what is finished."""
+    import numpy as np
+
+    from .io.tiff import read_pixel_size, save_labels_tiff
+    from .pipeline import segment_movie
+
+    quiet = args.quiet
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _tqdm(total, f"propagating ({args.tile}-px tiles)", "frame", quiet)
+        bar.update(done - bar.n)
+
+    t0 = time.perf_counter()
+    with _Interrupt("frame") as stop:
+        try:
+            labels = segment_movie(
+                movie, points, model=model, settings=settings, direction=args.direction,
+                axes=args.axes, channel=channel, boxes=boxes, progress=progress,
+                precision=args.precision,
+                contrast_limits=tuple(args.contrast) if args.contrast else None,
+                cancel=stop.event, seed_labels=seed, seed_frame=args.seed_frame or 0,
+                tile=args.tile, tile_margin=args.tile_margin,
+            )
+        except ValueError as err:
+            raise CLIError(str(err)) from err
+        finally:
+            if bar is not None:
+                bar.close()
+    elapsed = time.perf_counter() - t0
+    pixel_size = None
+    if isinstance(movie, str):
+        try:
+            pixel_size = read_pixel_size(movie)
+        except Exception:  # noqa: BLE001 - not a TIFF or odd tags: no pixel size
+            pixel_size = None
+    present = {int(i) for i in np.unique(labels) if i}
+    if stop.event.is_set():
+        if present:
+            save_labels_tiff(out, labels, pixel_size=pixel_size)
+        what = f"wrote the finished tiles and frames to {out}" if present else "nothing was written"
+        _err(f"interrupted: {what}")
+        return EXIT_INTERRUPTED
+    if not present:
+        raise CLIError("the result is empty: no object was found on any frame; nothing was written")
+    save_labels_tiff(out, labels, pixel_size=pixel_size)
+    written = [str(out)]
+    if args.ctc:
+        from .io.ctc import save_ctc
+
+        written.append(str(save_ctc(args.ctc, labels)) + os.sep)
+    if args.csv:
+        from .io.measurements import measure, save_measurements_csv
+        from .video.frames import frame_source_for
+
+        with frame_source_for(movie, model.config, axes=args.axes, channel=channel) as src:
+            table = measure(labels, _RawMovie(src))
+        written.append(str(save_measurements_csv(args.csv, table)))
+    n, h, w = labels.shape
+    print(
+        f"segmented {len(present)} object(s) on {n} frames of {h} x {w} px in {args.tile}-px "
+        f"tiles in {elapsed:.1f} s ({model.config.name} on {_device_label(model)})"
+    )
+    print(f"wrote {', '.join(written)}")
+    return EXIT_OK
+
+
 _SEGMENT_EPILOG = f"""\
 prompt files (coordinates are image pixels in napari's (y, x) order, frames from 0):
   napari Points CSV (File > Save Selected Layer(s) of a Points layer with properties):
@@ -376,6 +454,20 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         type=float,
         metavar=("LO", "HI"),
         help="intensity window (default: 0.5-99.5 percentiles of the movie)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        metavar="S",
+        help="split frames into S x S px tiles, each zoomed in as its own region of interest "
+        "(for small cells on large frames); each object belongs to the tile of its first click",
+    )
+    p.add_argument(
+        "--tile-margin",
+        type=int,
+        default=32,
+        metavar="PX",
+        help="context around each tile in px, more than a cell moves in the movie (default 32)",
     )
     p.add_argument(
         "--roi",

@@ -145,7 +145,7 @@ def build_session(
             ``"prompts.csv, line 4"``), bad seed labels, no cell found by ``find_cells`` when
             there is no other prompt, a bad ``out`` array, or a bad movie/axes/channel.
     """
-    from .video.frames import frame_source_for
+    from .video.frames import FrameSource, frame_source_for
     from .video.session import VideoSession
 
     points = as_point_prompts(prompts)
@@ -155,7 +155,8 @@ def build_session(
         raise ValueError("no prompts: give at least one click, box, seed label image or find_cells")
     net = resolve_model(model, device)
     cfg = net.config
-    frames = frame_source_for(
+    shared = isinstance(movie, FrameSource)  # the caller's (tiles share one): not closed here
+    frames = movie if shared else frame_source_for(
         movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits
     )
     try:
@@ -209,7 +210,8 @@ def build_session(
                     "thresholds, or give prompts"
                 )
     except BaseException:
-        frames.close()
+        if not shared:
+            frames.close()
         raise
     return session
 
@@ -428,6 +430,8 @@ def segment_movie(
     divisions: Any = None,
     return_lineage: bool = False,
     roi: Sequence[int] | None = None,
+    tile: int | None = None,
+    tile_margin: int = 32,
 ):
     """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
@@ -480,6 +484,13 @@ def segment_movie(
         roi: region of interest ``(y0, x0, y1, x1)`` in frame pixels (end exclusive): only it
             is resized to the model's input (for small cells on large frames); prompts must lie
             inside it, the labels stay full-size and are 0 outside it.
+        tile: split the frame into ``tile`` x ``tile`` px tiles, each run zoomed in as its own
+            region of interest (``tile_margin`` px of context around it, grown to cover its
+            objects' prompts); each object belongs to the tile holding its first click (or box
+            centre, or seed-label centroid). For small cells on large frames, like ``roi`` but
+            everywhere; see :mod:`napari_sam2._tiling`. Not combinable with ``roi``,
+            ``find_cells`` or ``divisions``.
+        tile_margin: context around each tile in px; larger than a cell travels in the movie.
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
@@ -490,6 +501,17 @@ def segment_movie(
         ValueError: no prompts, a prompt outside the movie or the ROI (the message names it),
             bad seed labels, bad axes/channel/settings/roi.
     """
+    if tile is not None:
+        for name, value in (("roi", roi), ("find_cells", find_cells), ("divisions", divisions)):
+            if value is not None and value is not False:
+                raise ValueError(f"tile cannot be combined with {name} (yet): use one of them")
+        labels = _segment_tiled(
+            movie, prompts, boxes, seed_labels, seed_frame, tile, tile_margin, model=model,
+            settings=settings, direction=direction, axes=axes, channel=channel,
+            progress=progress, device=device, precision=precision,
+            contrast_limits=contrast_limits, out=out, cancel=cancel,
+        )
+        return (labels, {}) if return_lineage else labels
     session = build_session(
         movie,
         prompts,
@@ -522,6 +544,83 @@ def segment_movie(
         return (labels, dict(session.lineage)) if return_lineage else labels
     finally:
         session.frames.close()
+
+
+def _segment_tiled(
+    movie: Any,
+    prompts: Any,
+    boxes: Any,
+    seed_labels: Any,
+    seed_frame: int,
+    tile: int,
+    margin: int,
+    *,
+    model: Any,
+    settings,
+    direction: str,
+    axes: str | None,
+    channel,
+    progress: Progress,
+    device: str,
+    precision: str,
+    contrast_limits,
+    out: np.ndarray | None,
+    cancel: threading.Event | None,
+) -> np.ndarray:
+    """:func:`segment_movie` with ``tile``: one session per tile with objects, one after
+    another, on one frame source (one intensity window) and one label volume."""
+    from ._tiling import plan_tiles, tile_frames, tile_seed
+    from .video.frames import frame_source_for
+
+    if direction not in ("forward", "backward", "both"):
+        raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+    points = as_point_prompts(prompts)
+    box_list = as_box_prompts(boxes)
+    seed = None if seed_labels is None else seed_label_image(seed_labels, seed_frame)
+    if not points and not box_list and seed is None:
+        raise ValueError("no prompts: give at least one click, box or seed label image")
+    net = resolve_model(model, device)
+    frames = frame_source_for(
+        movie, net.config, axes=axes, channel=channel, contrast_limits=contrast_limits
+    )
+    try:
+        n, h, w = frames.num_frames, frames.height, frames.width
+        points, box_list = _check_prompts(points, box_list, n, h, w)
+        if seed is not None and seed.shape != (h, w):
+            raise ValueError(
+                f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
+                f"are {h} x {w} px"
+            )
+        plan = plan_tiles(points, box_list, seed, seed_frame, (h, w), int(tile), int(margin))
+        ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
+        if seed is not None:
+            ids.append(int(seed.max()))
+        if out is None:
+            out = np.zeros((n, h, w), np.uint32 if max(ids) > 65535 else np.uint16)
+        total = 0
+        for t in plan:
+            prompted = tile_frames(t, seed_frame)
+            total += {"forward": n - prompted[0], "backward": prompted[-1] + 1}.get(direction, n)
+        update, close = _progress_callback(progress, total, "propagating tiles")
+        done = 0
+        try:
+            for t in plan:
+                if cancel is not None and cancel.is_set():
+                    break
+                session = build_session(
+                    frames, t.points, model=net, settings=settings, boxes=t.boxes,
+                    precision=precision, out=out, cancel=cancel,
+                    seed_labels=tile_seed(seed, t), seed_frame=seed_frame, roi=t.roi,
+                )
+                _, results = propagate_frames(session, direction, cancel)
+                for _ in results:
+                    done += 1
+                    update(done)
+        finally:
+            close()
+        return out
+    finally:
+        frames.close()
 
 
 # --------------------------------------------------------------------------- demo helpers

@@ -1,0 +1,68 @@
+"""``napari-sam2 segment --tile S``: one zoomed-in region per tile, labels full-size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from conftest import error_lines
+from napari_sam2 import cli, segment_movie
+from napari_sam2.io.tiff import load_labels_tiff
+
+
+@pytest.fixture(scope="module")
+def movie_path(tmp_path_factory):
+    """(T=4, H=64, W=96) uint16 movie with two blobs in different 48-px tiles, and clicks."""
+    d = tmp_path_factory.mktemp("tile")
+    yy, xx = np.mgrid[:64, :96]
+    rng = np.random.default_rng(0)
+    movie = rng.normal(300, 30, (4, 64, 96))
+    for k in range(4):
+        movie[k][(yy - 20) ** 2 + (xx - 20 - k) ** 2 < 49] += 2000
+        movie[k][(yy - 40) ** 2 + (xx - 70) ** 2 < 36] += 1500
+    path = d / "movie.tif"
+    tifffile.imwrite(
+        path, np.clip(movie, 0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TYX"}
+    )
+    (d / "clicks.csv").write_text("frame,y,x,obj_id,positive\n0,20,20,1,1\n0,40,70,2,1\n")
+    return path
+
+
+def test_segment_with_tiles_equals_segment_movie(movie_path, tmp_path, capsys):
+    out, csv = tmp_path / "labels.tif", tmp_path / "cells.csv"
+    clicks = movie_path.with_name("clicks.csv")
+    torch.manual_seed(0)  # the same random test weights for both runs
+    rc = cli.main(["segment", str(movie_path), "--prompts", str(clicks), "--tile", "48",
+                   "--tile-margin", "8", "--model", "test_tiny_256", "--direction", "forward",
+                   "--out", str(out), "--csv", str(csv), "--quiet"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "in 48-px tiles" in printed and str(out) in printed
+    labels = load_labels_tiff(out)
+    torch.manual_seed(0)
+    expected = segment_movie(str(movie_path), str(clicks), model="test_tiny_256",
+                             direction="forward", tile=48, tile_margin=8)
+    np.testing.assert_array_equal(labels, expected)
+    assert labels.shape == (4, 64, 96) and labels.any()
+    assert csv.read_text().count("\n") > 1  # measurements written
+
+
+@pytest.mark.parametrize("extra", [["--roi", "0,0,32,32"], ["--find-cells", "0"], ["--divisions"]])
+def test_tile_refuses_combinations(movie_path, tmp_path, capsys, extra):
+    out = tmp_path / "never.tif"
+    args = ["segment", str(movie_path), "--prompts", str(movie_path.with_name("clicks.csv"))]
+    rc = cli.main([*args, "--tile", "48", *extra, "--model", "test_tiny_256", "--out", str(out)])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 1 and len(lines) == 1 and "--tile cannot be combined with" in lines[0], lines
+    assert not out.exists()
+
+
+def test_bad_tile_size_is_a_one_line_error(movie_path, tmp_path, capsys):
+    out = tmp_path / "never.tif"
+    args = ["segment", str(movie_path), "--prompts", str(movie_path.with_name("clicks.csv"))]
+    rc = cli.main([*args, "--tile", "8", "--model", "test_tiny_256", "--out", str(out)])
+    lines = [ln for ln in error_lines(capsys.readouterr().err) if not ln.startswith("model:")]
+    assert rc == 1 and len(lines) == 1 and "tile must be at least 16 px" in lines[0], lines
+    assert not out.exists()
