@@ -184,17 +184,16 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
         points: {object id: (y, x)} interior click per object.
         truth0: (H, W) frame-0 target labels (for boxes and corrective clicks).
         mode: one of :data:`PROMPTS`.
-        tile: 0 for the full frame, else run one session per S x S tile (region of interest);
-            each object goes to the tile whose core holds its click.
+        tile: 0 for the full frame, else ``segment_movie(tile=S)`` (one session per S x S
+            tile, zoomed in as a region of interest; each object in the tile holding its
+            click; 1 click only).
         margin: px added around each tile core.
 
     Returns:
         (T, H, W) predicted labels with the object ids.
     """
-    from napari_sam2 import VideoSession
-    from napari_sam2.video.frames import frame_source_for
+    from napari_sam2 import VideoSession, segment_movie
 
-    T, H, W = movie.shape
     if not tile:
         session = VideoSession(model, movie, axes="TYX")
         for obj, pt in points.items():
@@ -202,27 +201,12 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
         for _ in session.propagate():
             pass
         return session.labels().copy()
-    limits = frame_source_for(movie, model.config, axes="TYX").contrast_limits
-    out = np.zeros(movie.shape, np.uint16)
-    for y0 in range(0, H, tile):
-        for x0 in range(0, W, tile):
-            objs = {o: p for o, p in points.items()
-                    if y0 <= p[0] < y0 + tile and x0 <= p[1] < x0 + tile}
-            if not objs:
-                continue
-            roi = (max(y0 - margin, 0), max(x0 - margin, 0),
-                   min(y0 + tile + margin, H), min(x0 + tile + margin, W))
-            src = frame_source_for(movie, model.config, axes="TYX", contrast_limits=limits,
-                                   roi=roi)
-            session = VideoSession(model, src)
-            for obj, pt in objs.items():
-                prompt(session, mode, obj, pt, truth0 == obj)
-            for _ in session.propagate():
-                pass
-            lab = session.labels()
-            out[lab > 0] = lab[lab > 0]
-            src.close()
-    return out
+    if mode != "1 click":
+        raise ValueError("tiles are evaluated with 1 click only")
+    # the library's tiling: each object in the tile holding its click, one intensity window
+    clicks = [(0, y, x, obj) for obj, (y, x) in points.items()]
+    return segment_movie(movie, clicks, model=model, axes="TYX", direction="forward",
+                         tile=tile, tile_margin=margin)
 
 
 def baseline_labels(movie: np.ndarray, points: dict[int, tuple[int, int]]):
