@@ -5,8 +5,8 @@ Re-running continues from ``<out>/last.pt`` (the learning-rate schedule follows 
 ``--steps``). The final weights are ``<out>/model.pt``; copy them to
 ``src/napari_sam2/weights/micro.pt`` to ship them.
 
-The shipped ``micro.pt`` is step 900 of one run of the default ("nuclei") variant, resumed with
-changing options as the session's time allowed (docs/micro_model.md has the story):
+The shipped ``micro.pt`` is step 1725 of one run of the default ("nuclei") variant, resumed with
+changing options as the sessions' time allowed (docs/micro_model.md has the story):
 
     python scripts/train_micro.py --steps 3000 --clip-len 4 --out runs/micro_nuclei  # 1-325
     python scripts/train_micro.py --steps 1500 --clip-len 4 --out runs/micro_nuclei  # 326-575
@@ -14,6 +14,12 @@ changing options as the session's time allowed (docs/micro_model.md has the stor
         --out runs/micro_nuclei                                                        # 576-675
     python scripts/train_micro.py --steps 950 --clip-len 8 --single-frame-fraction 0.3 \
         --out runs/micro_nuclei                                          # 676-900, stopped at 900
+    # second session: SAM 2's losses (no bias towards object pixels), then faster cells
+    python scripts/train_micro.py --steps 1800 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.3 \
+        --focal-alpha 0.25 --balanced-bce 0 --out runs/micro_nuclei        # 901-1100, stopped
+    python scripts/train_micro.py --steps 1800 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.3 \
+        --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
+        --out runs/micro_nuclei                                     # 1101-1725, stopped
 
 (steps 1-200 ran before ``track_mask_prior`` existed, i.e. tracked without the mask prior.)
 """
