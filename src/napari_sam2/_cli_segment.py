@@ -46,6 +46,18 @@ class _RawMovie:
         return self._frames.raw(int(t))
 
 
+def _movie_pixel_size(movie):
+    """The TIFF's pixel size (y, x) in um, or None (not a path, not a TIFF, odd tags)."""
+    if not isinstance(movie, str):
+        return None
+    from .io.tiff import read_pixel_size
+
+    try:
+        return read_pixel_size(movie)
+    except Exception:  # noqa: BLE001 - not a TIFF or odd tags: no pixel size
+        return None
+
+
 def _read_prompts(args: argparse.Namespace):
     """Prompt files and seed labels, read before the model is loaded (a typo fails in a fraction
     of a second): (clicks, boxes, (H, W) seed labels or None)."""
@@ -136,7 +148,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return _segment_tiled(args, movie, points, boxes, seed, channel, out, settings, model)
     import numpy as np
 
-    from .io.tiff import read_pixel_size, save_labels_tiff
+    from .io.tiff import save_labels_tiff
     from .pipeline import build_session, propagate_frames
 
     contrast = tuple(args.contrast) if args.contrast else None
@@ -200,12 +212,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             elapsed = time.perf_counter() - t0
             labels = session.labels()
             lineage = dict(session.lineage)
-            pixel_size = None
-            if isinstance(movie, str):
-                try:
-                    pixel_size = read_pixel_size(movie)
-                except Exception:  # noqa: BLE001 - not a TIFF or odd tags: no pixel size
-                    pixel_size = None
+            pixel_size = _movie_pixel_size(movie)
 
             if stop.event.is_set() or failure is not None:
                 finished = done | set(session.prompted_frames())
@@ -268,7 +275,7 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
     keeps (and writes) what is finished."""
     import numpy as np
 
-    from .io.tiff import read_pixel_size, save_labels_tiff
+    from .io.tiff import save_labels_tiff
     from .pipeline import segment_movie
 
     quiet = args.quiet
@@ -297,12 +304,7 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
             if bar is not None:
                 bar.close()
     elapsed = time.perf_counter() - t0
-    pixel_size = None
-    if isinstance(movie, str):
-        try:
-            pixel_size = read_pixel_size(movie)
-        except Exception:  # noqa: BLE001 - not a TIFF or odd tags: no pixel size
-            pixel_size = None
+    pixel_size = _movie_pixel_size(movie)
     present = {int(i) for i in np.unique(labels) if i}
     if stop.event.is_set():
         if present:

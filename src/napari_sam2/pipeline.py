@@ -171,11 +171,7 @@ def build_session(
                 raise ValueError(
                     f"{what} frame {t} is out of range: {_frame_count_hint(frames.num_frames)}"
                 )
-        if seed is not None and seed.shape != (frames.height, frames.width):
-            raise ValueError(
-                f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
-                f"are {frames.height} x {frames.width} px"
-            )
+        _check_seed_shape(seed, (frames.height, frames.width))
         session = VideoSession(net, frames, settings=settings, precision=precision, roi=roi)
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:
@@ -214,6 +210,15 @@ def build_session(
             frames.close()
         raise
     return session
+
+
+def _check_seed_shape(seed: np.ndarray | None, shape: tuple[int, int]) -> None:
+    """ValueError when (H, W) seed labels do not match the movie's frames."""
+    if seed is not None and seed.shape != tuple(shape):
+        raise ValueError(
+            f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
+            f"are {shape[0]} x {shape[1]} px"
+        )
 
 
 def _check_out_dtype(out: np.ndarray, max_id: int) -> None:
@@ -586,11 +591,7 @@ def _segment_tiled(
     try:
         n, h, w = frames.num_frames, frames.height, frames.width
         points, box_list = _check_prompts(points, box_list, n, h, w)
-        if seed is not None and seed.shape != (h, w):
-            raise ValueError(
-                f"the seed labels are {seed.shape[0]} x {seed.shape[1]} px but the movie's frames "
-                f"are {h} x {w} px"
-            )
+        _check_seed_shape(seed, (frames.height, frames.width))
         plan = plan_tiles(points, box_list, seed, seed_frame, (h, w), int(tile), int(margin))
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:

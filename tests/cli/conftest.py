@@ -51,6 +51,24 @@ def run_cli(model_cache):
     return run
 
 
+def write_blob_movie(path: Path, moving: tuple[int, int], still: tuple[int, int]) -> Path:
+    """(T=4, H=64, W=96) uint16 TYX TIFF with a bright blob at ``moving`` (y, x) drifting 1 px
+    per frame in x and a dimmer one at ``still``."""
+    import numpy as np
+    import tifffile
+
+    yy, xx = np.mgrid[:64, :96]
+    rng = np.random.default_rng(0)
+    movie = rng.normal(300, 30, (4, 64, 96))
+    for k in range(4):
+        movie[k][(yy - moving[0]) ** 2 + (xx - moving[1] - k) ** 2 < 49] += 2000
+        movie[k][(yy - still[0]) ** 2 + (xx - still[1]) ** 2 < 36] += 1500
+    tifffile.imwrite(
+        path, np.clip(movie, 0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TYX"}
+    )
+    return path
+
+
 def error_lines(stderr: str) -> list[str]:
     """The non-progress lines of stderr (tqdm redraws with carriage returns)."""
     lines = []

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tifffile
 
-from conftest import error_lines
+from conftest import error_lines, write_blob_movie
 from napari_sam2 import cli
 from napari_sam2.io.tiff import load_labels_tiff
 
@@ -16,16 +15,7 @@ from napari_sam2.io.tiff import load_labels_tiff
 def movie_path(tmp_path_factory):
     """(T=4, H=64, W=96) uint16 movie with two bright blobs, and a clicks CSV inside the ROI."""
     d = tmp_path_factory.mktemp("roi")
-    yy, xx = np.mgrid[:64, :96]
-    rng = np.random.default_rng(0)
-    movie = rng.normal(300, 30, (4, 64, 96))
-    for k in range(4):
-        movie[k][(yy - 24) ** 2 + (xx - 30 - k) ** 2 < 49] += 2000
-        movie[k][(yy - 40) ** 2 + (xx - 60) ** 2 < 36] += 1500
-    path = d / "movie.tif"
-    tifffile.imwrite(
-        path, np.clip(movie, 0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TYX"}
-    )
+    path = write_blob_movie(d / "movie.tif", (24, 30), (40, 60))
     (d / "clicks.csv").write_text("frame,y,x,obj_id,positive\n0,24,30,1,1\n0,40,60,2,1\n")
     return path
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tifffile
 import torch
 
-from conftest import error_lines
+from conftest import error_lines, write_blob_movie
 from napari_sam2 import cli, segment_movie
 from napari_sam2.io.tiff import load_labels_tiff
 
@@ -16,16 +15,7 @@ from napari_sam2.io.tiff import load_labels_tiff
 def movie_path(tmp_path_factory):
     """(T=4, H=64, W=96) uint16 movie with two blobs in different 48-px tiles, and clicks."""
     d = tmp_path_factory.mktemp("tile")
-    yy, xx = np.mgrid[:64, :96]
-    rng = np.random.default_rng(0)
-    movie = rng.normal(300, 30, (4, 64, 96))
-    for k in range(4):
-        movie[k][(yy - 20) ** 2 + (xx - 20 - k) ** 2 < 49] += 2000
-        movie[k][(yy - 40) ** 2 + (xx - 70) ** 2 < 36] += 1500
-    path = d / "movie.tif"
-    tifffile.imwrite(
-        path, np.clip(movie, 0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TYX"}
-    )
+    path = write_blob_movie(d / "movie.tif", (20, 20), (40, 70))
     (d / "clicks.csv").write_text("frame,y,x,obj_id,positive\n0,20,20,1,1\n0,40,70,2,1\n")
     return path
 
