@@ -177,9 +177,9 @@ def test_a_division_reaches_res_track(tmp_path, capsys, monkeypatch):
     """One cell splits in two on frame 3: with --divisions the mother's track ends on frame 2
     and the two daughters (new ids) name her as parent in res_track.txt. The model is replaced
     by a stand-in that "tracks" the true pieces (random weights cannot)."""
-    import torch
     from scipy import ndimage
 
+    from napari_sam2.video._sparse import MaskCrop
     from napari_sam2.video.session import FrameResult, VideoSession
 
     t_len, size = 7, 64
@@ -202,7 +202,7 @@ def test_a_division_reaches_res_track(tmp_path, capsys, monkeypatch):
             masks.append(np.isin(pieces, hit) & (pieces > 0))
             ids.append(obj.obj_id)
         stack = np.stack(masks)
-        self._write_labels(t, ids, torch.from_numpy(np.where(stack, 10.0, -10.0)).float())
+        self._write_labels(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in stack])
         return FrameResult(t, ids, stack, np.ones(len(ids), np.float32))
 
     monkeypatch.setattr(VideoSession, "_propagate_frame", tracked)

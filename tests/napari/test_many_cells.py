@@ -183,8 +183,7 @@ def test_find_cells_adds_objects_and_can_be_cancelled(viewer_widget, monkeypatch
 def _fake_propagate_frame(self, t, objects, reverse, ahead=None):
     """A stand-in for the model while propagating: object 1 is one disk before frame 3 and two
     disks from frame 3 on (a division); any other object keeps the mask of its first prompt."""
-    import torch
-
+    from napari_sam2.video._sparse import MaskCrop
     from napari_sam2.video.session import FrameResult
 
     masks = []
@@ -197,7 +196,7 @@ def _fake_propagate_frame(self, t, objects, reverse, ahead=None):
         obj.tracked[t] = reverse
     ids = [o.obj_id for o in objects]
     masks = np.stack(masks)
-    self._write_labels(t, ids, torch.from_numpy(np.where(masks, 10.0, -10.0)).float())
+    self._write_labels(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in masks])
     return FrameResult(t, ids, masks, np.ones(len(ids), np.float32))
 
 

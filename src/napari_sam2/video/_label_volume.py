@@ -4,8 +4,11 @@ layer's data), and written so that other objects and manual edits are never over
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
-import torch
+
+from ._sparse import MaskCrop, composite
 
 __all__ = ["LabelVolumeMixin"]
 
@@ -46,22 +49,24 @@ class LabelVolumeMixin:
             self._labels = self._labels.astype(np.uint32)
         return self._labels
 
-    def _write_labels(self, t: int, ids: list[int], logits: torch.Tensor) -> None:
-        """Write masks of ``ids`` (logits (N, H, W)) into frame t of the label volume.
+    def _write_labels(self, t: int, ids: list[int], crops: Iterable[MaskCrop | None]):
+        """Write the masks of ``ids`` (their :class:`~._sparse.MaskCrop` logits, one per id,
+        in order) into frame t of the label volume.
 
         Only pixels that are background or already belong to one of ``ids`` change, so other
         objects and manual edits of other labels are kept. Where objects overlap, the highest
-        logit wins.
+        logit wins (the first object on ties).
+
+        Returns:
+            :func:`~._sparse.composite`'s (winner map, per-object (box, mask) or None).
         """
+        winner, masks = composite(crops, self.frame_shape)
         if not self.keep_labels:
-            return
+            return winner, masks
         vol = self._label_volume()
         lab = vol[t]
         arr = np.asarray(ids, dtype=vol.dtype)
-        own = np.isin(lab, arr)
-        free = own | (lab == 0)
-        # the highest positive logit wins (the first object on ties); -1: no object
-        best, winner = logits.max(dim=0)
-        win = torch.where(best > 0, winner, -1).cpu().numpy()
-        new = np.where(win >= 0, arr[np.clip(win, 0, None)], 0).astype(vol.dtype)
+        free = np.isin(lab, arr) | (lab == 0)
+        new = np.where(winner >= 0, arr[np.clip(winner, 0, None)], 0).astype(vol.dtype)
         lab[free] = new[free]
+        return winner, masks

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, HeadOutput
+from ._sparse import CropUpsampler, MaskCrop
 from .memory_bank import MemoryEntry, MemorySelection
 from .postprocess import fill_small_holes
 from .prompts import FramePrompts
@@ -142,6 +143,15 @@ class ModelPlumbingMixin:
             m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
         return m
+
+    def _frame_crops(self, low_res: torch.Tensor) -> Iterator[MaskCrop | None]:
+        """(N, 1, h, w) logits -> each object's frame-size logits on the rectangle where they
+        can be positive (None: empty), inside the ROI; a generator."""
+        roi, hw = self._roi(), tuple(low_res.shape[-2:])
+        up = self._upsampler
+        if up is None or up.roi != roi or up.low_hw != hw:
+            up = self._upsampler = CropUpsampler(hw, roi, low_res.device)
+        return up(low_res)
 
     def _to_frame(self, low_res: torch.Tensor) -> torch.Tensor:
         """(N, 1, h, w) logits -> (N, H, W) logits at frame size (outside a ROI: -inf)."""

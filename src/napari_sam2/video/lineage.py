@@ -497,24 +497,25 @@ def propagate_with_divisions(
 
 def _remap(res: FrameResult, lab: np.ndarray, tracker: DivisionTracker, unborn) -> FrameResult:
     """The FrameResult of a frame after the tracker relabelled it."""
-    ids, masks, scores = [], [], []
+    ids, boxes, crops, scores = [], [], [], []
     for k, i in enumerate(res.obj_ids):
         targets = tracker.resolve(i)
         if targets == [i]:
             ids.append(i)
-            masks.append(res.masks[k] & (lab == i) if i in unborn else res.masks[k])
+            y0, x0, y1, x1 = res.boxes[k]
+            crop = res.crops[k]
+            boxes.append(res.boxes[k])
+            crops.append(crop & (lab[y0:y1, x0:x1] == i) if i in unborn else crop)
             scores.append(res.scores[k])
             continue
         for r in targets:
             if r in ids:
                 continue
+            one = FrameResult(res.frame, [r], (lab == r)[None], [res.scores[k]])
             ids.append(r)
-            masks.append(lab == r)
+            boxes.append(one.boxes[0])
+            crops.append(one.crops[0])
             scores.append(res.scores[k])
-    h, w = lab.shape
     return FrameResult(
-        res.frame,
-        ids,
-        np.stack(masks) if masks else np.zeros((0, h, w), bool),
-        np.asarray(scores, dtype=np.float32),
+        res.frame, ids, scores=scores, boxes=np.asarray(boxes), crops=crops, shape=lab.shape
     )

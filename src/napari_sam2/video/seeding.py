@@ -229,7 +229,7 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
             obj.pending[frame] = (entry, is_init or settings.corrections_as_prompts)
             entries.append(entry)
         low = torch.cat([e.mask_logits for e in entries]).to(session.device)
-        session._write_labels(frame, chunk, session._to_frame(low))
+        session._write_labels(frame, chunk, session._frame_crops(low))
     return [int(i) for i in ids]
 
 

@@ -27,27 +27,94 @@ from ._parallel import WorkerPool, auto_workers
 from ._plumbing import ModelPlumbingMixin
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
-from .postprocess import non_overlapping
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
 
 __all__ = ["FrameResult", "VideoSession"]
 
 
-@dataclass
+@dataclass(init=False, repr=False, eq=False)
 class FrameResult:
     """Masks of the propagated objects on one frame.
 
+    Each mask is kept as its bounding rectangle (``boxes``, ``crops``), so that hundreds of
+    cells on large frames cost their own areas; :attr:`masks` and :meth:`mask` give frame-size
+    arrays. Build one from frame-size masks, ``FrameResult(frame, obj_ids, masks, scores)``,
+    or from crops, ``FrameResult(frame, obj_ids, scores=..., boxes=..., crops=...,
+    shape=...)``.
+
     Attributes:
         frame: frame index t.
-        obj_ids: ids of the N objects, in the order of ``masks``.
-        masks: (N, H, W) bool at the original frame size (False outside the session's ROI).
+        obj_ids: ids of the N objects, in the order of the masks.
         scores: (N,) object presence probability (sigmoid of the object-score logit).
+        boxes: (N, 4) int (y0, x0, y1, x1) rectangle of each mask in frame pixels (end
+            exclusive; all zero for an empty mask).
+        crops: N (y1 - y0, x1 - x0) bool arrays, each mask inside its rectangle.
+        shape: (H, W) of the frame.
     """
 
     frame: int
     obj_ids: list[int]
-    masks: np.ndarray
     scores: np.ndarray
+    boxes: np.ndarray
+    crops: list[np.ndarray]
+    shape: tuple[int, int]
+
+    def __init__(
+        self,
+        frame: int,
+        obj_ids: Sequence[int],
+        masks: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
+        *,
+        boxes: np.ndarray | None = None,
+        crops: list[np.ndarray] | None = None,
+        shape: tuple[int, int] | None = None,
+    ) -> None:
+        self.frame = int(frame)
+        self.obj_ids = [int(i) for i in obj_ids]
+        n = len(self.obj_ids)
+        self.scores = np.ones(n, np.float32) if scores is None else np.asarray(scores, np.float32)
+        if masks is not None:
+            masks = np.asarray(masks, dtype=bool)
+            boxes, crops = np.zeros((n, 4), np.int64), []
+            for k, m in enumerate(masks):
+                ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+                if ys.size:
+                    boxes[k] = ys[0], xs[0], ys[-1] + 1, xs[-1] + 1
+                y0, x0, y1, x1 = boxes[k]
+                crops.append(m[y0:y1, x0:x1].copy())
+            shape = masks.shape[1:]
+        elif crops is None or boxes is None or shape is None:
+            raise ValueError("give frame-size masks, or boxes, crops and shape")
+        self.boxes = np.asarray(boxes, np.int64).reshape(n, 4)
+        self.crops = list(crops)
+        self.shape = (int(shape[0]), int(shape[1]))
+        if len(self.crops) != n or len(self.scores) != n:
+            raise ValueError(f"{n} object ids need {n} masks and {n} scores")
+        self._masks: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"FrameResult(frame={self.frame}, obj_ids={self.obj_ids}, shape={self.shape})"
+
+    def mask(self, k: int) -> np.ndarray:
+        """(H, W) bool mask of the k-th object (position in :attr:`obj_ids`)."""
+        out = np.zeros(self.shape, bool)
+        y0, x0, y1, x1 = self.boxes[k]
+        out[y0:y1, x0:x1] = self.crops[k]
+        return out
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool masks at the original frame size (False outside the session's ROI);
+        built on first use (N frame-size arrays: prefer :meth:`mask` or the crops for many
+        objects on large frames)."""
+        if self._masks is None:
+            self._masks = (
+                np.stack([self.mask(k) for k in range(len(self.obj_ids))])
+                if self.obj_ids
+                else np.zeros((0, *self.shape), bool)
+            )
+        return self._masks
 
 
 class _Object:
@@ -128,6 +195,7 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin):
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._features_roi = self.frames.roi  # the ROI the cached encodings were made with
         self._mem_pos: torch.Tensor | None = None
+        self._upsampler = None  # CropUpsampler of the current ROI
         self._labels: np.ndarray | None = None
         self.stats = {"image_encodings": 0, "frames_propagated": 0}
         #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
@@ -359,9 +427,13 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin):
                 )
         entry = self._entry(head, 0, reverse)
         obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
-        logits = self._to_frame(entry.mask_logits.to(self.device))
-        mask = (logits[0] > 0).cpu().numpy()
-        self._write_labels(frame, [obj.obj_id], logits)
+        _, masks = self._write_labels(
+            frame, [obj.obj_id], self._frame_crops(entry.mask_logits.to(self.device))
+        )
+        mask = np.zeros(self.frame_shape, bool)
+        if masks[0] is not None:
+            (y0, x0, y1, x1), m = masks[0]
+            mask[y0:y1, x0:x1] = m
         return mask
 
     def _commit_pending(self, objects: list[_Object]) -> None:
@@ -494,10 +566,26 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin):
             obj.tracked[t] = reverse
             obj.bank.prune(t, s, reverse)
         low = torch.cat([results[i].mask_logits for i in ids]).to(self.device)
-        logits = self._to_frame(low)
-        if s.non_overlap:
-            logits = non_overlapping(logits[:, None])[:, 0]
-        self._write_labels(t, ids, logits)
+        winner, masks = self._write_labels(t, ids, self._frame_crops(low))
         scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
         self.stats["frames_propagated"] += 1
-        return FrameResult(t, ids, (logits > 0).cpu().numpy(), scores[:, 0].cpu().numpy())
+        boxes = np.zeros((len(ids), 4), np.int64)
+        crops = []
+        for k, item in enumerate(masks):
+            if item is None:
+                crops.append(np.zeros((0, 0), bool))
+                continue
+            boxes[k] = item[0]
+            y0, x0, y1, x1 = item[0]
+            if s.non_overlap:  # only the pixels the object won
+                crops.append(item[1] & (winner[y0:y1, x0:x1] == k))
+            else:
+                crops.append(item[1])
+        return FrameResult(
+            t,
+            ids,
+            scores=scores[:, 0].cpu().numpy(),
+            boxes=boxes,
+            crops=crops,
+            shape=self.frame_shape,
+        )
