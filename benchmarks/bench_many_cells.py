@@ -9,7 +9,7 @@ cache, the label volume, the automatic object chunk size, and peak CUDA memory o
 
 Usage:  python benchmarks/bench_many_cells.py [--frames 50] [--objects 200] [--size 512]
             [--model micro] [--fallback test_tiny_256] [--chunk N] [--divisions] [--threads N]
-            [--workers N]
+            [--workers N] [--memory-frames N]
 The bundled ``micro`` model may not exist yet: then ``--fallback`` is used (with a warning);
 ``--fallback random:micro`` (random weights, the bundled model's architecture) gives
 representative timings.
@@ -74,17 +74,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--workers", type=int, default=None,
                     help="VideoSession workers (default: automatic)")
+    ap.add_argument("--memory-frames", type=int, default=None,
+                    help="MemorySettings.num_memory_frames (default: 6, Meta's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from napari_sam2 import VideoSession
+    from napari_sam2 import MemorySettings, VideoSession
     from napari_sam2.video.lineage import propagate_with_divisions
 
     model, used = load(args.model, args.fallback)
 
     movie, labels0 = grid_movie(args.frames, args.objects, args.size)
     rss_movie = peak_rss_mb()
-    session = VideoSession(model, movie, object_chunk_size=args.chunk, workers=args.workers)
+    settings = MemorySettings()
+    if args.memory_frames is not None:
+        settings = settings.replace(num_memory_frames=args.memory_frames)
+    session = VideoSession(model, movie, object_chunk_size=args.chunk, workers=args.workers,
+                           settings=settings)
     t0 = time.perf_counter()
     ids = session.add_labels(0, labels0)
     t_seed = time.perf_counter() - t0
@@ -111,6 +117,7 @@ def main() -> None:
         ("object chunk size", str(args.chunk or session._auto_chunk()) + ("" if args.chunk
                                                                          else " (auto)")),
         ("division tracking", "on" if args.divisions else "off"),
+        ("memory frames", f"{settings.num_memory_frames} (+ prompted frames, pointers)"),
         ("seeding (add_labels)", f"{t_seed:.2f} s"),
         ("first frame", f"{times[0]:.3f} s"),
         ("per frame, median", f"{np.median(times):.3f} s"),
