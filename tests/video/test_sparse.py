@@ -108,3 +108,18 @@ def test_session_results_agree_with_the_labels(model, movie):
             # every labelled pixel of an object is in its mask (overlaps go to one object)
             assert not ((lab == obj) & ~r.mask(k)).any()
         assert np.array_equal(np.any(r.masks, 0), lab > 0)
+
+
+def test_mask_prompts_are_kept_as_crops(model, movie):
+    from napari_sam2 import VideoSession
+
+    s = VideoSession(model, movie, axes="TYX")
+    lab = np.zeros(movie.shape[1:], np.uint16)
+    lab[10:20, 12:22] = 3
+    lab[30:33, 40:60] = 4
+    s.add_labels(0, lab)
+    for obj in (3, 4):
+        p = s.prompts(obj)[0]
+        assert np.array_equal(p.mask, lab == obj)  # the frame-size mask, rebuilt
+        assert p._mask[2].size == (lab == obj).sum()  # stored: the bounding rectangle only
+    assert "mask" in repr(p)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def validate_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
-@dataclass
+@dataclass(init=False, eq=False)
 class FramePrompts:
     """All prompts of one object on one frame.
 
@@ -95,13 +95,45 @@ class FramePrompts:
         points: (N, 2) clicks (y, x) in image pixels.
         labels: (N,) 1 = positive, 0 = negative.
         box: (4,) (y0, x0, y1, x1) or None.
-        mask: (H, W) bool or None (a mask replaces points and box).
+        mask: (H, W) bool or None (a mask replaces points and box). Kept as its bounding
+            rectangle, so that hundreds of cells seeded from a label image of a large frame
+            cost their own areas; reading it builds the frame-size array.
     """
 
-    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
-    box: np.ndarray | None = None
-    mask: np.ndarray | None = None
+    points: np.ndarray
+    labels: np.ndarray
+    box: np.ndarray | None
+
+    def __init__(
+        self,
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+    ) -> None:
+        self.points = np.zeros((0, 2)) if points is None else points
+        self.labels = np.zeros((0,), np.int32) if labels is None else labels
+        self.box = box
+        self._mask: tuple[tuple[int, int], tuple[int, int], np.ndarray] | None = None
+        if mask is not None:
+            m = np.asarray(mask, dtype=bool)
+            ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            y0, x0 = (int(ys[0]), int(xs[0])) if ys.size else (0, 0)
+            y1, x1 = (int(ys[-1]) + 1, int(xs[-1]) + 1) if ys.size else (0, 0)
+            self._mask = (m.shape, (y0, x0), m[y0:y1, x0:x1].copy())
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self._mask is None:
+            return None
+        shape, (y0, x0), crop = self._mask
+        out = np.zeros(shape, bool)
+        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        return out
+
+    def __repr__(self) -> str:
+        what = f"mask {self._mask[0]}" if self._mask is not None else f"{len(self.points)} points"
+        return f"FramePrompts({what}, box={self.box})"
 
     @property
     def num_points(self) -> int:
