@@ -5,7 +5,7 @@ Re-running continues from ``<out>/last.pt`` (the learning-rate schedule follows 
 ``--steps``). The final weights are ``<out>/model.pt``; copy them to
 ``src/napari_sam2/weights/micro.pt`` to ship them.
 
-The shipped ``micro.pt`` is step 1725 of one run of the default ("nuclei") variant, resumed with
+The shipped ``micro.pt`` is step 2600 of one run of the default ("nuclei") variant, resumed with
 changing options as the sessions' time allowed (docs/micro_model.md has the story):
 
     python scripts/train_micro.py --steps 3000 --clip-len 4 --out runs/micro_nuclei  # 1-325
@@ -20,6 +20,10 @@ changing options as the sessions' time allowed (docs/micro_model.md has the stor
     python scripts/train_micro.py --steps 1800 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.3 \
         --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
         --out runs/micro_nuclei                                     # 1101-1725, stopped
+    # third session: the same options, a new cosine schedule (warm restart at lr ~6e-5)
+    python scripts/train_micro.py --steps 2700 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.3 \
+        --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
+        --out runs/micro_nuclei                                     # 1726-2600, stopped
 
 (steps 1-200 ran before ``track_mask_prior`` existed, i.e. tracked without the mask prior.)
 """
