@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MaskCrop", "CropUpsampler", "composite"]
+__all__ = ["MaskCrop", "CropUpsampler", "composite", "crop_to_box"]
 
 
 @dataclass
@@ -44,6 +44,17 @@ class MaskCrop:
     def slices(self) -> tuple[slice, slice]:
         y0, x0, y1, x1 = self.box
         return slice(y0, y1), slice(x0, x1)
+
+
+def crop_to_box(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """A (H, W) bool mask as its bounding rectangle (y0, x0, y1, x1), end exclusive (all zero
+    for an empty mask), and a copy of the mask inside it."""
+    m = np.asarray(mask, dtype=bool)
+    ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    if not ys.size:
+        return (0, 0, 0, 0), np.zeros((0, 0), bool)
+    y0, x0, y1, x1 = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
+    return (y0, x0, y1, x1), m[y0:y1, x0:x1].copy()
 
 
 class _Axis:

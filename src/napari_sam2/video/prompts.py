@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._sparse import crop_to_box
+
 __all__ = ["FramePrompts", "check_obj_id", "validate_box", "validate_mask", "validate_points"]
 
 
@@ -114,21 +116,17 @@ class FramePrompts:
         self.points = np.zeros((0, 2)) if points is None else points
         self.labels = np.zeros((0,), np.int32) if labels is None else labels
         self.box = box
-        self._mask: tuple[tuple[int, int], tuple[int, int], np.ndarray] | None = None
+        self._mask: tuple[tuple[int, ...], tuple[int, int, int, int], np.ndarray] | None = None
         if mask is not None:
-            m = np.asarray(mask, dtype=bool)
-            ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-            y0, x0 = (int(ys[0]), int(xs[0])) if ys.size else (0, 0)
-            y1, x1 = (int(ys[-1]) + 1, int(xs[-1]) + 1) if ys.size else (0, 0)
-            self._mask = (m.shape, (y0, x0), m[y0:y1, x0:x1].copy())
+            self._mask = (np.shape(mask), *crop_to_box(mask))
 
     @property
     def mask(self) -> np.ndarray | None:
         if self._mask is None:
             return None
-        shape, (y0, x0), crop = self._mask
+        shape, (y0, x0, y1, x1), crop = self._mask
         out = np.zeros(shape, bool)
-        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        out[y0:y1, x0:x1] = crop
         return out
 
     def __repr__(self) -> str:

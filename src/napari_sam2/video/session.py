@@ -25,6 +25,7 @@ from ..model.sam2 import FrameFeatures, SAM2Model
 from ._label_volume import LabelVolumeMixin
 from ._parallel import WorkerPool, auto_workers
 from ._plumbing import ModelPlumbingMixin
+from ._sparse import crop_to_box
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
@@ -76,21 +77,16 @@ class FrameResult:
         self.scores = np.ones(n, np.float32) if scores is None else np.asarray(scores, np.float32)
         if masks is not None:
             masks = np.asarray(masks, dtype=bool)
-            boxes, crops = np.zeros((n, 4), np.int64), []
-            for k, m in enumerate(masks):
-                ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-                if ys.size:
-                    boxes[k] = ys[0], xs[0], ys[-1] + 1, xs[-1] + 1
-                y0, x0, y1, x1 = boxes[k]
-                crops.append(m[y0:y1, x0:x1].copy())
+            pairs = [crop_to_box(m) for m in masks]
+            boxes, crops = [box for box, _ in pairs], [crop for _, crop in pairs]
             shape = masks.shape[1:]
         elif crops is None or boxes is None or shape is None:
             raise ValueError("give frame-size masks, or boxes, crops and shape")
+        if len(crops) != n or len(boxes) != n or len(self.scores) != n:
+            raise ValueError(f"{n} object ids need {n} masks and {n} scores")
         self.boxes = np.asarray(boxes, np.int64).reshape(n, 4)
         self.crops = list(crops)
         self.shape = (int(shape[0]), int(shape[1]))
-        if len(self.crops) != n or len(self.scores) != n:
-            raise ValueError(f"{n} object ids need {n} masks and {n} scores")
         self._masks: np.ndarray | None = None
 
     def __repr__(self) -> str:
