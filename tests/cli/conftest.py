@@ -53,7 +53,8 @@ def run_cli(model_cache):
 
 def write_blob_movie(path: Path, moving: tuple[int, int], still: tuple[int, int]) -> Path:
     """(T=4, H=64, W=96) uint16 TYX TIFF with a bright blob at ``moving`` (y, x) drifting 1 px
-    per frame in x and a dimmer one at ``still``."""
+    per frame in x and a dimmer one at ``still``, and beside it ``clicks.csv``: a frame-0 click
+    on each blob (objects 1 and 2)."""
     import numpy as np
     import tifffile
 
@@ -66,6 +67,8 @@ def write_blob_movie(path: Path, moving: tuple[int, int], still: tuple[int, int]
     tifffile.imwrite(
         path, np.clip(movie, 0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TYX"}
     )
+    rows = [f"0,{y},{x},{i},1" for i, (y, x) in enumerate((moving, still), start=1)]
+    path.with_name("clicks.csv").write_text("frame,y,x,obj_id,positive\n" + "\n".join(rows) + "\n")
     return path
 
 

@@ -15,9 +15,7 @@ from napari_sam2.io.tiff import load_labels_tiff
 def movie_path(tmp_path_factory):
     """(T=4, H=64, W=96) uint16 movie with two bright blobs, and a clicks CSV inside the ROI."""
     d = tmp_path_factory.mktemp("roi")
-    path = write_blob_movie(d / "movie.tif", (24, 30), (40, 60))
-    (d / "clicks.csv").write_text("frame,y,x,obj_id,positive\n0,24,30,1,1\n0,40,60,2,1\n")
-    return path
+    return write_blob_movie(d / "movie.tif", (24, 30), (40, 60))
 
 
 def test_segment_with_roi(run_cli, movie_path, tmp_path):

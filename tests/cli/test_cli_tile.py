@@ -15,9 +15,7 @@ from napari_sam2.io.tiff import load_labels_tiff
 def movie_path(tmp_path_factory):
     """(T=4, H=64, W=96) uint16 movie with two blobs in different 48-px tiles, and clicks."""
     d = tmp_path_factory.mktemp("tile")
-    path = write_blob_movie(d / "movie.tif", (20, 20), (40, 70))
-    (d / "clicks.csv").write_text("frame,y,x,obj_id,positive\n0,20,20,1,1\n0,40,70,2,1\n")
-    return path
+    return write_blob_movie(d / "movie.tif", (20, 20), (40, 70))
 
 
 def test_segment_with_tiles_equals_segment_movie(movie_path, tmp_path, capsys):

@@ -51,6 +51,7 @@ from ._division_ops import (
     _mask_box,
     _pieces,
 )
+from ._sparse import crop_to_box
 from .session import FrameResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -511,10 +512,10 @@ def _remap(res: FrameResult, lab: np.ndarray, tracker: DivisionTracker, unborn) 
         for r in targets:
             if r in ids:
                 continue
-            one = FrameResult(res.frame, [r], (lab == r)[None], [res.scores[k]])
+            box, crop = crop_to_box(lab == r)
             ids.append(r)
-            boxes.append(one.boxes[0])
-            crops.append(one.crops[0])
+            boxes.append(box)
+            crops.append(crop)
             scores.append(res.scores[k])
     return FrameResult(
         res.frame, ids, scores=scores, boxes=np.asarray(boxes), crops=crops, shape=lab.shape
