@@ -9,7 +9,7 @@ cache, the label volume, the automatic object chunk size, and peak CUDA memory o
 
 Usage:  python benchmarks/bench_many_cells.py [--frames 50] [--objects 200] [--size 512]
             [--model micro] [--fallback test_tiny_256] [--chunk N] [--divisions] [--threads N]
-            [--workers N] [--memory-frames N]
+            [--workers N] [--memory-frames N] [--compile]
 The bundled ``micro`` model may not exist yet: then ``--fallback`` is used (with a warning);
 ``--fallback random:micro`` (random weights, the bundled model's architecture) gives
 representative timings.
@@ -76,6 +76,9 @@ def main() -> None:
                     help="VideoSession workers (default: automatic)")
     ap.add_argument("--memory-frames", type=int, default=None,
                     help="MemorySettings.num_memory_frames (default: 6, Meta's)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (compilation falls in seeding and the first "
+                         "frames; compare the median)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -83,6 +86,8 @@ def main() -> None:
     from napari_sam2.video.lineage import propagate_with_divisions
 
     model, used = load(args.model, args.fallback)
+    if args.compile:
+        model.compile_for_inference()
 
     movie, labels0 = grid_movie(args.frames, args.objects, args.size)
     rss_movie = peak_rss_mb()
@@ -118,6 +123,7 @@ def main() -> None:
                                                                          else " (auto)")),
         ("division tracking", "on" if args.divisions else "off"),
         ("memory frames", f"{settings.num_memory_frames} (+ prompted frames, pointers)"),
+        ("torch.compile", "on" if args.compile else "off"),
         ("seeding (add_labels)", f"{t_seed:.2f} s"),
         ("first frame", f"{times[0]:.3f} s"),
         ("per frame, median", f"{np.median(times):.3f} s"),

@@ -3,13 +3,15 @@
 # napari/Qt tests (QT_QPA_PLATFORM=xcb; Qt's offscreen platform cannot create napari's canvas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v xvfb-run >/dev/null 2>&1 || ! dpkg -s libxcb-cursor0 >/dev/null 2>&1; then
+# (g++: TorchInductor compiles C++ kernels in the torch.compile tests)
+if ! command -v xvfb-run >/dev/null 2>&1 || ! dpkg -s libxcb-cursor0 >/dev/null 2>&1 \
+    || ! command -v g++ >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
       libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 \
-      libxcb-shape0 libxcb-cursor0 libgl1 libegl1 libdbus-1-3 libfontconfig1 >/dev/null
+      libxcb-shape0 libxcb-cursor0 libgl1 libegl1 libdbus-1-3 libfontconfig1 g++ >/dev/null
   else
     echo "please install: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 (needs root)" >&2
     exit 1

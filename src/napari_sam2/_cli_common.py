@@ -178,8 +178,8 @@ def _device_label(model) -> str:
     return str(model.device)
 
 
-def _load_model_cli(name: str | None, device: str, quiet: bool):
-    """load_model with CLI-friendly errors (missing bundled micro model)."""
+def _load_model_cli(name: str | None, device: str, quiet: bool, compile: bool = False):
+    """load_model with CLI-friendly errors (missing bundled micro model, no compiler)."""
     import torch
 
     from .weights import load as weights_load
@@ -196,9 +196,16 @@ def _load_model_cli(name: str | None, device: str, quiet: bool):
         )
     t0 = time.perf_counter()
     model = weights_load.load_model(name, device=device, progress=None if quiet else "tqdm")
+    if compile:
+        try:
+            model.compile_for_inference()
+        except RuntimeError as exc:
+            raise CLIError(str(exc)) from None
     _info(
         f"model: {model.config.name} on {_device_label(model)} "
-        f"({time.perf_counter() - t0:.1f} s to load)",
+        f"({time.perf_counter() - t0:.1f} s to load"
+        + ("; compiled: the first frames take longer" if compile else "")
+        + ")",
         quiet,
     )
     return model

@@ -143,7 +143,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             if value is not None and value is not False:
                 raise CLIError(f"--tile cannot be combined with {flag} (yet): use one of them")
     settings = _memory_settings(args)
-    model = _load_model_cli(args.model, args.device, quiet)
+    model = _load_model_cli(args.model, args.device, quiet, compile=args.compile)
     if args.tile is not None:
         return _segment_tiled(args, movie, points, boxes, seed, channel, out, settings, model)
     import numpy as np
@@ -434,6 +434,12 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         default="fp32",
         choices=["fp32", "bf16"],
         help="bf16 is faster on recent GPUs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the model with torch.compile: the first frames take longer (tens of "
+        "seconds on a CPU), the others run faster; for long movies",
     )
     p.add_argument(
         "--direction",

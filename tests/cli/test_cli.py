@@ -439,3 +439,17 @@ def test_example_script_runs(tmp_path):
     assert load_labels_tiff(tmp_path / "labels.tif").shape == (3, 128, 128)
     assert (tmp_path / "labels_RES" / "res_track.txt").is_file()
     assert (tmp_path / "labels.csv").read_text().startswith("frame,obj_id,area")
+
+
+def test_compile_without_a_compiler_is_a_one_line_error(tmp_path, capsys, demo_dir, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    movie, prompts = str(demo_dir / "movie.tif"), str(demo_dir / "prompts.csv")
+    rc = cli.main(["segment", movie, "--prompts", prompts, "--model", "test_tiny_256",
+                   "--device", "cpu", "--compile", "--out", str(tmp_path / "x.tif")])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 1 and len(lines) == 1, lines
+    assert "needs a C++ compiler" in lines[0] and "apt-get install g++" in lines[0]
+    assert not (tmp_path / "x.tif").exists()

@@ -163,12 +163,18 @@ class RoPEAttention(Attention):
 
     def phasors_for(self, n_tokens: int, device: torch.device) -> torch.Tensor:
         """The (n_tokens, head_dim/2) complex64 RoPE table of a square grid, cached per device."""
+        side = math.isqrt(n_tokens)
+        if side * side != n_tokens:
+            raise ValueError(f"RoPE needs a square token grid, got {n_tokens} tokens")
+        if torch.compiler.is_compiling():
+            # inside a compiled graph the table is a constant of the graph; reading a cache
+            # that another thread may fill would make the graph's guards race
+            return rope_phasors(
+                axial_rope_angles(self._head_dim, side, side, self.rope_theta, device=device)
+            )
         key = (n_tokens, str(device))
         table = self._phasor_cache.get(key)
         if table is None:
-            side = math.isqrt(n_tokens)
-            if side * side != n_tokens:
-                raise ValueError(f"RoPE needs a square token grid, got {n_tokens} tokens")
             # A plain (non-inference) tensor, so a table first built under inference_mode also
             # serves later autograd-enabled calls.
             with torch.inference_mode(False), torch.no_grad():

@@ -384,7 +384,8 @@ class Hiera(nn.Module):
         needs_grad = torch.is_grad_enabled() and (
             self.pos_embed.requires_grad or self.pos_embed_window.requires_grad
         )
-        if needs_grad or self.pos_embed.is_inference():
+        # (inside a compiled graph the embedding is computed, and folded, instead of cached)
+        if needs_grad or self.pos_embed.is_inference() or torch.compiler.is_compiling():
             # (parameters created in inference mode have no version counter to key a cache on)
             return self._compute_pos_embed(hw)
         key = self._pos_embed_key(hw)

@@ -72,19 +72,26 @@ class SinePositionEncoding2d(nn.Module):
             shared between calls: treat it as read-only.
         """
         device = torch.device(device)
+        if torch.compiler.is_compiling():
+            return self._table(height, width, device, dtype)  # a constant of the graph
         key = (height, width, device, dtype)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         # A plain (non-inference) tensor, so the cache also serves autograd-enabled callers.
         with torch.inference_mode(False), torch.no_grad():
-            half = self.num_pos_feats // 2
-            table = torch.empty(height, width, self.num_pos_feats, device=device, dtype=dtype)
-            table[:, :, :half] = self._axis(height, device)[:, None, :]  # y encoding
-            table[:, :, half:] = self._axis(width, device)[None, :, :]  # x encoding
-            table = table.permute(2, 0, 1)  # (H, W, C) memory viewed as (C, H, W)
+            table = self._table(height, width, device, dtype)
         self._cache[key] = table
         return table
+
+    def _table(
+        self, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        half = self.num_pos_feats // 2
+        table = torch.empty(height, width, self.num_pos_feats, device=device, dtype=dtype)
+        table[:, :, :half] = self._axis(height, device)[:, None, :]  # y encoding
+        table[:, :, half:] = self._axis(width, device)[None, :, :]  # x encoding
+        return table.permute(2, 0, 1)  # (H, W, C) memory viewed as (C, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode the grid of a feature map.

@@ -256,6 +256,7 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: torch.dtype | None = None,
     progress="tqdm",
+    compile: bool = False,
 ) -> SAM2Model:
     """Load a SAM 2 model ready for inference (eval mode).
 
@@ -269,6 +270,9 @@ def load_model(
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
         dtype: parameter dtype (default float32; prefer ``precision=`` autocast in sessions).
         progress: download progress (``"tqdm"``, None, or a callback ``(done, total)``).
+        compile: compile the per-frame networks with ``torch.compile``
+            (:meth:`~napari_sam2.model.sam2.SAM2Model.compile_for_inference`): slow first frames,
+            then faster ones; for long movies.
 
     Returns:
         :class:`~napari_sam2.model.sam2.SAM2Model` on ``device``.
@@ -296,7 +300,7 @@ def load_model(
             )
     elif isinstance(name, str) and name in CONFIGS and not Path(name).exists():
         model = SAM2Model(CONFIGS[name])  # random weights (tests, training from scratch)
-        return model.to(device=dev, dtype=dtype or torch.float32).eval()
+        return _ready(model, dev, dtype, compile)
     else:
         path = Path(name).expanduser()
         if not path.exists():
@@ -307,7 +311,14 @@ def load_model(
     state_dict, stored = read_checkpoint(path)
     config = config or stored or infer_config(state_dict, path.name)
     model = _strict_load(config, state_dict, path.name)
-    return model.to(device=dev, dtype=dtype or torch.float32).eval()
+    return _ready(model, dev, dtype, compile)
+
+
+def _ready(
+    model: SAM2Model, device: torch.device, dtype: torch.dtype | None, compile: bool
+) -> SAM2Model:
+    model = model.to(device=device, dtype=dtype or torch.float32).eval()
+    return model.compile_for_inference() if compile else model
 
 
 def save_checkpoint(path: str | os.PathLike, model: SAM2Model, **extra) -> Path:
