@@ -9,7 +9,7 @@ cache, the label volume, the automatic object chunk size, and peak CUDA memory o
 
 Usage:  python benchmarks/bench_many_cells.py [--frames 50] [--objects 200] [--size 512]
             [--model micro] [--fallback test_tiny_256] [--chunk N] [--divisions] [--threads N]
-            [--workers N] [--memory-frames N] [--compile]
+            [--workers N] [--memory-frames N] [--compile] [--device cuda] [--precision bf16]
 The bundled ``micro`` model may not exist yet: then ``--fallback`` is used (with a warning);
 ``--fallback random:micro`` (random weights, the bundled model's architecture) gives
 representative timings.
@@ -76,6 +76,8 @@ def main() -> None:
                     help="VideoSession workers (default: automatic)")
     ap.add_argument("--memory-frames", type=int, default=None,
                     help="MemorySettings.num_memory_frames (default: 6, Meta's)")
+    ap.add_argument("--device", default=None, help="move the model here (default: as loaded)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the model (compilation falls in seeding and the first "
                          "frames; compare the median)")
@@ -86,6 +88,8 @@ def main() -> None:
     from napari_sam2.video.lineage import propagate_with_divisions
 
     model, used = load(args.model, args.fallback)
+    if args.device is not None:
+        model = model.to(args.device)
     if args.compile:
         model.compile_for_inference()
 
@@ -95,7 +99,7 @@ def main() -> None:
     if args.memory_frames is not None:
         settings = settings.replace(num_memory_frames=args.memory_frames)
     session = VideoSession(model, movie, object_chunk_size=args.chunk, workers=args.workers,
-                           settings=settings)
+                           settings=settings, precision=args.precision)
     t0 = time.perf_counter()
     ids = session.add_labels(0, labels0)
     t_seed = time.perf_counter() - t0
@@ -124,6 +128,7 @@ def main() -> None:
         ("division tracking", "on" if args.divisions else "off"),
         ("memory frames", f"{settings.num_memory_frames} (+ prompted frames, pointers)"),
         ("torch.compile", "on" if args.compile else "off"),
+        ("precision", args.precision),
         ("seeding (add_labels)", f"{t_seed:.2f} s"),
         ("first frame", f"{times[0]:.3f} s"),
         ("per frame, median", f"{np.median(times):.3f} s"),
