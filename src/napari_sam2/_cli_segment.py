@@ -46,6 +46,30 @@ class _RawMovie:
         return self._frames.raw(int(t))
 
 
+
+def _warn_too_small(session, quiet: bool) -> None:
+    """One line naming the prompted objects that are too small at the model's input, with the
+    fix (``VideoSession.too_small_hint``); seeded and found cells are not checked one by one."""
+    small, hint = [], None
+    for obj in session.obj_ids:
+        prompts = session.prompts(obj)
+        if not prompts:
+            continue
+        t = min(prompts)
+        fp = prompts[t]
+        if fp.box is not None:
+            h = session.too_small_hint(box=fp.box)
+        elif session.keep_labels:
+            h = session.too_small_hint(mask=session.labels()[t] == obj)
+        else:
+            h = None
+        if h is not None:
+            small.append(obj)
+            hint = hint or h
+    if small:
+        ids = ", ".join(map(str, small[:10])) + (" ..." if len(small) > 10 else "")
+        _info(f"warning: object(s) {ids}: {hint.replace('this object spans', 'spans')}", quiet)
+
 def _movie_pixel_size(movie):
     """The TIFF's pixel size (y, x) in um, or None (not a path, not a TIFF, odd tags)."""
     if not isinstance(movie, str):
@@ -190,6 +214,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 f"{len(objects)} object(s), {_prompt_summary(args, points, boxes, seed, found)}",
                 quiet,
             )
+            _warn_too_small(session, quiet)
             failure: BaseException | None = None
             t0 = time.perf_counter()
             if not stop.event.is_set():

@@ -453,3 +453,18 @@ def test_compile_without_a_compiler_is_a_one_line_error(tmp_path, capsys, demo_d
     assert rc == 1 and len(lines) == 1, lines
     assert "needs a C++ compiler" in lines[0] and "apt-get install g++" in lines[0]
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_objects_too_small_for_the_model_are_named_with_the_fix(tmp_path, capsys):
+    movie = np.zeros((2, 300, 900), np.uint16)  # 300 x 900 px shrunk to 256 x 256
+    movie[:, 100:130, 400:430] = 2000
+    path = tmp_path / "wide.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TYX"})
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("0,98,398,132,432,1\n0,0,0,299,899,2\n")  # a 34-px cell, the whole frame
+    rc = cli.main(["segment", str(path), "--boxes", str(boxes), "--model", "test_tiny_256",
+                   "--device", "cpu", "--out", str(tmp_path / "out.tif")])
+    lines = error_lines(capsys.readouterr().err)
+    warn = [line for line in lines if line.startswith("warning: object(s) 1:")]
+    assert rc == 0 and len(warn) == 1, lines
+    assert "spans only ~29 x 10 px" in warn[0] and "--roi or --tile" in warn[0]

@@ -142,3 +142,16 @@ def test_changing_roi_replays_prompts(viewer_widget):
     assert any("leaves out" in m and "object 1 (frame 0)" in m for m in msgs), msgs
     assert c.roi == ROI and widget.session is s
     assert np.asarray(c.roi_layer.data[0]).min(0).tolist() == [15.5, 23.5]
+
+
+def test_objects_too_small_for_the_model_get_a_hint_once(viewer_widget):
+    viewer, widget = viewer_widget
+    s_box = (60, 60, 66, 67)  # 6 x 7 px of a 128-px frame: 12 x 14 px at the 256-px input
+    msgs = notifications_during(lambda: widget.add_box(0, s_box, obj_id=1, wait=True))
+    hints = [m for m in msgs if "object 1: this object spans only ~12 x 14 px" in m]
+    assert len(hints) == 1 and "Region: use current view" in hints[0], msgs
+    assert widget.session.too_small_hint(box=(10, 10, 40, 50)) is None  # 60 x 80 px: fine
+    msgs = notifications_during(lambda: widget.add_box(1, s_box, obj_id=1, wait=True))
+    assert not [m for m in msgs if "spans only" in m], "told once per object and region"
+    msgs = notifications_during(lambda: widget.add_box(0, (10, 10, 40, 50), obj_id=2, wait=True))
+    assert not [m for m in msgs if "spans only" in m], msgs

@@ -171,7 +171,7 @@ class PromptsMixin:
                 f"segmenting object {obj} on frame {t}",
                 work,
                 kind="prompt",
-                on_result=lambda _: self._shown(t, obj),
+                on_result=lambda mask: self._shown(t, obj, mask=mask),
             )
         )
 
@@ -186,17 +186,32 @@ class PromptsMixin:
                 f"segmenting object {obj} in a box on frame {t}",
                 work,
                 kind="prompt",
-                on_result=lambda _: self._shown(t, obj),
+                on_result=lambda _: self._shown(t, obj, box=box),
             )
         )
 
-    def _shown(self, t: int, obj: int) -> None:
+    def _shown(self, t: int, obj: int, mask=None, box=None) -> None:
         job = self.jobs.current
         if job is not None:
             self.timings["click_to_mask"].append(time.perf_counter() - job.submitted)
         self._refresh_labels(force=True)
         self.mask_shown.emit(t, obj)
         self._emit_status()
+        if mask is not None or box is not None:
+            self._hint_if_too_small(obj, mask, box)
+
+    def _hint_if_too_small(self, obj: int, mask, box) -> None:
+        """Tell the user (once per object) to zoom in when the object is too small for the
+        model at the current region (:meth:`VideoSession.too_small_hint`)."""
+        key = (obj, None if self.session is None else self.session.roi)
+        if self.session is None or key in self._small_hinted:
+            return
+        hint = self.session.too_small_hint(mask=mask, box=box)
+        if hint is not None:
+            from napari.utils.notifications import show_info
+
+            self._small_hinted.add(key)
+            show_info(f"SAM 2: object {obj}: {hint}")
 
     def _decorate_points(self, indices: Sequence[int], obj: int, positive: bool) -> None:
         layer = self.points_layer

@@ -106,6 +106,8 @@ class TrackingController(
         self.channel: Any = None
         self.contrast = "auto"
         self.session = None
+        # (object, region) pairs already told that the object is too small for the model
+        self._small_hinted: set[tuple[int, Any]] = set()
         self.volume: np.ndarray | None = None  # (T, H, W) label volume (layer data or its base)
         self.labels_layer = None
         self.points_layer = None
@@ -176,6 +178,7 @@ class TrackingController(
         self.contrast = contrast
         self.session = None
         self.scores.clear()
+        self._small_hinted.clear()
         self._forget_roi()
         self._make_layers()
         self.image_changed.emit()
