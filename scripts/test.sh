@@ -13,7 +13,7 @@ if ! command -v xvfb-run >/dev/null 2>&1 || ! dpkg -s libxcb-cursor0 >/dev/null 
       libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 \
       libxcb-shape0 libxcb-cursor0 libgl1 libegl1 libdbus-1-3 libfontconfig1 g++ >/dev/null
   else
-    echo "please install: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 (needs root)" >&2
+    echo "please install: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 g++ (needs root)" >&2
     exit 1
   fi
 fi
