@@ -48,8 +48,9 @@ class _RawMovie:
 
 
 def _warn_too_small(session, quiet: bool) -> None:
-    """One line naming the prompted objects that are too small at the model's input, with the
-    fix (``VideoSession.too_small_hint``); seeded and found cells are not checked one by one."""
+    """One line naming the objects too small at the model's input, with the fix
+    (``VideoSession.too_small_hint``): boxes and mask prompts (seeded or found cells) are
+    measured by their rectangle, clicks by the mask they gave."""
     small, hint = [], None
     for obj in session.obj_ids:
         prompts = session.prompts(obj)
@@ -57,8 +58,9 @@ def _warn_too_small(session, quiet: bool) -> None:
             continue
         t = min(prompts)
         fp = prompts[t]
-        if fp.box is not None:
-            h = session.too_small_hint(box=fp.box)
+        box = fp.box if fp.box is not None else fp.mask_box
+        if box is not None:
+            h = session.too_small_hint(box=box)
         elif session.keep_labels:
             h = session.too_small_hint(mask=session.labels()[t] == obj)
         else:
@@ -463,8 +465,8 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="compile the model with torch.compile: the first frames take longer (tens of "
-        "seconds on a CPU), the others run faster; for long movies",
+        help="compile the model with torch.compile: the first frames take longer (10-80 s on "
+        "a CPU); meant for long movies on a GPU (no reliable gain on a 2-core CPU)",
     )
     p.add_argument(
         "--direction",

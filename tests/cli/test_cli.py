@@ -468,3 +468,20 @@ def test_objects_too_small_for_the_model_are_named_with_the_fix(tmp_path, capsys
     warn = [line for line in lines if line.startswith("warning: object(s) 1:")]
     assert rc == 0 and len(warn) == 1, lines
     assert "spans only ~29 x 10 px" in warn[0] and "--roi or --tile" in warn[0]
+
+
+def test_seeded_cells_too_small_for_the_model_are_named(tmp_path, capsys):
+    movie = np.zeros((2, 300, 900), np.uint16)
+    movie[:, 100:130, 400:430] = 2000
+    path = tmp_path / "wide.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TYX"})
+    seed = np.zeros((300, 900), np.uint16)
+    seed[100:130, 400:430] = 7  # 30 x 30 px: ~26 x 9 px at the model's input
+    seed[0:300, 0:300] = 8  # 256 x 85 px: large enough
+    tifffile.imwrite(tmp_path / "seed.tif", seed)
+    rc = cli.main(["segment", str(path), "--seed-labels", str(tmp_path / "seed.tif"),
+                   "--model", "test_tiny_256", "--device", "cpu",
+                   "--out", str(tmp_path / "out.tif")])
+    lines = error_lines(capsys.readouterr().err)
+    warn = [line for line in lines if line.startswith("warning: object(s) 7:")]
+    assert rc == 0 and len(warn) == 1 and "~26 x 9 px" in warn[0], lines

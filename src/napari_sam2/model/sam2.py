@@ -150,7 +150,6 @@ def prompt_maps(
     return (PROMPT_MAP_AMPLITUDE * out).unsqueeze(1)
 
 
-
 def _check_compiler(device: torch.device) -> None:
     """Fail early, with the fix, when :func:`torch.compile` could not generate code here."""
     if device.type == "cpu":
@@ -172,6 +171,7 @@ def _check_compiler(device: torch.device) -> None:
             "torch.compile on a GPU needs Triton: pip install triton (it comes with PyTorch's "
             "CUDA wheels) or run without compiling"
         )
+
 
 class SAM2Model(nn.Module):
     """SAM 2 / 2.1 with Meta's parameter layout.
@@ -230,11 +230,12 @@ class SAM2Model(nn.Module):
         The image encoder, memory attention, memory encoder and mask decoder are compiled in
         place (:meth:`torch.nn.Module.compile`: parameter names and checkpoints are unchanged);
         the cheap prompt encoder and pointer heads stay eager. Compilation happens lazily, on
-        the first calls with each new input shape (on a CPU: tens of seconds for the micro
-        model, cached on disk by PyTorch for later processes); afterwards a frame runs about
-        10-20% faster on a CPU (``benchmarks/bench_many_cells.py --compile``). Outputs equal the
-        eager model's up to float rounding. Idempotent; compile after moving the model to its
-        device.
+        the first calls with each new input shape (on a CPU: 10-80 s for the micro model,
+        less once PyTorch's on-disk cache holds the kernels). Meant for long movies on a GPU:
+        on this project's 2-core CPU the compiled micro model's frames were as fast as eager
+        ones within the run-to-run noise (``benchmarks/bench_many_cells.py --compile``).
+        Outputs equal the eager model's up to float rounding. Idempotent; compile after moving
+        the model to its device.
 
         Args:
             mode: ``torch.compile`` mode (None: the default; e.g. ``"reduce-overhead"`` for CUDA

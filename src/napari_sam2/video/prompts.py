@@ -121,6 +121,11 @@ class FramePrompts:
             self._mask = (np.shape(mask), *crop_to_box(mask))
 
     @property
+    def mask_box(self) -> tuple[int, int, int, int] | None:
+        """Bounding rectangle (y0, x0, y1, x1), end exclusive, of the mask prompt, or None."""
+        return None if self._mask is None else self._mask[1]
+
+    @property
     def mask(self) -> np.ndarray | None:
         if self._mask is None:
             return None
