@@ -166,22 +166,22 @@ class RoPEAttention(Attention):
         side = math.isqrt(n_tokens)
         if side * side != n_tokens:
             raise ValueError(f"RoPE needs a square token grid, got {n_tokens} tokens")
+
+        def build() -> torch.Tensor:
+            angles = axial_rope_angles(self._head_dim, side, side, self.rope_theta, device=device)
+            return rope_phasors(angles)
+
         if torch.compiler.is_compiling():
             # inside a compiled graph the table is a constant of the graph; reading a cache
             # that another thread may fill would make the graph's guards race
-            return rope_phasors(
-                axial_rope_angles(self._head_dim, side, side, self.rope_theta, device=device)
-            )
+            return build()
         key = (n_tokens, str(device))
         table = self._phasor_cache.get(key)
         if table is None:
             # A plain (non-inference) tensor, so a table first built under inference_mode also
             # serves later autograd-enabled calls.
             with torch.inference_mode(False), torch.no_grad():
-                angles = axial_rope_angles(
-                    self._head_dim, side, side, self.rope_theta, device=device
-                )
-                table = rope_phasors(angles)
+                table = build()
             self._phasor_cache[key] = table
         return table
 

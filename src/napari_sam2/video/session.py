@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, SAM2Model
 from ._label_volume import LabelVolumeMixin
+from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
 from ._parallel import WorkerPool, auto_workers
 from ._plumbing import ModelPlumbingMixin
 from ._sparse import crop_to_box
@@ -31,9 +32,6 @@ from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySetting
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
 
 __all__ = ["MIN_OBJECT_PX", "FrameResult", "VideoSession"]
-
-#: Smallest extent (pixels, at the model's input size) at which cells still segment well.
-MIN_OBJECT_PX = 16
 
 
 @dataclass(init=False, repr=False, eq=False)
@@ -130,7 +128,7 @@ class _Object:
         return set(self.bank.cond) | {t for t, (_, c) in self.pending.items() if c}
 
 
-class VideoSession(ModelPlumbingMixin, LabelVolumeMixin):
+class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
     """Interactive SAM 2 video segmentation of a time-lapse.
 
     Args:
@@ -242,52 +240,6 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin):
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-    def size_at_model(self, extent: tuple[float, float]) -> tuple[float, float]:
-        """How large a (height, width) extent in frame pixels is at the model's input.
-
-        The model sees the frame (or the :attr:`roi`) resized to its square input
-        (``model.image_size``: 256 px for ``micro``, 1024 px for the official models). Cells
-        narrower than ~16 px there are too small to segment and track well
-        (:meth:`too_small_hint`).
-        """
-        rh, rw = self.frames.region_shape
-        s = self.model.image_size
-        return float(extent[0]) * s / rh, float(extent[1]) * s / rw
-
-    def too_small_hint(
-        self, mask: np.ndarray | None = None, box: Sequence[float] | None = None
-    ) -> str | None:
-        """A sentence telling the user to zoom in when an object is too small for the model.
-
-        Args:
-            mask: (H, W) bool mask of the object on a frame (its bounding box is measured).
-            box: (y0, x0, y1, x1) box prompt in frame pixels (used instead of the mask).
-
-        Returns:
-            None when the object spans at least :data:`MIN_OBJECT_PX` pixels both ways at the
-            model's input (or nothing was segmented), else the hint.
-        """
-        if box is not None:
-            y0, x0, y1, x1 = (float(v) for v in box)
-            extent = (y1 - y0, x1 - x0)
-        elif mask is not None and mask.any():
-            ys = np.flatnonzero(mask.any(axis=1))
-            xs = np.flatnonzero(mask.any(axis=0))
-            extent = (ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1)
-        else:
-            return None
-        h, w = self.size_at_model(extent)
-        if min(h, w) >= MIN_OBJECT_PX:
-            return None
-        where = "the region of interest" if self.roi is not None else "the frame"
-        return (
-            f"this object spans only ~{h:.0f} x {w:.0f} px at the model's "
-            f"{self.model.image_size}-px input ({where} is shrunk to it), too small to segment "
-            f"and track well (>= {MIN_OBJECT_PX} px is needed, 30-60 px is best): zoom onto the "
-            "cells and give the model that region only (napari: 'Region: use current view'; "
-            "scripts: roi=(y0, x0, y1, x1); CLI: --roi or --tile)"
-        )
 
     def prompts(self, obj_id: int) -> dict[int, FramePrompts]:
         """Prompts of one object, by frame (a copy)."""
