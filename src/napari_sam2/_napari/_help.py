@@ -10,7 +10,8 @@ MEMORY_FIELDS: dict[str, tuple[str, str]] = {
         "Frames remembered",
         "How many past frames the model remembers while it follows a cell, besides the frames "
         "you clicked on. More frames: steadier tracking of slowly changing cells; fewer: "
-        "quicker adaptation when a cell changes shape fast (e.g. during division).",
+        "quicker adaptation when a cell changes shape fast (e.g. during division). 0 is the "
+        "fastest (only the clicked frames are remembered), at some cost on fast-moving cells.",
     ),
     "memory_stride": (
         "Remember every n-th frame",

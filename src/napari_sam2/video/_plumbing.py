@@ -229,7 +229,9 @@ class ModelPlumbingMixin:
         selection) pairs with equal layouts; reads the banks, writes nothing (thread-safe).
 
         Returns:
-            (HeadOutput, memory features (n, c, h, w), their position encoding).
+            (HeadOutput, memory features (n, c, h, w), their position encoding); both None when
+            ``num_memory_frames`` is 0: tracked frames' memories would never be attended, so
+            the memory encoder is skipped.
         """
         sels = [sel for _, sel in chunk]
         n = len(chunk)
@@ -243,6 +245,8 @@ class ModelPlumbingMixin:
             head = self.model.predict_masks(
                 pix, feats.expand(n).high_res, mask_input=prior, multimask=True
             )
+            if self.settings.num_memory_frames == 0:
+                return head, None, None
             mem, pos = self.model.encode_memory(
                 feats.expand(n), head.mask_logits_hr, head.object_score_logits, binarize=False
             )

@@ -22,6 +22,8 @@ class MemorySettings:
     Attributes:
         num_memory_frames: recent (unprompted) frames attended besides the prompted ones,
             0..6 for official models (their temporal encoding has 7 slots: 1 prompted + 6).
+            With 0, tracked frames' memories are never attended, so they are not computed
+            (the memory encoder runs on prompted frames only: faster).
         memory_stride: use every r-th past frame for all but the previous one (long, slow
             movements: r > 1 reaches further back with the same cost).
         max_prompted_frames: prompted frames attended, nearest in time first (None = all).

@@ -553,7 +553,8 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         if encode_ahead:
             self._cache_features(ahead, outputs.pop())
         for chunk, (head, mem, pos) in zip(jobs, outputs):
-            self._memory_pos(pos.float())
+            if pos is not None:
+                self._memory_pos(pos.float())
             for k, (obj, _) in enumerate(chunk):
                 entry = self._entry(head, k, reverse, features=mem)
                 obj.bank.tracked[t] = entry
