@@ -250,6 +250,32 @@ def test_memory_attention_batch_is_independent(tiny):
     torch.testing.assert_close(batched[1:2], single, **TOL)
 
 
+def test_memory_attention_shares_one_frame_across_objects(tiny, monkeypatch):
+    """One frame broadcast to every object (the video session's batches): the first layer's
+    self-attention runs once, with the same result as on the full batch."""
+    curr, curr_pos, memory, memory_pos = tiny.attention_inputs(4, 2, 8, seed=9)
+    one, one_pos = curr[:1].expand(4, -1, -1), curr_pos[:1].expand(4, -1, -1)
+    batches = []
+    first = tiny.ma.layers[0].self_attn
+    monkeypatch.setattr(first, "forward", lambda q, k, v, _f=first.forward: (
+        batches.append(q.shape[0]) or _f(q, k, v)))
+    with torch.no_grad():
+        shared = tiny.ma(one, one_pos, memory, memory_pos, 8)
+        assert batches == [1]
+        full = tiny.ma(one.contiguous(), one_pos.contiguous(), memory, memory_pos, 8)
+        assert batches == [1, 4]
+    torch.testing.assert_close(shared, full, **TOL)
+    with torch.no_grad():
+        ref_one = tiny.ref_ma(
+            curr=one.transpose(0, 1).contiguous(),
+            memory=memory.transpose(0, 1),
+            curr_pos=one_pos.transpose(0, 1).contiguous(),
+            memory_pos=memory_pos.transpose(0, 1),
+            num_obj_ptr_tokens=8,
+        ).transpose(0, 1)
+    torch.testing.assert_close(shared, ref_one, **TOL)
+
+
 def test_memory_attention_dropout_only_in_training(tiny):
     inputs = tiny.attention_inputs(1, 2, 4, seed=8)
     try:

@@ -94,8 +94,22 @@ class MemoryAttentionLayer(nn.Module):
         Returns:
             (B, HW, d_model) updated tokens.
         """
+        return self.cross_block(self.self_block(tgt), memory, memory_key, num_k_exclude_rope)
+
+    def self_block(self, tgt: torch.Tensor) -> torch.Tensor:
+        """Self-attention of the frame tokens with its residual: (B, HW, d) -> (B, HW, d)."""
         x = self.norm1(tgt)
-        tgt = tgt + self.dropout1(self.self_attn(x, x, x))
+        return tgt + self.dropout1(self.self_attn(x, x, x))
+
+    def cross_block(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        memory_key: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """Cross-attention to the memory and the MLP, with residuals (arguments as
+        :meth:`forward`)."""
         x = self.norm2(tgt)
         x = self.cross_attn_image(x, memory_key, memory, num_k_exclude_rope=num_k_exclude_rope)
         tgt = tgt + self.dropout2(x)
@@ -157,8 +171,19 @@ class MemoryAttention(nn.Module):
             raise ValueError(
                 f"batch sizes differ: {curr.shape[0]} frame tokens vs {memory.shape[0]} memories"
             )
-        out = curr + _POS_AT_INPUT_SCALE * curr_pos
         memory_key = memory + memory_pos  # shared by all layers
-        for layer in self.layers:
+        b = curr.shape[0]
+        if b > 1 and curr.stride(0) == 0 and curr_pos.stride(0) == 0 and not self.training:
+            # one frame broadcast to all objects (the video session's batches): the first
+            # layer's self-attention sees the same tokens for every object, so run it once
+            first = self.layers[0]
+            out = first.self_block(curr[:1] + _POS_AT_INPUT_SCALE * curr_pos[:1])
+            out = first.cross_block(
+                out.expand(b, -1, -1), memory, memory_key, num_k_exclude_rope=num_obj_ptr_tokens
+            )
+            rest = self.layers[1:]
+        else:
+            out, rest = curr + _POS_AT_INPUT_SCALE * curr_pos, self.layers
+        for layer in rest:
             out = layer(out, memory, memory_key, num_k_exclude_rope=num_obj_ptr_tokens)
         return self.norm(out)
