@@ -56,6 +56,23 @@ def test_quick_run_prints_table(tmp_path):
     assert rows["baseline"][0] > 0.3
 
 
+def test_validation_seeds_and_memory_frames(tmp_path):
+    out = tmp_path / "rows.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", "test_tiny_256", "--quick", "--no-real",
+         "--methods", "1 click", "--seed0", "20000", "--memory-frames", "0",
+         "--json", str(out)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "synthetic movie 20000" in proc.stderr and "synthetic movie 10000" not in proc.stderr
+    assert "0 memory frames" in proc.stdout and "validation nuclei movies" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["args"]["seed0"] == 20000 and data["args"]["memory_frames"] == 0
+    assert [r["method"] for r in data["rows"]] == ["1 click"]
+
+
 def test_scores_perfect_and_shifted(ea):
     truth = np.zeros((2, 64, 64), np.uint16)
     truth[0][_disk((64, 64), 20, 20, 8)] = 1
