@@ -82,6 +82,7 @@ class MemoryAttentionLayer(nn.Module):
         memory: torch.Tensor,
         memory_key: torch.Tensor,
         num_k_exclude_rope: int = 0,
+        self_attended: bool = False,
     ) -> torch.Tensor:
         """Update the frame tokens.
 
@@ -90,32 +91,24 @@ class MemoryAttentionLayer(nn.Module):
             memory: (B, M, mem_dim) memory tokens (the values).
             memory_key: (B, M, mem_dim) ``memory + memory_pos`` (the keys before projection).
             num_k_exclude_rope: trailing memory tokens (object pointers) without RoPE.
+            self_attended: ``tgt`` already went through :meth:`self_block` (skip it).
 
         Returns:
             (B, HW, d_model) updated tokens.
         """
-        return self.cross_block(self.self_block(tgt), memory, memory_key, num_k_exclude_rope)
-
-    def self_block(self, tgt: torch.Tensor) -> torch.Tensor:
-        """Self-attention of the frame tokens with its residual: (B, HW, d) -> (B, HW, d)."""
-        x = self.norm1(tgt)
-        return tgt + self.dropout1(self.self_attn(x, x, x))
-
-    def cross_block(
-        self,
-        tgt: torch.Tensor,
-        memory: torch.Tensor,
-        memory_key: torch.Tensor,
-        num_k_exclude_rope: int = 0,
-    ) -> torch.Tensor:
-        """Cross-attention to the memory and the MLP, with residuals (arguments as
-        :meth:`forward`)."""
+        if not self_attended:
+            tgt = self.self_block(tgt)
         x = self.norm2(tgt)
         x = self.cross_attn_image(x, memory_key, memory, num_k_exclude_rope=num_k_exclude_rope)
         tgt = tgt + self.dropout2(x)
         x = self.norm3(tgt)
         x = self.linear2(self.dropout(F.relu(self.linear1(x))))
         return tgt + self.dropout3(x)
+
+    def self_block(self, tgt: torch.Tensor) -> torch.Tensor:
+        """Self-attention of the frame tokens with its residual: (B, HW, d) -> (B, HW, d)."""
+        x = self.norm1(tgt)
+        return tgt + self.dropout1(self.self_attn(x, x, x))
 
 
 class MemoryAttention(nn.Module):
@@ -178,8 +171,12 @@ class MemoryAttention(nn.Module):
             # layer's self-attention sees the same tokens for every object, so run it once
             first = self.layers[0]
             out = first.self_block(curr[:1] + _POS_AT_INPUT_SCALE * curr_pos[:1])
-            out = first.cross_block(
-                out.expand(b, -1, -1), memory, memory_key, num_k_exclude_rope=num_obj_ptr_tokens
+            out = first(
+                out.expand(b, -1, -1),
+                memory,
+                memory_key,
+                num_k_exclude_rope=num_obj_ptr_tokens,
+                self_attended=True,
             )
             rest = self.layers[1:]
         else:
