@@ -5,7 +5,7 @@ Re-running continues from ``<out>/last.pt`` (the learning-rate schedule follows 
 ``--steps``). The final weights are ``<out>/model.pt``; copy them to
 ``src/napari_sam2/weights/micro.pt`` to ship them.
 
-The shipped ``micro.pt`` is step 3275 of one run of the default ("nuclei") variant, resumed with
+The shipped ``micro.pt`` is step 4075 of one run of the default ("nuclei") variant, resumed with
 changing options as the sessions' time allowed (docs/micro_model.md has the story):
 
     python scripts/train_micro.py --steps 3000 --clip-len 4 --out runs/micro_nuclei  # 1-325
@@ -31,6 +31,10 @@ changing options as the sessions' time allowed (docs/micro_model.md has the stor
     python scripts/train_micro.py --steps 3500 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.3 \
         --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
         --out runs/micro_nuclei                                     # 2676-3275, stopped
+    # fifth session: half the steps single-frame, a new schedule (lr ~4.3e-5 at 3275)
+    python scripts/train_micro.py --steps 4600 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.5 \
+        --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
+        --out runs/micro_nuclei                                     # 3276-4075, stopped
 
 (steps 1-200 ran before ``track_mask_prior`` existed, i.e. tracked without the mask prior.)
 """
