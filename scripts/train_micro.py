@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--motion-step", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="random-walk step range in px/frame per clip (default: the kind's 1.5)")
     ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="data and initialisation seed (default: recipe; with --init give a new "
+                    "one, so a fine-tuning run does not replay the first run's movies)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps})
@@ -106,6 +109,8 @@ def main() -> None:
         recipe.motion_step = tuple(args.motion_step)
     if args.single_frame_fraction is not None:
         recipe.single_frame_fraction = args.single_frame_fraction
+    if args.seed is not None:
+        recipe.seed = args.seed
 
     def log(rec: dict) -> None:
         if rec["step"] % 10 == 0:
