@@ -90,6 +90,9 @@ def main() -> None:
                     help="class-balanced BCE weight (default: recipe; SAM 2: 0)")
     ap.add_argument("--motion-step", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="random-walk step range in px/frame per clip (default: the kind's 1.5)")
+    ap.add_argument("--density", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="range of the frame fraction covered by cells per clip (default: "
+                    "recipe, 0.15-0.45); higher: more crowded, touching cells")
     ap.add_argument("--init", help="start from these weights (a checkpoint) instead of random ones")
     ap.add_argument("--seed", type=int, default=None,
                     help="data and initialisation seed (default: recipe; with --init give a new "
@@ -109,6 +112,8 @@ def main() -> None:
         recipe.motion_step = tuple(args.motion_step)
     if args.single_frame_fraction is not None:
         recipe.single_frame_fraction = args.single_frame_fraction
+    if args.density is not None:
+        recipe.density = tuple(args.density)
     if args.seed is not None:
         recipe.seed = args.seed
 

@@ -85,3 +85,28 @@ def test_motion_step_sets_how_far_training_cells_move():
 
     slow, fast = mean_shift((0.2, 0.2)), mean_shift((6.0, 6.0))
     assert fast > 3 * slow, (slow, fast)
+
+
+def test_density_sets_how_crowded_training_clips_are():
+    """``density`` draws each clip's cell count: denser clips hold more, more touching cells."""
+    from scipy import ndimage
+
+    cfg = get_config("test_tiny_256")
+
+    def crowding(density) -> tuple[float, float]:
+        tcfg = TrainConfig(clip_len=1, kinds=("nuclei",), radius=(18.0, 24.0), density=density,
+                           max_objects=100)
+        stream = clip_stream(cfg, tcfg, np.random.default_rng(0))
+        counts, touching = [], []
+        for _ in range(3):
+            t = next(stream).targets[0].numpy() > 0.5  # (N, S, S)
+            counts.append(len(t))
+            grown = np.stack([ndimage.binary_dilation(m, iterations=2) for m in t])
+            # objects whose 2-px dilation reaches another object
+            touching.append(sum(bool((grown[i] & t[np.arange(len(t)) != i].any(0)).any())
+                                for i in range(len(t))))
+        return float(np.mean(counts)), float(np.mean(touching))
+
+    (sparse_n, sparse_touch), (dense_n, dense_touch) = crowding((0.1, 0.1)), crowding((0.6, 0.6))
+    assert dense_n > 3 * sparse_n, (sparse_n, dense_n)
+    assert dense_touch > sparse_touch, (sparse_touch, dense_touch)

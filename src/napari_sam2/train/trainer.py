@@ -61,6 +61,9 @@ class TrainConfig:
         kinds: synthetic movie kinds to sample.
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
+        density: range of the fraction of the frame that the cells cover (their mean disc area
+            times their number, over the frame's area) from which each clip's cell count is
+            drawn (2 to 60 cells); higher: more crowded, touching cells.
         motion_step: range (px per frame, at the synthetic frames' size) from which each clip's
             random-walk step is drawn; None: the kind's default (1.5 px for nuclei). Faster
             cells teach the memory to follow the image rather than copy the last mask.
@@ -88,6 +91,7 @@ class TrainConfig:
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
+    density: tuple[float, float] = (0.15, 0.45)
     motion_step: tuple[float, float] | None = None
     seed: int = 0
     bf16: bool = False
@@ -166,7 +170,7 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
         hi = float(rng.uniform(lo + 2, r1))
         area = size * size
         n_cells = int(
-            np.clip(area / (math.pi * ((lo + hi) / 2) ** 2) * rng.uniform(0.15, 0.45), 2, 60)
+            np.clip(area / (math.pi * ((lo + hi) / 2) ** 2) * rng.uniform(*tcfg.density), 2, 60)
         )
         overrides = dict(
             kind=kind,
