@@ -1,7 +1,8 @@
-"""Model loading shared by the benchmark scripts."""
+"""Model loading and machine description shared by the benchmark scripts."""
 
 from __future__ import annotations
 
+import platform
 import warnings
 
 import torch
@@ -25,3 +26,27 @@ def load(name: str, fallback: str):
     except (FileNotFoundError, OSError, ValueError, KeyError) as err:
         warnings.warn(f"model {name!r} unavailable ({err}); using {fallback!r}", stacklevel=2)
         return get(fallback), fallback
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name plus the vector / matrix units that change PyTorch's CPU speed a lot
+    (e.g. ``"Intel(R) Xeon(R) Processor (AVX-512, AMX)"``): timings differ 2x between CPUs.
+    Without ``cpuinfo`` (not Linux), Python's own description of the processor."""
+    name, flags = "", set()
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.startswith("model name") and not name:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                if name and flags:
+                    break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    units = [label for label, flag in (("AVX-512", "avx512f"), ("AMX", "amx_bf16"),
+                                       ("AVX2", "avx2")) if flag in flags]
+    if "AVX-512" in units and "AVX2" in units:
+        units.remove("AVX2")
+    return f"{name} ({', '.join(units)})" if units else name

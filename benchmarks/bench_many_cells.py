@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 import torch
-from _models import load  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _models import cpu_name, load  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def grid_movie(frames: int, objects: int, size: int, seed: int = 0):
@@ -121,7 +121,7 @@ def main() -> None:
     rows = [
         ("model", f"`{used}`" + (" (fallback)" if used != args.model else "")),
         ("device", f"{model.device} ({args.threads} threads, {session.workers} workers, "
-                   f"{platform.machine()})"),
+                   f"{platform.machine()}; {cpu_name()})"),
         ("movie", f"{args.frames} x {args.size} x {args.size} uint16, {len(ids)} objects"),
         ("object chunk size", str(args.chunk or session._auto_chunk()) + ("" if args.chunk
                                                                          else " (auto)")),

@@ -40,20 +40,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _models import cpu_name  # noqa: E402
 
 N_MEMORY_FRAMES = 7
 N_POINTERS = 16
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _load() -> str:
@@ -81,7 +72,7 @@ def header(threads: int, cfg_name: str, reps: int) -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     return "\n".join(
         [
-            f"- CPU: {_cpu_name()} ({cores} logical cores, {usable} usable by this process)",
+            f"- CPU: {cpu_name()} ({cores} logical cores, {usable} usable by this process)",
             f"- torch {torch.__version__}, threads {threads}, Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}",
             f"- reference: sam2 {ref_version} (Meta), same random weights and inputs",

@@ -32,18 +32,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _models import cpu_name  # noqa: E402
 
 
 def header(threads: int) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    return (f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"threads {threads}, Python {platform.python_version()}")
 
 

@@ -112,3 +112,21 @@ def test_link_reference_follows_changing_ids(ea):
     assert set(np.unique(out[1])) == {0, 5} and (out[1] == 5).sum() == (ref[1] == 9).sum()
     assert (out[2] == 5).sum() == ((ref[2] == 4) | (ref[2] == 7)).sum()
     assert not out[2][ref[2] == 3].any()
+
+
+def test_cpu_name_reports_the_units_that_set_the_speed(tmp_path):
+    """Benchmark tables name the CPU and whether it has AVX-512 / AMX (2x speed differences)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from _models import cpu_name
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    xeon = tmp_path / "xeon"
+    xeon.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                    "flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+                    "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n")
+    epyc = tmp_path / "epyc"
+    epyc.write_text("model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu sse avx avx2\n")
+    assert cpu_name(str(xeon)) == "Intel(R) Xeon(R) Processor (AVX-512, AMX)"
+    assert cpu_name(str(epyc)) == "AMD EPYC 7B13 64-Core Processor (AVX2)"
+    assert cpu_name(str(tmp_path / "missing"))  # falls back to Python's description
