@@ -5,8 +5,9 @@ Re-running continues from ``<out>/last.pt`` (the learning-rate schedule follows 
 ``--steps``). The final weights are ``<out>/model.pt``; copy them to
 ``src/napari_sam2/weights/micro.pt`` to ship them.
 
-The shipped ``micro.pt`` is step 4075 of one run of the default ("nuclei") variant, resumed with
-changing options as the sessions' time allowed (docs/micro_model.md has the story):
+The shipped ``micro.pt`` is step 5875 of the default ("nuclei") variant: one run resumed with
+changing options as the sessions' time allowed, then (sixth session) a new run started from its
+step-4075 weights (docs/micro_model.md has the story):
 
     python scripts/train_micro.py --steps 3000 --clip-len 4 --out runs/micro_nuclei  # 1-325
     python scripts/train_micro.py --steps 1500 --clip-len 4 --out runs/micro_nuclei  # 326-575
@@ -35,6 +36,11 @@ changing options as the sessions' time allowed (docs/micro_model.md has the stor
     python scripts/train_micro.py --steps 4600 --lr 2e-4 --clip-len 8 --single-frame-fraction 0.5 \
         --focal-alpha 0.25 --balanced-bce 0 --motion-step 0.5 6 \
         --out runs/micro_nuclei                                     # 3276-4075, stopped
+    # sixth session: a new run from the step-4075 weights (new optimizer state, warm-up, a new
+    # seed so the first run's movies are not replayed); its steps 151-425 ran with --steps 1400
+    python scripts/train_micro.py --init runs/micro_nuclei/model.pt --seed 7 --steps 1800 --lr 5e-5 \
+        --clip-len 8 --single-frame-fraction 0.5 --focal-alpha 0.25 --balanced-bce 0 \
+        --motion-step 0.5 6 --out runs/micro_nuclei_f                    # 4076-5875 (1-1800)
 
 (steps 1-200 ran before ``track_mask_prior`` existed, i.e. tracked without the mask prior.)
 """
