@@ -38,8 +38,8 @@ step-4075 weights (docs/micro_model.md has the story):
         --out runs/micro_nuclei                                     # 3276-4075, stopped
     # sixth session: a new run from the step-4075 weights (new optimizer state, warm-up, a new
     # seed so the first run's movies are not replayed); its steps 151-425 ran with --steps 1400
-    python scripts/train_micro.py --init runs/micro_nuclei/model.pt --seed 7 --steps 1800 --lr 5e-5 \
-        --clip-len 8 --single-frame-fraction 0.5 --focal-alpha 0.25 --balanced-bce 0 \
+    python scripts/train_micro.py --init runs/micro_nuclei/model.pt --seed 7 --steps 1800 \
+        --lr 5e-5 --clip-len 8 --single-frame-fraction 0.5 --focal-alpha 0.25 --balanced-bce 0 \
         --motion-step 0.5 6 --out runs/micro_nuclei_f                    # 4076-5875 (1-1800)
 
 (steps 1-200 ran before ``track_mask_prior`` existed, i.e. tracked without the mask prior.)
