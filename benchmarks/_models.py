@@ -45,8 +45,6 @@ def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     name = name or platform.processor() or platform.machine()
-    units = [label for label, flag in (("AVX-512", "avx512f"), ("AMX", "amx_bf16"),
-                                       ("AVX2", "avx2")) if flag in flags]
-    if "AVX-512" in units and "AVX2" in units:
-        units.remove("AVX2")
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    units = [u for u in (vector, "AMX" if "amx_bf16" in flags else None) if u]
     return f"{name} ({', '.join(units)})" if units else name

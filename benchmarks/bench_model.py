@@ -40,8 +40,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from _models import cpu_name  # noqa: E402
+from _models import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 N_MEMORY_FRAMES = 7
 N_POINTERS = 16

@@ -106,22 +106,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps})
-    if args.clip_len:
-        recipe.clip_len = args.clip_len
-    if args.lr is not None:
-        recipe.lr = args.lr
-    if args.focal_alpha is not None:
-        recipe.focal_alpha = args.focal_alpha
-    if args.balanced_bce is not None:
-        recipe.balanced_bce_weight = args.balanced_bce
-    if args.motion_step is not None:
-        recipe.motion_step = tuple(args.motion_step)
-    if args.single_frame_fraction is not None:
-        recipe.single_frame_fraction = args.single_frame_fraction
-    if args.density is not None:
-        recipe.density = tuple(args.density)
-    if args.seed is not None:
-        recipe.seed = args.seed
+    # command-line overrides of the recipe (None: keep the recipe's value)
+    for arg, name in (("clip_len", "clip_len"), ("lr", "lr"), ("focal_alpha", "focal_alpha"),
+                      ("balanced_bce", "balanced_bce_weight"), ("motion_step", "motion_step"),
+                      ("single_frame_fraction", "single_frame_fraction"),
+                      ("density", "density"), ("seed", "seed")):
+        value = getattr(args, arg)
+        if value is not None:
+            setattr(recipe, name, tuple(value) if isinstance(value, list) else value)
 
     def log(rec: dict) -> None:
         if rec["step"] % 10 == 0:
