@@ -58,7 +58,12 @@ class TrainConfig:
         balanced_bce_weight: extra BCE in which an object's pixels and the background weigh
             equally, whatever the object's size; helps a model trained from scratch out of the
             "everything is background" minimum (0 = SAM 2's losses only).
-        kinds: synthetic movie kinds to sample.
+        kinds: synthetic movie kinds to sample (:func:`~napari_sam2.train.synthetic.make_movie`).
+        families: appearance families of :mod:`napari_sam2.train.looks` to sample instead of
+            ``kinds`` (e.g. ``("nuclei", "phase", "bacteria")``); when given, each clip is a
+            :func:`~napari_sam2.train.looks.make_look` movie with all its parameters drawn at
+            random, and ``kinds``, ``radius`` and ``density`` are not used (``motion_step``,
+            when set, still overrides the random-walk step).
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
         density: range of the fraction of the frame that the cells cover (their mean disc area
@@ -89,6 +94,7 @@ class TrainConfig:
     focal_alpha: float = 0.25
     balanced_bce_weight: float = 0.0
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
+    families: tuple[str, ...] = ()
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
     density: tuple[float, float] = (0.15, 0.45)
@@ -163,6 +169,9 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
     from .synthetic import make_movie
 
     size = tcfg.frame_size or cfg.image_size
+    if tcfg.families:
+        yield from _look_stream(cfg, tcfg, size, rng)
+        return
     while True:
         kind = tcfg.kinds[int(rng.integers(len(tcfg.kinds)))]
         r0, r1 = tcfg.radius
@@ -189,14 +198,46 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
         except (TypeError, ValueError):
             overrides.pop("radius", None)
             mv = make_movie(**overrides)
-        labels = _family_labels(mv.labels, mv.lineage)
-        ids, counts = np.unique(labels[0], return_counts=True)
-        keep = [(int(i), int(c)) for i, c in zip(ids, counts) if i and c >= 30]
-        if not keep:
-            continue
-        rng.shuffle(keep)
-        ids_sel = [i for i, _ in keep[: tcfg.max_objects]]
-        yield _to_model(mv.movie, labels, ids_sel, cfg)
+        clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
+        if clip is not None:
+            yield clip
+
+
+def _look_stream(
+    cfg: SAM2Config, tcfg: TrainConfig, size: int, rng: np.random.Generator
+) -> Iterator[Clip]:
+    """Endless clips from random :mod:`.looks` movies of ``tcfg.families`` (size x size px)."""
+    from .looks import make_look
+
+    while True:
+        family = tcfg.families[int(rng.integers(len(tcfg.families)))]
+        overrides = {}
+        if tcfg.motion_step is not None:
+            overrides["step"] = float(rng.uniform(*tcfg.motion_step))
+        movie_rng = np.random.default_rng(int(rng.integers(2**63)))
+        mv = make_look(family, movie_rng, (size, size), tcfg.clip_len, **overrides)
+        clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
+        if clip is not None:
+            yield clip
+
+
+def _movie_clip(
+    movie: np.ndarray,
+    labels: np.ndarray,
+    lineage: dict,
+    cfg: SAM2Config,
+    tcfg: TrainConfig,
+    rng: np.random.Generator,
+) -> Clip | None:
+    """Clip of up to ``tcfg.max_objects`` random objects of frame 0 (>= 30 px), or None."""
+    labels = _family_labels(labels, lineage)
+    ids, counts = np.unique(labels[0], return_counts=True)
+    keep = [(int(i), int(c)) for i, c in zip(ids, counts) if i and c >= 30]
+    if not keep:
+        return None
+    rng.shuffle(keep)
+    ids_sel = [i for i, _ in keep[: tcfg.max_objects]]
+    return _to_model(movie, labels, ids_sel, cfg)
 
 
 # ---------------------------------------------------------------------- prompts

@@ -1,0 +1,33 @@
+"""The trainer's clip stream draws clips from the look families when ``families`` is set."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from napari_sam2.model.config import get_config
+from napari_sam2.train.trainer import TrainConfig, clip_stream
+
+
+def test_clip_stream_samples_look_families():
+    cfg = get_config("test_tiny_256")
+    tcfg = TrainConfig(clip_len=2, max_objects=3, families=("phase", "bacteria"),
+                       frame_size=96)
+    clips = list(itertools.islice(clip_stream(cfg, tcfg, np.random.default_rng(0)), 3))
+    s = cfg.image_size
+    for clip in clips:
+        k, n = clip.targets.shape[:2]
+        assert clip.images.shape == (2, 3, s, s)
+        assert k == 2 and 1 <= n <= 3
+        assert clip.targets[0].flatten(1).sum(1).min() > 0  # every object is on frame 0
+    again = next(clip_stream(cfg, tcfg, np.random.default_rng(0)))
+    assert np.array_equal(again.images.numpy(), clips[0].images.numpy())
+
+
+def test_clip_stream_rejects_unknown_family():
+    tcfg = TrainConfig(clip_len=1, families=("nuclei", "dic"), frame_size=64)
+    stream = clip_stream(get_config("test_tiny_256"), tcfg, np.random.default_rng(3))
+    with pytest.raises(ValueError, match="unknown look family"):
+        list(itertools.islice(stream, 4))
