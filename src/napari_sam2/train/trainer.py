@@ -207,14 +207,15 @@ def _look_stream(
     cfg: SAM2Config, tcfg: TrainConfig, size: int, rng: np.random.Generator
 ) -> Iterator[Clip]:
     """Endless clips from random :mod:`.looks` movies of ``tcfg.families`` (size x size px)."""
-    from .looks import make_look
+    from .looks import TRAIN_SEEDS, make_look
 
     while True:
         family = tcfg.families[int(rng.integers(len(tcfg.families)))]
         overrides = {}
         if tcfg.motion_step is not None:
             overrides["step"] = float(rng.uniform(*tcfg.motion_step))
-        movie_rng = np.random.default_rng(int(rng.integers(2**63)))
+        # training seeds never coincide with the looks' test / validation seeds (< 2**32)
+        movie_rng = np.random.default_rng(int(rng.integers(*TRAIN_SEEDS)))
         mv = make_look(family, movie_rng, (size, size), tcfg.clip_len, **overrides)
         clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
         if clip is not None:

@@ -36,9 +36,26 @@ from .._render import _illumination_field, _texture_tile
 from .._simulate import _Simulator
 from ..synthetic import SyntheticConfig, SyntheticMovie
 from . import bacteria, brightfield, cytoplasm, nuclei, phase
-from ._base import GEOMETRY_KEYS, CellFrame, Debris, Family, camera
+from ._base import GEOMETRY_KEYS, CellFrame, Debris, Family, camera, camera_range
 
-__all__ = ["FAMILIES", "LookMovie", "make_look"]
+__all__ = [
+    "FAMILIES",
+    "TEST_SEED0",
+    "TRAIN_SEEDS",
+    "VALIDATION_SEED0",
+    "LookMovie",
+    "eval_seed",
+    "make_look",
+    "sample_params",
+]
+
+#: Integer seeds of training movies: the trainer draws them from [2**32, 2**63).
+TRAIN_SEEDS = (2**32, 2**63)
+#: First seed of the test movies (reported once) and of the validation movies (for choosing
+#: checkpoints and settings); see :func:`eval_seed`. Both ranges lie below 2**32, so they never
+#: coincide with a training seed, and they are 1 000 000 apart.
+TEST_SEED0 = 1_000_000
+VALIDATION_SEED0 = 2_000_000
 
 _REGISTRY: dict[str, Family] = {
     m.FAMILY.name: m.FAMILY for m in (nuclei, cytoplasm, phase, bacteria, brightfield)
@@ -61,6 +78,20 @@ class LookMovie(SyntheticMovie):
 
     family: str
     params: dict
+
+
+def eval_seed(family: str, index: int, split: str = "test") -> int:
+    """Seed of the ``index``-th evaluation movie of ``family`` (``split``: test / validation).
+
+    ``TEST_SEED0`` (or ``VALIDATION_SEED0``) + 1000 x the family's position in
+    :data:`FAMILIES` + ``index``; ``index`` must be in [0, 1000).
+    """
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    if not 0 <= index < 1000:
+        raise ValueError(f"index must be in [0, 1000), got {index}")
+    base = TEST_SEED0 if split == "test" else VALIDATION_SEED0
+    return base + 1000 * FAMILIES.index(_family(family).name) + index
 
 
 def sample_params(family: str, rng: np.random.Generator, shape: tuple[int, int]) -> dict:
@@ -115,6 +146,11 @@ def make_look(
         raise ValueError(f"unknown parameter(s) {unknown} for family {family!r}; "
                          f"valid: {sorted(p)}")
     p.update(overrides)
+    if p["dtype"] not in ("uint8", "uint16"):
+        raise ValueError(f"dtype must be 'uint8' or 'uint16', got {p['dtype']!r}")
+    offset, top = camera_range(p["dtype"], p["camera_q"])
+    p["offset"] = offset if p["offset"] is None else float(p["offset"])
+    p["top"] = top if p["top"] is None else float(p["top"])
     sim_seed, look_seed, noise_seed, salt = (int(x) for x in rng.integers(0, 2**62, size=4))
     cfg = SyntheticConfig(
         kind="bacteria" if fam.rods else "nuclei",

@@ -28,7 +28,15 @@ from scipy import ndimage
 from .._render import _shot_noise
 from .._simulate import _Simulator
 
-__all__ = ["CellFrame", "Debris", "Family", "camera", "cell_random", "sample_common"]
+__all__ = [
+    "CellFrame",
+    "Debris",
+    "Family",
+    "camera",
+    "camera_range",
+    "cell_random",
+    "sample_common",
+]
 
 #: Geometry parameters handed to :class:`~napari_sam2.train.synthetic.SyntheticConfig`.
 GEOMETRY_KEYS = (
@@ -57,6 +65,7 @@ IMAGING_KEYS = (
     "dtype",
     "offset",
     "top",
+    "camera_q",
     "debris",
     "full_scale",
     "fluorescent",
@@ -145,13 +154,25 @@ def sample_common(
         ang = rng.uniform(0, 2 * np.pi)
         speed = rng.uniform(0.0, 3.0) * scale
         p["drift"] = (float(speed * np.sin(ang)), float(speed * np.cos(ang)))
-    if p["dtype"] == "uint8":
-        p["offset"], p["top"] = float(rng.uniform(0.0, 25.0)), float(rng.uniform(110.0, 250.0))
-    else:
-        p["offset"] = float(rng.uniform(0.0, 600.0))
-        p["top"] = p["offset"] + log_uniform(rng, 600.0, 60000.0 - p["offset"])
-    p["debris"] = int(rng.poisson(rng.uniform(0.0, 25.0) * scale**2))
+    # camera offset and top ADU: drawn as quantiles, turned into ADU for the final dtype
+    p["camera_q"] = (float(rng.random()), float(rng.random()))
+    p["offset"] = p["top"] = None
+    # (a fixed number of draws per parameter, so parameters drawn later do not depend on scale)
+    p["debris"] = int(rng.uniform(0.0, 30.0) * scale**2)
     return p
+
+
+def camera_range(dtype: str, q: tuple[float, float]) -> tuple[float, float]:
+    """Camera (offset, top) in ADU for ``dtype`` from two quantiles in [0, 1).
+
+    uint8: offset 0-25, top 110-250 ADU; uint16: offset 0-600, top log-uniform from
+    offset + 600 to 60 000 ADU (a realistic part of the range, rarely all 16 bits).
+    """
+    if np.dtype(dtype) == np.uint8:
+        return 25.0 * q[0], 110.0 + 140.0 * q[1]
+    offset = 600.0 * q[0]
+    span = np.exp(np.log(600.0) + q[1] * (np.log(60000.0 - offset) - np.log(600.0)))
+    return offset, float(offset + span)
 
 
 def cell_random(tid: np.ndarray, j: int, salt: float) -> np.ndarray:
