@@ -37,7 +37,7 @@ def _outlined(gray: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="docs/images/looks.png")
-    ap.add_argument("--per-family", type=int, default=3)
+    ap.add_argument("--per-family", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     size, gap, head = 256, 4, 18
@@ -56,7 +56,8 @@ def main() -> None:
                 rgb = _outlined(gray, mv.labels[0])
                 canvas.paste(Image.fromarray(rgb), (x, head + args.per_family * (size + gap)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(args.out)
+    # grey levels plus the red outlines fit a 256-colour palette: a third of the RGB file
+    canvas.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
     print(f"wrote {args.out}")
 
 

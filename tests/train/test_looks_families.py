@@ -109,7 +109,7 @@ def test_divisions_produce_lineage(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cells_enter_across_the_border(family):
-    mv = make_look(family, 4, SHAPE, 10, enter_leave=3.0, division_rate=0.0)
+    mv = make_look(family, 4, SHAPE, 10, enter_leave=3.0, division_rate=0.0, n_cells=2)
     newcomers = [t for t, (start, _e, parent) in mv.lineage.items() if start > 0 and not parent]
     assert newcomers
     border = np.zeros(SHAPE, bool)

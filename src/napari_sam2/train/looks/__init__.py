@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from .._render import _illumination_field, _texture_tile
 from .._simulate import _Simulator
@@ -170,6 +171,12 @@ def make_look(
     noise_rng = np.random.default_rng(noise_seed)
     tile = _texture_tile(look_rng)
     illum = _illumination_field(look_rng, shape, p["illumination"])
+    # background mottle: a second texture tile stretched 2-4x (blobs of ~5-20 px)
+    stretch, mottle_tile = look_rng.uniform(2.0, 4.0), _texture_tile(look_rng)
+    if p["mottle"] > 0:
+        yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32) / np.float32(stretch)
+        mottle = ndimage.map_coordinates(mottle_tile, [yy, xx], order=1, mode="grid-wrap")
+        illum = illum * np.maximum(1.0 + p["mottle"] * mottle, 0.5).astype(np.float32)
     fluorescent = bool(p["fluorescent"])
     debris = Debris.sample(look_rng, int(p["debris"]), shape, scale,
                            bright_fraction=0.7 if fluorescent else 0.35)

@@ -58,6 +58,7 @@ GEOMETRY_KEYS = (
 #: Imaging parameters shared by all families.
 IMAGING_KEYS = (
     "illumination",
+    "mottle",
     "photobleaching",
     "blur",
     "photons",
@@ -143,11 +144,13 @@ def sample_common(
         "texture": float(rng.uniform(0.05, 0.4)),
         "brightness_variation": float(rng.uniform(0.05, 0.45)),
         "illumination": float(rng.uniform(0.0, 0.45)),
+        # fine static mottle of the background (optics, dirt on the glass, autofluorescence)
+        "mottle": float(rng.uniform(0.0, 0.05)),
         "photobleaching": float(rng.uniform(0.0, 0.06) * (rng.random() < 0.6) * fluorescent),
         "blur": float(rng.uniform(0.3, 2.2)) * scale,
         # photo-electrons at signal 1 (cells in fluorescence, background in transmitted light)
-        "photons": log_uniform(rng, *((10.0, 800.0) if fluorescent else (150.0, 5000.0))),
-        "read_noise": float(rng.uniform(0.5, 6.0)),
+        "photons": log_uniform(rng, *((20.0, 800.0) if fluorescent else (150.0, 5000.0))),
+        "read_noise": float(rng.uniform(0.5, 3.0)),  # electrons (sCMOS / EMCCD)
         "dtype": str(rng.choice(["uint8", "uint16"])),
     }
     if rng.random() < 0.25:  # stage drift

@@ -37,12 +37,13 @@ def sample(rng: np.random.Generator, scale: float) -> dict:
     p["division_rate"] = log_uniform(rng, 0.02, 0.15)  # doublings per frame
     p["enter_leave"] = float(rng.choice([0.0, rng.uniform(0.05, 0.4)], p=[0.6, 0.4]))
     p["texture"] = float(rng.uniform(0.02, 0.15))
+    p["brightness_variation"] = float(rng.uniform(0.03, 0.2))  # rods of a strain look alike
     p.update(
         mode=mode,
         background=float(rng.uniform(0.0, 0.12)),
-        depth=float(rng.uniform(0.25, 0.6)),
-        halo=float(rng.uniform(0.2, 0.7)),
-        halo_width=float(rng.uniform(0.8, 2.0)) * scale,
+        depth=float(rng.uniform(0.3, 0.85)),  # real phase-contrast rods are nearly black
+        halo=float(rng.uniform(0.2, 0.8)),
+        halo_width=log_uniform(rng, 0.8, 8.0) * scale,  # wide: a glow around the colony
         seam=float(rng.uniform(0.2, 0.6)),  # contrast of the seam between touching rods
         full_scale=float(rng.uniform(1.5, 2.5)) if mode == "fluorescent" else 2.0,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._base import CellFrame, Family, sample_common
+from ._base import CellFrame, Family, log_uniform, sample_common
 
 
 def sample(rng: np.random.Generator, scale: float) -> dict:
@@ -22,10 +22,10 @@ def sample(rng: np.random.Generator, scale: float) -> dict:
     p["aspect"] = (1.0, float(rng.uniform(1.1, 2.5)))
     p.update(
         polarity=int(rng.choice([-1, 1])),
-        depth=float(rng.uniform(0.15, 0.5)),  # body contrast against the background
+        depth=float(rng.uniform(0.15, 0.75)),  # body contrast against the background
         rim_shade=float(rng.uniform(0.0, 0.6)),  # extra contrast at the cell edge
         halo=float(rng.uniform(0.2, 0.8)),
-        halo_width=float(rng.uniform(1.0, 3.5)) * scale,
+        halo_width=log_uniform(rng, 1.0, 8.0) * scale,
         nucleus=float(rng.uniform(0.0, 0.15)),  # visibility of the nucleus inside the body
         full_scale=2.0,
     )
