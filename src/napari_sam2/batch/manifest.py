@@ -260,11 +260,15 @@ def check_unique_names(jobs: Iterable[Job]) -> None:
     """ManifestError when two jobs would write to the same output folder."""
     seen: dict[str, str] = {}
     for job in jobs:
-        other = seen.setdefault(job.name, job.movie)
-        if other != job.movie:
+        other = seen.get(job.name)
+        seen[job.name] = job.movie
+        if other is not None:
+            what = f"{job.movie} is listed twice: both" if other == job.movie else (
+                f"{other} and {job.movie} would both"
+            )
             raise ManifestError(
-                f"{other} and {job.movie} would both write to the output folder {job.name!r}; "
-                "give one of them another name (the name column)"
+                f"{what} write to the output folder {job.name!r}; give one of them another name "
+                "(the name column)"
             )
 
 
