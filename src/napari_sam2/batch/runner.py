@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cluster import default_size, local_client, remote_client, require_distributed
+from .cluster import cpu_cores, default_size, local_client, remote_client, require_distributed
 from .manifest import Job, as_jobs
 from .outputs import MovieResult, finished_result, sweep_staging, write_summary
 from .task import RunOptions, run_job
@@ -123,6 +123,55 @@ def _future_result(future: Any, job: Job) -> MovieResult:
     return MovieResult(job.movie, job.name, "failed", error=text)
 
 
+def _open_client(
+    client: Any,
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    torch_threads: int | None,
+    device: str,
+    dashboard_address: str,
+    reporter: _Reporter,
+) -> tuple[Any, Any, int | None]:
+    """(client, what to close at the end or None, torch threads per movie): a given client,
+    a connection to a scheduler address, or a new local cluster sized to the machine."""
+    if client is not None and not isinstance(client, str):
+        return client, None, torch_threads
+    if isinstance(client, str):
+        remote = remote_client(client)
+        return remote, remote, torch_threads
+    k = threads_per_worker or 1
+    n, auto_threads = default_size(device, k)
+    if n_workers is not None:
+        if n_workers < 1:
+            raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+        n, auto_threads = n_workers, max(1, cpu_cores() // n_workers // k)
+    reporter.info(f"starting a local Dask cluster of {n} worker process(es)")
+    local, cluster = local_client(n, k, dashboard_address)
+    return local, cluster, auto_threads if torch_threads is None else torch_threads
+
+
+def _collect_stopped(client: Any, futures: dict[Any, Job], results: dict[str, MovieResult]):
+    """After the stop event is set: wait up to :data:`STOP_GRACE_S` for the running movies to
+    stop (a second Ctrl-C stops waiting), cancel the rest, and record every movie's result.
+    Returns True when no task is running any more."""
+    from distributed import wait
+
+    try:
+        wait(list(futures), timeout=STOP_GRACE_S)
+    except (KeyboardInterrupt, TimeoutError):
+        pass
+    stopped = all(f.done() for f in futures)
+    client.cancel([f for f in futures if not f.done()])
+    for fut, job in futures.items():
+        if job.name not in results:
+            finished = fut.done() and fut.status == "finished"
+            results[job.name] = (
+                _future_result(fut, job) if finished
+                else MovieResult(job.movie, job.name, "cancelled", error="interrupted")
+            )
+    return stopped
+
+
 def segment_many(
     jobs: Any,
     *,
@@ -218,70 +267,46 @@ def segment_many(
         write_summary(out, ordered())
         return ordered()
 
-    own = None
-    if client is None or isinstance(client, str):
-        if client is None:
-            k = threads_per_worker or 1
-            n, auto_threads = default_size(device, k)
-            n = n_workers or n
-            if torch_threads is None:
-                from .cluster import cpu_cores
-
-                torch_threads = auto_threads if n_workers is None else max(1, cpu_cores() // n // k)
-            reporter.info(f"starting a local Dask cluster of {n} worker process(es)")
-            client, own = local_client(n, k, dashboard_address)
-        else:
-            client = remote_client(client)
-            own = client  # we opened the connection, we close it
-    from distributed import Event, as_completed, wait
-
-    token = uuid.uuid4().hex[:10]
-    stop = Event(f"napari-sam2-stop-{token}", client=client)
-    opts = RunOptions(
-        out_dir=str(out), model=str(model), device=device, settings=settings,
-        precision=precision, ctc=ctc, csv=csv, torch_threads=torch_threads,
-        stop_event=stop.name,
+    client, own, torch_threads = _open_client(
+        client, n_workers, threads_per_worker, torch_threads, device, dashboard_address, reporter
     )
-    n_workers_now = len(client.scheduler_info().get("workers", {}))
-    link = getattr(client, "dashboard_link", None)
-    reporter.info(
-        f"{len(todo)} movie(s) on {n_workers_now} worker(s), model {model}"
-        + (f"; dashboard: {link}" if link else "")
-    )
-    reporter.start()
-    futures = {
-        client.submit(run_job, job, opts, key=f"segment-{job.name}-{token}", pure=False): job
-        for job in todo
-    }
-    interrupted = False
-    all_stopped = False
+    from distributed import Event, as_completed
+
+    futures: dict[Any, Job] = {}
+    interrupted = all_stopped = False
     try:
-        for fut in as_completed(futures):
-            job = futures[fut]
-            results[job.name] = _future_result(fut, job)
-            reporter.update(results[job.name])
-            write_summary(out, ordered())
-        all_stopped = True
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        reporter.info(
-            "stopping: the running movies stop after their current frame and write nothing; "
-            "finished movies are kept (Ctrl-C again to stop at once)"
+        token = uuid.uuid4().hex[:10]
+        stop = Event(f"napari-sam2-stop-{token}", client=client)
+        opts = RunOptions(
+            out_dir=str(out), model=str(model), device=device, settings=settings,
+            precision=precision, ctc=ctc, csv=csv, torch_threads=torch_threads,
+            stop_event=stop.name,
         )
+        n_now = len(client.scheduler_info().get("workers", {}))
+        link = getattr(client, "dashboard_link", None)
+        reporter.info(
+            f"{len(todo)} movie(s) on {n_now} worker(s), model {model}"
+            + (f"; dashboard: {link}" if link else "")
+        )
+        reporter.start()
+        for job in todo:
+            key = f"segment-{job.name}-{token}"
+            futures[client.submit(run_job, job, opts, key=key, pure=False)] = job
         try:
-            wait(list(futures), timeout=STOP_GRACE_S)
-        except (KeyboardInterrupt, TimeoutError):
-            pass
-        all_stopped = all(f.done() for f in futures)
-        client.cancel([f for f in futures if not f.done()])
-        for fut, job in futures.items():
-            if job.name not in results:
-                done = fut.done() and fut.status == "finished"
-                results[job.name] = (
-                    _future_result(fut, job) if done
-                    else MovieResult(job.movie, job.name, "cancelled", error="interrupted")
-                )
+            for fut in as_completed(futures):
+                job = futures[fut]
+                results[job.name] = _future_result(fut, job)
+                reporter.update(results[job.name])
+                write_summary(out, ordered())
+            all_stopped = True
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            reporter.info(
+                "stopping: the running movies stop after their current frame and write "
+                "nothing; finished movies are kept (Ctrl-C again to stop at once)"
+            )
+            all_stopped = _collect_stopped(client, futures, results)
     finally:
         reporter.close()
         if own is not None:

@@ -11,6 +11,7 @@ napari or Qt; ``distributed`` is imported only to read the batch's stop event.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +38,9 @@ _MODELS_KEPT = 2
 _MODELS_LOCK = threading.Lock()
 # how often (seconds) a running movie asks the scheduler whether the batch was stopped
 _STOP_POLL_S = 0.5
+# glibc mallopt parameters, and the values a worker sets when the nanny shrank the trim threshold
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_BYTES, _MMAP_BYTES = 128 * 2**20, 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,9 @@ class RunOptions:
         out_dir: the batch's output folder (absolute; on a cluster, a shared file system).
         model: model name (``"micro"``, ``"sam2.1_hiera_tiny"``, a test config) or checkpoint
             path, loaded by each worker.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``; with ``"cuda"`` and several
-            GPUs, worker ``k`` of a local cluster uses GPU ``k mod #GPUs``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``; with ``"cuda"`` (or ``"auto"``
+            with CUDA) and several GPUs, worker ``k`` of a local cluster uses GPU
+            ``k mod #GPUs``.
         settings: :class:`~napari_sam2.video.memory_bank.MemorySettings` or None (defaults).
         precision: ``"fp32"`` or ``"bf16"``.
         ctc: also write a Cell Tracking Challenge folder ``ctc/``.
@@ -105,17 +110,39 @@ def _worker_name() -> str:
 
 
 def _device(device: str) -> str:
-    """``"cuda"`` -> ``"cuda:k"`` for worker ``k`` of a local cluster when several GPUs are
-    visible (one worker per GPU); anything else unchanged."""
-    if device != "cuda":
+    """``"cuda"`` (or ``"auto"`` on a machine with CUDA) -> ``"cuda:k"`` for worker ``k`` of a
+    local cluster when several GPUs are visible (one worker per GPU); anything else unchanged."""
+    if device not in ("cuda", "auto"):
         return device
     import torch
 
-    count = torch.cuda.device_count()
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     name = _worker_name()
     if count > 1 and name.isdigit():
         return f"cuda:{int(name) % count}"
     return device
+
+
+def _keep_freed_memory() -> bool:
+    """Undo the 64 kB ``MALLOC_TRIM_THRESHOLD_`` that Dask's nanny gives its workers.
+
+    With it glibc hands freed memory back to the OS at once, so the tensors of every frame are
+    page-faulted in again: a movie took 1.3-2.5x longer in a worker than in a plain process on a
+    2-core Xeon. glibc's own limits are restored instead (freed memory up to 128 MiB kept,
+    blocks from 32 MiB mapped separately). Returns True when they were set.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
+            and libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+        )
+    except (OSError, AttributeError):  # not glibc (musl): nothing to undo
+        return False
 
 
 def worker_model(model: str, device: str = "auto"):
@@ -136,6 +163,8 @@ def worker_model(model: str, device: str = "auto"):
             return _MODELS[key], 0.0
         import torch
 
+        if not _MODELS:
+            _keep_freed_memory()
         t0 = time.perf_counter()
         torch.manual_seed(0)
         net = load_model(key[0], device=key[1], progress=None)
