@@ -74,15 +74,16 @@ def test_rerun_skips_finished_movies(batch, first_run, dask_client):
     first = next(r for r in results if r.name == "w1")
     assert (skipped.frames, skipped.objects) == (first.frames, first.objects)
     assert _summary(out)[skipped.movie]["status"] == "skipped"
-    # asking for an output the finished folders lack redoes them; --force redoes everything
+    # asking for an output the finished folders lack redoes them; force redoes everything (here
+    # on the cluster joined by its scheduler address, as --scheduler does)
     ctc = segment_many([Job(movie=batch["args"]["w0"]["movie"],
                             prompts=batch["args"]["w0"]["prompts"])],
                        out_dir=out, client=dask_client, model="micro", ctc=True, progress=None)
     assert ctc[0].status == "done" and (out / "w0" / "ctc" / "res_track.txt").is_file()
     forced = segment_many([Job(movie=batch["args"]["w1"]["movie"],
                                prompts=batch["args"]["w1"]["prompts"])],
-                          out_dir=out, client=dask_client, model="micro", force=True,
-                          progress=None)
+                          out_dir=out, client=dask_client.scheduler.address, model="micro",
+                          force=True, progress=None)
     assert forced[0].status == "done"
     np.testing.assert_array_equal(tifffile.imread(out / "w1" / "labels.tif"),
                                   batch["reference"]["w1"])
