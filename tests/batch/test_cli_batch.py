@@ -33,6 +33,7 @@ def _statuses(out) -> dict[str, str]:
         return {os.path.basename(r["movie"]): r["status"] for r in csv.DictReader(fh)}
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
     data = tmp_path / "movies"
     data.mkdir()

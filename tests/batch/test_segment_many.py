@@ -106,6 +106,7 @@ def test_a_stopped_batch_writes_nothing(batch, dask_client, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w0"]
 
 
+@pytest.mark.slow
 def test_killed_worker_movie_is_retried_elsewhere(batch, dask_client, tmp_path, micro):
     """End a worker's process while it segments a long movie: the movie is redone by a worker
     (the cluster restarts the dead one), with the labels of segment_movie; nothing half-written
