@@ -83,3 +83,32 @@ def test_trim_threshold_fix_only_where_the_nanny_set_it(monkeypatch):
     assert _keep_freed_memory() is False
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     assert _keep_freed_memory() is sys.platform.startswith("linux")
+
+
+def test_local_cluster_size_fits_the_machine(monkeypatch):
+    import psutil
+
+    from napari_sam2.batch import cluster
+
+    monkeypatch.setattr(cluster, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(cluster, "_gpus", lambda device: 0)
+    total = psutil.virtual_memory().total
+    n, threads = cluster.default_size("cpu")
+    assert n == max(1, min(16, total // cluster.WORKER_MEMORY)) and threads == max(1, 16 // n)
+    assert cluster.default_size("cpu", threads_per_worker=2)[1] == max(1, 16 // (2 * n))
+    monkeypatch.setattr(cluster, "_gpus", lambda device: 4)
+    assert cluster.default_size("cuda") == (4, 4)  # one worker per GPU, the cores shared
+
+
+def test_gpu_of_a_local_worker(monkeypatch):
+    import torch
+
+    from napari_sam2.batch import task
+
+    monkeypatch.setattr(task, "_worker_name", lambda: "3")
+    assert task._device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert task._device("cuda") == "cuda:1" and task._device("auto") == "cuda:1"
+    monkeypatch.setattr(task, "_worker_name", lambda: "tcp://remote-worker")
+    assert task._device("cuda") == "cuda"  # a worker of another cluster: its own GPU choice
