@@ -91,12 +91,12 @@ def test_local_cluster_size_fits_the_machine(monkeypatch):
     from napari_sam2.batch import cluster
 
     monkeypatch.setattr(cluster, "cpu_cores", lambda: 16)
-    monkeypatch.setattr(cluster, "_gpus", lambda device: 0)
+    monkeypatch.setattr(cluster, "gpu_count", lambda device: 0)
     total = psutil.virtual_memory().total
     n, threads = cluster.default_size("cpu")
     assert n == max(1, min(16, total // cluster.WORKER_MEMORY)) and threads == max(1, 16 // n)
     assert cluster.default_size("cpu", threads_per_worker=2)[1] == max(1, 16 // (2 * n))
-    monkeypatch.setattr(cluster, "_gpus", lambda device: 4)
+    monkeypatch.setattr(cluster, "gpu_count", lambda device: 4)
     assert cluster.default_size("cuda") == (4, 4)  # one worker per GPU, the cores shared
 
 
@@ -112,3 +112,15 @@ def test_gpu_of_a_local_worker(monkeypatch):
     assert task._device("cuda") == "cuda:1" and task._device("auto") == "cuda:1"
     monkeypatch.setattr(task, "_worker_name", lambda: "tcp://remote-worker")
     assert task._device("cuda") == "cuda"  # a worker of another cluster: its own GPU choice
+
+
+def test_cuda_without_a_gpu_fails_before_starting_workers(tmp_path, monkeypatch):
+    import torch
+
+    from napari_sam2 import segment_many
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    np.save(tmp_path / "m.npy", blob_movie(2, 0))
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        segment_many([Job(movie=str(tmp_path / "m.npy"), find_cells=0)], out_dir=tmp_path / "o",
+                     device="cuda", progress=None)

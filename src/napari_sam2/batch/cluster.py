@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-__all__ = ["cpu_cores", "default_size", "local_client", "remote_client"]
+__all__ = ["cpu_cores", "default_size", "gpu_count", "local_client", "remote_client"]
 
 #: memory a CPU worker may need (model, movie frames, activations at 1024 px), bytes
 WORKER_MEMORY = 4 * 2**30
@@ -33,7 +33,9 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _gpus(device: str) -> int:
+def gpu_count(device: str) -> int:
+    """CUDA GPUs a local cluster uses for ``device`` (0 for ``"cpu"``, ``"mps"``, or without
+    CUDA)."""
     if device not in ("auto", "cuda"):
         return 0
     import torch
@@ -52,7 +54,7 @@ def default_size(device: str = "auto", threads_per_worker: int = 1) -> tuple[int
     import psutil
 
     cores = cpu_cores()
-    gpus = _gpus(device)
+    gpus = gpu_count(device)
     if gpus:
         n = gpus
     else:

@@ -23,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cluster import cpu_cores, default_size, local_client, remote_client, require_distributed
+from .cluster import (
+    cpu_cores,
+    default_size,
+    gpu_count,
+    local_client,
+    remote_client,
+    require_distributed,
+)
 from .manifest import Job, as_jobs
 from .outputs import MovieResult, finished_result, sweep_staging, write_summary
 from .task import RunOptions, run_job
@@ -139,6 +146,11 @@ def _open_client(
     if isinstance(client, str):
         remote = remote_client(client)
         return remote, remote, torch_threads
+    if device == "cuda" and not gpu_count(device):
+        raise RuntimeError(
+            "device 'cuda' but this machine has no CUDA GPU that torch can use; use device "
+            "'cpu' or 'auto', or join a cluster with GPU workers by its scheduler address"
+        )
     k = threads_per_worker or 1
     n, auto_threads = default_size(device, k)
     if n_workers is not None:
