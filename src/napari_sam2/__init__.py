@@ -9,6 +9,7 @@ The public API (no Qt or napari is imported here; the napari plugin lives in
   frame, propagation through the movie, a label volume out.
 - :class:`ImagePredictor` – promptable segmentation of a single image.
 - :func:`segment_movie` – clicks/boxes in, a (T, H, W) label volume out, in one call.
+- :func:`segment_many` – many movies on Dask distributed (the ``batch`` extra), one folder each.
 - :func:`save_labels_tiff`, :func:`save_ctc`, :func:`measure` – label TIFFs, Cell Tracking
   Challenge folders, per-object measurements.
 """
@@ -31,6 +32,7 @@ _EXPORTS = {
     "MemorySettings": "napari_sam2.video.memory_bank",
     "ImagePredictor": "napari_sam2.predictor",
     "segment_movie": "napari_sam2.pipeline",
+    "segment_many": "napari_sam2.batch.runner",
     "save_labels_tiff": "napari_sam2.io.tiff",
     "save_ctc": "napari_sam2.io.ctc",
     "measure": "napari_sam2.io.measurements",
@@ -49,10 +51,12 @@ __all__ = [
     "measure",
     "save_ctc",
     "save_labels_tiff",
+    "segment_many",
     "segment_movie",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .batch.runner import segment_many
     from .io.ctc import save_ctc
     from .io.measurements import measure
     from .io.tiff import save_labels_tiff

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from ._cli_batch import add_batch_parser
 from ._cli_common import (  # noqa: F401 - re-exported: napari_sam2.cli keeps its names
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_segment_parser(sub, common)
+    add_batch_parser(sub, common)
 
     # models
     p = sub.add_parser(

@@ -1,0 +1,106 @@
+"""``napari-sam2 batch`` end to end in subprocesses (a local cluster of 1 worker, the bundled
+micro model): Ctrl-C keeps the finished movies and leaves nothing half-written, the rerun
+finishes the rest; plus the usage errors, in process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+from batch_helpers import blob_movie, clicks_csv, hidden_entries, write_movie
+
+from napari_sam2 import cli, segment_movie
+
+_CMD = [sys.executable, "-m", "napari_sam2.cli", "batch"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _statuses(out) -> dict[str, str]:
+    path = out / "summary.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {os.path.basename(r["movie"]): r["status"] for r in csv.DictReader(fh)}
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
+    data = tmp_path / "movies"
+    data.mkdir()
+    for i in range(4):
+        write_movie(data / f"m{i}.tif", blob_movie(12, i))
+        clicks_csv(data / f"m{i}_clicks.csv", i)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        f"movie,prompts\nmovies/m*.tif,movies/{{stem}}_clicks.csv\n{batch['manifest'].parent}/"
+        "corrupt.tif,movies/m0_clicks.csv\n"
+    )
+    out = tmp_path / "out"
+    args = [str(manifest), "--out", str(out), "--workers", "1", "--model", "micro"]
+    # Ctrl-C in a terminal reaches every process of the foreground group: workers included
+    proc = subprocess.Popen(
+        _CMD + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while "done" not in _statuses(out).values() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "dashboard: http" in stderr
+    assert "interrupted:" in stderr and "finished and kept" in stderr
+    first = _statuses(out)
+    kept = sorted(n for n, s in first.items() if s == "done")
+    assert kept and "cancelled" in first.values(), first
+    assert hidden_entries(out) == []
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [k[:-4] for k in kept]
+
+    proc = subprocess.run(
+        _CMD + [*args, "--ctc", "--csv"], capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr  # the corrupt movie failed, the others finished
+    assert "segmented 4 movie(s)" in proc.stdout and "0 skipped" in proc.stdout
+    assert "failed: " in proc.stdout and "corrupt.tif" in proc.stdout
+    assert _statuses(out) == {**{f"m{i}.tif": "done" for i in range(4)}, "corrupt.tif": "failed"}
+    for i in range(4):
+        ref = segment_movie(str(data / f"m{i}.tif"), str(data / f"m{i}_clicks.csv"), model=micro)
+        np.testing.assert_array_equal(tifffile.imread(out / f"m{i}" / "labels.tif"), ref)
+        assert (out / f"m{i}" / "ctc" / "res_track.txt").is_file()
+        assert (out / f"m{i}" / "cells.csv").is_file()
+
+    proc = subprocess.run(
+        _CMD + [*args, "--ctc", "--csv", "-q"], capture_output=True, text=True, env=_env(),
+        timeout=300,
+    )
+    assert "segmented 0 movie(s)" in proc.stdout and "4 skipped" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--scheduler", "tcp://h:8786", "--workers", "2"], "bring"),
+        ([], "unknown column(s) 'clicks'"),
+    ],
+)
+def test_cli_usage_errors(tmp_path, capsys, extra, message):
+    (tmp_path / "m.tif").write_bytes(b"")
+    manifest = tmp_path / "manifest.csv"
+    text = "movie,find_cells\nm.tif,0\n" if extra else "movie,clicks\nm.tif,c.csv\n"
+    manifest.write_text(text)
+    assert cli.main(["batch", str(manifest), "--out", str(tmp_path / "out"), *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
