@@ -42,6 +42,8 @@ gui = [m for m in ("napari", "qtpy", "magicgui", "PyQt6", "PyQt5") if importlib.
 if gui:
     sys.exit(f"pip install napari-sam2 pulled in GUI packages: {gui}")
 EOF
+"$WORK/venv/bin/napari-sam2" --help >/dev/null
+"$VPY" -c "import napari_sam2; napari_sam2.MemorySettings(); print('import napari_sam2: ok')"
 (cd "$WORK" && OMP_NUM_THREADS=2 "$WORK/venv/bin/napari-sam2" demo --out demo --frames 4 \
   --size 128 -q)
 test -s "$WORK/demo/labels.tif"
