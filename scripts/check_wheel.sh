@@ -4,12 +4,19 @@
 # Run from the project's venv (it needs `build`); the clean venv lives in a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The clean venv must see only the wheel, not the source tree (nor its src/*.egg-info).
+unset PYTHONPATH
 PY="${PYTHON:-python3}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
+# setuptools leaves src/*.egg-info and build/ behind; remove them unless they were there before
+# (a stray egg-info in src/ makes napari_sam2 look installed twice when src/ is on sys.path).
+LEFTOVERS=()
+for d in src/napari_sam2.egg-info build; do [ -e "$d" ] || LEFTOVERS+=("$d"); done
 python -m build --wheel --no-isolation --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 \
-  || { tail -40 "$WORK/build.log" >&2; exit 1; }
+  || { tail -40 "$WORK/build.log" >&2; rm -rf "${LEFTOVERS[@]}"; exit 1; }
+rm -rf "${LEFTOVERS[@]}"
 WHEEL="$(ls "$WORK"/dist/napari_sam2-*.whl)"
 python - "$WHEEL" <<'EOF'
 import sys
