@@ -22,4 +22,6 @@ bash scripts/setup_env.sh --test
 . "${NAPARI_SAM2_VENV:-.venv}/bin/activate"
 export QT_QPA_PLATFORM=xcb
 ruff check src tests benchmarks examples
+bash scripts/check_wheel.sh   # wheel contents; install into a clean venv; napari-sam2 demo
+bash scripts/api_docs.sh      # API reference from the docstrings (pdoc) into docs/api/
 xvfb-run -a -s "-screen 0 1600x1000x24" python -m pytest -q "$@"

@@ -29,7 +29,7 @@ _EXPORTS = {
     "CONFIGS": "napari_sam2.model.config",
     "VideoSession": "napari_sam2.video.session",
     "FrameResult": "napari_sam2.video.session",
-    "MemorySettings": "napari_sam2.video.memory_bank",
+    "MemorySettings": "napari_sam2.video.memory_settings",
     "ImagePredictor": "napari_sam2.predictor",
     "segment_movie": "napari_sam2.pipeline",
     "segment_many": "napari_sam2.batch.runner",
@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model.sam2 import SAM2Model
     from .pipeline import segment_movie
     from .predictor import ImagePredictor
-    from .video.memory_bank import MemorySettings
+    from .video.memory_settings import MemorySettings
     from .video.session import FrameResult, VideoSession
     from .weights.load import load_model
 

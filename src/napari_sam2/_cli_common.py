@@ -4,7 +4,6 @@ handling, movie and model loading, and the memory-bank flags (package-private; s
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
@@ -214,48 +213,16 @@ def _load_model_cli(name: str | None, device: str, quiet: bool, compile: bool = 
 # --------------------------------------------------------------------------- memory flags
 
 
-def _memory_fields() -> tuple[list[tuple[str, Any]], str]:
-    """(field name, default) pairs and the docstring of MemorySettings, read from its source
-    with :mod:`ast` so that building the parser does not import torch."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("napari_sam2.video.memory_bank")
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MemorySettings")
-    out = [
-        (n.target.id, ast.literal_eval(n.value))
-        for n in cls.body
-        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
-    ]
-    return out, ast.get_docstring(cls) or ""
-
-
-def _memory_docs(doc: str) -> dict[str, str]:
-    """Field name -> help text, parsed from the Attributes section of a docstring."""
-    docs: dict[str, str] = {}
-    current = None
-    for line in doc.splitlines():
-        m = re.match(r"^\s{4}(\w+): (.*)$", line)
-        if m:
-            current = m.group(1)
-            docs[current] = m.group(2).strip()
-        elif current and re.match(r"^\s{8}\S", line):
-            docs[current] += " " + line.strip()
-        elif not line.strip():
-            current = None
-    return docs
-
-
 def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "memory bank (defaults = Meta's SAM 2 video predictor; see MemorySettings)"
     )
-    specs, doc = _memory_fields()
-    docs = _memory_docs(doc)
-    for name, default in specs:
+    from .video.memory_settings import setting_fields  # torch-free
+
+    for f in setting_fields():
+        name, default = f.name, f.default
         flag = "--" + name.replace("_", "-")
-        text = docs.get(name, "").replace("``", "").replace("%", "%%").rstrip(".")
+        text = f.metadata["doc"].replace("``", "").replace("%", "%%").rstrip(".")
         if isinstance(default, bool):
             group.add_argument(
                 flag,
@@ -296,7 +263,7 @@ def _int_or_all(text: str) -> int | str:
 
 
 def _memory_settings(args: argparse.Namespace):
-    from .video.memory_bank import MemorySettings
+    from .video.memory_settings import MemorySettings
 
     changes = {}
     for f in fields(MemorySettings):

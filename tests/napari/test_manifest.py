@@ -33,7 +33,12 @@ def test_manifest_contributions(manifest):
     c = manifest.contributions
     assert [w.display_name for w in c.widgets] == ["SAM 2 tracking"]
     assert {s.key for s in c.sample_data} == {"nuclei", "phase"}
-    assert c.readers[0].filename_patterns == ["*.tif", "*.tiff"]
+    assert c.readers[0].filename_patterns == [
+        "*labels*.tif",
+        "*labels*.tiff",
+        "mask*.tif",
+        "man_seg*.tif",
+    ]
     assert [str(t) for t in c.writers[0].layer_types] == ["labels"]
 
 

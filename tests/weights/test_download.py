@@ -459,3 +459,39 @@ def test_registry_checksums_are_enforced(server, cache, ckpt_bytes, monkeypatch)
 def test_unknown_name_is_key_error(cache):
     with pytest.raises(KeyError, match="known checkpoints"):
         download("not_a_model", progress=None)
+
+
+def test_download_goes_through_pooch_with_the_known_hash(server, tmp_path, ckpt_bytes, monkeypatch):
+    calls: list[dict] = []
+    real = dl.pooch.retrieve
+
+    def spy(url, **kwargs):
+        calls.append(kwargs)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(dl.pooch, "retrieve", spy)
+    sha = hashlib.sha256(ckpt_bytes).hexdigest()
+    dest = download(server.url("ckpt.pt"), tmp_path / "m.pt", progress=None, expected_sha256=sha)
+    assert dest.read_bytes() == ckpt_bytes
+    assert len(calls) == 1
+    assert calls[0]["known_hash"] == f"sha256:{sha}"
+    assert Path(calls[0]["path"]) == tmp_path and calls[0]["fname"] == "m.pt"
+    # Same file, same hash: pooch keeps it and the server is not asked again.
+    n_requests = len(server.requests)
+    download(server.url("ckpt.pt"), dest, progress=None, expected_sha256=sha)
+    assert len(server.requests) == n_requests
+
+
+def test_a_file_with_the_wrong_hash_is_kept_until_the_new_one_is_complete(
+    server, tmp_path, ckpt_bytes
+):
+    dest = tmp_path / "m.pt"
+    dest.write_bytes(b"old contents")
+    sha = hashlib.sha256(ckpt_bytes).hexdigest()
+    with pytest.raises(DownloadError):
+        download(server.url("truncated.pt"), dest, progress=None, expected_sha256=sha)
+    assert dest.read_bytes() == b"old contents"  # the failed download did not touch it
+    assert _leftovers(tmp_path) == ["m.pt"]
+    download(server.url("ckpt.pt"), dest, progress=None, expected_sha256=sha)
+    assert dest.read_bytes() == ckpt_bytes
+    assert _leftovers(tmp_path) == ["m.pt"]

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from ._forms import LayerPicker
 from ._many_cells import PRESETS
 
 __all__ = ["ManyCellsSection"]
@@ -63,10 +64,11 @@ class ManyCellsSection:
         )
         form.addRow(self.divisions_check)
 
-        self.seed_combo = QComboBox()
-        self.seed_combo.setToolTip(
-            "A Labels layer (e.g. a segmentation of this frame): every label becomes an object"
+        self.seed_picker = LayerPicker(  # magicgui
+            c.seed_layers,
+            "A Labels layer (e.g. a segmentation of this frame): every label becomes an object",
         )
+        self.seed_combo = self.seed_picker.native
         seed = QPushButton("Seed from this Labels layer")
         seed.setToolTip(
             "Every label of the chosen layer on this frame becomes an object (same id when it "
@@ -110,14 +112,10 @@ class ManyCellsSection:
 
     # ------------------------------------------------------------------ refresh
     def _refresh_seed_layers(self, *_) -> None:
-        combo = self.seed_combo
-        current = combo.currentText()
-        names = [ly.name for ly in self.controller.seed_layers()]
         was, self._updating = self._updating, True
-        combo.clear()
-        combo.addItems(names)
-        if current in names:
-            combo.setCurrentIndex(names.index(current))
+        picker = self.seed_picker
+        current = picker.current
+        picker.refresh(current if current in picker.names else next(iter(picker.names), None))
         self._updating = was
 
     def _refresh_many_cells(self) -> None:

@@ -30,7 +30,8 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ._help import MEMORY_BOOL_FIELDS, MEMORY_FIELDS, SHORTCUTS, shortcut_help
+from ._forms import LayerPicker, MemoryForm
+from ._help import SHORTCUTS, shortcut_help
 from ._widget_many_cells import ManyCellsSection
 from ._widget_roi import RoiSection
 from .controller import (
@@ -200,8 +201,10 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     def _data_section(self) -> QGroupBox:
         box = QGroupBox("Data and prompts")
         form = QFormLayout(box)
-        self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("The time-lapse to track: (T, Y, X), RGB or (T, C, Y, X)")
+        self.image_picker = LayerPicker(  # magicgui
+            self._image_layers, "The time-lapse to track: (T, Y, X), RGB or (T, C, Y, X)"
+        )
+        self.layer_combo = self.image_picker.native
         self.layer_combo.activated.connect(self._on_layer_activated)
         form.addRow("Image", self.layer_combo)
         self.channel_combo = QComboBox()
@@ -319,27 +322,12 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     def _memory_section(self) -> QCollapsible:
         """Collapsible "Memory bank" settings (values filled in when first opened, since reading
         the defaults imports torch)."""
-        self.memory_widgets: dict[str, QWidget] = {}
         self._memory_filled = False
         self.memory_section = coll = QCollapsible("Memory bank")
         coll.setToolTip("What the model remembers while it tracks")
-        inner = QWidget()
-        form = QFormLayout(inner)
-        for name, (label, tip) in MEMORY_FIELDS.items():
-            if name in MEMORY_BOOL_FIELDS:
-                w = QCheckBox()
-                w.toggled.connect(lambda v, n=name: self._set_memory(n, bool(v)))
-            else:
-                w = QSpinBox()
-                w.setRange(0, 100000)
-                if name == "max_prompted_frames":
-                    w.setSpecialValueText("all")
-                w.valueChanged.connect(lambda v, n=name: self._set_memory(n, v))
-            w.setToolTip(tip)
-            lab = QLabel(label)
-            lab.setToolTip(tip)
-            form.addRow(lab, w)
-            self.memory_widgets[name] = w
+        self.memory_form = MemoryForm(self._set_memory)  # magicgui, from MemorySettings
+        self.memory_widgets = self.memory_form.native_widgets()
+        inner = self.memory_form.native
         coll.addWidget(inner)
         coll.toggled.connect(lambda on: on and self._refresh_memory(force=True))
         return coll
@@ -406,19 +394,9 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         self._updating = False
 
     def _refresh_layers(self, *_) -> None:
-        from napari.layers import Image
-
-        combo = self.layer_combo
         self._updating = True
-        combo.clear()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Image):
-                combo.addItem(layer.name, layer.name)
         info = self.controller.info
-        if info is not None:
-            combo.setCurrentIndex(max(combo.findData(info.layer.name), 0))
-        else:
-            combo.setCurrentIndex(-1)
+        self.image_picker.refresh(None if info is None else info.layer.name)
         self._refresh_channels()
         self._updating = False
         self._refresh_seed_layers()
@@ -426,6 +404,11 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         for sp in (self.first_spin, self.last_spin):
             sp.setRange(0, n)
         self.last_spin.setValue(n)
+
+    def _image_layers(self) -> list:
+        from napari.layers import Image
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
 
     def _refresh_channels(self) -> None:
         info = self.controller.info
@@ -462,20 +445,13 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         if not (force or self._memory_filled):
             return
         self._memory_filled = True
-        s = self.controller.settings
         model = self.controller.model
-        self._updating = True
-        for name, w in self.memory_widgets.items():
-            value = getattr(s, name)
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(value))
-            else:
-                if model is not None and name == "num_memory_frames":
-                    w.setMaximum(model.config.num_maskmem - 1)
-                if model is not None and name == "max_object_pointers":
-                    w.setMaximum(model.config.max_obj_ptrs_in_encoder)
-                w.setValue(0 if value is None else int(value))
-        self._updating = False
+        cfg = None if model is None else model.config
+        self.memory_form.show(
+            self.controller.settings,
+            num_maskmem=None if cfg is None else cfg.num_maskmem,
+            max_obj_ptrs=None if cfg is None else cfg.max_obj_ptrs_in_encoder,
+        )
 
     def _on_progress(self, done: int, total: int) -> None:
         job = self.controller.jobs.current
@@ -561,8 +537,6 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     def _set_memory(self, name: str, value: Any) -> None:
         if self._updating:
             return
-        if name == "max_prompted_frames" and value == 0:
-            value = None
         self._safe(self.controller.set_memory_setting, name, value)
         self._refresh_memory()
 

@@ -14,7 +14,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .synthetic import SyntheticConfig
+    from .synthetic_config import SyntheticConfig
 
 _MIN_PIXELS = 10  # a cell visible on fewer pixels is removed (its track ends)
 _N_HARMONICS = 4  # boundary harmonics k = 2 .. 5 for nuclei / phase cells

@@ -1,94 +1,21 @@
 """What SAM 2 remembers about each object, kept bounded.
 
-:class:`MemorySettings` are the user-facing "memory bank" settings (defaults equal Meta's video
-predictor). :class:`MemoryBank` stores, per object, the memory of prompted frames (kept) and of
-tracked frames (only those attention can still reach, plus a small bounded reserve), and selects
-what one frame attends to, in the same order and with the same temporal slots as SAM 2.
+:class:`~napari_sam2.video.memory_settings.MemorySettings` (a torch-free module) are the
+user-facing "memory bank" settings (defaults equal Meta's video predictor). :class:`MemoryBank`
+stores, per object, the memory of prompted frames (kept) and of tracked frames (only those
+attention can still reach, plus a small bounded reserve), and selects what one frame attends to,
+in the same order and with the same temporal slots as SAM 2.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
+from .memory_settings import MemorySettings
+
 __all__ = ["MemoryEntry", "MemoryBank", "MemorySettings", "MemorySelection"]
-
-
-@dataclass
-class MemorySettings:
-    """How much of the past SAM 2 attends to while tracking (defaults = Meta's predictor).
-
-    Attributes:
-        num_memory_frames: recent (unprompted) frames attended besides the prompted ones,
-            0..6 for official models (their temporal encoding has 7 slots: 1 prompted + 6).
-            With 0, tracked frames' memories are never attended, so they are not computed
-            (the memory encoder runs on prompted frames only: faster).
-        memory_stride: use every r-th past frame for all but the previous one (long, slow
-            movements: r > 1 reaches further back with the same cost).
-        max_prompted_frames: prompted frames attended, nearest in time first (None = all).
-        max_object_pointers: object pointers attended (one per recent frame, <= 16).
-        use_object_pointers: attend to object pointers at all.
-        non_overlap: each pixel goes to the object with the highest score.
-        fill_holes_area: fill holes up to this many pixels (in the model's 1/4-resolution mask)
-            inside masks; 0 disables.
-        multimask_first_click: one click gives 3 candidate masks; keep the best (SAM 2's default).
-        corrections_as_prompts: a click on an already tracked frame becomes a prompted frame that
-            later propagations keep (Meta's ``add_all_frames_to_correct_as_cond``). When False,
-            a correction is only a temporary memory that the next propagation over that frame
-            replaces — Meta's default, kept for parity tests.
-        offload_to_cpu: keep the memory bank in host memory while computing on a GPU.
-        feature_cache_frames: frame encodings kept (LRU); re-propagating over cached frames
-            skips the image encoder.
-        stored_memory_frames: tracked-frame memories kept per object beyond the ones attention
-            needs right now (nearest to the propagation front first), so that restarting a
-            propagation nearby finds its context. Bounds memory on long movies.
-    """
-
-    num_memory_frames: int = 6
-    memory_stride: int = 1
-    max_prompted_frames: int | None = None
-    max_object_pointers: int = 16
-    use_object_pointers: bool = True
-    non_overlap: bool = False
-    fill_holes_area: int = 8
-    multimask_first_click: bool = True
-    corrections_as_prompts: bool = True
-    offload_to_cpu: bool = False
-    feature_cache_frames: int = 16
-    stored_memory_frames: int = 32
-
-    def validate(self, num_maskmem: int = 7, max_obj_ptrs: int = 16) -> None:
-        """Check ranges against a model's capacity; raise ``ValueError`` naming the field."""
-        if not 0 <= self.num_memory_frames <= num_maskmem - 1:
-            raise ValueError(
-                f"num_memory_frames={self.num_memory_frames} is out of range: this model has "
-                f"{num_maskmem} memory slots, so use 0..{num_maskmem - 1}"
-            )
-        if self.memory_stride < 1:
-            raise ValueError(f"memory_stride must be >= 1, got {self.memory_stride}")
-        if self.max_prompted_frames is not None and self.max_prompted_frames < 1:
-            raise ValueError("max_prompted_frames must be None (all) or >= 1")
-        if not 0 <= self.max_object_pointers <= max_obj_ptrs:
-            raise ValueError(
-                f"max_object_pointers must be in 0..{max_obj_ptrs}, got {self.max_object_pointers}"
-            )
-        if self.fill_holes_area < 0:
-            raise ValueError("fill_holes_area must be >= 0 pixels")
-        if self.feature_cache_frames < 1:
-            raise ValueError("feature_cache_frames must be >= 1")
-        if self.stored_memory_frames < 0:
-            raise ValueError("stored_memory_frames must be >= 0")
-
-    def replace(self, **changes) -> MemorySettings:
-        """Copy with some fields changed (unknown names raise ``TypeError``)."""
-        known = {f.name for f in fields(self)}
-        bad = set(changes) - known
-        if bad:
-            raise TypeError(f"unknown memory setting(s) {sorted(bad)}; known: {sorted(known)}")
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return MemorySettings(**values)
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""Safe, atomic checkpoint downloads into a per-user cache.
+"""Checkpoint downloads into a per-user cache, on top of :mod:`pooch`.
 
-Only the standard library's :mod:`urllib` is used (``http://``, ``https://`` and ``file://``
-URLs). Bytes go to ``<dest>.part`` in chunks and are hashed (SHA-256) as they arrive. The
-``.part`` file becomes ``<dest>`` with one :func:`os.replace` only after the size, the hash and
-an optional caller-supplied check have all passed. If anything fails or the download is
-cancelled, the ``.part`` file is deleted and nothing is left at ``<dest>``. Downloaded bytes are
-never executed or unpickled here. Strict loading is the model loader's job.
+:func:`pooch.retrieve` owns the file handling: the bytes go to a temporary file in the cache
+folder, pooch checks the known SHA-256, and only then renames the file to its final name; on any
+error the temporary file is deleted and nothing is left at the destination. A small pooch
+downloader (:class:`_Downloader`) streams ``http://``, ``https://`` (with :mod:`requests`) and
+``file://`` URLs in chunks, and adds what the plugin needs around pooch: a progress bar or
+callback, a ``cancel`` event checked between chunks, the exact file size when the registry
+knows it, an optional caller-supplied check of the complete file, and error messages that name
+the URL and the path where the file can be placed by hand (the offline hint). Downloaded bytes
+are never executed or unpickled here. Strict loading is the model loader's job.
 
 The cache directory is ``$NAPARI_SAM2_CACHE`` if that is set, otherwise
 ``platformdirs.user_cache_dir("napari-sam2") / "checkpoints"``. Offline users can place the
@@ -15,19 +18,20 @@ official ``.pt`` files there by hand (see :func:`cached_path`).
 from __future__ import annotations
 
 import hashlib
-import http.client
+import logging
 import os
 import sys
 import threading
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
+import pooch
+import requests
 
 from napari_sam2.weights.registry import REGISTRY, WeightsInfo, get_weights_info
 
@@ -47,7 +51,7 @@ __all__ = [
 
 CACHE_ENV_VAR = "NAPARI_SAM2_CACHE"
 DEFAULT_CHUNK_SIZE = 1 << 20  # 1 MiB
-_USER_AGENT = "napari-sam2 (urllib)"
+_USER_AGENT = "napari-sam2 (pooch)"
 
 #: ``progress`` argument: a callback ``(bytes_done, total_bytes_or_None)``, ``"tqdm"`` for a
 #: terminal progress bar (shown only when stderr is a TTY), or ``None`` for silence.
@@ -64,9 +68,6 @@ class ChecksumError(DownloadError):
 
 class DownloadCancelled(DownloadError):
     """The download was cancelled through its ``cancel`` event. Nothing was written."""
-
-
-# --------------------------------------------------------------------------- cache layout
 
 
 def cache_dir() -> Path:
@@ -147,7 +148,7 @@ def list_models() -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- helpers
 
-# One lock per destination file so two threads never write the same ``.part`` file.
+# One lock per destination file so two threads never download the same file at once.
 _DEST_LOCKS: dict[str, threading.RLock] = {}
 _DEST_LOCKS_GUARD = threading.Lock()
 
@@ -156,12 +157,6 @@ def _dest_lock(dest: Path) -> threading.RLock:
     key = os.path.normcase(os.path.abspath(dest))
     with _DEST_LOCKS_GUARD:
         return _DEST_LOCKS.setdefault(key, threading.RLock())
-
-
-def _part_path(dest: Path) -> Path:
-    # ``x.pt`` becomes ``x.pt.part``. This avoids Path.with_suffix, which would treat the
-    # ".1_hiera_tiny" of a suffix-less "sam2.1_hiera_tiny" as the suffix.
-    return dest.with_name(dest.name + ".part")
 
 
 def _filename_from_url(url: str) -> str:
@@ -191,6 +186,7 @@ def _resolve(name_or_url: str, dest: Path | None) -> tuple[str, Path, WeightsInf
 
 
 def _hint(url: str, dest: Path, expected_size: int | None) -> str:
+    """The offline hint: where to get the file and the exact path to copy it to."""
     lines = [
         "If this computer has no internet access, download the file on another machine",
         f"from {url}",
@@ -208,58 +204,14 @@ def _hint(url: str, dest: Path, expected_size: int | None) -> str:
 
 
 def _reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        if not isinstance(exc.reason, BaseException):
-            return str(exc.reason)
-        exc = exc.reason
-    if isinstance(exc, TimeoutError):
+    """One line saying why a request failed."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.Timeout):
         return f"no response within {timeout:g} s"
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"connection closed early after {len(exc.partial)} bytes" + (
-            f" ({exc.expected} more expected)" if exc.expected is not None else ""
-        )
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed or closed early"
     return str(exc) or type(exc).__name__
-
-
-def _open_url(url: str, timeout: float, cancel: threading.Event | None) -> Any:
-    """Open ``url`` within ``timeout`` seconds overall, checking ``cancel`` while waiting.
-
-    ``urlopen``'s own timeout covers each socket operation but not name resolution, so the
-    call runs in a daemon thread and is abandoned (its response closed) if the deadline
-    passes.
-    """
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    abandoned = threading.Event()
-
-    def worker() -> None:
-        try:
-            resp = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (scheme ok)
-        except BaseException as exc:  # handed to the caller thread
-            box["error"] = exc
-        else:
-            if abandoned.is_set():
-                resp.close()
-            else:
-                box["response"] = resp
-        finally:
-            done.set()
-
-    threading.Thread(target=worker, name="napari-sam2-connect", daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not done.wait(0.05):
-        if cancel is not None and cancel.is_set():
-            abandoned.set()
-            raise DownloadCancelled(f"download of {url} was cancelled")
-        if time.monotonic() >= deadline:
-            abandoned.set()
-            raise TimeoutError(f"timed out after {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["response"]
 
 
 def _make_progress(
@@ -299,13 +251,125 @@ def _make_progress(
     raise TypeError(f"progress must be a callable, 'tqdm' or None, not {progress!r}")
 
 
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError:  # pragma: no cover - e.g. a Windows file lock; best effort only
-        pass
+@dataclass
+class _Downloader:
+    """A pooch downloader: streams one URL into pooch's temporary file, checking as it goes.
+
+    pooch calls it as ``downloader(url, output_file, pooch_instance)``; it writes the complete,
+    size- and SHA-256-checked (and ``verify``-checked) file to ``output_file`` or raises. pooch
+    then checks the known hash once more and renames the file into place.
+    """
+
+    dest: Path
+    progress: ProgressArg
+    expected_sha256: str | None
+    expected_size: int | None
+    timeout: float
+    cancel: threading.Event | None
+    verify: Callable[[Path], None] | None
+    chunk_size: int
+
+    def _fail(self, url: str, what: str, exc: BaseException | None = None) -> DownloadError:
+        reason = f": {_reason(exc, self.timeout)}" if exc is not None else ""
+        return DownloadError(
+            f"Could not download {self.dest.name} from {url}{what}{reason}.\n"
+            + _hint(url, self.dest, self.expected_size)
+        )
+
+    def _check_cancel(self, url: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise DownloadCancelled(f"download of {url} was cancelled")
+
+    def _open(self, url: str) -> tuple[Iterator[bytes], int | None, Callable[[], None]]:
+        """Open ``url``: ``(chunk iterator, announced length in bytes or None, close)``."""
+        if urllib.parse.urlparse(url).scheme == "file":
+            path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 (closed by the returned close function)
+            except OSError as exc:
+                raise self._fail(url, "", exc) from None
+            chunks = iter(lambda: fh.read(self.chunk_size), b"")
+            return chunks, path.stat().st_size, fh.close
+        try:
+            response = requests.get(
+                url, stream=True, timeout=self.timeout, headers={"User-Agent": _USER_AGENT}
+            )
+            response.raise_for_status()
+        except (requests.RequestException, ValueError) as exc:
+            raise self._fail(url, "", exc) from None
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        return response.iter_content(self.chunk_size), total, response.close
+
+    def __call__(self, url: str, output_file: str, pooch_instance: Any) -> None:
+        """Write the file at ``url`` to ``output_file`` (pooch's temporary file)."""
+        self._check_cancel(url)
+        chunks, total, close = self._open(url)
+        callback, close_progress = _make_progress(self.progress, self.dest.name)
+        hasher = hashlib.sha256()
+        done = 0
+        try:
+            if total is not None and self.expected_size not in (None, total):
+                raise ChecksumError(
+                    f"Size mismatch for {url}: expected {self.expected_size} bytes, the server "
+                    f"reports {total} bytes. Nothing was written to {self.dest}."
+                )
+            shown_total = total if total is not None else self.expected_size
+            if callback is not None:
+                callback(0, shown_total)
+            with open(output_file, "wb") as fh:
+                while True:
+                    self._check_cancel(url)
+                    try:
+                        chunk = next(chunks, b"")
+                    except (requests.RequestException, OSError) as exc:
+                        raise self._fail(url, f" (interrupted after {done} bytes)", exc) from None
+                    if not chunk:
+                        break
+                    fh.write(chunk)
+                    hasher.update(chunk)
+                    done += len(chunk)
+                    if self.expected_size is not None and done > self.expected_size:
+                        raise ChecksumError(
+                            f"Size mismatch for {url}: expected {self.expected_size} bytes, "
+                            f"received more than that ({done} so far)."
+                        )
+                    if callback is not None:
+                        callback(done, shown_total)
+                    self._check_cancel(url)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            close()
+            close_progress()
+        if total is not None and done != total:
+            raise self._fail(url, f" (connection closed after {done} of {total} bytes)")
+        if self.expected_size is not None and done != self.expected_size:
+            raise ChecksumError(
+                f"Size mismatch for {url}: expected {self.expected_size} bytes, got {done} bytes."
+            )
+        actual = hasher.hexdigest()
+        if self.expected_sha256 is not None and actual != self.expected_sha256:
+            raise ChecksumError(
+                f"SHA-256 mismatch for {url}: expected {self.expected_sha256}, got {actual}. "
+                "The file may be corrupted or the server may have sent something else. "
+                "It was deleted."
+            )
+        if self.verify is not None:
+            try:
+                self.verify(Path(output_file))
+            except Exception as exc:
+                raise DownloadError(
+                    f"Downloaded file from {url} failed verification and was deleted: {exc}"
+                ) from exc
+
+
+# pooch's INFO lines ("Downloading data from ...") are dropped in threads running download():
+# its progress bar and errors say the same. Other users of pooch keep their messages.
+_QUIET = threading.local()
+pooch.get_logger().addFilter(
+    lambda record: record.levelno > logging.INFO or not getattr(_QUIET, "active", False)
+)
 
 
 # --------------------------------------------------------------------------- download
@@ -323,14 +387,20 @@ def download(
     verify: Callable[[Path], None] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Path:
-    """Download a checkpoint atomically, verifying size and SHA-256 while streaming.
+    """Download a checkpoint with :func:`pooch.retrieve`, checking size and SHA-256.
+
+    The file is written to a temporary file next to ``dest`` and renamed to ``dest`` only after
+    every check has passed, so ``dest`` is either absent or complete.
 
     Args:
         name_or_url: a registry name (``"sam2.1_hiera_tiny"``) or a URL (``https://``,
             ``http://`` or ``file://``). For a registry name the registry's URL, size and hash
             are used unless overridden here.
         dest: final file path (or an existing directory to put it in). Defaults to the cache:
-            ``cache_dir() / <file name>``. Parent directories are created.
+            ``cache_dir() / <file name>``. Parent directories are created. A file already at
+            ``dest`` is kept and not downloaded again when its SHA-256 equals the expected
+            one, or when no hash is known; one with another hash is replaced only after the
+            new file has passed every check.
         progress: ``callback(bytes_done, total_bytes_or_None)``, called once with
             ``bytes_done=0`` and then after every chunk. ``"tqdm"`` (default) draws a bar on
             stderr only when it is a TTY. ``None`` is silent. An exception raised by the
@@ -339,10 +409,10 @@ def download(
             check (unless the registry knows it).
         expected_size: exact size in bytes the file must have. ``None`` skips the check
             (unless the registry knows it).
-        timeout: seconds allowed to connect and get a response, and for each network read.
-        cancel: when this event is set, the download stops at the next chunk (or while
-            connecting) and :class:`DownloadCancelled` is raised.
-        verify: optional ``verify(part_path)`` run on the complete, checksum-verified file
+        timeout: seconds allowed to connect, and for each network read.
+        cancel: when this event is set, the download stops at the next chunk and
+            :class:`DownloadCancelled` is raised.
+        verify: optional ``verify(temporary_path)`` run on the complete, checksum-verified file
             before it is moved into place. If it raises, the file is deleted and
             :class:`DownloadError` is raised.
         chunk_size: bytes per read.
@@ -365,126 +435,27 @@ def download(
         expected_sha256 = expected_sha256.strip().lower()
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-
-    with _dest_lock(dest):
-        return _download_locked(
-            url,
-            dest,
-            progress,
-            expected_sha256,
-            expected_size,
-            timeout,
-            cancel,
-            verify,
-            chunk_size,
-        )
-
-
-def _download_locked(
-    url: str,
-    dest: Path,
-    progress: ProgressArg,
-    expected_sha256: str | None,
-    expected_size: int | None,
-    timeout: float,
-    cancel: threading.Event | None,
-    verify: Callable[[Path], None] | None,
-    chunk_size: int,
-) -> Path:
-    part = _part_path(dest)
-
-    def fail(what: str, exc: BaseException | None = None) -> DownloadError:
-        reason = f": {_reason(exc, timeout)}" if exc is not None else ""
-        return DownloadError(
-            f"Could not download {dest.name} from {url}{what}{reason}.\n"
-            + _hint(url, dest, expected_size)
-        )
-
     if cancel is not None and cancel.is_set():
         raise DownloadCancelled(f"download of {url} was cancelled")
-
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create cache folder {dest.parent}: {exc}") from None
-
-    try:
-        response = _open_url(url, timeout, cancel)
-    except DownloadCancelled:
-        raise
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        # HTTPError, URLError, timeouts, refused connections, bad URLs: one clear message.
-        if isinstance(exc, urllib.error.HTTPError):
-            exc.close()
-        raise fail("", exc) from None
-
-    callback, close_progress = _make_progress(progress, dest.name)
-    hasher = hashlib.sha256()
-    done = 0
-    try:
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            if total is not None and expected_size is not None and total != expected_size:
-                raise ChecksumError(
-                    f"Size mismatch for {url}: expected {expected_size} bytes, the server "
-                    f"reports {total} bytes. Nothing was written to {dest}."
-                )
-            if total is None:
-                total = expected_size
-            if callback is not None:
-                callback(0, total)
-            with open(part, "wb") as fh:
-                while True:
-                    if cancel is not None and cancel.is_set():
-                        raise DownloadCancelled(f"download of {url} was cancelled")
-                    try:
-                        chunk = response.read(chunk_size)
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise fail(f" (interrupted after {done} bytes)", exc) from None
-                    if not chunk:
-                        break
-                    fh.write(chunk)
-                    hasher.update(chunk)
-                    done += len(chunk)
-                    if expected_size is not None and done > expected_size:
-                        raise ChecksumError(
-                            f"Size mismatch for {url}: expected {expected_size} bytes, "
-                            f"received more than that ({done} so far)."
-                        )
-                    if callback is not None:
-                        callback(done, total)
-                    if cancel is not None and cancel.is_set():
-                        raise DownloadCancelled(f"download of {url} was cancelled")
-                fh.flush()
-                os.fsync(fh.fileno())
-        close_progress()
-
-        if length and length.isdigit() and done != int(length):
-            raise fail(f" (connection closed after {done} of {int(length)} bytes)")
-        if expected_size is not None and done != expected_size:
-            raise ChecksumError(
-                f"Size mismatch for {url}: expected {expected_size} bytes, got {done} bytes."
+    downloader = _Downloader(
+        dest, progress, expected_sha256, expected_size, timeout, cancel, verify, chunk_size
+    )
+    with _dest_lock(dest):
+        _QUIET.active = True
+        try:  # pooch checks the hash again before it renames the file into place
+            pooch.retrieve(
+                url,
+                known_hash=None if expected_sha256 is None else f"sha256:{expected_sha256}",
+                fname=dest.name,
+                path=dest.parent,
+                downloader=downloader,
             )
-        actual_sha = hasher.hexdigest()
-        if expected_sha256 is not None and actual_sha != expected_sha256:
-            raise ChecksumError(
-                f"SHA-256 mismatch for {url}: expected {expected_sha256}, got {actual_sha}. "
-                "The file may be corrupted or the server may have sent something else. "
-                "It was deleted."
-            )
-        if verify is not None:
-            try:
-                verify(part)
-            except Exception as exc:
-                raise DownloadError(
-                    f"Downloaded file from {url} failed verification and was deleted: {exc}"
-                ) from exc
-        os.replace(part, dest)
-    except BaseException:
-        close_progress()
-        _unlink_quietly(part)
-        raise
+        finally:
+            _QUIET.active = False
     return dest
 
 

@@ -1,0 +1,94 @@
+"""The widget's magicgui parts: the memory-bank form generated from MemorySettings, and the image
+and seed-labels layer pickers that follow the viewer's layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_memory_form_is_generated_from_the_dataclass(qtbot):
+    from magicgui.widgets import CheckBox, Container, SpinBox
+
+    from napari_sam2._napari._forms import MemoryForm
+    from napari_sam2.video.memory_settings import MemorySettings, setting_fields
+
+    changes: list[tuple[str, object]] = []
+    form = MemoryForm(lambda name, value: changes.append((name, value)))
+    qtbot.addWidget(form.native)
+    assert isinstance(form.container, Container)
+    assert [w.name for w in form.container] == [f.name for f in setting_fields()]
+    for f in setting_fields():
+        widget = form.widgets[f.name]
+        assert isinstance(widget, CheckBox if isinstance(f.default, bool) else SpinBox)
+        assert widget.label == f.metadata["label"]
+        assert widget.tooltip == f.metadata["tooltip"]
+
+    natives = form.native_widgets()
+    natives["num_memory_frames"].setValue(3)
+    natives["offload_to_cpu"].setChecked(True)
+    natives["max_prompted_frames"].setValue(2)
+    natives["max_prompted_frames"].setValue(0)  # shown as "all"
+    assert changes == [
+        ("num_memory_frames", 3),
+        ("offload_to_cpu", True),
+        ("max_prompted_frames", 2),
+        ("max_prompted_frames", None),
+    ]
+    assert natives["max_prompted_frames"].specialValueText() == "all"
+
+    changes.clear()
+    form.show(MemorySettings(num_memory_frames=1, non_overlap=True), num_maskmem=4, max_obj_ptrs=8)
+    assert changes == []  # filling the form is not a user change
+    assert form.widgets["num_memory_frames"].value == 1
+    assert form.widgets["num_memory_frames"].max == 3
+    assert form.widgets["max_object_pointers"].max == 8
+    assert form.widgets["non_overlap"].value is True
+    assert form.widgets["max_prompted_frames"].value == 0
+
+
+def test_widget_memory_form_changes_the_settings(fresh_viewer, small_movie):
+    from magicgui.widgets import Container
+
+    from napari_sam2._napari import open_widget
+
+    fresh_viewer.add_image(small_movie, name="movie")
+    widget = open_widget(fresh_viewer)
+    assert isinstance(widget.memory_form.container, Container)
+    widget.memory_section.expand(animate=False)
+    widget.memory_widgets["memory_stride"].setValue(3)
+    widget.memory_widgets["max_prompted_frames"].setValue(2)
+    s = widget.controller.settings
+    assert (s.memory_stride, s.max_prompted_frames) == (3, 2)
+    widget.memory_widgets["max_prompted_frames"].setValue(0)
+    assert widget.controller.settings.max_prompted_frames is None
+
+
+def test_layer_pickers_follow_the_viewer(fresh_viewer, small_movie, qtbot):
+    from magicgui.widgets import ComboBox
+
+    from napari_sam2._napari import open_widget
+
+    viewer = fresh_viewer
+    viewer.add_image(small_movie, name="movie")
+    widget = open_widget(viewer)
+    image, seeds = widget.image_picker, widget.seed_picker
+    assert isinstance(image.combo, ComboBox) and isinstance(seeds.combo, ComboBox)
+    assert image.names == ["movie"] and image.current == "movie"
+    assert seeds.names == []  # the plugin's own labels layer is never offered
+
+    viewer.add_image(small_movie[:, ::2, ::2], name="half")
+    first = viewer.add_labels(np.zeros(small_movie.shape[1:], np.uint16), name="cellpose")
+    assert image.names == ["movie", "half"]
+    assert image.current == "movie"  # adding a layer keeps the choice
+    assert seeds.names == ["cellpose"] and seeds.current == "cellpose"
+    viewer.add_labels(np.zeros(small_movie.shape[1:], np.uint16), name="stardist")
+    assert seeds.names == ["cellpose", "stardist"] and seeds.current == "cellpose"
+
+    viewer.layers.remove(first)
+    assert seeds.names == ["stardist"] and seeds.current == "stardist"
+    viewer.layers.remove(viewer.layers["half"])
+    assert image.names == ["movie"]
+    qtbot.wait(10)
