@@ -70,8 +70,9 @@ class TiffDamage:
     file_bytes: int
     needed_bytes: int | None = None
 
-    def message(self) -> str:
-        """The error text: the file, the first bad frame and the two ways on."""
+    def message(self, how: str = "allow_partial=True (--allow-partial on the command line)") -> str:
+        """The error text: the file, the first bad frame and the two ways on (``how``: how
+        to ask for the complete frames)."""
         k = self.good_frames
         promised = (
             f"its metadata promise {self.promised_frames} frames"
@@ -89,8 +90,7 @@ class TiffDamage:
         return (
             f"{self.path} is damaged or incomplete: {promised} but frame {k} is missing or "
             f"cut off ({size}; {_frames(k)} {'is' if k == 1 else 'are'} complete). Copy or "
-            f"export the file again, or pass allow_partial=True (--allow-partial on the command "
-            f"line) to use {_frames(k)} only."
+            f"export the file again, or pass {how} to use {_frames(k)} only."
         )
 
     def warning(self) -> str:

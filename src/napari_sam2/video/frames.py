@@ -50,6 +50,7 @@ from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     select_channels,
     used_channels,
 )
+from ._label_volume import PageBudget
 from ._tiff_pages import DamagedMovieError, PartialMovieWarning, _open_tiff
 
 __all__ = [
@@ -190,6 +191,9 @@ class FrameSource:
             arr = np.asarray(movie)
             backend = "numpy"
         self._movie = arr
+        # pages of a memory-mapped movie read so far are handed back now and then, so that
+        # reading a long movie does not grow the process's resident memory
+        self._page_budget = PageBudget()
         self.backend: str = backend
         """How frames are read: numpy, memmap, dask, zarr, array, tiff-memmap or tiff-pages."""
 
@@ -429,6 +433,7 @@ class FrameSource:
         try:
             with self._io_lock:
                 frame = np.asarray(self._movie[tuple(idx)])
+                self._page_budget.note(self._movie, frame.nbytes)
         except Exception as exc:  # noqa: BLE001 - decoders and file systems raise many types
             raise FrameReadError(self._source_name, t, exc) from exc
         order = [rest.index("Y"), rest.index("X")] + ([rest.index("C")] if "C" in rest else [])
