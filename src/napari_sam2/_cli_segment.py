@@ -167,16 +167,18 @@ def _check_outputs(args: argparse.Namespace, out: Path) -> None:
 
 def _finish_labels(output, labels, out: Path) -> tuple[Path, bool]:
     """Move the labels to ``out`` (or a fallback place, said on stderr): (path, ok)."""
+    from ._outputs import error_reason
+
     try:
         written, err = output.finish(labels)
     except OSError as err:
         raise CLIError(
-            f"could not write the labels to {out} nor to a fallback place ({_one_line(err)}); "
-            f"the finished frames are in {output.partial}"
+            f"could not write the labels to {out} nor to a fallback place "
+            f"({error_reason(err)}); the finished frames are in {output.partial}"
         ) from None
     if err is not None:
         _err(
-            f"error: could not write {out} ({_one_line(err)}); the labels were saved to "
+            f"error: could not write {out} ({error_reason(err)}); the labels were saved to "
             f"{written} instead"
         )
     return written, err is None

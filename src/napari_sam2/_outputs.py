@@ -16,15 +16,23 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["OutputError", "check_writable", "fallback_paths", "save_with_fallback"]
+__all__ = [
+    "OutputError",
+    "check_writable",
+    "error_reason",
+    "fallback_paths",
+    "save_with_fallback",
+]
 
 
 class OutputError(OSError):
     """An output path cannot be written; the message names it and says what to do."""
 
 
-def _reason(err: OSError) -> str:
-    return err.strerror or type(err).__name__
+def error_reason(err: BaseException) -> str:
+    """The short reason of an error ("Permission denied"), without the path it names."""
+    text = getattr(err, "strerror", None)
+    return str(text) if text else (str(err) or type(err).__name__)
 
 
 def check_writable(path: str | os.PathLike, what: str = "output", folder: bool = False) -> Path:
@@ -58,7 +66,7 @@ def check_writable(path: str | os.PathLike, what: str = "output", folder: bool =
     except OSError as err:
         raise OutputError(
             f"cannot write {what} {path}: the folder {target} is not writable "
-            f"({_reason(err)}); choose another path or fix the folder's permissions"
+            f"({error_reason(err)}); choose another path or fix the folder's permissions"
         ) from err
     os.close(fd)
     with contextlib.suppress(OSError):
