@@ -209,7 +209,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     from ._label_output import LabelOutput
     from .pipeline import build_session, propagate_frames
-    from .video._label_volume import ids_present
+    from .video._disk_volume import ids_present
     from .video.frames import PartialMovieWarning, frame_source_for
 
     contrast = tuple(args.contrast) if args.contrast else None
@@ -359,7 +359,7 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
     keeps (and writes) what is finished."""
     from ._label_output import LabelOutput
     from .pipeline import segment_movie
-    from .video._label_volume import ids_present
+    from .video._disk_volume import ids_present
     from .video.frames import PartialMovieWarning
 
     quiet = args.quiet

@@ -50,7 +50,7 @@ class LabelOutput:
     def create(self, shape: tuple[int, int, int], max_id: int = 1) -> np.ndarray:
         """Create :attr:`volume`, zeros of ``shape`` (T, H, W), uint32 when ``max_id`` (the
         largest id known now) exceeds 65,535, else uint16."""
-        from .video._label_volume import new_label_volume
+        from .video._disk_volume import new_label_volume
 
         dtype = np.uint32 if max_id > 65535 else np.uint16
         self.volume = new_label_volume(shape, dtype, self.partial, pixel_size=self.pixel_size)
@@ -67,7 +67,7 @@ class LabelOutput:
                 :attr:`partial` when that file could be created).
         """
         from .io.tiff import save_labels_tiff
-        from .video._label_volume import release_pages
+        from .video._disk_volume import release_pages
 
         streamed = labels is self.volume
         if streamed:

@@ -223,7 +223,7 @@ def build_session(
 
 def _disk_volume(path: str | os.PathLike, frames, max_id: int) -> np.ndarray:
     """A (T, H, W) label TIFF at ``path``, memory-mapped (see ``labels_path``)."""
-    from .video._label_volume import new_label_volume
+    from .video._disk_volume import new_label_volume
 
     dtype = np.uint32 if max_id > 65535 else np.uint16
     return new_label_volume((frames.num_frames, frames.height, frames.width), dtype, path)
@@ -637,7 +637,7 @@ def _segment_tiled(
         if seed is not None:
             ids.append(int(seed.max()))
         if out is None:
-            from .video._label_volume import new_label_volume
+            from .video._disk_volume import new_label_volume
 
             dtype = np.uint32 if max(ids) > 65535 else np.uint16
             out = new_label_volume((n, h, w), dtype, labels_path)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ._axes import _axes_from_tiff, _check_axes_sizes, _parse_axes, _shape_str, infer_axes
+from ._disk_volume import PageBudget
 from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     WINDOW_PERCENTILES,
     WINDOW_SAMPLE_FRAMES,
@@ -50,7 +51,6 @@ from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     select_channels,
     used_channels,
 )
-from ._label_volume import PageBudget
 from ._tiff_pages import DamagedMovieError, PartialMovieWarning, _open_tiff
 
 __all__ = [
