@@ -32,7 +32,7 @@ __all__ = [
 #: Label volumes larger than this (bytes) are memory-mapped TIFFs in the temporary folder.
 DISK_THRESHOLD_BYTES = 1 << 30
 #: Bytes of a memory map written or read between two releases of its resident pages.
-RELEASE_EVERY_BYTES = 32 << 20
+RELEASE_EVERY_BYTES = 8 << 20
 
 
 def new_label_volume(
