@@ -1,16 +1,17 @@
-"""Shared pieces of the ``napari-sam2`` command line: errors, messages, progress bars, Ctrl-C
-handling, movie and model loading, and the memory-bank flags (package-private; see ``cli``)."""
+"""Shared pieces of the ``napari-sam2`` command line: errors, messages, progress bars, Ctrl-C /
+SIGTERM / SIGHUP handling, movie and model loading, and the memory-bank flags
+(package-private; see ``cli``)."""
 
 from __future__ import annotations
 
 import argparse
-import signal
+import logging
 import sys
-import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+
+from ._signals import StopOnSignals
 
 PROG = "napari-sam2"
 
@@ -67,35 +68,25 @@ def _frame_ranges(frames: set[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-class _Interrupt:
-    """First Ctrl-C sets ``event`` (the work stops after the current step and saves what is
-    done); a second Ctrl-C raises KeyboardInterrupt at once."""
+class _Interrupt(StopOnSignals):
+    """The command line's :class:`~napari_sam2._signals.StopOnSignals`: the first Ctrl-C,
+    SIGTERM or SIGHUP sets ``event`` (the work stops after the current ``what`` and saves what
+    is done) and says so; a second one raises KeyboardInterrupt at once."""
 
     def __init__(self, what: str = "frame") -> None:
-        self.event = threading.Event()
+        super().__init__(on_first=self._tell)
         self.what = what
-        self._old: Any = None
 
-    def _handler(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        self.event.set()
+    def _tell(self, name: str) -> None:
         from tqdm import tqdm
 
+        again = "press Ctrl-C again" if name == "SIGINT" else f"send {name} again"
         # tqdm.write keeps the message off the progress bar's line
         tqdm.write(
-            f"{PROG}: stopping after the current {self.what} (press Ctrl-C again to stop at once)",
+            f"{PROG}: {name}: stopping after the current {self.what} and saving the finished "
+            f"ones ({again} to stop at once)",
             file=sys.stderr,
         )
-
-    def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 def _tqdm(total: int | None, desc: str, unit: str, quiet: bool, initial: int = 0):
@@ -145,8 +136,12 @@ def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     return values  # type: ignore[return-value]
 
 
-def _movie_input(path: str):
-    """A TIFF path (read lazily by FrameSource) or a memory-mapped ``.npy`` array."""
+def _movie_input(path: str, allow_partial: bool = False):
+    """A TIFF path (read lazily by FrameSource) or a memory-mapped ``.npy`` array.
+
+    A TIFF holding fewer complete frames than its metadata promise is an error naming the
+    first bad frame, or with ``allow_partial`` a warning (its frames 0..k-1 are used).
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise CLIError(f"movie not found: {path}")
@@ -155,10 +150,19 @@ def _movie_input(path: str):
     if p.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
+        from .video._tiff_pages import find_tiff_damage
+
+        # tifffile logs every inconsistency of a cut-off file; it is reported here, once
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
         try:  # fail fast on a broken file, before the model is loaded
             with tifffile.TiffFile(p) as tif:
                 if not tif.series:
                     raise CLIError(f"{p.name} holds no image series")
+                damage, _ = find_tiff_damage(tif, p)
+            if damage is not None:
+                if not allow_partial or damage.good_frames == 0:
+                    raise CLIError(damage.message(how="--allow-partial"))
+                _err(f"warning: {damage.warning()}")
         except CLIError:
             raise
         except Exception as err:  # noqa: BLE001 - tifffile raises many types

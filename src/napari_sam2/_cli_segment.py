@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from pathlib import Path
 
 from ._cli_common import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
     CLIError,
@@ -151,9 +151,42 @@ def _division_summary(lineage: dict[int, int], ctc: str | None) -> str:
     return f"divisions: {len(mothers)}{where}" + (f": {shown}{more}" if shown else "")
 
 
+def _check_outputs(args: argparse.Namespace, out: Path) -> None:
+    """Every output path writable, before any work starts (the message names the path)."""
+    from ._outputs import OutputError, check_writable
+
+    try:
+        check_writable(out, "--out" if args.out else "the output")
+        if args.ctc:
+            check_writable(args.ctc, "--ctc", folder=True)
+        if args.csv:
+            check_writable(args.csv, "--csv")
+    except OutputError as err:
+        raise CLIError(str(err)) from None
+
+
+def _finish_labels(output, labels, out: Path) -> tuple[Path, bool]:
+    """Move the labels to ``out`` (or a fallback place, said on stderr): (path, ok)."""
+    from ._outputs import error_reason
+
+    try:
+        written, err = output.finish(labels)
+    except OSError as err:
+        raise CLIError(
+            f"could not write the labels to {out} nor to a fallback place "
+            f"({error_reason(err)}); the finished frames are in {output.partial}"
+        ) from None
+    if err is not None:
+        _err(
+            f"error: could not write {out} ({error_reason(err)}); the labels were saved to "
+            f"{written} instead"
+        )
+    return written, err is None
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     quiet = args.quiet
-    movie = _movie_input(args.movie)
+    movie = _movie_input(args.movie, allow_partial=args.allow_partial)
     points, boxes, seed = _read_prompts(args)
     channel = _parse_channel(args.channel)
     roi = _parse_roi(args.roi)
@@ -161,7 +194,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out
     if out.exists() and out.resolve() == Path(args.movie).resolve():
         raise CLIError(f"--out {out} is the input movie; choose another output file")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_outputs(args, out)
 
     if args.tile is not None:
         for flag, value in (("--roi", args.roi), ("--find-cells", args.find_cells),
@@ -174,31 +207,54 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return _segment_tiled(args, movie, points, boxes, seed, channel, out, settings, model)
     import numpy as np
 
-    from .io.tiff import save_labels_tiff
+    from ._label_output import LabelOutput
     from .pipeline import build_session, propagate_frames
+    from .video._disk_volume import ids_present
+    from .video.frames import PartialMovieWarning, frame_source_for
 
     contrast = tuple(args.contrast) if args.contrast else None
     find_options = {k: v for k, v in _find_options(args).items() if v is not None}
     done: set[int] = set()
     scores: dict[tuple[int, int], float] = {}
-    with _Interrupt("frame") as stop:
-        session = build_session(
+    pixel_size = _movie_pixel_size(movie)
+    output = LabelOutput(out, pixel_size, movie=args.movie)
+    known_ids = [p.obj_id for p in points] + [b.obj_id for b in boxes]
+    with _Interrupt("frame") as stop, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialMovieWarning)  # said by _movie_input
+        frames = frame_source_for(
             movie,
-            points,
-            model=model,
-            settings=settings,
+            model.config,
             axes=args.axes,
             channel=channel,
-            boxes=boxes,
             contrast_limits=contrast,
-            precision=args.precision,
-            cancel=stop.event,
-            seed_labels=seed,
-            seed_frame=args.seed_frame or 0,
-            find_cells=args.find_cells,
-            find_options=find_options,
-            roi=roi,
+            allow_partial=args.allow_partial,
         )
+        try:
+            # the labels stream into a label TIFF beside --out: memory does not grow with
+            # the movie's length, and finished frames are on disk whatever happens
+            volume = output.create(
+                (frames.num_frames, frames.height, frames.width),
+                max([*known_ids, int(seed.max()) if seed is not None else 0, 1]),
+            )
+            session = build_session(
+                frames,
+                points,
+                model=model,
+                settings=settings,
+                boxes=boxes,
+                precision=args.precision,
+                out=volume,
+                cancel=stop.event,
+                seed_labels=seed,
+                seed_frame=args.seed_frame or 0,
+                find_cells=args.find_cells,
+                find_options=find_options,
+                roi=roi,
+            )
+        except BaseException:
+            frames.close()
+            output.discard()
+            raise
         try:
             objects = session.obj_ids
             known = {p.obj_id for p in points} | {b.obj_id for b in boxes}
@@ -239,17 +295,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
             elapsed = time.perf_counter() - t0
             labels = session.labels()
             lineage = dict(session.lineage)
-            pixel_size = _movie_pixel_size(movie)
 
             if stop.event.is_set() or failure is not None:
                 finished = done | set(session.prompted_frames())
-                if np.any(labels):
-                    save_labels_tiff(out, labels, pixel_size=pixel_size)
+                if ids_present(labels):
+                    written, _ = _finish_labels(output, labels, out)
                     what = (
-                        f"wrote the finished frames ({_frame_ranges(finished)}) to {out}; "
+                        f"wrote the finished frames ({_frame_ranges(finished)}) to {written}; "
                         "the other frames are empty"
                     )
                 else:
+                    output.discard()
                     what = "nothing was written"
                 if failure is not None:
                     if args.debug:
@@ -257,10 +313,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
                     _err(f"error: failed after {len(done)} frame(s): {_one_line(failure)}; {what}")
                     return EXIT_ERROR
                 _err(f"interrupted after {len(done)} of {n_frames} frames: {what}")
-                return EXIT_INTERRUPTED
+                return stop.exit_code
 
-            present = {int(i) for i in np.unique(labels) if i}
+            present = ids_present(labels)
             if not present:
+                output.discard()
                 raise CLIError(
                     f"the result is empty: no object was found on any of the {n_frames} frames "
                     "(check that the prompts are (y, x) on the right frames, and the model); "
@@ -269,8 +326,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
             for obj in objects:
                 if obj not in present:
                     _err(f"warning: object {obj} is empty on every frame")
-            save_labels_tiff(out, labels, pixel_size=pixel_size)
-            written = [str(out)]
+            labels_at, saved = _finish_labels(output, labels, out)
+            written = [str(labels_at)]
             if args.ctc:
                 from .io.ctc import save_ctc
 
@@ -294,19 +351,21 @@ def cmd_segment(args: argparse.Namespace) -> int:
         print(_division_summary(lineage, args.ctc))
     print(f"wrote {', '.join(written)}")
     print(f"labels: {labels.dtype}, {' x '.join(map(str, labels.shape))} (T, Y, X){px}")
-    return EXIT_OK
+    return EXIT_OK if saved else EXIT_ERROR
 
 
 def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, settings, model) -> int:
     """``segment --tile S``: :func:`~napari_sam2.pipeline.segment_movie` with tiles; Ctrl-C
     keeps (and writes) what is finished."""
-    import numpy as np
-
-    from .io.tiff import save_labels_tiff
+    from ._label_output import LabelOutput
     from .pipeline import segment_movie
+    from .video._disk_volume import ids_present
+    from .video.frames import PartialMovieWarning
 
     quiet = args.quiet
     bar = None
+    pixel_size = _movie_pixel_size(movie)
+    output = LabelOutput(out, pixel_size, movie=args.movie)
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
@@ -315,7 +374,8 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
         bar.update(done - bar.n)
 
     t0 = time.perf_counter()
-    with _Interrupt("frame") as stop:
+    with _Interrupt("frame") as stop, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialMovieWarning)  # said by _movie_input
         try:
             labels = segment_movie(
                 movie, points, model=model, settings=settings, direction=args.direction,
@@ -323,26 +383,32 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
                 precision=args.precision,
                 contrast_limits=tuple(args.contrast) if args.contrast else None,
                 cancel=stop.event, seed_labels=seed, seed_frame=args.seed_frame or 0,
-                tile=args.tile, tile_margin=args.tile_margin,
+                tile=args.tile, tile_margin=args.tile_margin, labels_path=output.partial,
+                allow_partial=args.allow_partial,
             )
         except ValueError as err:
+            output.discard()
             raise CLIError(str(err)) from err
         finally:
             if bar is not None:
                 bar.close()
     elapsed = time.perf_counter() - t0
-    pixel_size = _movie_pixel_size(movie)
-    present = {int(i) for i in np.unique(labels) if i}
+    output.volume = labels
+    present = ids_present(labels)
     if stop.event.is_set():
         if present:
-            save_labels_tiff(out, labels, pixel_size=pixel_size)
-        what = f"wrote the finished tiles and frames to {out}" if present else "nothing was written"
+            written_at, _ = _finish_labels(output, labels, out)
+            what = f"wrote the finished tiles and frames to {written_at}"
+        else:
+            output.discard()
+            what = "nothing was written"
         _err(f"interrupted: {what}")
-        return EXIT_INTERRUPTED
+        return stop.exit_code
     if not present:
+        output.discard()
         raise CLIError("the result is empty: no object was found on any frame; nothing was written")
-    save_labels_tiff(out, labels, pixel_size=pixel_size)
-    written = [str(out)]
+    labels_at, saved = _finish_labels(output, labels, out)
+    written = [str(labels_at)]
     if args.ctc:
         from .io.ctc import save_ctc
 
@@ -360,7 +426,7 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
         f"tiles in {elapsed:.1f} s ({model.config.name} on {_device_label(model)})"
     )
     print(f"wrote {', '.join(written)}")
-    return EXIT_OK
+    return EXIT_OK if saved else EXIT_ERROR
 
 
 _SEGMENT_EPILOG = f"""\
@@ -388,7 +454,13 @@ examples:
   {PROG} segment stack.tif --axes TCYX --channel 1 --prompts clicks.csv
   {PROG} segment big.tif --roi 100,200,356,456 --find-cells 0 --out labels.tif
 
-Ctrl-C stops after the current frame and writes the frames finished so far.
+Ctrl-C, SIGTERM (a scheduler's time limit) and SIGHUP stop after the current frame and write
+the frames finished so far; the labels stream into OUT's folder as NAME.partial.tif while
+they are computed, so even a killed run leaves its finished frames there. Every output path
+is checked before the model is loaded; if writing --out still fails at the end, the labels
+are saved beside the movie (or in the temporary folder) and the message says where.
+A TIFF cut off before the frame count its metadata promise is an error naming the first bad
+frame; --allow-partial segments the complete frames instead.
 """
 
 
@@ -438,6 +510,12 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--ctc", metavar="DIR", help="also write a Cell Tracking Challenge result folder"
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="a movie file cut off after frame K-1 (a truncated copy) is segmented as frames "
+        "0..K-1, with a warning (default: an error naming the first missing frame)",
     )
     p.add_argument(
         "--csv",

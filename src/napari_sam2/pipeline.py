@@ -129,6 +129,8 @@ def build_session(
     find_cells: int | None = None,
     find_options: Mapping[str, Any] | None = None,
     roi: Sequence[int] | None = None,
+    labels_path: str | os.PathLike | None = None,
+    allow_partial: bool = False,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
@@ -157,7 +159,12 @@ def build_session(
     cfg = net.config
     shared = isinstance(movie, FrameSource)  # the caller's (tiles share one): not closed here
     frames = movie if shared else frame_source_for(
-        movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits
+        movie,
+        cfg,
+        axes=axes,
+        channel=channel,
+        contrast_limits=contrast_limits,
+        allow_partial=allow_partial,
     )
     try:
         points, box_list = _check_prompts(
@@ -176,6 +183,8 @@ def build_session(
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:
             ids.append(int(seed.max()))
+        if out is None and labels_path is not None:
+            out = _disk_volume(labels_path, frames, max(ids, default=1))
         if out is not None:
             _check_out_dtype(out, max(ids, default=1))
             session.set_label_volume(out)
@@ -210,6 +219,14 @@ def build_session(
             frames.close()
         raise
     return session
+
+
+def _disk_volume(path: str | os.PathLike, frames, max_id: int) -> np.ndarray:
+    """A (T, H, W) label TIFF at ``path``, memory-mapped (see ``labels_path``)."""
+    from .video._disk_volume import new_label_volume
+
+    dtype = np.uint32 if max_id > 65535 else np.uint16
+    return new_label_volume((frames.num_frames, frames.height, frames.width), dtype, path)
 
 
 def _check_seed_shape(seed: np.ndarray | None, shape: tuple[int, int]) -> None:
@@ -437,6 +454,8 @@ def segment_movie(
     roi: Sequence[int] | None = None,
     tile: int | None = None,
     tile_margin: int = 32,
+    labels_path: str | os.PathLike | None = None,
+    allow_partial: bool = False,
 ):
     """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
@@ -496,6 +515,14 @@ def segment_movie(
             everywhere; see :mod:`napari_sam2._tiling`. Not combinable with ``roi``,
             ``find_cells`` or ``divisions``.
         tile_margin: context around each tile in px; larger than a cell travels in the movie.
+        labels_path: write the labels into this label TIFF as they are computed: the result
+            is a :class:`numpy.memmap` of the file, every finished frame is in the file even
+            if the run stops, and memory use does not grow with the movie's length. Without
+            it (and without ``out``) label volumes above 1 GB go to a temporary file (with a
+            warning naming it), smaller ones stay in memory.
+        allow_partial: a TIFF cut off after frame k-1 (fewer complete frames than its
+            metadata promise) is segmented as frames 0..k-1, with a warning, instead of
+            raising :class:`~napari_sam2.video.frames.DamagedMovieError`.
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
@@ -504,7 +531,10 @@ def segment_movie(
 
     Raises:
         ValueError: no prompts, a prompt outside the movie or the ROI (the message names it),
-            bad seed labels, bad axes/channel/settings/roi.
+            bad seed labels, bad axes/channel/settings/roi, a damaged movie
+            (:class:`~napari_sam2.video.frames.DamagedMovieError`, naming the first bad frame).
+        FrameReadError: a frame could not be read or decoded (named; the frames before it
+            are in ``out`` / ``labels_path`` when given).
     """
     if tile is not None:
         for name, value in (("roi", roi), ("find_cells", find_cells), ("divisions", divisions)):
@@ -514,7 +544,8 @@ def segment_movie(
             movie, prompts, boxes, seed_labels, seed_frame, tile, tile_margin, model=model,
             settings=settings, direction=direction, axes=axes, channel=channel,
             progress=progress, device=device, precision=precision,
-            contrast_limits=contrast_limits, out=out, cancel=cancel,
+            contrast_limits=contrast_limits, out=out, cancel=cancel, labels_path=labels_path,
+            allow_partial=allow_partial,
         )
         return (labels, {}) if return_lineage else labels
     session = build_session(
@@ -535,6 +566,8 @@ def segment_movie(
         find_cells=find_cells,
         find_options=find_options,
         roi=roi,
+        labels_path=labels_path,
+        allow_partial=allow_partial,
     )
     try:
         if not (cancel is not None and cancel.is_set()):
@@ -571,6 +604,8 @@ def _segment_tiled(
     contrast_limits,
     out: np.ndarray | None,
     cancel: threading.Event | None,
+    labels_path: str | os.PathLike | None = None,
+    allow_partial: bool = False,
 ) -> np.ndarray:
     """:func:`segment_movie` with ``tile``: one session per tile with objects, one after
     another, on one frame source (one intensity window) and one label volume."""
@@ -586,7 +621,12 @@ def _segment_tiled(
         raise ValueError("no prompts: give at least one click, box or seed label image")
     net = resolve_model(model, device)
     frames = frame_source_for(
-        movie, net.config, axes=axes, channel=channel, contrast_limits=contrast_limits
+        movie,
+        net.config,
+        axes=axes,
+        channel=channel,
+        contrast_limits=contrast_limits,
+        allow_partial=allow_partial,
     )
     try:
         n, h, w = frames.num_frames, frames.height, frames.width
@@ -597,7 +637,10 @@ def _segment_tiled(
         if seed is not None:
             ids.append(int(seed.max()))
         if out is None:
-            out = np.zeros((n, h, w), np.uint32 if max(ids) > 65535 else np.uint16)
+            from .video._disk_volume import new_label_volume
+
+            dtype = np.uint32 if max(ids) > 65535 else np.uint16
+            out = new_label_volume((n, h, w), dtype, labels_path)
         total = 0
         for t in plan:
             prompted = tile_frames(t, seed_frame)

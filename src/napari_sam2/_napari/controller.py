@@ -109,6 +109,9 @@ class TrackingController(
         # (object, region) pairs already told that the object is too small for the model
         self._small_hinted: set[tuple[int, Any]] = set()
         self.volume: np.ndarray | None = None  # (T, H, W) label volume (layer data or its base)
+        #: a label TIFF path: new label volumes live there, memory-mapped (None: in memory, or
+        #: in a temporary file above DISK_THRESHOLD_BYTES; see video._label_volume)
+        self.labels_file: str | None = None
         self.labels_layer = None
         self.points_layer = None
         self.shapes_layer = None
@@ -223,7 +226,9 @@ class TrackingController(
                 labels = None
         self._disconnect_layers()
         if vol is None:
-            vol = np.zeros(expected, dtype=np.uint16)
+            from napari_sam2.video._disk_volume import new_label_volume
+
+            vol = new_label_volume(expected, np.uint16, self.labels_file)
             labels = self.viewer.add_labels(
                 label_volume_for(info, vol), name=name, scale=img.scale, translate=img.translate
             )
@@ -394,7 +399,9 @@ class TrackingController(
     def _widen_volume(self) -> None:
         """Switch the label volume to uint32 (ids above 65,535), keeping the layer and the
         session on the same array."""
-        new = self.volume.astype(np.uint32)
+        from napari_sam2.video._disk_volume import widened
+
+        new = widened(self.volume)  # a memory-mapped volume stays on disk
         self.volume = new
         with self._suppressed():
             self.labels_layer.data = label_volume_for(self.info, new)

@@ -18,6 +18,7 @@ import tifffile
 
 __all__ = [
     "atomic_open",
+    "create_labels_tiff",
     "load_labels_tiff",
     "read_pixel_size",
     "save_labels_tiff",
@@ -162,36 +163,84 @@ def save_labels_tiff(
             non-positive pixel size.
     """
     labels = _check_labels(labels, (2, 3, 4))
-    axes = _AXES_BY_NDIM[labels.ndim]
     max_id = int(labels.max()) if labels.size else 0
     if max_id > np.iinfo(np.uint32).max:
         raise ValueError(f"label id {max_id} does not fit in uint32")
+    dtype = np.uint16 if max_id <= np.iinfo(np.uint16).max else np.uint32
+    kwargs = _labels_tiff_kwargs(labels.ndim, dtype, pixel_size)
+    data = labels.astype(dtype, copy=False)
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        tifffile.imwrite(fh, data, **kwargs)
+    return path
+
+
+def _labels_tiff_kwargs(
+    ndim: int, dtype: Any, pixel_size: tuple[float, float] | None
+) -> dict[str, Any]:
+    """tifffile keyword arguments of a label TIFF (see :func:`save_labels_tiff`): an ImageJ
+    hyperstack for uint16, a plain TIFF recording its axes for uint32."""
+    axes = _AXES_BY_NDIM[ndim]
     if pixel_size is not None:
         py, px = (float(v) for v in pixel_size)
         if not (py > 0 and px > 0 and np.isfinite(py) and np.isfinite(px)):
             raise ValueError(f"pixel_size must be positive, got {pixel_size}")
-
     kwargs: dict[str, Any] = {"photometric": "minisblack"}
-    if max_id <= np.iinfo(np.uint16).max:
-        data = labels.astype(np.uint16, copy=False)
+    if np.dtype(dtype) == np.uint16:
         metadata: dict[str, Any] = {"axes": axes, "Properties": {_AXES_PROPERTY: axes}}
         kwargs["imagej"] = True
         if pixel_size is not None:
             metadata["unit"] = "um"
             kwargs["resolution"] = (1.0 / px, 1.0 / py)  # pixels per um, (x, y)
-    else:
-        data = labels.astype(np.uint32, copy=False)
+    elif np.dtype(dtype) == np.uint32:
         metadata = {"axes": axes}
         if pixel_size is not None:
             metadata["unit"] = "um"
             kwargs["resolution"] = (1e4 / px, 1e4 / py)  # pixels per cm, (x, y)
             kwargs["resolutionunit"] = "CENTIMETER"
+    else:
+        raise ValueError(f"label TIFFs hold uint16 or uint32, not {np.dtype(dtype)}")
     kwargs["metadata"] = metadata
+    return kwargs
 
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        tifffile.imwrite(fh, data, **kwargs)
-    return path
+
+def create_labels_tiff(
+    path: str | os.PathLike,
+    shape: tuple[int, ...],
+    dtype: Any = np.uint16,
+    *,
+    pixel_size: tuple[float, float] | None = None,
+) -> np.memmap:
+    """Create a zero label TIFF on disk and return it memory-mapped for writing.
+
+    The file has the format of :func:`save_labels_tiff` (an ImageJ hyperstack for uint16, a
+    plain TIFF for uint32), with its pixels stored contiguously and uncompressed, so the
+    returned :class:`numpy.memmap` writes straight into it: a label volume of any length then
+    costs only the frames being written (see
+    :func:`napari_sam2.video._label_volume.release_pages`), napari shows it directly, and
+    every finished frame is already in the file if the process stops. Call ``flush()`` before
+    reading the file elsewhere. The zeros are not written (a sparse file where supported).
+
+    Args:
+        path: the ``.tif`` to create (replaced if it exists).
+        shape: (T, Y, X), (Y, X) or (T, Z, Y, X).
+        dtype: ``np.uint16`` or ``np.uint32`` (ids above 65,535).
+        pixel_size: optional (y, x) pixel size in micrometres.
+
+    Returns:
+        The read-write memory map, zeros, of ``shape`` and ``dtype``.
+
+    Raises:
+        ValueError: an unsupported shape, dtype or pixel size.
+    """
+    shape = tuple(int(n) for n in shape)
+    if len(shape) not in _AXES_BY_NDIM or min(shape, default=0) < 1:
+        raise ValueError(f"label volumes have 2 to 4 non-empty dims, got shape {shape}")
+    kwargs = _labels_tiff_kwargs(len(shape), dtype, pixel_size)
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if "imagej" not in kwargs and nbytes > 2**32 - 2**25:
+        kwargs["bigtiff"] = True
+    return tifffile.memmap(os.fspath(path), shape=shape, dtype=dtype, **kwargs)
 
 
 def read_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:

@@ -1,6 +1,11 @@
 """The (T, H, W) label volume of a :class:`~napari_sam2.video.session.VideoSession`: created
 lazily, widened to uint32 past 65,535 ids, optionally an external array (a napari Labels
-layer's data), and written so that other objects and manual edits are never overwritten."""
+layer's data), and written so that other objects and manual edits are never overwritten.
+
+Long movies keep it on disk (:mod:`._disk_volume`): above
+:data:`~._disk_volume.DISK_THRESHOLD_BYTES` it is a memory-mapped label TIFF, whose written
+pages are handed back to the system as frames are written.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._disk_volume import PageBudget, new_label_volume, widened
 from ._sparse import MaskCrop, composite
 
 __all__ = ["LabelVolumeMixin"]
@@ -43,10 +49,11 @@ class LabelVolumeMixin:
     def _label_volume(self) -> np.ndarray:
         if self._labels is None:
             dtype = np.uint32 if max(self._objects, default=0) > 65535 else np.uint16
-            # np.zeros is backed by lazily mapped pages: untouched frames cost no memory
-            self._labels = np.zeros((self.num_frames, *self.frame_shape), dtype=dtype)
+            # in memory: np.zeros is backed by lazily mapped pages (untouched frames are free);
+            # a memory-mapped TIFF above DISK_THRESHOLD_BYTES
+            self._labels = new_label_volume((self.num_frames, *self.frame_shape), dtype)
         elif max(self._objects, default=0) > np.iinfo(self._labels.dtype).max:
-            self._labels = self._labels.astype(np.uint32)
+            self._labels = widened(self._labels)
         return self._labels
 
     def _write_labels(self, t: int, ids: list[int], crops: Iterable[MaskCrop | None]):
@@ -69,4 +76,7 @@ class LabelVolumeMixin:
         free = np.isin(lab, arr) | (lab == 0)
         new = np.where(winner >= 0, arr[np.clip(winner, 0, None)], 0).astype(vol.dtype)
         lab[free] = new[free]
+        budget = self.__dict__.setdefault("_page_budget", PageBudget())
+        budget.note(vol, lab.nbytes)
         return winner, masks
+

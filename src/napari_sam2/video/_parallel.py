@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["WorkerPool", "auto_workers"]
+__all__ = ["Failed", "WorkerPool", "auto_workers", "captured"]
 
 #: Models up to this input size run their tasks side by side on a CPU by default; bigger ones
 #: (Meta's, 1024 px) keep PyTorch's intra-op threading, which scales well on their big
@@ -80,3 +80,31 @@ class WorkerPool:
             futures = [self._executor.submit(task) for task in tasks]
             wait(futures)
         return [f.result() for f in futures]
+
+
+class Failed:
+    """What a :func:`captured` task returns instead of raising.
+
+    Attributes:
+        error: the exception the task raised.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def captured(task: Callable[[], Any]) -> Callable[[], Any]:
+    """``task`` made to return :class:`Failed` instead of raising an ``Exception``.
+
+    For work done ahead of time (the next frame's encoding): its failure must not discard
+    the results of the tasks run beside it; the caller drops it and the error is raised
+    again, in order, when that work is needed.
+    """
+
+    def run() -> Any:
+        try:
+            return task()
+        except Exception as err:  # noqa: BLE001 - handed back to the caller
+            return Failed(err)
+
+    return run

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ._axes import _axes_from_tiff, _check_axes_sizes, _parse_axes, _shape_str, infer_axes
+from ._disk_volume import PageBudget
 from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     WINDOW_PERCENTILES,
     WINDOW_SAMPLE_FRAMES,
@@ -50,9 +51,32 @@ from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     select_channels,
     used_channels,
 )
-from ._tiff_pages import _open_tiff
+from ._tiff_pages import DamagedMovieError, PartialMovieWarning, _open_tiff
 
-__all__ = ["FrameSource", "infer_axes"]
+__all__ = [
+    "DamagedMovieError",
+    "FrameReadError",
+    "FrameSource",
+    "PartialMovieWarning",
+    "infer_axes",
+]
+
+
+class FrameReadError(OSError):
+    """A frame of a movie could not be read or decoded (damaged data, a failing disk or
+    network share). The message names the movie and the frame.
+
+    Attributes:
+        frame: the frame index t.
+        source: the movie's path, or "the movie" for an in-memory array.
+    """
+
+    def __init__(self, source: str, frame: int, cause: BaseException) -> None:
+        super().__init__(
+            f"could not read frame {frame} of {source}: {type(cause).__name__}: {cause}"
+        )
+        self.frame = frame
+        self.source = source
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,10 +111,18 @@ class FrameSource:
             exclusive); frames are cropped to it before resizing. Settable later.
         prefetch: read the next frame in a background thread after each :meth:`model_input`.
         cache_size: how many processed frames are kept (bounded; at least 1).
+        allow_partial: for a TIFF holding fewer complete frames than its metadata promise
+            (a truncated copy): use the complete frames 0..k-1 with a
+            :class:`PartialMovieWarning` instead of raising :class:`DamagedMovieError`.
 
     Raises:
         ValueError: bad axes, an unsupported layout, a channel out of range, a bad window or ROI.
+        DamagedMovieError: (a ValueError) a TIFF that is cut off or whose pages lie outside
+            the file; the message names the file and the first bad frame.
         FileNotFoundError: ``movie`` is a path that does not exist.
+
+    A frame that cannot be read or decoded later (damaged compressed data) raises
+    :class:`FrameReadError` naming the movie and the frame, when that frame is needed.
     """
 
     def __init__(
@@ -105,8 +137,10 @@ class FrameSource:
         roi: Sequence[int] | None = None,
         prefetch: bool = True,
         cache_size: int = 2,
+        allow_partial: bool = False,
     ) -> None:
         self._tif = None
+        self._allow_partial = bool(allow_partial)
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
         try:
@@ -137,8 +171,10 @@ class FrameSource:
         pixel_std: Sequence[float],
     ) -> None:
         meta_axes: str | None = None
+        self._source_name = "the movie"
         if isinstance(movie, (str, os.PathLike)):
-            arr, self._tif, tiff_axes, backend = _open_tiff(movie)
+            self._source_name = os.fspath(movie)
+            arr, self._tif, tiff_axes, backend = _open_tiff(movie, self._allow_partial)
             meta_axes = tiff_axes
         elif hasattr(movie, "shape") and hasattr(movie, "dtype") and hasattr(movie, "__getitem__"):
             arr = movie
@@ -155,6 +191,9 @@ class FrameSource:
             arr = np.asarray(movie)
             backend = "numpy"
         self._movie = arr
+        # pages of a memory-mapped movie read so far are handed back now and then, so that
+        # reading a long movie does not grow the process's resident memory
+        self._page_budget = PageBudget()
         self.backend: str = backend
         """How frames are read: numpy, memmap, dask, zarr, array, tiff-memmap or tiff-pages."""
 
@@ -219,15 +258,36 @@ class FrameSource:
         return used_channels(self._slots)
 
     def _estimate_windows(self) -> list[Window]:
-        """Percentile window(s) from up to WINDOW_SAMPLE_FRAMES frames spread over time."""
-        return estimate_windows(
-            self._read_for_model,
+        """Percentile window(s) from up to WINDOW_SAMPLE_FRAMES frames spread over time.
+
+        A sampled frame that cannot be read is left out (the error surfaces, naming the frame,
+        when that frame is needed), so the frames before it can still be segmented; when no
+        sampled frame can be read the first error is raised.
+        """
+        failed: list[FrameReadError] = []
+
+        def read(t: int) -> np.ndarray:
+            try:
+                return self._read_for_model(t)
+            except FrameReadError as err:
+                failed.append(err)
+                extra = () if self._mode == "gray" and self._slots[0] >= 0 else (
+                    (self._num_channels,) if self._num_channels else ()
+                )
+                return np.zeros((0, 0, *extra), self._dtype)
+
+        windows = estimate_windows(
+            read,
             self._num_frames,
             (self._height, self._width),
             self._dtype,
             self._slots,
             self._composite,
         )
+        n_sampled = min(self._num_frames, WINDOW_SAMPLE_FRAMES)
+        if failed and len(failed) >= n_sampled:
+            raise failed[0]
+        return windows
 
     def _get_windows(self) -> list[Window]:
         with self._lock:
@@ -370,8 +430,12 @@ class FrameSource:
             else:
                 idx.append(slice(None))
                 rest.append(a)
-        with self._io_lock:
-            frame = np.asarray(self._movie[tuple(idx)])
+        try:
+            with self._io_lock:
+                frame = np.asarray(self._movie[tuple(idx)])
+                self._page_budget.note(self._movie, frame.nbytes)
+        except Exception as exc:  # noqa: BLE001 - decoders and file systems raise many types
+            raise FrameReadError(self._source_name, t, exc) from exc
         order = [rest.index("Y"), rest.index("X")] + ([rest.index("C")] if "C" in rest else [])
         return frame.transpose(order)
 

@@ -74,7 +74,10 @@ def validate_box(box, shape: tuple[int, int]) -> np.ndarray:
         )
     h, w = shape
     if y1 < 0 or x1 < 0 or y0 > h - 1 or x0 > w - 1:
-        raise ValueError(f"box {tuple(b)} lies outside the image ({h} x {w} pixels)")
+        raise ValueError(
+            f"box (y0={y0:g}, x0={x0:g}, y1={y1:g}, x1={x1:g}) lies outside the image "
+            f"({h} x {w} pixels)"
+        )
     return np.array([max(y0, 0), max(x0, 0), min(y1, h - 1), min(x1, w - 1)], dtype=np.float64)
 
 

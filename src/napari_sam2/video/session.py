@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from ..model.sam2 import FrameFeatures, SAM2Model
 from ._label_volume import LabelVolumeMixin
 from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
-from ._parallel import WorkerPool, auto_workers
+from ._parallel import Failed, WorkerPool, auto_workers, captured
 from ._plumbing import ModelPlumbingMixin
+from ._propagate_plan import ThreadGuard, plan_passes
 from ._sparse import crop_to_box
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
@@ -151,6 +152,8 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
             encoding) run side by side in this many threads, one intra-op thread each. None:
             the CPU's threads for small models (input <= 512 px) on a CPU, else 1 (PyTorch's
             own threading). Results equal sequential processing.
+        allow_partial: a TIFF ``movie`` cut off after frame k-1 is used as frames 0..k-1
+            (with a warning) instead of raising ``DamagedMovieError``.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         keep_labels: bool = True,
         roi: Sequence[int] | None = None,
         workers: int | None = None,
+        allow_partial: bool = False,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -178,7 +182,13 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 movie.roi = roi
         else:
             self.frames = frame_source_for(
-                movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits, roi=roi
+                movie,
+                cfg,
+                axes=axes,
+                channel=channel,
+                contrast_limits=contrast_limits,
+                roi=roi,
+                allow_partial=allow_partial,
             )
         self.settings = settings or MemorySettings()
         self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
@@ -195,6 +205,7 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         self._upsampler = None  # CropUpsampler of the current ROI
         self._labels: np.ndarray | None = None
         self.stats = {"image_encodings": 0, "frames_propagated": 0}
+        self._guard = ThreadGuard("VideoSession")  # one thread at a time
         #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
         self.lineage: dict[int, int] = {}
 
@@ -397,6 +408,10 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
 
     # ------------------------------------------------------------------ prompt inference
     def _run_prompt(self, obj: _Object, frame: int) -> np.ndarray:
+        with self._guard.use():
+            return self._run_prompt_unguarded(obj, frame)
+
+    def _run_prompt_unguarded(self, obj: _Object, frame: int) -> np.ndarray:
         p = obj.prompts[frame]
         feats = self.features(frame)
         is_init = frame not in obj.tracked
@@ -482,11 +497,14 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 for "both" a (first, last) pair.
             obj_ids: objects to propagate (default: all with prompts); other objects' labels
                 are never touched.
+
+        Raises:
+            ValueError: at the call, before any frame is processed: an unknown direction, a
+                start or stop that is not a whole frame number or out of range, a stop on the
+                wrong side of start, a "both" stop that is not a (first, last) pair, unknown
+                object ids, or nothing to propagate.
+            RuntimeError: another thread is using the session (it is not thread-safe).
         """
-        if direction not in ("forward", "backward", "both"):
-            raise ValueError(
-                f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
-            )
         self.settings.validate(
             self.model.config.num_maskmem, self.model.config.max_obj_ptrs_in_encoder
         )
@@ -497,31 +515,26 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         objects = [self._objects[i] for i in ids if self._objects[i].prompted_frames]
         if not objects:
             raise ValueError("nothing to propagate: add points, a box or a mask on a frame first")
-        self._commit_pending(objects)
         if start is None:
-            start = min(t for o in objects for t in o.bank.cond)
-        start = self._check_frame(start)
-        last = self.num_frames - 1
-        if direction == "both":
-            lo, hi = (0, last) if stop is None else stop
-            passes = [
-                (range(start, self._check_frame(hi) + 1), False),
-                (range(start - 1, self._check_frame(lo) - 1, -1), True),
-            ]
-        elif direction == "forward":
-            hi = last if stop is None else self._check_frame(stop)
-            passes = [(range(start, hi + 1), False)]
-        else:
-            lo = 0 if stop is None else self._check_frame(stop)
-            passes = [(range(start, lo - 1, -1), True)]
-        for frames, reverse in passes:
-            for t in frames:
-                nxt = t - 1 if reverse else t + 1
-                ahead = None
-                if 0 <= nxt <= last and nxt not in self._features and nxt in frames:
-                    self.frames.prefetch(nxt)
-                    ahead = nxt
-                yield self._propagate_frame(t, objects, reverse, ahead)
+            start = min(t for o in objects for t in o.prompted_frames)
+        passes = plan_passes(start, direction, stop, self.num_frames)
+        return self._run_passes(objects, passes)
+
+    def _run_passes(
+        self, objects: list[_Object], passes: list[tuple[range, bool]]
+    ) -> Iterator[FrameResult]:
+        """The generator behind :meth:`propagate` (holds the thread guard while it lives)."""
+        with self._guard.use():
+            self._commit_pending(objects)
+            last = self.num_frames - 1
+            for frames, reverse in passes:
+                for t in frames:
+                    nxt = t - 1 if reverse else t + 1
+                    ahead = None
+                    if 0 <= nxt <= last and nxt not in self._features and nxt in frames:
+                        self.frames.prefetch(nxt)
+                        ahead = nxt
+                    yield self._propagate_frame(t, objects, reverse, ahead)
 
     def _propagate_frame(
         self, t: int, objects: list[_Object], reverse: bool, ahead: int | None = None
@@ -547,11 +560,13 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         jobs = [chunk for members in groups.values() for chunk in self._chunks(members, parts)]
         tasks = [functools.partial(self._track_chunk, feats, chunk, before) for chunk in jobs]
         encode_ahead = ahead is not None and parts > 1 and bool(jobs)
-        if encode_ahead:
-            tasks.append(functools.partial(self._encode, ahead))
+        if encode_ahead:  # a failure there is raised when frame `ahead` itself is visited
+            tasks.append(captured(functools.partial(self._encode, ahead)))
         outputs = self._pool.run(tasks)
         if encode_ahead:
-            self._cache_features(ahead, outputs.pop())
+            feats_ahead = outputs.pop()
+            if not isinstance(feats_ahead, Failed):
+                self._cache_features(ahead, feats_ahead)
         for chunk, (head, mem, pos) in zip(jobs, outputs):
             if pos is not None:
                 self._memory_pos(pos.float())
