@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ._cli_common import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
     CLIError,
@@ -19,6 +18,7 @@ from ._cli_common import (
     _Formatter,
     _memory_settings,
 )
+from ._signals import StopOnSignals
 
 _BATCH_EPILOG = f"""\
 manifest (CSV with a header; paths relative to the manifest; only 'movie' is required):
@@ -118,7 +118,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import BatchInterrupted, ManifestError, read_manifest, segment_many
+    from .batch import ManifestError, read_manifest
 
     for flag in ("workers", "threads_per_worker", "torch_threads"):
         _positive(getattr(args, flag), "--" + flag.replace("_", "-"))
@@ -135,6 +135,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a folder")
     t0 = time.perf_counter()
+    # SIGTERM (schedulers at a time limit) and SIGHUP act like Ctrl-C: running movies stop
+    # and write nothing, finished ones are kept
+    with StopOnSignals(on_first=_raise_interrupt) as signals:
+        return _run(args, jobs, out, t0, signals)
+
+
+def _raise_interrupt(name: str) -> None:
+    raise KeyboardInterrupt(name)
+
+
+def _run(args: argparse.Namespace, jobs, out: Path, t0: float, signals: StopOnSignals) -> int:
+    from .batch import BatchInterrupted, segment_many
+
     try:
         results = segment_many(
             jobs,
@@ -158,7 +171,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             f"interrupted: {done} of {len(stop.results)} movie(s) finished and kept in {out}; "
             f"the others wrote nothing (run the same command again to go on)"
         )
-        return EXIT_INTERRUPTED
+        return signals.exit_code
     elapsed = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     print(

@@ -33,8 +33,9 @@ def _statuses(out) -> dict[str, str]:
         return {os.path.basename(r["movie"]): r["status"] for r in csv.DictReader(fh)}
 
 
-@pytest.mark.slow
-def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
+def _interrupted_run(tmp_path, batch, sig: int, whole_group: bool):
+    """Start a batch of 4 movies + 1 corrupt one, send ``sig`` once a movie is done; return the
+    command's arguments, the movie folder, and the finished process's (returncode, stderr)."""
     data = tmp_path / "movies"
     data.mkdir()
     for i in range(4):
@@ -47,7 +48,6 @@ def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
     )
     out = tmp_path / "out"
     args = [str(manifest), "--out", str(out), "--workers", "1", "--model", "micro"]
-    # Ctrl-C in a terminal reaches every process of the foreground group: workers included
     proc = subprocess.Popen(
         _CMD + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
         start_new_session=True,
@@ -56,16 +56,34 @@ def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
     while "done" not in _statuses(out).values() and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "dashboard: http" in stderr
+    if whole_group:  # Ctrl-C in a terminal reaches every process of the foreground group
+        os.killpg(proc.pid, sig)
+    else:  # a scheduler's SIGTERM / a closed terminal's SIGHUP to the command
+        os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=120)
     assert "interrupted:" in stderr and "finished and kept" in stderr
     first = _statuses(out)
     kept = sorted(n for n, s in first.items() if s == "done")
     assert kept and "cancelled" in first.values(), first
     assert hidden_entries(out) == []
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [k[:-4] for k in kept]
+    return args, data, out, proc.returncode, stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_cli_sigterm_sighup_keep_finished(tmp_path, batch, micro, sig):
+    *_, code, stderr = _interrupted_run(tmp_path, batch, sig, whole_group=False)
+    assert code == 128 + sig, stderr
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_then_rerun(tmp_path, batch, micro):
+    args, data, out, code, stderr = _interrupted_run(
+        tmp_path, batch, signal.SIGINT, whole_group=True
+    )
+    assert code == 130, stderr
+    assert "dashboard: http" in stderr
 
     proc = subprocess.run(
         _CMD + [*args, "--ctc", "--csv"], capture_output=True, text=True, env=_env(), timeout=300
