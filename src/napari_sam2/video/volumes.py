@@ -172,14 +172,16 @@ def propagate_along_z(
     groups: dict[int, list[int]] = {}
     for obj_id, z in starts.items():
         groups.setdefault(int(z), []).append(int(obj_id))
-    for z, ids in sorted(groups.items()):
-        for res in session.propagate(start=z, direction=direction, obj_ids=ids):
-            yield res.frame
-    if guard and session.keep_labels:
-        labels = session.labels()
-        image = slice_image(session)
-        for obj_id, z in starts.items():
-            end_along_z(labels, obj_id, int(z), image)
+    try:
+        for z, ids in sorted(groups.items()):
+            for res in session.propagate(start=z, direction=direction, obj_ids=ids):
+                yield res.frame
+    finally:  # also when the caller stops early: the slices done so far end properly
+        if guard and session.keep_labels:
+            labels = session.labels()
+            image = slice_image(session)
+            for obj_id, z in starts.items():
+                end_along_z(labels, obj_id, int(z), image)
 
 
 def z_settings(settings: MemorySettings | None, num_slices: int) -> MemorySettings:
