@@ -13,7 +13,8 @@ import numpy as np
 from .prompt_files import BoxPrompt, PointPrompt, as_box_prompts, as_point_prompts
 from .video.frames import frame_source_for
 from .video.session import VideoSession
-from .video.volumes import VolumeTimeSession, propagate_along_z, z_settings
+from .video.volume_time import VolumeTimeSession
+from .video.volumes import propagate_along_z, z_settings
 
 __all__ = ["segment_volume"]
 

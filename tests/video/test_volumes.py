@@ -8,9 +8,8 @@ import pytest
 from napari_sam2.train.zstack import make_zstack, make_zstack_movie
 from napari_sam2.video.frames import FrameSource
 from napari_sam2.video.session import VideoSession
+from napari_sam2.video.volume_time import VolumeTimeSession, _Planes
 from napari_sam2.video.volumes import (
-    VolumeTimeSession,
-    _Planes,
     central_slice,
     end_along_z,
     mask_contrast,

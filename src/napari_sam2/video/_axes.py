@@ -136,7 +136,7 @@ def _check_axes_sizes(full_axes: str, shape: tuple[int, ...]) -> None:
             raise ValueError(
                 f"The movie has a Z axis with {n} planes and a T axis (axes {full_axes!r}, shape "
                 f"{_shape_str(shape)}): a frame source plays one axis. Follow 3-D cells through "
-                f"time with napari_sam2.video.volumes.VolumeTimeSession, or "
+                f"time with napari_sam2.video.volume_time.VolumeTimeSession, or "
                 f"segment_movie(..., axes={full_axes!r})."
             )
         if n == 0:

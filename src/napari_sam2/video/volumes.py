@@ -5,32 +5,21 @@ slices as frames (see :attr:`FrameSource.frame_axis`). :func:`propagate_along_z`
 object up and down from the slice it was prompted on and ends it where it ends
 (:func:`end_along_z`).
 
-A 3-D + time movie (``axes="TZYX"`` or ``"TCZYX"``) is handled by :class:`VolumeTimeSession`:
-each object is followed through time on its central slice (a :class:`VideoSession` per object
-whose frame t is the plane (t, z_t), with its bounded memory bank), and at every timepoint its
-3-D extent is filled by propagating along z from that slice (a z-session per timepoint, dropped
-after it). The central slice of the next timepoint is the widest slice of this timepoint's 3-D
-mask. Memory does not grow with the number of timepoints, except for the (T, Z, Y, X) labels.
+3-D + time (``axes="TZYX"``) builds on this: see :mod:`napari_sam2.video.volume_time`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..model.sam2 import SAM2Model
-from ._axes import _parse_axes, _shape_str
-from ._tiff_pages import _open_tiff
-from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
 
 __all__ = [
-    "VolumeTimeSession",
+    "central_slice",
     "end_along_z",
     "is_volume_axes",
     "mask_contrast",
@@ -79,6 +68,43 @@ def mask_contrast(image: np.ndarray, mask: np.ndarray, others: np.ndarray | None
     return float(image[mask].mean() - image[ring].mean())
 
 
+def _ended_slices(
+    mask: Callable[[int], np.ndarray],
+    num_slices: int,
+    start: int,
+    image: Callable[[int], np.ndarray] | None,
+    others: Callable[[int], np.ndarray],
+) -> list[int]:
+    """Slices past an object's ends (see :func:`end_along_z`); ``mask(z)`` is its (Y, X) mask,
+    ``others(z)`` the pixels of other objects (left out of the contrast ring)."""
+    ref = None
+    if image is not None:
+        first = mask(start)
+        ref = mask_contrast(image(start), first, others(start))
+        if abs(ref) < 1e-6:
+            ref = None  # no contrast to lose (e.g. a prompt on a flat region)
+    gone = []
+    for step in (1, -1):
+        prev = mask(start)
+        z = start + step
+        ended = not prev.any()
+        while 0 <= z < num_slices:
+            cur = mask(z)
+            n = int(cur.sum())
+            if not ended and n:
+                inter = int(np.count_nonzero(cur & prev))
+                ended = inter < MIN_SLICE_OVERLAP * min(n, int(prev.sum()))
+                if not ended and ref is not None:
+                    ended = mask_contrast(image(z), cur, others(z)) / ref < MIN_CONTRAST_RATIO
+            elif not n:
+                ended = True
+            if ended and n:
+                gone.append(z)
+            prev = cur
+            z += step
+    return gone
+
+
 def end_along_z(
     labels: np.ndarray,
     obj_id: int,
@@ -104,33 +130,18 @@ def end_along_z(
     Returns:
         Number of voxels erased.
     """
+    gone = _ended_slices(
+        lambda z: labels[z] == obj_id,
+        labels.shape[0],
+        start,
+        image,
+        lambda z: (labels[z] > 0) & (labels[z] != obj_id),
+    )
     erased = 0
-    ref = None
-    if image is not None:
-        first = labels[start] == obj_id
-        ref = mask_contrast(image(start), first, (labels[start] > 0) & ~first)
-        if abs(ref) < 1e-6:
-            ref = None  # no contrast to lose (e.g. a prompt on a flat region)
-    for step in (1, -1):
-        prev = labels[start] == obj_id
-        z = start + step
-        ended = not prev.any()
-        while 0 <= z < labels.shape[0]:
-            cur = labels[z] == obj_id
-            n = int(cur.sum())
-            if not ended and n:
-                inter = int(np.count_nonzero(cur & prev))
-                ended = inter < MIN_SLICE_OVERLAP * min(n, int(prev.sum()))
-                if not ended and ref is not None:
-                    c = mask_contrast(image(z), cur, (labels[z] > 0) & ~cur)
-                    ended = c / ref < MIN_CONTRAST_RATIO
-            elif not n:
-                ended = True
-            if ended and n:
-                labels[z][cur] = 0
-                erased += n
-            prev = cur
-            z += step
+    for z in gone:
+        hit = labels[z] == obj_id
+        erased += int(hit.sum())
+        labels[z][hit] = 0
     return erased
 
 
@@ -147,22 +158,48 @@ def slice_image(session: VideoSession) -> Callable[[int], np.ndarray]:
     return image
 
 
+class _ObjectSlices:
+    """Each object's own mask on each slice (as (box, crop)), before objects are composed."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.crops: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+
+    def add(self, res) -> None:
+        for k, obj_id in enumerate(res.obj_ids):
+            self.crops.setdefault(obj_id, {})[res.frame] = (res.boxes[k], res.crops[k])
+
+    def mask(self, obj_id: int, z: int) -> np.ndarray:
+        out = np.zeros(self.shape, bool)
+        item = self.crops.get(obj_id, {}).get(z)
+        if item is not None:
+            y0, x0, y1, x1 = item[0]
+            out[y0:y1, x0:x1] = item[1]
+        return out
+
+    def drop(self, obj_id: int, z: int) -> None:
+        self.crops.get(obj_id, {}).pop(z, None)
+
+
 def propagate_along_z(
     session: VideoSession,
     starts: dict[int, int],
     direction: str = "both",
     guard: bool = True,
 ) -> Iterator[int]:
-    """Propagate a z-session's objects along z, each from its own slice.
+    """Propagate a z-session's objects along z, each from its own slice, into its labels.
 
     Objects prompted on the same slice run together (one encoding per slice, shared through
-    the session's encoding cache).
+    the session's encoding cache). Each object's masks are kept apart until all have run, each
+    is ended along z (``guard``, :func:`end_along_z`'s rules), and then they are written: where
+    two overlap, the object whose start slice is nearer wins (ties: the smaller id). Pixels of
+    other labels are kept. Stopping the generator early writes the slices done so far.
 
     Args:
         session: a :class:`VideoSession` over a z-stack (frames are slices).
         starts: {obj_id: first slice} of the objects to propagate.
         direction: ``"forward"`` (increasing z), ``"backward"`` (decreasing z) or ``"both"``.
-        guard: erase each object past its end along z (:func:`end_along_z`).
+        guard: erase each object past its ends along z.
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -172,16 +209,50 @@ def propagate_along_z(
     groups: dict[int, list[int]] = {}
     for obj_id, z in starts.items():
         groups.setdefault(int(z), []).append(int(obj_id))
+    found = _ObjectSlices(session.frame_shape)
     try:
         for z, ids in sorted(groups.items()):
             for res in session.propagate(start=z, direction=direction, obj_ids=ids):
+                found.add(res)
                 yield res.frame
-    finally:  # also when the caller stops early: the slices done so far end properly
-        if guard and session.keep_labels:
-            labels = session.labels()
-            image = slice_image(session)
-            for obj_id, z in starts.items():
-                end_along_z(labels, obj_id, int(z), image)
+    finally:
+        _compose(session, found, starts, guard)
+
+
+def _compose(session: VideoSession, found: _ObjectSlices, starts: dict[int, int], guard: bool):
+    nz = session.num_frames
+    if guard:
+        image = slice_image(session)
+        for obj_id, z0 in starts.items():
+            others = [o for o in starts if o != obj_id]
+
+            def other_pixels(z: int, others=others) -> np.ndarray:
+                out = np.zeros(found.shape, bool)
+                for o in others:
+                    out |= found.mask(o, z)
+                return out
+
+            def mask(z: int, obj_id=obj_id) -> np.ndarray:
+                return found.mask(obj_id, z)
+
+            for z in _ended_slices(mask, nz, int(z0), image, other_pixels):
+                found.drop(obj_id, z)
+    if not session.keep_labels:
+        return
+    labels = session.labels()
+    ids = np.asarray(sorted(starts), dtype=labels.dtype)
+    for z in range(nz):
+        present = [o for o in starts if z in found.crops.get(o, {})]
+        lab = labels[z]
+        mine = np.isin(lab, ids)
+        if not present and not mine.any():
+            continue
+        lab[mine] = 0
+        free = lab == 0
+        # nearest start slice first, so it is painted last and wins
+        for o in sorted(present, key=lambda o: (-abs(z - starts[o]), -o)):
+            m = found.mask(o, z) & free
+            lab[m] = o
 
 
 def z_settings(settings: MemorySettings | None, num_slices: int) -> MemorySettings:
@@ -201,344 +272,3 @@ def central_slice(mask: np.ndarray) -> int | None:
     zc = float((areas * np.arange(len(areas))).sum() / areas.sum())
     best = np.flatnonzero(areas == areas.max())
     return int(best[np.argmin(np.abs(best - zc))])
-
-
-# ------------------------------------------------------------------------------ 4-D data
-
-
-class _Planes:
-    """Array-like view of (t, z) planes of a (T, Z, [C], Y, X) movie as a stack of frames.
-
-    ``plane(i)`` gives the (t, z) of frame i; only integer frame indices are read (what
-    :class:`FrameSource` does). Shape: (N, [C,] Y, X) with axes ``"T[C]YX"``.
-    """
-
-    def __init__(self, movie: Any, axes: str, count: int, plane: Callable[[int], tuple]) -> None:
-        self._movie = movie
-        self._axes = axes
-        self._plane = plane
-        rest = [a for a in axes if a in "CYX"]
-        self.axes = "T" + "".join(rest)
-        self.shape = (count, *(movie.shape[axes.index(a)] for a in rest))
-        self.dtype = movie.dtype
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        i, *rest = index if isinstance(index, tuple) else (index,)
-        t, z = self._plane(int(i))
-        sub = dict(zip(self.axes[1:], rest, strict=False))
-        idx = []
-        for a in self._axes:
-            if a == "T":
-                idx.append(t)
-            elif a == "Z":
-                idx.append(z)
-            elif a == "1":
-                idx.append(0)
-            else:
-                idx.append(sub.get(a, slice(None)))
-        return np.asarray(self._movie[tuple(idx)])
-
-
-def _open_4d(movie: Any, axes: str) -> tuple[Any, str, Any]:
-    """(array-like, validated axes, TiffFile to close or None) of a T, Z, [C], Y, X movie."""
-    tif = None
-    if isinstance(movie, (str, os.PathLike)):
-        movie, tif, _, _ = _open_tiff(movie)
-    shape = tuple(int(n) for n in movie.shape)
-    full = _parse_axes(axes, shape)
-    if "T" not in full or "Z" not in full:
-        raise ValueError(
-            f"VolumeTimeSession needs axes with T and Z (e.g. 'TZYX', 'TCZYX'); got {axes!r}. "
-            "A z-stack without time is a VideoSession with axes='ZYX'."
-        )
-    if 0 in shape:
-        raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")
-    return movie, full, tif
-
-
-# ------------------------------------------------------------------------------ 3-D + time
-
-
-class _Track:
-    """One 3-D object followed through time: its time session and central slices."""
-
-    def __init__(self, obj_id: int, session: VideoSession) -> None:
-        self.obj_id = obj_id
-        self.time = session
-        self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
-        self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
-        self.prompted: set[int] = set()
-
-
-class VolumeTimeSession:
-    """Follow 3-D cells through a (T, Z, Y, X) movie from clicks or boxes on single slices.
-
-    Args:
-        model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`.
-        movie: (T, Z, [C,] Y, X) numpy / memmap / dask / zarr array or TIFF path (read plane
-            by plane).
-        axes: one letter per dimension with T and Z, e.g. ``"TZYX"``, ``"TCZYX"``, ``"ZTYX"``.
-        channel: channel index the model sees (C axis only).
-        contrast_limits: (lo, hi) intensity window; default: robust percentiles of planes
-            sampled over time and z (one window for the whole movie).
-        settings: memory-bank settings of the time and z propagation.
-        precision: ``"fp32"`` or ``"bf16"``.
-        guard: end objects along z where they end (:func:`end_along_z`).
-        out: optional (T, Z, Y, X) integer array the labels are written into.
-    """
-
-    def __init__(
-        self,
-        model: SAM2Model,
-        movie: Any,
-        *,
-        axes: str = "TZYX",
-        channel: int | None = None,
-        contrast_limits: tuple[float, float] | None = None,
-        settings: MemorySettings | None = None,
-        precision: str = "fp32",
-        guard: bool = True,
-        out: np.ndarray | None = None,
-    ) -> None:
-        self.model = model.eval()
-        self._movie, self._axes, self._tif = _open_4d(movie, axes)
-        shape = self._movie.shape
-        self.num_frames = int(shape[self._axes.index("T")])
-        self.num_slices = int(shape[self._axes.index("Z")])
-        self.frame_shape = (int(shape[self._axes.index("Y")]), int(shape[self._axes.index("X")]))
-        self.channel = channel
-        self.settings = settings or MemorySettings()
-        self.precision = precision
-        self.guard = guard
-        nz = self.num_slices
-        every = _Planes(self._movie, self._axes, self.num_frames * nz, lambda i: divmod(i, nz))
-        probe = self._source(every, contrast_limits)
-        self.contrast_limits = probe.contrast_limits  # one window for every plane
-        probe.close()
-        expected = (self.num_frames, nz, *self.frame_shape)
-        if out is not None and (out.shape != expected or out.dtype.kind not in "iu"):
-            raise ValueError(
-                f"out must be an integer array of shape {expected} (T, Z, Y, X); got "
-                f"{out.dtype} {out.shape}"
-            )
-        self._labels = out if out is not None else np.zeros(expected, np.uint16)
-        self._tracks: dict[int, _Track] = {}
-        self._zs: tuple[int, VideoSession] | None = None
-
-    # ------------------------------------------------------------------ basics
-    def _source(self, planes: _Planes, limits: Any, prefetch: bool = True) -> FrameSource:
-        return frame_source_for(
-            planes,
-            self.model.config,
-            axes=planes.axes,
-            channel=self.channel,
-            contrast_limits=limits,
-            prefetch=prefetch,
-        )
-
-    @property
-    def obj_ids(self) -> list[int]:
-        """Ids of the objects, ascending."""
-        return sorted(self._tracks)
-
-    def labels(self) -> np.ndarray:
-        """The (T, Z, Y, X) label volume (the session's own array; results stream into it)."""
-        return self._labels
-
-    def close(self) -> None:
-        """Close the frame sources and the TIFF file (if a path was given)."""
-        for tr in self._tracks.values():
-            tr.time.frames.close()
-        if self._zs is not None:
-            self._zs[1].frames.close()
-            self._zs = None
-        if self._tif is not None:
-            self._tif.close()
-            self._tif = None
-
-    def _check(self, frame: int, z: int) -> tuple[int, int]:
-        for name, v, n in (("frame", frame, self.num_frames), ("z", z, self.num_slices)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
-                raise ValueError(f"{name} {v!r} is out of range: the movie has {name} 0..{n - 1}")
-        return int(frame), int(z)
-
-    def _z_session(self, t: int) -> VideoSession:
-        """The z-session of timepoint t (one at a time; its label volume is ``labels()[t]``)."""
-        if self._zs is not None and self._zs[0] == t:
-            return self._zs[1]
-        if self._zs is not None:
-            self._zs[1].frames.close()
-        nz = self.num_slices
-        src = self._source(_Planes(self._movie, self._axes, nz, lambda z: (t, z)),
-                           self.contrast_limits)
-        zs = VideoSession(
-            self.model, src, settings=z_settings(self.settings, nz), precision=self.precision
-        )
-        zs.set_label_volume(self._labels[t])
-        self._zs = (t, zs)
-        return zs
-
-    def _track(self, obj_id: int) -> _Track:
-        if obj_id not in self._tracks:
-            tr: _Track
-
-            def plane(t: int) -> tuple[int, int]:
-                return t, tr.read_slice[t]
-
-            src = self._source(
-                _Planes(self._movie, self._axes, self.num_frames, plane),
-                self.contrast_limits,
-                prefetch=False,  # frame t+1's slice is only known once t is done
-            )
-            time = VideoSession(
-                self.model, src, settings=self.settings, precision=self.precision,
-                keep_labels=False,
-            )
-            tr = _Track(obj_id, time)
-            self._tracks[obj_id] = tr
-        return self._tracks[obj_id]
-
-    def _read_at(self, tr: _Track, t: int, z: int) -> None:
-        """Make the time session's frame t the plane (t, z) (dropping an encoding made from
-        another slice)."""
-        if tr.read_slice.get(t) == z:
-            return
-        tr.read_slice[t] = z
-        tr.time.frames.drop_cache()
-        tr.time._features.pop(t, None)  # the session's encoding of the old plane
-
-    # ------------------------------------------------------------------ prompts
-    def add_points(self, frame: int, z: int, obj_id: int, points, labels) -> np.ndarray:
-        """Clicks on slice z of timepoint ``frame``: segments the object in 3-D there.
-
-        Args:
-            frame: timepoint t.
-            z: slice index.
-            obj_id: object id (>= 1; one id per cell across time).
-            points: (N, 2) clicks as (y, x) pixels.
-            labels: (N,) 1 = on the object, 0 = background.
-
-        Returns:
-            (Z, Y, X) bool mask of the object at that timepoint.
-        """
-        frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_points(z, obj_id, points, labels)
-        return self._settle(frame, z, obj_id)
-
-    def add_box(self, frame: int, z: int, obj_id: int, box) -> np.ndarray:
-        """A box (y0, x0, y1, x1) on slice z of timepoint ``frame`` (see :meth:`add_points`)."""
-        frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_box(z, obj_id, box)
-        return self._settle(frame, z, obj_id)
-
-    def _settle(self, t: int, z: int, obj_id: int) -> np.ndarray:
-        """Fill a prompted object along z at t and give its central slice to its time session."""
-        zs = self._z_session(t)
-        for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard):
-            pass
-        mask = self._labels[t] == obj_id
-        zc = central_slice(mask)
-        if zc is None:
-            raise ValueError(
-                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
-                "click inside the cell, or draw a box around it"
-            )
-        tr = self._track(obj_id)
-        self._read_at(tr, t, zc)
-        tr.time.add_mask(t, obj_id, mask[zc])
-        tr.centre[t] = zc
-        tr.prompted.add(t)
-        return mask
-
-    # ------------------------------------------------------------------ propagation
-    def propagate(
-        self, direction: str = "both", stop: int | None = None
-    ) -> Iterator[int]:
-        """Follow every prompted object through time, filling its 3-D extent at each timepoint.
-
-        Each object runs forward (and/or backward) from its own first prompted timepoint.
-        A generator: it yields each timepoint t once its (Z, Y, X) labels are written; closing
-        it early keeps the finished timepoints.
-
-        Args:
-            direction: ``"forward"``, ``"backward"`` or ``"both"``.
-            stop: last timepoint of a one-way run (default: the movie's end that way).
-        """
-        if direction not in ("forward", "backward", "both"):
-            raise ValueError(
-                f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
-            )
-        tracks = [tr for tr in self._tracks.values() if tr.prompted]
-        if not tracks:
-            raise ValueError("nothing to propagate: add points or a box on a slice first")
-        first = {tr.obj_id: min(tr.prompted) for tr in tracks}
-        last = self.num_frames - 1
-        if direction in ("forward", "both"):
-            hi = last if stop is None or direction == "both" else int(stop)
-            for t in range(min(first.values()), hi + 1):
-                active = [tr for tr in tracks if first[tr.obj_id] <= t]
-                self._timepoint(t, active, reverse=False)
-                yield t
-        if direction in ("backward", "both"):
-            lo = 0 if stop is None or direction == "both" else int(stop)
-            top = max(first.values()) - (1 if direction == "both" else 0)
-            for t in range(top, lo - 1, -1):
-                active = [
-                    tr for tr in tracks
-                    if (first[tr.obj_id] > t if direction == "both" else first[tr.obj_id] >= t)
-                ]
-                self._timepoint(t, active, reverse=True)
-                yield t
-
-    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool) -> None:
-        """Track ``tracks`` to timepoint t on their central slices, then fill along z."""
-        before = t + 1 if reverse else t - 1
-        starts: dict[int, int] = {}
-        seeds: dict[int, np.ndarray] = {}
-        for tr in tracks:
-            if t in tr.prompted:  # its 3-D mask at t comes from the prompt
-                continue
-            z = tr.centre.get(before)
-            if z is None:  # lost before t: follow on the slice last read
-                z = tr.read_slice.get(before)
-            if z is None:
-                continue
-            self._read_at(tr, t, z)
-            res = next(
-                tr.time.propagate(
-                    start=t, direction="backward" if reverse else "forward", stop=t
-                )
-            )
-            m = res.mask(0)
-            lab = self._labels[t]
-            lab[lab == tr.obj_id] = 0
-            tr.centre.pop(t, None)
-            if m.any():
-                starts[tr.obj_id], seeds[tr.obj_id] = z, m
-        if starts:
-            zs = self._z_session(t)
-            for obj_id, z in starts.items():
-                if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
-                    zs.remove_object(obj_id)
-                zs.add_mask(z, obj_id, seeds[obj_id])
-            for _ in propagate_along_z(zs, starts, "both", self.guard):
-                pass
-            for obj_id in starts:
-                zc = central_slice(self._labels[t] == obj_id)
-                if zc is not None:
-                    self._tracks[obj_id].centre[t] = zc
-
-
-def check_volume_axes(axes: str, shape: Sequence[int]) -> str:
-    """Validate 3-D axes against a shape: ``"ZYX"``-like (no T) or ``"TZYX"``-like (T and Z).
-
-    Returns:
-        The axes in upper case.
-    """
-    full = _parse_axes(axes, tuple(int(n) for n in shape))
-    if "Z" not in full:
-        raise ValueError(f"3-D axes need a Z letter; got {axes!r}")
-    return full
