@@ -238,7 +238,9 @@ class VolumeTimeSession:
         tr.time._features.pop(t, None)  # the session's encoding of the old plane
 
     # ------------------------------------------------------------------ prompts
-    def add_points(self, frame: int, z: int, obj_id: int, points, labels) -> np.ndarray:
+    def add_points(
+        self, frame: int, z: int, obj_id: int, points, labels, *, fill_z: bool = True
+    ) -> np.ndarray:
         """Clicks on slice z of timepoint ``frame``: segments the object in 3-D there.
 
         Args:
@@ -247,6 +249,8 @@ class VolumeTimeSession:
             obj_id: object id (>= 1; one id per cell across time).
             points: (N, 2) clicks as (y, x) pixels.
             labels: (N,) 1 = on the object, 0 = background.
+            fill_z: fill the object along z at once; False segments slice z only (fill
+                later with :meth:`fill_z`; it is then followed through time on slice z).
 
         Returns:
             (Z, Y, X) bool mask of the object at that timepoint.
@@ -254,20 +258,33 @@ class VolumeTimeSession:
         frame, z = self._check(frame, z)
         zs = self._z_session(frame)
         zs.add_points(z, obj_id, points, labels)
-        return self._settle(frame, z, obj_id)
+        return self._settle(frame, z, obj_id, fill_z)
 
-    def add_box(self, frame: int, z: int, obj_id: int, box) -> np.ndarray:
+    def add_box(self, frame: int, z: int, obj_id: int, box, *, fill_z: bool = True) -> np.ndarray:
         """A box (y0, x0, y1, x1) on slice z of timepoint ``frame`` (see :meth:`add_points`)."""
         frame, z = self._check(frame, z)
         zs = self._z_session(frame)
         zs.add_box(z, obj_id, box)
-        return self._settle(frame, z, obj_id)
+        return self._settle(frame, z, obj_id, fill_z)
 
-    def _settle(self, t: int, z: int, obj_id: int) -> np.ndarray:
+    def fill_z(self, frame: int) -> list[int]:
+        """Fill along z, at timepoint ``frame``, the objects prompted there on one slice.
+
+        Returns:
+            The ids filled.
+        """
+        frame, _ = self._check(frame, 0)
+        ids = [tr.obj_id for tr in self._tracks.values() if frame in tr.prompted]
+        for obj_id in ids:
+            self._settle(frame, self._tracks[obj_id].centre[frame], obj_id, True)
+        return ids
+
+    def _settle(self, t: int, z: int, obj_id: int, fill_z: bool = True) -> np.ndarray:
         """Fill a prompted object along z at t and give its central slice to its time session."""
         zs = self._z_session(t)
-        for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard):
-            pass
+        if fill_z:
+            for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard):
+                pass
         mask = self._labels[t] == obj_id
         zc = central_slice(mask)
         if zc is None:
@@ -283,7 +300,9 @@ class VolumeTimeSession:
         return mask
 
     # ------------------------------------------------------------------ propagation
-    def propagate(self, direction: str = "both", stop: int | None = None) -> Iterator[int]:
+    def propagate(
+        self, direction: str = "both", stop: int | None = None, *, fill_z: bool = True
+    ) -> Iterator[int]:
         """Follow every prompted object through time, filling its 3-D extent at each timepoint.
 
         Each object runs forward (and/or backward) from its own first prompted timepoint.
@@ -293,6 +312,8 @@ class VolumeTimeSession:
         Args:
             direction: ``"forward"``, ``"backward"`` or ``"both"``.
             stop: last timepoint of a one-way run (default: the movie's end that way).
+            fill_z: fill each timepoint along z (3-D cells); False follows the objects on
+                their slice only (one 2-D mask per timepoint, on the slice of the prompt).
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(
@@ -307,7 +328,7 @@ class VolumeTimeSession:
             hi = last if stop is None or direction == "both" else int(stop)
             for t in range(min(first.values()), hi + 1):
                 active = [tr for tr in tracks if first[tr.obj_id] <= t]
-                self._timepoint(t, active, reverse=False)
+                self._timepoint(t, active, reverse=False, fill_z=fill_z)
                 yield t
         if direction in ("backward", "both"):
             lo = 0 if stop is None or direction == "both" else int(stop)
@@ -318,10 +339,10 @@ class VolumeTimeSession:
                     for tr in tracks
                     if (first[tr.obj_id] > t if direction == "both" else first[tr.obj_id] >= t)
                 ]
-                self._timepoint(t, active, reverse=True)
+                self._timepoint(t, active, reverse=True, fill_z=fill_z)
                 yield t
 
-    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool) -> None:
+    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool, fill_z: bool) -> None:
         """Track ``tracks`` to timepoint t on their central slices, then fill along z."""
         before = t + 1 if reverse else t - 1
         starts: dict[int, int] = {}
@@ -342,7 +363,10 @@ class VolumeTimeSession:
             lab = self._labels[t]
             lab[lab == tr.obj_id] = 0
             tr.centre.pop(t, None)
-            if m.any():
+            if m.any() and not fill_z:  # the slice only
+                lab[z][m & (lab[z] == 0)] = tr.obj_id
+                tr.centre[t] = z
+            elif m.any():
                 starts[tr.obj_id], seeds[tr.obj_id] = z, m
         if starts:
             zs = self._z_session(t)
