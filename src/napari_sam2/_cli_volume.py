@@ -22,26 +22,10 @@ from ._cli_common import (
 
 
 def volume_axes(args: argparse.Namespace, movie: Any) -> str | None:
-    """The 3-D axes of the movie (``--axes`` with a Z, or a TIFF's own axes with more than one
-    z slice), or None for a 2-D movie."""
-    if args.axes:
-        return args.axes.upper() if "Z" in args.axes.upper() else None
-    if not isinstance(movie, (str, os.PathLike)):
-        return None
-    from .video._axes import _axes_from_tiff
-    from .video._tiff_pages import _open_tiff
+    """The 3-D axes of the movie (``--axes`` with a Z, or a TIFF's own axes), or None."""
+    from ._volume_pipeline import detect_volume_axes
 
-    try:
-        arr, tif, series_axes, _ = _open_tiff(movie)
-    except (OSError, ValueError):
-        return None
-    shape = tuple(int(n) for n in arr.shape)
-    if tif is not None:
-        tif.close()
-    axes = _axes_from_tiff(series_axes, shape)
-    if axes is None or "Z" not in axes or shape[axes.index("Z")] < 2:
-        return None
-    return None if "1" in axes else axes
+    return detect_volume_axes(movie, args.axes)
 
 
 def _voxel_size(args: argparse.Namespace, movie: Any) -> tuple[float, float, float] | None:

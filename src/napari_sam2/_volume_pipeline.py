@@ -4,6 +4,7 @@ axes hold a Z; package-private."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +23,29 @@ __all__ = ["segment_volume"]
 _UNSUPPORTED = ("seed_labels", "find_cells", "divisions", "roi", "tile")
 
 Progress = Callable[[int], tuple[Callable[[int], None], Callable[[], None]]]
+
+
+def detect_volume_axes(movie: Any, axes: str | None) -> str | None:
+    """The 3-D axes of a movie: ``axes`` when it has a Z, else (``axes`` None) those of a TIFF
+    whose metadata name a Z axis with more than one slice; None for 2-D movies."""
+    if axes is not None:
+        return axes.strip().upper() if "Z" in axes.upper() else None
+    if not isinstance(movie, (str, os.PathLike)):
+        return None
+    from .video._axes import _axes_from_tiff
+    from .video._tiff_pages import _open_tiff
+
+    try:
+        arr, tif, series_axes, _ = _open_tiff(movie)
+    except (OSError, ValueError):
+        return None  # the 2-D path reports the problem
+    shape = tuple(int(n) for n in arr.shape)
+    if tif is not None:
+        tif.close()
+    found = _axes_from_tiff(series_axes, shape)
+    if found is None or "Z" not in found or "1" in found or shape[found.index("Z")] < 2:
+        return None
+    return found
 
 
 def _grouped(points: list[PointPrompt], boxes: list[BoxPrompt], where: Callable) -> dict:

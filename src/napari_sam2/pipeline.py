@@ -512,11 +512,14 @@ def segment_movie(
         ValueError: no prompts, a prompt outside the movie or the ROI (the message names it),
             bad seed labels, bad axes/channel/settings/roi.
     """
-    if axes is not None and "Z" in axes.upper():  # z-stack or 3-D + time
+    from ._volume_pipeline import detect_volume_axes
+
+    axes3d = detect_volume_axes(movie, axes)
+    if axes3d is not None:  # z-stack or 3-D + time
         from ._volume_pipeline import segment_volume
 
         labels = segment_volume(
-            movie, prompts, model=resolve_model(model, device), axes=axes, boxes=boxes,
+            movie, prompts, model=resolve_model(model, device), axes=axes3d, boxes=boxes,
             settings=settings, direction=direction, channel=channel,
             contrast_limits=contrast_limits, precision=precision, out=out, cancel=cancel,
             progress=lambda total: _progress_callback(progress, total, "propagating"),

@@ -152,3 +152,10 @@ def test_cli_segment_zstack_with_given_voxel_size(tmp_path, model, monkeypatch):
         ]
     )
     assert rc != 0
+
+
+def test_segment_movie_reads_zyx_axes_from_the_tiff(tmp_path, model):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, _stack(), imagej=True, metadata={"axes": "ZYX"})
+    labels = segment_movie(str(path), [{"z": 2, "y": 16, "x": 20, "obj_id": 1}], model=model)
+    assert labels.shape == (5, 32, 40) and (labels[2] == 1).any()
