@@ -18,7 +18,6 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "3d_view.png"
 
 def main() -> None:
     import napari
-
     from napari_sam2 import load_model
     from napari_sam2.pipeline import segment_movie
     from napari_sam2.train.zstack import make_zstack
@@ -39,7 +38,9 @@ def main() -> None:
     print(f"{len(nuclei)} nuclei, mean 3-D IoU {np.mean(ious):.3f}")
 
     scale = (stack.voxel_size[0] / stack.voxel_size[1], 1.0, 1.0)  # anisotropic z
-    viewer = napari.Viewer(show=False)
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True, title="napari-sam2 3-D")
     viewer.add_image(stack.image, name="z-stack", scale=scale, rendering="mip", opacity=0.6)
     viewer.add_labels(labels, name="SAM 2 labels", scale=scale)
     viewer.add_points(
@@ -47,10 +48,12 @@ def main() -> None:
         face_color="yellow",
     )
     viewer.dims.ndisplay = 3
+    viewer.reset_view()
     viewer.camera.angles = (15, -35, 80)
-    viewer.camera.zoom = 3.2
+    for _ in range(5):
+        QApplication.processEvents()
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(OUT), size=(700, 700), canvas_only=True)
+    viewer.screenshot(str(OUT), canvas_only=True)
     viewer.close()
     print(f"wrote {OUT}")
 
