@@ -202,7 +202,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
             if value is not None and value is not False:
                 raise CLIError(f"--tile cannot be combined with {flag} (yet): use one of them")
     settings = _memory_settings(args)
+    from ._cli_volume import segment_volume_cli, volume_axes
+
+    axes3d = volume_axes(args, movie)
     model = _load_model_cli(args.model, args.device, quiet, compile=args.compile)
+    if axes3d is not None:  # z-stack or 3-D + time
+        return segment_volume_cli(args, movie, axes3d, points, boxes, channel, out, settings, model)
     if args.tile is not None:
         return _segment_tiled(args, movie, points, boxes, seed, channel, out, settings, model)
     import numpy as np
@@ -556,7 +561,17 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--axes",
         metavar="AXES",
-        help="axes of the movie, e.g. TYX, TCYX, TYXC (default: from the file)",
+        help="axes of the movie, e.g. TYX, TCYX, TYXC; 3-D: ZYX, CZYX (a z-stack, segmented "
+        "along z) or TZYX, TCZYX (3-D cells through time; clicks need a z column) "
+        "(default: from the file)",
+    )
+    p.add_argument(
+        "--voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size in um for 3-D data (default: from the TIFF metadata); kept in the "
+        "label hyperstack and the --csv volumes",
     )
     p.add_argument(
         "--channel", metavar="N[,N,N]", help="channel the model sees (or up to 3 shown as R,G,B)"

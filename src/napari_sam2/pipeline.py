@@ -479,7 +479,13 @@ def segment_movie(
             checkpoint path, or None (the first cached official SAM 2.1 model, else micro).
         settings: :class:`~napari_sam2.video.memory_bank.MemorySettings` (None: defaults).
         direction: ``"forward"``, ``"backward"`` or ``"both"`` (see :func:`propagate_frames`).
-        axes: axes of the movie, e.g. ``"TYX"``, ``"TCYX"`` (inferred when obvious).
+        axes: axes of the movie, e.g. ``"TYX"``, ``"TCYX"`` (inferred when obvious). 3-D data:
+            ``"ZYX"`` / ``"CZYX"`` segments a z-stack along z (prompts carry ``z``, e.g.
+            ``{"z": 12, "y": 40, "x": 60, "obj_id": 1}``; returns (Z, Y, X) labels;
+            ``direction`` "forward" is increasing z); ``"TZYX"`` / ``"TCZYX"`` follows 3-D
+            cells through time from prompts with ``frame`` and ``z`` and returns
+            (T, Z, Y, X) labels (see :mod:`napari_sam2.video.volumes`). Seeds, found cells,
+            divisions, roi and tiles are not available for 3-D data.
         channel: channel the model sees for multi-channel movies (or up to 3 as R, G, B).
         boxes: boxes ``(frame, y0, x0, y1, x1, obj_id)`` in the same forms as ``prompts``
             (dicts with those keys, tuples, :class:`~napari_sam2.prompt_files.BoxPrompt`, or a
@@ -536,6 +542,21 @@ def segment_movie(
         FrameReadError: a frame could not be read or decoded (named; the frames before it
             are in ``out`` / ``labels_path`` when given).
     """
+    from ._volume_pipeline import detect_volume_axes
+
+    axes3d = detect_volume_axes(movie, axes)
+    if axes3d is not None:  # z-stack or 3-D + time
+        from ._volume_pipeline import segment_volume
+
+        labels = segment_volume(
+            movie, prompts, model=resolve_model(model, device), axes=axes3d, boxes=boxes,
+            settings=settings, direction=direction, channel=channel,
+            contrast_limits=contrast_limits, precision=precision, out=out, cancel=cancel,
+            progress=lambda total: _progress_callback(progress, total, "propagating"),
+            unsupported=[("seed_labels", seed_labels), ("find_cells", find_cells),
+                         ("divisions", divisions), ("roi", roi), ("tile", tile)],
+        )
+        return (labels, {}) if return_lineage else labels
     if tile is not None:
         for name, value in (("roi", roi), ("find_cells", find_cells), ("divisions", divisions)):
             if value is not None and value is not False:

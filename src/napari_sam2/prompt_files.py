@@ -9,7 +9,10 @@ Two click formats are read (the format is recognised from the header):
       1.0,0.0,40.5,200.0,2.0,1.0
 
   ``axis-0`` is the frame t, ``axis-1`` is y and ``axis-2`` is x (image pixels). A 2-D layer
-  (``axis-0`` = y, ``axis-1`` = x) puts every click on frame 0. The layer's properties
+  (``axis-0`` = y, ``axis-1`` = x) puts every click on frame 0. A 4-D layer (3-D + time)
+  writes ``axis-0..axis-3``: t, z, y, x (the click's ``z`` is set). A 3-D layer of a z-stack
+  writes ``axis-0..axis-2`` with the slice in ``axis-0`` (read as the frame, which is the
+  slice when the movie's axes are ``"ZYX"``). The layer's properties
   (features) ``obj_id`` (object id, >= 1) and ``positive`` (1/0, True/False) become columns;
   without ``obj_id`` every point is its own object (ids 1, 2, ... in file order), without
   ``positive`` every click is positive. The ``index`` column and other properties are ignored.
@@ -17,6 +20,7 @@ Two click formats are read (the format is recognised from the header):
 * **plain CSV**: ``frame,y,x,obj_id,positive`` (``positive`` optional, default 1). With a header
   row the columns may come in any order (``t`` is accepted for ``frame``, ``object_id`` for
   ``obj_id``) and extra columns are ignored; without a header they are taken in that order.
+  An optional ``z`` column gives the slice of 3-D data (``frame`` may then be left out: 0).
 
 Boxes, two formats (recognised from the header):
 
@@ -76,6 +80,7 @@ _POINT_ALIASES = {
     "obj_id": "obj_id",
     "object_id": "obj_id",
     "positive": "positive",
+    "z": "z",
 }
 _BOX_ALIASES = {
     "frame": "frame",
@@ -87,6 +92,7 @@ _BOX_ALIASES = {
     "x1": "x1",
     "obj_id": "obj_id",
     "object_id": "obj_id",
+    "z": "z",
 }
 _POINT_COLUMNS = ("frame", "y", "x", "obj_id", "positive")
 _BOX_COLUMNS = ("frame", "y0", "x0", "y1", "x1", "obj_id")
@@ -122,6 +128,7 @@ class PointPrompt:
         obj_id: object id (>= 1, the label value in the output).
         positive: True for a click on the object, False for a background click.
         source: where the click came from (e.g. ``"prompts.csv, line 4"``), for messages.
+        z: slice index of 3-D data, or None (2-D movies; for a z-stack the frame is the slice).
     """
 
     frame: int
@@ -130,6 +137,7 @@ class PointPrompt:
     obj_id: int
     positive: bool = True
     source: str | None = None
+    z: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,7 @@ class BoxPrompt:
         y0: top row. x0: left column. y1: bottom row. x1: right column.
         obj_id: object id (>= 1).
         source: where the box came from, for messages.
+        z: slice index of 3-D data, or None.
     """
 
     frame: int
@@ -150,6 +159,7 @@ class BoxPrompt:
     x1: float
     obj_id: int
     source: str | None = None
+    z: int | None = None
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -273,6 +283,8 @@ def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
     else:
         index = _header_map(cells, _POINT_ALIASES, path, line)
         missing = [k for k in ("frame", "y", "x", "obj_id") if k not in index]
+        if missing == ["frame"] and "z" in index:
+            missing = []
         if missing:
             raise PromptFileError(
                 f"header lacks column(s) {', '.join(missing)}; expected frame,y,x,obj_id,positive "
@@ -302,15 +314,16 @@ def _plain_points(
                 line,
             )
         try:
-            frame = _integer(_cell(cells, index, "frame"), "frame", 0)
+            frame = _integer(_cell(cells, index, "frame"), "frame", 0) if "frame" in index else 0
             y = _number(_cell(cells, index, "y"), "y")
             x = _number(_cell(cells, index, "x"), "x")
             obj = _integer(_cell(cells, index, "obj_id"), "obj_id", 1)
             has_pos = "positive" in index and index["positive"] < len(cells)
             pos = _flag(cells[index["positive"]]) if has_pos and cells[index["positive"]] else True
+            z = _integer(_cell(cells, index, "z"), "z", 0) if "z" in index else None
         except ValueError as err:
             raise PromptFileError(str(err), path, line) from None
-        yield PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line}")
+        yield PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line}", z)
 
 
 def _read_napari_points(
@@ -320,10 +333,11 @@ def _read_napari_points(
     axes = sorted(
         (int(c[5:]), i) for i, c in enumerate(lowered) if c.startswith("axis-") and c[5:].isdigit()
     )
-    if [a for a, _ in axes] != list(range(len(axes))) or len(axes) not in (2, 3):
+    if [a for a, _ in axes] != list(range(len(axes))) or len(axes) not in (2, 3, 4):
         raise PromptFileError(
-            f"a napari Points CSV needs columns axis-0..axis-2 (t, y, x) or axis-0, axis-1 "
-            f"(y, x); found {', '.join(header[i] for _, i in axes) or 'none'}",
+            f"a napari Points CSV needs columns axis-0..axis-2 (t, y, x), axis-0, axis-1 "
+            f"(y, x) or axis-0..axis-3 (t, z, y, x); found "
+            f"{', '.join(header[i] for _, i in axes) or 'none'}",
             path,
             line,
         )
@@ -336,8 +350,14 @@ def _read_napari_points(
             raise PromptFileError(
                 f"expected {len(header)} values like the header, got {len(cells)}", path, line_no
             )
+        z = None
         try:
-            if len(cols) == 3:
+            if len(cols) == 4:
+                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
+                z = _integer(cells[cols[1]], "z (axis-1)", 0)
+                y = _number(cells[cols[2]], "y (axis-2)")
+                x = _number(cells[cols[3]], "x (axis-3)")
+            elif len(cols) == 3:
                 frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
                 y = _number(cells[cols[1]], "y (axis-1)")
                 x = _number(cells[cols[2]], "x (axis-2)")
@@ -349,7 +369,7 @@ def _read_napari_points(
             pos = True if pos_col is None or cells[pos_col] == "" else _flag(cells[pos_col])
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None
-        out.append(PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line_no}"))
+        out.append(PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line_no}", z))
     return out
 
 
@@ -401,6 +421,7 @@ def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxP
             frame = _integer(_cell(row, index, "frame"), "frame", 0)
             y0, x0, y1, x1 = (_number(_cell(row, index, k), k) for k in ("y0", "x0", "y1", "x1"))
             obj = _integer(_cell(row, index, "obj_id"), "obj_id", 1)
+            z = _integer(_cell(row, index, "z"), "z", 0) if "z" in index else None
             if y1 <= y0 or x1 <= x0:
                 raise ValueError(
                     f"empty box (y0={y0:g}, x0={x0:g}, y1={y1:g}, x1={x1:g}): need y1 > y0 and "
@@ -408,7 +429,7 @@ def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxP
                 )
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None
-        out.append(BoxPrompt(frame, y0, x0, y1, x1, obj, f"{path.name}, line {line_no}"))
+        out.append(BoxPrompt(frame, y0, x0, y1, x1, obj, f"{path.name}, line {line_no}", z))
     if not out:
         raise PromptFileError("the file holds no boxes (only a header)", path)
     return out
@@ -503,7 +524,8 @@ def as_point_prompts(prompts: Any) -> list[PointPrompt]:
       * a path (``str`` / ``os.PathLike``) of a prompt CSV (:func:`read_point_prompts`);
       * a sequence of :class:`PointPrompt`;
       * a sequence of dicts with keys ``frame`` (or ``t``), ``y``, ``x``, ``obj_id`` and
-        optionally ``positive`` (default True);
+        optionally ``positive`` (default True) and ``z`` (the slice of 3-D data; ``frame``
+        may then be left out: 0);
       * a sequence of tuples / an (N, 4) or (N, 5) array: ``(frame, y, x, obj_id[, positive])``;
       * None or an empty sequence: no clicks.
 
@@ -523,6 +545,8 @@ def as_point_prompts(prompts: Any) -> list[PointPrompt]:
         try:
             if isinstance(item, Mapping):
                 d = _from_mapping(item, _POINT_ALIASES)
+                if "z" in d:
+                    d.setdefault("frame", 0)
                 missing = [c for c in ("frame", "y", "x", "obj_id") if c not in d]
                 if missing:
                     raise ValueError(f"missing key(s) {', '.join(missing)}")
@@ -543,6 +567,7 @@ def as_point_prompts(prompts: Any) -> list[PointPrompt]:
                     _integer(str(d["obj_id"]), "obj_id", 1),
                     pos,
                     where,
+                    _integer(str(d["z"]), "z", 0) if d.get("z") is not None else None,
                 )
             )
         except (TypeError, ValueError) as err:
@@ -554,7 +579,8 @@ def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
     """Normalise boxes to a list of :class:`BoxPrompt`.
 
     Accepted forms: a CSV path (:func:`read_box_prompts`); :class:`BoxPrompt` items; dicts with
-    keys ``frame``, ``y0``, ``x0``, ``y1``, ``x1``, ``obj_id``; tuples / an (N, 6) array
+    keys ``frame``, ``y0``, ``x0``, ``y1``, ``x1``, ``obj_id`` (and ``z`` for 3-D data, ``frame``
+    then optional); tuples / an (N, 6) array
     ``(frame, y0, x0, y1, x1, obj_id)``; None: no boxes.
     """
     if boxes is None:
@@ -570,6 +596,8 @@ def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
         try:
             if isinstance(item, Mapping):
                 d = _from_mapping(item, _BOX_ALIASES)
+                if "z" in d:
+                    d.setdefault("frame", 0)
                 missing = [c for c in _BOX_COLUMNS if c not in d]
                 if missing:
                     raise ValueError(f"missing key(s) {', '.join(missing)}")
@@ -592,6 +620,7 @@ def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
                     x1,
                     _integer(str(d["obj_id"]), "obj_id", 1),
                     where,
+                    _integer(str(d["z"]), "z", 0) if d.get("z") is not None else None,
                 )
             )
         except (TypeError, ValueError) as err:
@@ -628,14 +657,18 @@ def write_point_prompts(
     path = Path(path)
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
+        with_z = any(p.z is not None for p in items)
         if style == "plain":
-            writer.writerow(_POINT_COLUMNS)
+            writer.writerow([*_POINT_COLUMNS, "z"] if with_z else _POINT_COLUMNS)
             for p in items:
-                writer.writerow([p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, int(p.positive)])
+                row = [p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, int(p.positive)]
+                writer.writerow([*row, 0 if p.z is None else p.z] if with_z else row)
         else:
-            writer.writerow(["index", "axis-0", "axis-1", "axis-2", "obj_id", "positive"])
+            n_axes = 4 if with_z else 3  # a 4-D (t, z, y, x) layer for 3-D + time clicks
+            writer.writerow(["index", *(f"axis-{k}" for k in range(n_axes)), "obj_id", "positive"])
             for i, p in enumerate(items):
-                writer.writerow([i, p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, p.positive])
+                where = [p.frame, 0 if p.z is None else p.z] if with_z else [p.frame]
+                writer.writerow([i, *where, _fmt(p.y), _fmt(p.x), p.obj_id, p.positive])
     return path
 
 

@@ -72,9 +72,13 @@ def test_napari_csv_variants(tmp_path):
         "index,axis-0,axis-1,axis-2,obj_id,positive,note\n0.0,2.0,5.0,6.0,4.0,0.0,x\n",
     )
     assert [_key(p) for p in read_point_prompts(floats)] == [(2, 5, 6, 4, False)]
-    four_d = _write(tmp_path / "c.csv", "index,axis-0,axis-1,axis-2,axis-3\n0,0,0,1,1\n")
-    with pytest.raises(PromptFileError, match="axis-0..axis-2"):
-        read_point_prompts(four_d)
+    # 4-D layer (3-D + time): axis-0..3 are t, z, y, x
+    four_d = _write(tmp_path / "c.csv", "index,axis-0,axis-1,axis-2,axis-3\n0,3,7,1,2\n")
+    (p,) = read_point_prompts(four_d)
+    assert (p.frame, p.z, p.y, p.x) == (3, 7, 1.0, 2.0)
+    five_d = _write(tmp_path / "d.csv", "index,axis-0,axis-1,axis-2,axis-3,axis-4\n0,0,0,0,1,1\n")
+    with pytest.raises(PromptFileError, match="axis-0..axis-3"):
+        read_point_prompts(five_d)
 
 
 def test_plain_csv_forms(tmp_path):
@@ -284,3 +288,19 @@ def test_shapes_csv_bad_rows_name_the_line(tmp_path, body, line, match):
         read_box_prompts(path)
     assert info.value.line == line
     assert str(info.value).startswith(f"bad.csv, line {line}: ")
+
+
+def test_z_column_dicts_and_round_trip(tmp_path):
+    from napari_sam2.prompt_files import as_box_prompts, as_point_prompts, write_point_prompts
+
+    plain = _write(tmp_path / "z.csv", "z,y,x,obj_id\n12,40,60,1\n")
+    (p,) = read_point_prompts(plain)
+    assert (p.frame, p.z, p.y, p.x, p.obj_id) == (0, 12, 40.0, 60.0, 1)
+    (q,) = as_point_prompts([{"frame": 2, "z": 5, "y": 1, "x": 2, "obj_id": 3}])
+    assert (q.frame, q.z) == (2, 5)
+    (b,) = as_box_prompts([{"z": 4, "y0": 1, "x0": 2, "y1": 5, "x1": 6, "obj_id": 1}])
+    assert (b.frame, b.z) == (0, 4)
+    for style in ("plain", "napari"):
+        out = write_point_prompts(tmp_path / f"{style}.csv", [q], style=style)
+        (r,) = read_point_prompts(out)
+        assert (r.frame, r.z, r.y, r.x, r.obj_id) == (2, 5, 1.0, 2.0, 3)

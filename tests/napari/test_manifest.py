@@ -31,7 +31,7 @@ def test_npe2_validate_cli():
 
 def test_manifest_contributions(manifest):
     c = manifest.contributions
-    assert [w.display_name for w in c.widgets] == ["SAM 2 tracking"]
+    assert [w.display_name for w in c.widgets] == ["SAM 2 tracking", "SAM 2 3-D"]
     assert {s.key for s in c.sample_data} == {"nuclei", "phase"}
     assert c.readers[0].filename_patterns == [
         "*labels*.tif",
@@ -44,7 +44,7 @@ def test_manifest_contributions(manifest):
 
 def test_every_python_name_imports(manifest):
     names = [cmd.python_name for cmd in manifest.contributions.commands]
-    assert len(names) == 5
+    assert len(names) == 6
     for python_name in names:
         module, attr = python_name.split(":")
         obj = getattr(importlib.import_module(module), attr)

@@ -196,7 +196,7 @@ def test_tiff_imagej_axes_metadata(tmp_path):
     tifffile.imwrite(
         zstack, np.zeros((2, 3, 20, 22), np.uint8), imagej=True, metadata={"axes": "TZYX"}
     )
-    with pytest.raises(ValueError, match="Z axis with 3 planes.*not supported"):
+    with pytest.raises(ValueError, match="Z axis with 3 planes and a T axis.*VolumeTimeSession"):
         FrameSource(zstack)
 
 

@@ -161,7 +161,7 @@ def inspect_image_layer(layer) -> ImageInfo:
         raise UnsupportedLayerError(
             f"'{name}' is 4-D (shape {shape}) without a recognisable time axis: it may be a "
             "z-stack over time. SAM 2 tracking needs (T, Y, X), or (T, C, Y, X) with at most "
-            f"{MAX_CHANNELS} channels. Pick one z-plane or a projection first."
+            f"{MAX_CHANNELS} channels. For 3-D cells use the 'SAM 2 3-D' widget (Plugins menu)."
         )
     channels = [(f"channel {c}", c) for c in range(shape[1])]
     return ImageInfo(layer, data, "TCYX", "TCYX", shape[0], shape[2:4], channels)

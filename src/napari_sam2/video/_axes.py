@@ -122,15 +122,22 @@ def _axes_from_tiff(series_axes: str, shape: tuple[int, ...]) -> str | None:
     return "".join(mapped)
 
 
+def z_as_frames(full_axes: str, shape: Sequence[int]) -> str:
+    """A z-stack without time (``"ZYX"``, ``"CZYX"``...) is played along z: its ``Z`` axis
+    becomes the frame axis ``T``. Other axes strings are returned unchanged."""
+    if "T" not in full_axes and "Z" in full_axes and shape[full_axes.index("Z")] > 1:
+        return full_axes.replace("Z", "T")
+    return full_axes
+
+
 def _check_axes_sizes(full_axes: str, shape: tuple[int, ...]) -> None:
     for a, n in zip(full_axes, shape, strict=True):
-        if a == "Z" and n > 1:
-            z = full_axes.index("Z")
+        if a == "Z" and n > 1 and "T" in full_axes:
             raise ValueError(
-                f"The movie has a Z axis with {n} planes (axes {full_axes!r}, shape "
-                f"{_shape_str(shape)}): 3-D + time is not supported. Load the data and pass "
-                f"one plane, e.g. movie[{', '.join([':'] * z + ['z'])}] for plane z, or a "
-                f"maximum projection, movie.max(axis={z}), with the Z letter removed from axes."
+                f"The movie has a Z axis with {n} planes and a T axis (axes {full_axes!r}, shape "
+                f"{_shape_str(shape)}): a frame source plays one axis. Follow 3-D cells through "
+                f"time with napari_sam2.video.volume_time.VolumeTimeSession, or "
+                f"segment_movie(..., axes={full_axes!r})."
             )
         if n == 0:
             raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")

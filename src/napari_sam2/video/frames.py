@@ -38,7 +38,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._axes import _axes_from_tiff, _check_axes_sizes, _parse_axes, _shape_str, infer_axes
+from ._axes import (
+    _axes_from_tiff,
+    _check_axes_sizes,
+    _parse_axes,
+    _shape_str,
+    infer_axes,
+    z_as_frames,
+)
 from ._disk_volume import PageBudget
 from ._intensity import (  # noqa: F401 - WINDOW_* moved there, re-exported here
     WINDOW_PERCENTILES,
@@ -95,7 +102,9 @@ class FrameSource:
             ``dtype`` and numpy-style indexing) or the path (``str`` / ``Path``) of a TIFF file.
         axes: one letter per dimension, case-insensitive: ``"TYX"``, ``"TCYX"``, ``"TYXC"``
             (channels last, e.g. RGB / RGBA), ``"YX"`` or ``"YXC"`` (one frame); any order of
-            ``T, Z, C, Y, X`` is accepted, a ``Z`` axis must have length 1. ``None`` infers it:
+            ``T, Z, C, Y, X`` is accepted. A z-stack without time (``"ZYX"``, ``"CZYX"``) is
+            played along z (slices are the frames, :attr:`frame_axis` is ``"Z"``); with a T
+            axis, a ``Z`` axis must have length 1. ``None`` infers it:
             from the TIFF series metadata when present, else from the shape (:func:`infer_axes`).
         channel: which channels the model sees. ``None``: RGB for 3-channel (or channels-last
             RGBA) movies, channel 0 (with a warning) for other multi-channel movies. An ``int``:
@@ -214,6 +223,9 @@ class FrameSource:
             if full is None:
                 full = infer_axes(shape)
         _check_axes_sizes(full, shape)
+        #: the axis played as frames: "T" (time) or "Z" (a z-stack without time)
+        self.frame_axis = "Z" if z_as_frames(full, shape) != full else "T"
+        full = z_as_frames(full, shape)
         self._full_axes = full
         self._axes = "".join(a for a in full if a in "TCYX")
 
@@ -605,6 +617,13 @@ class FrameSource:
             fut = self._executor.submit(self._compute, t)
             self._pending = fut
             self._store(key, fut)
+
+    def drop_cache(self) -> None:
+        """Forget the processed frames kept so far (for a movie whose frames were redefined,
+        e.g. the plane a frame reads was changed)."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     def close(self) -> None:
         """Stop the prefetch thread, drop cached frames and close an opened TIFF file."""

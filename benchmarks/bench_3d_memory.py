@@ -1,0 +1,91 @@
+"""Peak memory of following a 3-D cell through time: 20 vs 200 timepoints.
+
+Each run is a fresh process: a synthetic (T, Z, Y, X) movie of one drifting nucleus (written to
+a memory-mapped file, as a long movie on disk would be), one click at t = 0, the bundled model,
+:class:`~napari_sam2.video.volume_time.VolumeTimeSession` writing into a memory-mapped label
+volume. The peak resident set size (``ru_maxrss``) of each run is printed with the ratio.
+
+Run: ``python benchmarks/bench_3d_memory.py [--frames 20 200] [--shape 8 64 64]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _models import cpu_name  # noqa: E402
+
+
+def child(frames: int, shape: tuple[int, int, int]) -> dict:
+    import numpy as np
+
+    from napari_sam2 import load_model
+    from napari_sam2.train.zstack import make_zstack_movie
+    from napari_sam2.video.volume_time import VolumeTimeSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mv = make_zstack_movie(
+            shape, frames=frames, count=1, radius=(9.0, 10.0), z_scale=0.3, divisions=0, seed=1
+        )
+        movie = np.lib.format.open_memmap(Path(tmp) / "m.npy", "w+", np.float32, mv.image.shape)
+        movie[:] = mv.image
+        truth = mv.labels[0]
+        del mv
+        out = np.lib.format.open_memmap(Path(tmp) / "l.npy", "w+", np.uint16, movie.shape)
+        model = load_model("micro", device="cpu")
+        session = VolumeTimeSession(model, movie, axes="TZYX", out=out)
+        m = truth == 1
+        z = int(np.argmax(m.reshape(m.shape[0], -1).sum(1)))
+        ys, xs = np.nonzero(m[z])
+        k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+        session.add_points(0, z, 1, [(ys[k], xs[k])], [1])
+        t0 = time.perf_counter()
+        done = sum(1 for _ in session.propagate("forward"))
+        secs = time.perf_counter() - t0
+        tracked = int(sum(bool((out[t] == 1).any()) for t in range(frames)))
+        session.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    return {"frames": frames, "done": done, "tracked": tracked, "seconds": secs, "peak_mib": peak}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, nargs="+", default=[20, 200])
+    ap.add_argument("--shape", type=int, nargs=3, default=[10, 64, 64], metavar=("Z", "Y", "X"))
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, tuple(args.shape))))
+        return 0
+    print(f"CPU: {cpu_name()}; movie (T, {', '.join(map(str, args.shape))}), 1 cell, micro")
+    rows = []
+    for frames in args.frames:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(frames), "--shape", *map(str, args.shape)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(
+            f"T = {frames:4d}: peak RSS {row['peak_mib']:7.1f} MiB, {row['seconds']:6.1f} s, "
+            f"cell present on {row['tracked']}/{frames} timepoints"
+        )
+    if len(rows) >= 2:
+        print(
+            f"peak RSS ratio T = {rows[-1]['frames']} / T = {rows[0]['frames']}: "
+            f"{rows[-1]['peak_mib'] / rows[0]['peak_mib']:.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,382 @@
+"""3-D cells through time: a (T, Z, Y, X) movie, one click on one slice of one timepoint.
+
+:class:`VolumeTimeSession` follows each object through time on its central slice (a
+:class:`~napari_sam2.video.session.VideoSession` per object whose frame t is the plane
+(t, z_t), with its bounded memory bank), and at every timepoint fills its 3-D extent by
+propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate_along_z`, in a
+z-session per timepoint that is dropped after it). The central slice of the next timepoint is
+the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
+timepoints, except for the (T, Z, Y, X) labels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ..model.sam2 import SAM2Model
+from ._axes import _parse_axes, _shape_str
+from ._tiff_pages import _open_tiff
+from .frames import FrameSource, frame_source_for
+from .memory_bank import MemorySettings
+from .session import VideoSession
+from .volumes import central_slice, propagate_along_z, z_settings
+
+__all__ = ["VolumeTimeSession"]
+
+
+# ------------------------------------------------------------------------------ 4-D data
+
+
+class _Planes:
+    """Array-like view of (t, z) planes of a (T, Z, [C], Y, X) movie as a stack of frames.
+
+    ``plane(i)`` gives the (t, z) of frame i; only integer frame indices are read (what
+    :class:`FrameSource` does). Shape: (N, [C,] Y, X) with axes ``"T[C]YX"``.
+    """
+
+    def __init__(self, movie: Any, axes: str, count: int, plane: Callable[[int], tuple]) -> None:
+        self._movie = movie
+        self._axes = axes
+        self._plane = plane
+        rest = [a for a in axes if a in "CYX"]
+        self.axes = "T" + "".join(rest)
+        self.shape = (count, *(movie.shape[axes.index(a)] for a in rest))
+        self.dtype = movie.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        i, *rest = index if isinstance(index, tuple) else (index,)
+        t, z = self._plane(int(i))
+        sub = dict(zip(self.axes[1:], rest, strict=False))
+        idx = []
+        for a in self._axes:
+            if a == "T":
+                idx.append(t)
+            elif a == "Z":
+                idx.append(z)
+            elif a == "1":
+                idx.append(0)
+            else:
+                idx.append(sub.get(a, slice(None)))
+        return np.asarray(self._movie[tuple(idx)])
+
+
+def _open_4d(movie: Any, axes: str) -> tuple[Any, str, Any]:
+    """(array-like, validated axes, TiffFile to close or None) of a T, Z, [C], Y, X movie."""
+    tif = None
+    if isinstance(movie, (str, os.PathLike)):
+        movie, tif, _, _ = _open_tiff(movie)
+    shape = tuple(int(n) for n in movie.shape)
+    full = _parse_axes(axes, shape)
+    if "T" not in full or "Z" not in full:
+        raise ValueError(
+            f"VolumeTimeSession needs axes with T and Z (e.g. 'TZYX', 'TCZYX'); got {axes!r}. "
+            "A z-stack without time is a VideoSession with axes='ZYX'."
+        )
+    if 0 in shape:
+        raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")
+    return movie, full, tif
+
+
+# ------------------------------------------------------------------------------ 3-D + time
+
+
+class _Track:
+    """One 3-D object followed through time: its time session and central slices."""
+
+    def __init__(self, obj_id: int, session: VideoSession) -> None:
+        self.obj_id = obj_id
+        self.time = session
+        self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
+        self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
+        self.prompted: set[int] = set()
+
+
+class VolumeTimeSession:
+    """Follow 3-D cells through a (T, Z, Y, X) movie from clicks or boxes on single slices.
+
+    Args:
+        model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`.
+        movie: (T, Z, [C,] Y, X) numpy / memmap / dask / zarr array or TIFF path (read plane
+            by plane).
+        axes: one letter per dimension with T and Z, e.g. ``"TZYX"``, ``"TCZYX"``, ``"ZTYX"``.
+        channel: channel index the model sees (C axis only).
+        contrast_limits: (lo, hi) intensity window; default: robust percentiles of planes
+            sampled over time and z (one window for the whole movie).
+        settings: memory-bank settings of the time and z propagation.
+        precision: ``"fp32"`` or ``"bf16"``.
+        guard: end objects along z where they end (:func:`end_along_z`).
+        out: optional (T, Z, Y, X) integer array the labels are written into.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        movie: Any,
+        *,
+        axes: str = "TZYX",
+        channel: int | None = None,
+        contrast_limits: tuple[float, float] | None = None,
+        settings: MemorySettings | None = None,
+        precision: str = "fp32",
+        guard: bool = True,
+        out: np.ndarray | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self._movie, self._axes, self._tif = _open_4d(movie, axes)
+        shape = self._movie.shape
+        self.num_frames = int(shape[self._axes.index("T")])
+        self.num_slices = int(shape[self._axes.index("Z")])
+        self.frame_shape = (int(shape[self._axes.index("Y")]), int(shape[self._axes.index("X")]))
+        self.channel = channel
+        self.settings = settings or MemorySettings()
+        self.precision = precision
+        self.guard = guard
+        nz = self.num_slices
+        every = _Planes(self._movie, self._axes, self.num_frames * nz, lambda i: divmod(i, nz))
+        probe = self._source(every, contrast_limits)
+        self.contrast_limits = probe.contrast_limits  # one window for every plane
+        probe.close()
+        expected = (self.num_frames, nz, *self.frame_shape)
+        if out is not None and (out.shape != expected or out.dtype.kind not in "iu"):
+            raise ValueError(
+                f"out must be an integer array of shape {expected} (T, Z, Y, X); got "
+                f"{out.dtype} {out.shape}"
+            )
+        self._labels = out if out is not None else np.zeros(expected, np.uint16)
+        self._tracks: dict[int, _Track] = {}
+        self._zs: tuple[int, VideoSession] | None = None
+
+    # ------------------------------------------------------------------ basics
+    def _source(self, planes: _Planes, limits: Any, prefetch: bool = True) -> FrameSource:
+        return frame_source_for(
+            planes,
+            self.model.config,
+            axes=planes.axes,
+            channel=self.channel,
+            contrast_limits=limits,
+            prefetch=prefetch,
+        )
+
+    @property
+    def obj_ids(self) -> list[int]:
+        """Ids of the objects, ascending."""
+        return sorted(self._tracks)
+
+    def labels(self) -> np.ndarray:
+        """The (T, Z, Y, X) label volume (the session's own array; results stream into it)."""
+        return self._labels
+
+    def close(self) -> None:
+        """Close the frame sources and the TIFF file (if a path was given)."""
+        for tr in self._tracks.values():
+            tr.time.frames.close()
+        if self._zs is not None:
+            self._zs[1].frames.close()
+            self._zs = None
+        if self._tif is not None:
+            self._tif.close()
+            self._tif = None
+
+    def _check(self, frame: int, z: int) -> tuple[int, int]:
+        for name, v, n in (("frame", frame, self.num_frames), ("z", z, self.num_slices)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+                raise ValueError(f"{name} {v!r} is out of range: the movie has {name} 0..{n - 1}")
+        return int(frame), int(z)
+
+    def _z_session(self, t: int) -> VideoSession:
+        """The z-session of timepoint t (one at a time; its label volume is ``labels()[t]``)."""
+        if self._zs is not None and self._zs[0] == t:
+            return self._zs[1]
+        if self._zs is not None:
+            self._zs[1].frames.close()
+        nz = self.num_slices
+        src = self._source(
+            _Planes(self._movie, self._axes, nz, lambda z: (t, z)), self.contrast_limits
+        )
+        zs = VideoSession(
+            self.model, src, settings=z_settings(self.settings, nz), precision=self.precision
+        )
+        zs.set_label_volume(self._labels[t])
+        self._zs = (t, zs)
+        return zs
+
+    def _track(self, obj_id: int) -> _Track:
+        if obj_id not in self._tracks:
+            tr: _Track
+
+            def plane(t: int) -> tuple[int, int]:
+                return t, tr.read_slice[t]
+
+            src = self._source(
+                _Planes(self._movie, self._axes, self.num_frames, plane),
+                self.contrast_limits,
+                prefetch=False,  # frame t+1's slice is only known once t is done
+            )
+            time = VideoSession(
+                self.model,
+                src,
+                settings=self.settings,
+                precision=self.precision,
+                keep_labels=False,
+            )
+            tr = _Track(obj_id, time)
+            self._tracks[obj_id] = tr
+        return self._tracks[obj_id]
+
+    def _read_at(self, tr: _Track, t: int, z: int) -> None:
+        """Make the time session's frame t the plane (t, z) (dropping an encoding made from
+        another slice)."""
+        if tr.read_slice.get(t) == z:
+            return
+        tr.read_slice[t] = z
+        tr.time.frames.drop_cache()
+        tr.time._features.pop(t, None)  # the session's encoding of the old plane
+
+    # ------------------------------------------------------------------ prompts
+    def add_points(
+        self, frame: int, z: int, obj_id: int, points, labels, *, fill_z: bool = True
+    ) -> np.ndarray:
+        """Clicks on slice z of timepoint ``frame``: segments the object in 3-D there.
+
+        Args:
+            frame: timepoint t.
+            z: slice index.
+            obj_id: object id (>= 1; one id per cell across time).
+            points: (N, 2) clicks as (y, x) pixels.
+            labels: (N,) 1 = on the object, 0 = background.
+            fill_z: fill the object along z at once; False segments slice z only (fill
+                later with :meth:`fill_z`; it is then followed through time on slice z).
+
+        Returns:
+            (Z, Y, X) bool mask of the object at that timepoint.
+        """
+        frame, z = self._check(frame, z)
+        zs = self._z_session(frame)
+        zs.add_points(z, obj_id, points, labels)
+        return self._settle(frame, z, obj_id, fill_z)
+
+    def add_box(self, frame: int, z: int, obj_id: int, box, *, fill_z: bool = True) -> np.ndarray:
+        """A box (y0, x0, y1, x1) on slice z of timepoint ``frame`` (see :meth:`add_points`)."""
+        frame, z = self._check(frame, z)
+        zs = self._z_session(frame)
+        zs.add_box(z, obj_id, box)
+        return self._settle(frame, z, obj_id, fill_z)
+
+    def fill_z(self, frame: int) -> list[int]:
+        """Fill along z, at timepoint ``frame``, the objects prompted there on one slice.
+
+        Returns:
+            The ids filled.
+        """
+        frame, _ = self._check(frame, 0)
+        ids = [tr.obj_id for tr in self._tracks.values() if frame in tr.prompted]
+        for obj_id in ids:
+            self._settle(frame, self._tracks[obj_id].centre[frame], obj_id, True)
+        return ids
+
+    def _settle(self, t: int, z: int, obj_id: int, fill_z: bool = True) -> np.ndarray:
+        """Fill a prompted object along z at t and give its central slice to its time session."""
+        zs = self._z_session(t)
+        if fill_z:
+            for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard):
+                pass
+        mask = self._labels[t] == obj_id
+        zc = central_slice(mask)
+        if zc is None:
+            raise ValueError(
+                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
+                "click inside the cell, or draw a box around it"
+            )
+        tr = self._track(obj_id)
+        self._read_at(tr, t, zc)
+        tr.time.add_mask(t, obj_id, mask[zc])
+        tr.centre[t] = zc
+        tr.prompted.add(t)
+        return mask
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(
+        self, direction: str = "both", stop: int | None = None, *, fill_z: bool = True
+    ) -> Iterator[int]:
+        """Follow every prompted object through time, filling its 3-D extent at each timepoint.
+
+        Each object runs forward (and/or backward) from its own first prompted timepoint.
+        A generator: it yields each timepoint t once its (Z, Y, X) labels are written; closing
+        it early keeps the finished timepoints.
+
+        Args:
+            direction: ``"forward"``, ``"backward"`` or ``"both"``.
+            stop: last timepoint of a one-way run (default: the movie's end that way).
+            fill_z: fill each timepoint along z (3-D cells); False follows the objects on
+                their slice only (one 2-D mask per timepoint, on the slice of the prompt).
+        """
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(
+                f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
+            )
+        tracks = [tr for tr in self._tracks.values() if tr.prompted]
+        if not tracks:
+            raise ValueError("nothing to propagate: add points or a box on a slice first")
+        first = {tr.obj_id: min(tr.prompted) for tr in tracks}
+        last = self.num_frames - 1
+        if direction in ("forward", "both"):
+            hi = last if stop is None or direction == "both" else int(stop)
+            for t in range(min(first.values()), hi + 1):
+                active = [tr for tr in tracks if first[tr.obj_id] <= t]
+                self._timepoint(t, active, reverse=False, fill_z=fill_z)
+                yield t
+        if direction in ("backward", "both"):
+            lo = 0 if stop is None or direction == "both" else int(stop)
+            top = max(first.values()) - (1 if direction == "both" else 0)
+            for t in range(top, lo - 1, -1):
+                active = [
+                    tr
+                    for tr in tracks
+                    if (first[tr.obj_id] > t if direction == "both" else first[tr.obj_id] >= t)
+                ]
+                self._timepoint(t, active, reverse=True, fill_z=fill_z)
+                yield t
+
+    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool, fill_z: bool) -> None:
+        """Track ``tracks`` to timepoint t on their central slices, then fill along z."""
+        before = t + 1 if reverse else t - 1
+        starts: dict[int, int] = {}
+        seeds: dict[int, np.ndarray] = {}
+        for tr in tracks:
+            if t in tr.prompted:  # its 3-D mask at t comes from the prompt
+                continue
+            z = tr.centre.get(before)
+            if z is None:  # lost before t: follow on the slice last read
+                z = tr.read_slice.get(before)
+            if z is None:
+                continue
+            self._read_at(tr, t, z)
+            res = next(
+                tr.time.propagate(start=t, direction="backward" if reverse else "forward", stop=t)
+            )
+            m = res.mask(0)
+            lab = self._labels[t]
+            lab[lab == tr.obj_id] = 0
+            tr.centre.pop(t, None)
+            if m.any() and not fill_z:  # the slice only
+                lab[z][m & (lab[z] == 0)] = tr.obj_id
+                tr.centre[t] = z
+            elif m.any():
+                starts[tr.obj_id], seeds[tr.obj_id] = z, m
+        if starts:
+            zs = self._z_session(t)
+            for obj_id, z in starts.items():
+                if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
+                    zs.remove_object(obj_id)
+                zs.add_mask(z, obj_id, seeds[obj_id])
+            for _ in propagate_along_z(zs, starts, "both", self.guard):
+                pass
+            for obj_id in starts:
+                zc = central_slice(self._labels[t] == obj_id)
+                if zc is not None:
+                    self._tracks[obj_id].centre[t] = zc

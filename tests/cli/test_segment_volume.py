@@ -1,0 +1,161 @@
+"""segment_movie and ``napari-sam2 segment`` on z-stacks (ZYX) and 3-D + time (TZYX)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_sam2 import cli, load_model
+from napari_sam2.io.volumes import read_voxel_size
+from napari_sam2.pipeline import segment_movie
+
+
+@pytest.fixture(scope="module")
+def model():
+    """test_tiny_256, random weights, positive object-score bias (masks are never empty)."""
+    torch.manual_seed(0)
+    net = load_model("test_tiny_256", device="cpu")
+    net.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.data.fill_(6.0)
+    return net.eval()
+
+
+def _stack(z=5, h=32, w=40):
+    zz, yy, xx = np.mgrid[:z, :h, :w]
+    vol = np.full((z, h, w), 100.0)
+    vol[((zz - 2) * 3) ** 2 + (yy - 16) ** 2 + (xx - 20) ** 2 < 64] = 1000.0
+    return vol.astype(np.uint16)
+
+
+def test_segment_movie_zyx_with_z_prompts(model):
+    vol = _stack()
+    labels = segment_movie(vol, [{"z": 2, "y": 16, "x": 20, "obj_id": 3}], axes="ZYX", model=model)
+    assert labels.shape == (5, 32, 40) and (labels[2] == 3).any()
+    assert set(np.unique(labels)) <= {0, 3}
+    done = []
+    segment_movie(
+        vol,
+        [(2, 16, 20, 1)],
+        axes="ZYX",
+        model=model,
+        direction="forward",
+        progress=lambda d, n: done.append((d, n)),
+    )  # a tuple prompt's frame is the slice of a z-stack
+    assert done and done[-1][1] == 5
+
+
+def test_segment_movie_tzyx(model):
+    movie = np.stack([_stack(), _stack()])
+    labels = segment_movie(
+        movie, [{"frame": 1, "z": 2, "y": 16, "x": 20, "obj_id": 1}], axes="TZYX", model=model
+    )
+    assert labels.shape == (2, 5, 32, 40) and (labels[1, 2] == 1).any()
+    with pytest.raises(ValueError, match="needs its slice z"):
+        segment_movie(movie, [(0, 16, 20, 1)], axes="TZYX", model=model)
+    with pytest.raises(ValueError, match="z 7 is out of range"):
+        segment_movie(
+            movie, [{"frame": 0, "z": 7, "y": 1, "x": 1, "obj_id": 1}], axes="TZYX", model=model
+        )
+    with pytest.raises(ValueError, match="seed_labels is not available for 3-D"):
+        segment_movie(
+            movie[0],
+            [(2, 16, 20, 1)],
+            axes="ZYX",
+            model=model,
+            seed_labels=np.ones((32, 40), np.uint16),
+        )
+
+
+def test_cli_segment_4d_tiff_keeps_voxel_size(tmp_path, model, monkeypatch):
+    import napari_sam2._cli_segment as seg
+
+    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
+    movie = tmp_path / "cells.tif"
+    tifffile.imwrite(
+        movie,
+        np.stack([_stack(), _stack()]),
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "TZYX", "spacing": 1.5, "unit": "um"},
+    )
+    clicks = tmp_path / "clicks.csv"  # napari's Points CSV of a 4-D layer: t, z, y, x
+    clicks.write_text("index,axis-0,axis-1,axis-2,axis-3,obj_id\n0,0,2,16,20,4\n")
+    out, ctc, csv = tmp_path / "labels.tif", tmp_path / "01_RES", tmp_path / "m.csv"
+    rc = cli.main(
+        [
+            "segment",
+            str(movie),
+            "--prompts",
+            str(clicks),
+            "--out",
+            str(out),
+            "--ctc",
+            str(ctc),
+            "--csv",
+            str(csv),
+            "-q",
+        ]
+    )  # axes from the file
+    assert rc == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "TZYX" and tif.asarray().shape == (2, 5, 32, 40)
+    assert read_voxel_size(out) == pytest.approx((1.5, 0.5, 0.5))
+    assert (ctc / "mask000.tif").exists() and (ctc / "res_track.txt").read_text() == "4 0 1 0\n"
+    header = csv.read_text().splitlines()[0].split(",")
+    assert {"voxels", "volume_um3", "z_centroid", "z_centroid_um"} <= set(header)
+
+
+def test_cli_segment_zstack_with_given_voxel_size(tmp_path, model, monkeypatch):
+    import napari_sam2._cli_segment as seg
+
+    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
+    movie = tmp_path / "stack.npy"
+    np.save(movie, _stack())
+    clicks = tmp_path / "c.csv"
+    clicks.write_text("z,y,x,obj_id\n2,16,20,1\n")
+    out = tmp_path / "z.tif"
+    rc = cli.main(
+        [
+            "segment",
+            str(movie),
+            "--axes",
+            "ZYX",
+            "--prompts",
+            str(clicks),
+            "--voxel-size",
+            "2",
+            "0.5",
+            "0.5",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert rc == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "ZYX"
+    assert read_voxel_size(out) == pytest.approx((2.0, 0.5, 0.5))
+    rc = cli.main(
+        [
+            "segment",
+            str(movie),
+            "--axes",
+            "ZYX",
+            "--prompts",
+            str(clicks),
+            "--find-cells",
+            "0",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert rc != 0
+
+
+def test_segment_movie_reads_zyx_axes_from_the_tiff(tmp_path, model):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, _stack(), imagej=True, metadata={"axes": "ZYX"})
+    labels = segment_movie(str(path), [{"z": 2, "y": 16, "x": 20, "obj_id": 1}], model=model)
+    assert labels.shape == (5, 32, 40) and (labels[2] == 1).any()

@@ -1,0 +1,168 @@
+"""3-D: z-stacks played along z, the z-end guard, and 3-D cells followed through time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2.train.zstack import make_zstack, make_zstack_movie
+from napari_sam2.video.frames import FrameSource
+from napari_sam2.video.session import VideoSession
+from napari_sam2.video.volume_time import VolumeTimeSession, _Planes
+from napari_sam2.video.volumes import (
+    central_slice,
+    end_along_z,
+    mask_contrast,
+    propagate_along_z,
+)
+
+
+def _stack(z=6, h=32, w=40):
+    """(Z, H, W) stack with a bright ball centred on slice 2."""
+    zz, yy, xx = np.mgrid[:z, :h, :w]
+    vol = np.full((z, h, w), 100.0)
+    vol[((zz - 2) * 3) ** 2 + (yy - 16) ** 2 + (xx - 20) ** 2 < 64] = 1000.0
+    return vol.astype(np.uint16)
+
+
+def test_zyx_session_plays_slices_as_frames(model):
+    vol = _stack()
+    session = VideoSession(model, vol, axes="ZYX")
+    assert session.frames.frame_axis == "Z" and session.num_frames == 6
+    mask = session.add_points(2, 1, [(16, 20)], [1])
+    assert mask.shape == (32, 40)
+    visited = list(propagate_along_z(session, {1: 2}, "both", guard=False))
+    assert sorted(visited) == list(range(6))
+    labels = session.labels()
+    assert labels.shape == (6, 32, 40) and (labels[2] == 1).any()
+
+
+def test_czyx_channel_and_tiff_zstack(tmp_path, model):
+    import tifffile
+
+    vol = _stack()
+    two = np.stack([np.zeros_like(vol), vol])  # (C, Z, Y, X): the cell is in channel 1
+    session = VideoSession(model, two, axes="CZYX", channel=1)
+    assert session.num_frames == 6 and session.frames.num_channels == 2
+    np.testing.assert_array_equal(session.frames.raw(2)[..., 1], vol[2])
+    path = tmp_path / "z.tif"
+    tifffile.imwrite(path, vol, imagej=True, metadata={"axes": "ZYX"})
+    src = FrameSource(path, image_size=32, prefetch=False)
+    assert src.frame_axis == "Z" and src.num_frames == 6
+    np.testing.assert_array_equal(src.raw(4), vol[4])
+    src.close()
+
+
+def test_time_and_z_together_name_the_volume_session():
+    with pytest.raises(ValueError, match="VolumeTimeSession"):
+        FrameSource(np.zeros((2, 3, 8, 8)), axes="TZYX")
+
+
+def test_end_along_z_erases_reappearance_and_jumps():
+    lab = np.zeros((10, 8, 8), np.uint16)
+    lab[3:7, 2:5, 2:5] = 1  # the object: slices 3..6
+    lab[8, 2:5, 2:5] = 1  # comes back after a gap: false positive
+    lab[2, 5:8, 5:8] = 1  # jumped to another place below: no overlap
+    lab[1, 5:8, 5:8] = 1
+    assert end_along_z(lab, 1, 4) == 9 * 3
+    assert [bool((lab[z] == 1).any()) for z in range(10)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_end_along_z_contrast_collapse():
+    lab = np.zeros((6, 20, 20), np.uint16)
+    lab[:, 6:14, 6:14] = 1  # the mask stays on every slice ...
+    image = np.zeros((6, 20, 20), np.float32)
+    image[1:4, 6:14, 6:14] = 1.0  # ... the cell only spans slices 1..3
+    assert mask_contrast(image[2], lab[2] == 1) == pytest.approx(1.0)
+    end_along_z(lab, 1, 2, image=lambda z: image[z])
+    assert [bool(lab[z].any()) for z in range(6)] == [False, True, True, True, False, False]
+
+
+def test_central_slice():
+    m = np.zeros((5, 4, 4), bool)
+    assert central_slice(m) is None
+    m[1, :2, :2] = True
+    m[2, :3, :3] = True
+    m[3, :2, :2] = True
+    assert central_slice(m) == 2
+
+
+def test_planes_view_reads_the_mapped_plane():
+    mv = np.arange(3 * 4 * 2 * 5 * 6).reshape(3, 4, 2, 5, 6)  # T, Z, C, Y, X
+    view = _Planes(mv, "TZCYX", 12, lambda i: divmod(i, 4))
+    assert view.axes == "TCYX" and view.shape == (12, 2, 5, 6)
+    np.testing.assert_array_equal(view[(7, 1, slice(None), slice(None))], mv[1, 3, 1])
+    src = FrameSource(view, axes=view.axes, channel=1, image_size=8, prefetch=False)
+    np.testing.assert_array_equal(src.raw(5), mv[1, 1].transpose(1, 2, 0))
+    src.close()
+
+
+def test_volume_time_session_shapes_and_prompted_frame(model):
+    t, z = 3, 5
+    vol = np.stack([_stack(z) for _ in range(t)])  # (T, Z, Y, X)
+    session = VolumeTimeSession(model, vol, axes="TZYX")
+    assert (session.num_frames, session.num_slices, session.frame_shape) == (3, 5, (32, 40))
+    mask = session.add_points(1, 2, 1, [(16, 20)], [1])
+    assert mask.shape == (5, 32, 40) and mask[2].any()
+    assert session.labels().shape == (3, 5, 32, 40)
+    done = list(session.propagate("both"))
+    assert done == [1, 2, 0]  # forward from the prompt, then backward
+    np.testing.assert_array_equal(session.labels()[1] == 1, mask)  # the prompt is kept
+    track = session._tracks[1]
+    assert set(track.read_slice) == {0, 1, 2}  # one plane per timepoint
+    with pytest.raises(ValueError, match="z 9 is out of range"):
+        session.add_points(0, 9, 2, [(3, 3)], [1])
+    session.close()
+
+
+def test_volume_time_session_bad_axes(model):
+    with pytest.raises(ValueError, match="needs axes with T and Z"):
+        VolumeTimeSession(model, np.zeros((4, 8, 8)), axes="ZYX")
+
+
+def test_guard_ends_cells_with_the_bundled_model():
+    """The bundled model keeps a confident mask on empty slices; the guard ends it."""
+    from napari_sam2 import load_model
+
+    micro = load_model("micro", device="cpu")
+    stack, nuclei = make_zstack((20, 64, 64), count=2, radius=(8.0, 12.0), seed=3)
+    runs = {}
+    for guard in (False, True):
+        session = VideoSession(micro, stack.image, axes="ZYX")
+        starts = {}
+        for n in nuclei:
+            zc, yc, xc = (int(round(v)) for v in n.centre)
+            session.add_points(zc, n.obj_id, [(yc, xc)], [1])
+            starts[n.obj_id] = zc
+        list(propagate_along_z(session, starts, guard=guard))
+        runs[guard] = session.labels().copy()
+    for n in nuclei:
+        truth = (stack.labels == n.obj_id).any(axis=(1, 2))
+        past = [(lab == n.obj_id).any(axis=(1, 2)) & ~truth for lab in (runs[False], runs[True])]
+        assert not past[1].any()  # guarded: no mask past the cell's ends
+        assert past[0].sum() > past[1].sum()  # unguarded: the mask outlives the cell
+        assert (runs[True] == n.obj_id).sum() > 0.3 * truth.sum()  # the cell itself is kept
+
+
+def test_zstack_generator_is_exact_and_touching():
+    stack, nuclei = make_zstack((24, 64, 64), count=5, radius=(8.0, 14.0), seed=0)
+    assert stack.image.shape == stack.labels.shape == (24, 64, 64)
+    assert set(np.unique(stack.labels)) == {0} | {n.obj_id for n in nuclei}
+    for n in nuclei:  # each nucleus ends inside the stack
+        zs = np.flatnonzero((stack.labels == n.obj_id).any(axis=(1, 2)))
+        assert zs.min() > 0 and zs.max() < 23
+    movie = make_zstack_movie((16, 64, 64), frames=6, count=2, radius=(8.0, 10.0), seed=0)
+    assert movie.labels.shape == (6, 16, 64, 64) and len(movie.lineage) == 2
+    daughters = list(movie.lineage)
+    assert not (movie.labels[0] == daughters[0]).any() and (movie.labels[-1] == daughters[0]).any()
