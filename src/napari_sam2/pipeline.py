@@ -129,6 +129,8 @@ def build_session(
     find_cells: int | None = None,
     find_options: Mapping[str, Any] | None = None,
     roi: Sequence[int] | None = None,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
@@ -172,7 +174,10 @@ def build_session(
                     f"{what} frame {t} is out of range: {_frame_count_hint(frames.num_frames)}"
                 )
         _check_seed_shape(seed, (frames.height, frames.width))
-        session = VideoSession(net, frames, settings=settings, precision=precision, roi=roi)
+        session = VideoSession(
+            net, frames, settings=settings, precision=precision, roi=roi, zoom=zoom,
+            cell_diameter=cell_diameter,
+        )
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:
             ids.append(int(seed.max()))
@@ -437,6 +442,8 @@ def segment_movie(
     roi: Sequence[int] | None = None,
     tile: int | None = None,
     tile_margin: int = 32,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ):
     """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
@@ -496,6 +503,12 @@ def segment_movie(
             everywhere; see :mod:`napari_sam2._tiling`. Not combinable with ``roi``,
             ``find_cells`` or ``divisions``.
         tile_margin: context around each tile in px; larger than a cell travels in the movie.
+        zoom: ``"auto"`` (default): objects too small for the model at the whole-frame input
+            run in windows of the frame that follow them (see
+            :mod:`napari_sam2.video.windows`); ``"off"``: the model sees the whole frame.
+        cell_diameter: typical cell diameter in pixels for sizing the windows of clicked
+            objects (None: estimated around each first click; boxes and seed labels give
+            their own sizes).
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
@@ -514,7 +527,8 @@ def segment_movie(
             movie, prompts, boxes, seed_labels, seed_frame, tile, tile_margin, model=model,
             settings=settings, direction=direction, axes=axes, channel=channel,
             progress=progress, device=device, precision=precision,
-            contrast_limits=contrast_limits, out=out, cancel=cancel,
+            contrast_limits=contrast_limits, out=out, cancel=cancel, zoom=zoom,
+            cell_diameter=cell_diameter,
         )
         return (labels, {}) if return_lineage else labels
     session = build_session(
@@ -535,6 +549,8 @@ def segment_movie(
         find_cells=find_cells,
         find_options=find_options,
         roi=roi,
+        zoom=zoom,
+        cell_diameter=cell_diameter,
     )
     try:
         if not (cancel is not None and cancel.is_set()):
@@ -571,6 +587,8 @@ def _segment_tiled(
     contrast_limits,
     out: np.ndarray | None,
     cancel: threading.Event | None,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ) -> np.ndarray:
     """:func:`segment_movie` with ``tile``: one session per tile with objects, one after
     another, on one frame source (one intensity window) and one label volume."""
@@ -612,6 +630,7 @@ def _segment_tiled(
                     frames, t.points, model=net, settings=settings, boxes=t.boxes,
                     precision=precision, out=out, cancel=cancel,
                     seed_labels=tile_seed(seed, t), seed_frame=seed_frame, roi=t.roi,
+                    zoom=zoom, cell_diameter=cell_diameter,
                 )
                 _, results = propagate_frames(session, direction, cancel)
                 for _ in results:
