@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, SAM2Model
+from ._cell_size import blob_diameter
 from ._label_volume import LabelVolumeMixin
 from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
 from ._parallel import WorkerPool, auto_workers
@@ -30,7 +31,6 @@ from ._sparse import crop_to_box
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
-from ._cell_size import blob_diameter
 from .windows import Window, WindowEncodings, ZoomPlanner, prompt_extent, remap_logits
 
 __all__ = ["MIN_OBJECT_PX", "FrameResult", "VideoSession"]
