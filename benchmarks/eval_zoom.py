@@ -19,6 +19,21 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
 * **Speed**: seconds per frame (tracking only) for HeLa with 12 objects, and for 100 nuclei
   ~20 px wide on a 1024-px frame.
 
+Measured (micro, 2-thread Intel Xeon with AVX-512/AMX shared with other jobs, so the times are
+upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide error):
+
+| bin | frame | J | J / trained size | baseline J |
+|---|---|---|---|---|
+| trained size (d 28-60) | 256 | 0.686 | 1.00 | 0.793 |
+| d 8 px | 512 | 0.409 | 0.60 | 0.678 |
+| d 16 px | 256 / 512 / 1024 | 0.645 / 0.639 / 0.643 | 0.94 / 0.93 / 0.94 | 0.53 / 0.85 / 0.77 |
+| d 32 px | 1024 / 2048 | 0.567 / 0.510 | 0.83 / 0.74 | 0.82 / 0.78 |
+| d 64 px | 2048 | 0.566 | 0.82 | 0.633 |
+| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.688 | - | 0.565 |
+
+NoC@90 (3 cells x 4 frames): trained size 2.33 clicks (2 of 3 reach 0.9), d 16 px on 512 px
+5.0 (none reaches 0.9).
+
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
 """
