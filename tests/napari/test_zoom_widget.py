@@ -41,6 +41,10 @@ def test_cell_size_row_windows_layer_and_small_cells(fresh_viewer):
     assert c.zoom.cell_diameter == 18.0 and row.edit.text() == "18"
     with pytest.raises(ValueError, match="type 'auto' or the typical cell diameter"):
         parse_cell_size("big")
+    c.zoom.set_cell_diameter("off")
+    assert c.zoom.mode == "off" and c.zoom.cell_diameter is None
+    row.apply("18")
+    assert c.zoom.mode == "auto" and row.edit.text() == "18"
     row.windows_box.setChecked(True)
 
     obj = int(mv.labels[0][mv.labels[0] > 0][0])

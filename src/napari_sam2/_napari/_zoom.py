@@ -22,8 +22,9 @@ ZOOM_HELP = (
     "Cells too small for the model on the whole frame are segmented in a zoomed window of the "
     "frame that follows them. Their size comes from a box, or is estimated around the first "
     "click; type the typical cell diameter in pixels to set it instead (e.g. when cells touch "
-    "in clusters), or 'auto'. Applies to objects clicked from now on. 'show windows' draws the "
-    "windows of the current frame."
+    "in clusters), 'auto', or 'off' (no windows: the model sees the whole frame or region). "
+    "Applies to objects prompted from now on. 'show windows' draws the windows of the current "
+    "frame."
 )
 
 
@@ -56,15 +57,20 @@ class ZoomControl:
     def __init__(self, controller) -> None:
         self.controller = controller
         self.cell_diameter: float | None = None
+        self.mode = "auto"  # "off": no windows (type "off" in the row)
         self.show_windows = False
         self.layer = None
 
     def set_cell_diameter(self, value: Any) -> float | None:
-        """Set the typical cell diameter (px, or "auto"/None) for objects clicked from now on."""
-        self.cell_diameter = parse_cell_size(value)
+        """Set the typical cell diameter (px, or "auto"/None) for objects prompted from now
+        on; "off" turns the zoom windows off for them."""
+        off = isinstance(value, str) and value.strip().lower() == "off"
+        self.cell_diameter = None if off else parse_cell_size(value)
+        self.mode = "off" if off else "auto"
         session = self.controller.session
         if session is not None:
             session.cell_diameter = self.cell_diameter
+            session.zoom = self.mode
         return self.cell_diameter
 
     def set_show_windows(self, show: bool) -> None:
@@ -158,5 +164,6 @@ class ZoomRow:
             value = self.control.set_cell_diameter(text)
         finally:
             d = self.control.cell_diameter
-            self.edit.setText("auto" if d is None else f"{d:g}")
+            text = "auto" if d is None else f"{d:g}"
+            self.edit.setText("off" if self.control.mode == "off" else text)
         return value

@@ -523,6 +523,7 @@ class TrackingController(
                 precision=self.precision,
                 roi=self._roi,
                 cell_diameter=self.zoom.cell_diameter,
+                zoom=self.zoom.mode,
             )
             s.set_label_volume(self.volume)
             self.session = s
