@@ -184,6 +184,19 @@ def _finish_labels(output, labels, out: Path) -> tuple[Path, bool]:
     return written, err is None
 
 
+def _positive_px(text: str) -> float:
+    """``--cell-diameter PX``: a positive number of pixels."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a cell diameter: give a positive number of pixels, e.g. 24"
+        )
+    return value
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     quiet = args.quiet
     movie = _movie_input(args.movie, allow_partial=args.allow_partial)
@@ -255,6 +268,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 find_cells=args.find_cells,
                 find_options=find_options,
                 roi=roi,
+                zoom=args.zoom,
+                cell_diameter=args.cell_diameter,
             )
         except BaseException:
             frames.close()
@@ -389,7 +404,8 @@ def _segment_tiled(args, movie, points, boxes, seed, channel, out: Path, setting
                 contrast_limits=tuple(args.contrast) if args.contrast else None,
                 cancel=stop.event, seed_labels=seed, seed_frame=args.seed_frame or 0,
                 tile=args.tile, tile_margin=args.tile_margin, labels_path=output.partial,
-                allow_partial=args.allow_partial,
+                allow_partial=args.allow_partial, zoom=args.zoom,
+                cell_diameter=args.cell_diameter,
             )
         except ValueError as err:
             output.discard()
@@ -596,6 +612,20 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         default=32,
         metavar="PX",
         help="context around each tile in px, more than a cell moves in the movie (default 32)",
+    )
+    p.add_argument(
+        "--zoom",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto (default): cells too small for the model on the whole frame are segmented "
+        "in zoomed windows that follow them; off: the model always sees the whole frame",
+    )
+    p.add_argument(
+        "--cell-diameter",
+        type=_positive_px,
+        metavar="PX",
+        help="typical cell diameter in pixels, for sizing the zoom windows of clicked cells "
+        "(default: estimated around each cell's first click; boxes and seed labels give sizes)",
     )
     p.add_argument(
         "--roi",

@@ -131,6 +131,8 @@ def build_session(
     roi: Sequence[int] | None = None,
     labels_path: str | os.PathLike | None = None,
     allow_partial: bool = False,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
@@ -179,7 +181,10 @@ def build_session(
                     f"{what} frame {t} is out of range: {_frame_count_hint(frames.num_frames)}"
                 )
         _check_seed_shape(seed, (frames.height, frames.width))
-        session = VideoSession(net, frames, settings=settings, precision=precision, roi=roi)
+        session = VideoSession(
+            net, frames, settings=settings, precision=precision, roi=roi, zoom=zoom,
+            cell_diameter=cell_diameter,
+        )
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:
             ids.append(int(seed.max()))
@@ -456,6 +461,8 @@ def segment_movie(
     tile_margin: int = 32,
     labels_path: str | os.PathLike | None = None,
     allow_partial: bool = False,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ):
     """Segment and track objects through a whole movie from clicks, boxes and/or label images.
 
@@ -529,6 +536,12 @@ def segment_movie(
         allow_partial: a TIFF cut off after frame k-1 (fewer complete frames than its
             metadata promise) is segmented as frames 0..k-1, with a warning, instead of
             raising :class:`~napari_sam2.video.frames.DamagedMovieError`.
+        zoom: ``"auto"`` (default): objects too small for the model at the whole-frame input
+            run in windows of the frame that follow them (see
+            :mod:`napari_sam2.video.windows`); ``"off"``: the model sees the whole frame.
+        cell_diameter: typical cell diameter in pixels for sizing the windows of clicked
+            objects (None: estimated around each first click; boxes and seed labels give
+            their own sizes).
 
     Returns:
         (T, Y, X) labels, uint16 (uint32 for ids above 65535; ``out`` itself when given):
@@ -566,7 +579,7 @@ def segment_movie(
             settings=settings, direction=direction, axes=axes, channel=channel,
             progress=progress, device=device, precision=precision,
             contrast_limits=contrast_limits, out=out, cancel=cancel, labels_path=labels_path,
-            allow_partial=allow_partial,
+            allow_partial=allow_partial, zoom=zoom, cell_diameter=cell_diameter,
         )
         return (labels, {}) if return_lineage else labels
     session = build_session(
@@ -589,6 +602,8 @@ def segment_movie(
         roi=roi,
         labels_path=labels_path,
         allow_partial=allow_partial,
+        zoom=zoom,
+        cell_diameter=cell_diameter,
     )
     try:
         if not (cancel is not None and cancel.is_set()):
@@ -627,6 +642,8 @@ def _segment_tiled(
     cancel: threading.Event | None,
     labels_path: str | os.PathLike | None = None,
     allow_partial: bool = False,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
 ) -> np.ndarray:
     """:func:`segment_movie` with ``tile``: one session per tile with objects, one after
     another, on one frame source (one intensity window) and one label volume."""
@@ -676,6 +693,7 @@ def _segment_tiled(
                     frames, t.points, model=net, settings=settings, boxes=t.boxes,
                     precision=precision, out=out, cancel=cancel,
                     seed_labels=tile_seed(seed, t), seed_frame=seed_frame, roi=t.roi,
+                    zoom=zoom, cell_diameter=cell_diameter,
                 )
                 _, results = propagate_frames(session, direction, cancel)
                 for _ in results:

@@ -463,7 +463,7 @@ def test_objects_too_small_for_the_model_are_named_with_the_fix(tmp_path, capsys
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("0,98,398,132,432,1\n0,0,0,299,899,2\n")  # a 34-px cell, the whole frame
     rc = cli.main(["segment", str(path), "--boxes", str(boxes), "--model", "test_tiny_256",
-                   "--device", "cpu", "--out", str(tmp_path / "out.tif")])
+                   "--device", "cpu", "--zoom", "off", "--out", str(tmp_path / "out.tif")])
     lines = error_lines(capsys.readouterr().err)
     warn = [line for line in lines if line.startswith("warning: object(s) 1:")]
     assert rc == 0 and len(warn) == 1, lines
@@ -480,7 +480,7 @@ def test_seeded_cells_too_small_for_the_model_are_named(tmp_path, capsys):
     seed[0:300, 0:300] = 8  # 256 x 85 px: large enough
     tifffile.imwrite(tmp_path / "seed.tif", seed)
     rc = cli.main(["segment", str(path), "--seed-labels", str(tmp_path / "seed.tif"),
-                   "--model", "test_tiny_256", "--device", "cpu",
+                   "--model", "test_tiny_256", "--device", "cpu", "--zoom", "off",
                    "--out", str(tmp_path / "out.tif")])
     lines = error_lines(capsys.readouterr().err)
     warn = [line for line in lines if line.startswith("warning: object(s) 7:")]

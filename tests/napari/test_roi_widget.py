@@ -146,6 +146,7 @@ def test_changing_roi_replays_prompts(viewer_widget):
 
 def test_objects_too_small_for_the_model_get_a_hint_once(viewer_widget):
     viewer, widget = viewer_widget
+    widget.controller.zoom.set_cell_diameter("off")  # automatic zoom would make them large
     s_box = (60, 60, 66, 67)  # 6 x 7 px of a 128-px frame: 12 x 14 px at the 256-px input
     msgs = notifications_during(lambda: widget.add_box(0, s_box, obj_id=1, wait=True))
     hints = [m for m in msgs if "object 1: this object spans only ~12 x 14 px" in m]

@@ -205,7 +205,7 @@ def test_segment_movie_roi(model, movie):
 
 def test_size_at_model_and_the_too_small_hint(model):
     movie = np.zeros((2, 400, 1000), np.uint16)
-    session = VideoSession(model, movie, axes="TYX")  # 400 x 1000 shrunk to 256 x 256
+    session = VideoSession(model, movie, axes="TYX", zoom="off")  # shrunk to 256 x 256
     assert session.size_at_model((40, 40)) == pytest.approx((25.6, 10.24))
     mask = np.zeros((400, 1000), bool)
     mask[100:140, 500:540] = True  # 40 x 40 px: 25.6 x 10.2 px at the model's input

@@ -133,6 +133,9 @@ class TrackingController(
         self._removed_layers: set[int] = set()
         self._status_extra = ""
         self._init_many_cells()
+        from ._zoom import ZoomControl
+
+        self.zoom = ZoomControl(self)  # cell size for automatic zoom, windows layer
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         if bind_keys:
             self.bind_shortcuts()
@@ -526,6 +529,8 @@ class TrackingController(
                 settings=self.settings.replace(),
                 precision=self.precision,
                 roi=self._roi,
+                cell_diameter=self.zoom.cell_diameter,
+                zoom=self.zoom.mode,
             )
             s.set_label_volume(self.volume)
             self.session = s
@@ -621,6 +626,7 @@ class TrackingController(
         if force or now - self._last_refresh >= _REFRESH_INTERVAL:
             self._last_refresh = now
             self.labels_layer.refresh()
+            self.zoom.refresh()
 
     def status_text(self) -> str:
         parts = [self.model_description]

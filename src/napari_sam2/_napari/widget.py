@@ -196,6 +196,9 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         row.addWidget(self.precision_combo)
         form.addRow("Device", row)
         self._roi_row(form)
+        from ._zoom import ZoomRow
+
+        self.zoom_row = ZoomRow(self.controller.zoom, form, self._safe)
         return box
 
     def _data_section(self) -> QGroupBox:

@@ -40,7 +40,8 @@ class ModelScaleMixin:
 
         Returns:
             None when the object spans at least :data:`MIN_OBJECT_PX` pixels both ways at the
-            model's input (or nothing was segmented), else the hint.
+            model's input (in its zoom window when ``zoom="auto"`` gives it one), or nothing
+            was segmented; else the hint.
         """
         if box is not None:
             y0, x0, y1, x1 = (float(v) for v in box)
@@ -52,6 +53,9 @@ class ModelScaleMixin:
         else:
             return None
         h, w = self.size_at_model(extent)
+        side = self._zoom.side_for(max(extent))  # automatic zoom: the object's window
+        if side is not None:
+            h, w = (float(e) * self.model.image_size / side for e in extent)
         if min(h, w) >= MIN_OBJECT_PX:
             return None
         where = "the region of interest" if self.roi is not None else "the frame"

@@ -116,9 +116,10 @@ class ModelPlumbingMixin:
     def _storage(self) -> torch.device:
         return torch.device("cpu") if self.settings.offload_to_cpu else self.device
 
-    def _model_points(self, p: FramePrompts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt clicks/box -> (1, N, 2) model-input (x, y) and (1, N) labels."""
-        y0, x0, y1, x1 = self._roi()
+    def _model_points(self, p: FramePrompts, window=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt clicks/box -> (1, N, 2) model-input (x, y) and (1, N) labels (of the ROI, or
+        of a (y0, x0, y1, x1) zoom ``window``)."""
+        y0, x0, y1, x1 = self._roi() if window is None else window
         s = self.model.image_size
         sy, sx = s / (y1 - y0), s / (x1 - x0)
         coords, labels = [], []
@@ -133,9 +134,10 @@ class ModelPlumbingMixin:
         lab_t = torch.tensor(labels, dtype=torch.int32, device=self.device)[None]
         return c, lab_t
 
-    def _model_mask(self, mask: np.ndarray) -> torch.Tensor:
-        """Frame-size bool mask -> (1, 1, S, S) binary mask at model resolution."""
-        y0, x0, y1, x1 = self._roi()
+    def _model_mask(self, mask: np.ndarray, window=None) -> torch.Tensor:
+        """Frame-size bool mask -> (1, 1, S, S) binary mask at model resolution (of the ROI,
+        or of a zoom ``window``)."""
+        y0, x0, y1, x1 = self._roi() if window is None else window
         m = torch.from_numpy(np.ascontiguousarray(mask[y0:y1, x0:x1])).to(self.device)
         m = m[None, None].float()
         s = self.model.image_size
@@ -144,10 +146,19 @@ class ModelPlumbingMixin:
             m = (m >= 0.5).float()
         return m
 
-    def _frame_crops(self, low_res: torch.Tensor) -> Iterator[MaskCrop | None]:
+    def _frame_crops(self, low_res: torch.Tensor, window=None) -> Iterator[MaskCrop | None]:
         """(N, 1, h, w) logits -> each object's frame-size logits on the rectangle where they
-        can be positive (None: empty), inside the ROI; a generator."""
-        roi, hw = self._roi(), tuple(low_res.shape[-2:])
+        can be positive (None: empty), inside the ROI (or the zoom ``window`` the logits
+        cover); a generator."""
+        hw = tuple(low_res.shape[-2:])
+        if window is not None:
+            up = self._upsamplers.get(window)
+            if up is None or up.low_hw != hw:
+                if len(self._upsamplers) > 512:
+                    self._upsamplers.clear()
+                up = self._upsamplers[window] = CropUpsampler(hw, window, low_res.device)
+            return up(low_res)
+        roi = self._roi()
         up = self._upsampler
         if up is None or up.roi != roi or up.low_hw != hw:
             up = self._upsampler = CropUpsampler(hw, roi, low_res.device)
@@ -224,9 +235,10 @@ class ModelPlumbingMixin:
             reverse=reverse,
         )
 
-    def _track_chunk(self, feats: FrameFeatures, chunk: list, before: int):
+    def _track_chunk(self, feats: FrameFeatures, chunk: list, before: int, window=None):
         """Memory attention, decoder and memory encoder for one chunk of (object, memory
-        selection) pairs with equal layouts; reads the banks, writes nothing (thread-safe).
+        selection) pairs with equal layouts (and one zoom ``window``, or None); reads the
+        banks, writes nothing (thread-safe).
 
         Returns:
             (HeadOutput, memory features (n, c, h, w), their position encoding); both None when
@@ -238,7 +250,7 @@ class ModelPlumbingMixin:
         prior = None
         if self.model.config.track_mask_prior and chunk[0][0].bank.get(before) is not None:
             # the adjacent frame's masks as mask prompts (micro model's protocol)
-            prior = torch.cat([o.bank.get(before).mask_logits for o, _ in chunk])
+            prior = torch.cat([self._prior_logits(o, before, window) for o, _ in chunk])
             prior = prior.to(self.device).float().clamp(-32.0, 32.0)
         with torch.inference_mode(), self._autocast():
             pix = self._conditioned(feats, sels)

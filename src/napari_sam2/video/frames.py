@@ -508,8 +508,24 @@ class FrameSource:
 
     def _compute(self, t: int) -> torch.Tensor:
         """Read and preprocess frame ``t`` -> (3, S, S) float32 normalised tensor."""
+        return self._prepare(self._crop(self._read_for_model(t)))
+
+    def window_inputs(self, t: int, boxes: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Model inputs of square windows of frame ``t`` (the frame is read once).
+
+        Args:
+            t: frame index.
+            boxes: K windows (y0, x0, y1, x1) in frame pixels (end exclusive), inside the frame.
+
+        Returns:
+            (K, 3, S, S) float32 normalised tensor, each window resized like a whole frame.
+        """
+        frame = self._read_for_model(self._check_t(t))
+        return torch.stack([self._prepare(frame[y0:y1, x0:x1]) for y0, x0, y1, x1 in boxes])
+
+    def _prepare(self, frame: np.ndarray) -> torch.Tensor:
+        """A (h, w) or (h, w, C) region of a frame -> (3, S, S) float32 normalised tensor."""
         s = self.image_size
-        frame = self._crop(self._read_for_model(t))
         windows = self._get_windows()
         if self._uses_pil(windows):
             from PIL import Image

@@ -209,27 +209,32 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
                 f"{session.roi}: remove them from the label image or enlarge the region"
             )
     model, settings = session.model, session.settings
-    feats = session.features(frame)
-    masks = _label_masks(lab, ids)
-    for chunk in session._chunks([int(i) for i in ids]):
-        objs, model_masks = [], []
-        for _ in chunk:
-            obj_id, m = next(masks)
-            obj = session._obj(obj_id)
-            obj.prompts[frame] = FramePrompts(mask=m)
-            objs.append(obj)
-            model_masks.append(session._model_mask(m))
-        n = len(objs)
-        with torch.inference_mode(), session._autocast():
-            head = model.mask_as_output(feats.expand(n), torch.cat(model_masks))
-        entries = []
-        for k, obj in enumerate(objs):
-            is_init = frame not in obj.tracked
-            entry = session._entry(head, k, obj.tracked.get(frame, False))
-            obj.pending[frame] = (entry, is_init or settings.corrections_as_prompts)
-            entries.append(entry)
-        low = torch.cat([e.mask_logits for e in entries]).to(session.device)
-        session._write_labels(frame, chunk, session._frame_crops(low))
+    # objects grouped by their zoom window (None: the whole frame / ROI), each group on one
+    # encoding; the distinct windows are encoded as one batch
+    groups: dict = {}
+    for obj_id, m in _label_masks(lab, ids):
+        obj = session._obj(obj_id)
+        p = obj.prompts[frame] = FramePrompts(mask=m)
+        window = session._prompt_window(obj, frame, p, frame not in obj.tracked)
+        groups.setdefault(window, []).append(obj)
+    session._windows.get(frame, [w for w in groups if w is not None])
+    for window, members in groups.items():
+        feats = session._view_features(frame, window)
+        for objs in session._chunks(members):
+            model_masks = [session._model_mask(o.prompts[frame].mask, window) for o in objs]
+            n = len(objs)
+            with torch.inference_mode(), session._autocast():
+                head = model.mask_as_output(feats.expand(n), torch.cat(model_masks))
+            entries = []
+            for k, obj in enumerate(objs):
+                is_init = frame not in obj.tracked
+                entry = session._entry(head, k, obj.tracked.get(frame, False))
+                obj.pending[frame] = (entry, is_init or settings.corrections_as_prompts)
+                session._set_window(obj, frame, window)
+                entries.append(entry)
+            low = torch.cat([e.mask_logits for e in entries]).to(session.device)
+            chunk = [o.obj_id for o in objs]
+            session._write_labels(frame, chunk, session._frame_crops(low, window))
     return [int(i) for i in ids]
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, SAM2Model
+from ._cell_size import blob_diameter
 from ._label_volume import LabelVolumeMixin
 from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
 from ._parallel import Failed, WorkerPool, auto_workers, captured
@@ -31,6 +32,7 @@ from ._sparse import crop_to_box
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
 from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
+from .windows import Window, WindowEncodings, ZoomPlanner, prompt_extent, remap_logits
 
 __all__ = ["MIN_OBJECT_PX", "FrameResult", "VideoSession"]
 
@@ -123,6 +125,11 @@ class _Object:
         # frames with a prompt result whose memory is not encoded yet: frame -> (entry, is_cond)
         self.pending: dict[int, tuple[MemoryEntry, bool]] = {}
         self.tracked: dict[int, bool] = {}  # frame -> produced while tracking backwards
+        # automatic zoom: window side in frame px (None: the whole frame), decided on the
+        # first prompt, and the window each frame was segmented in
+        self.side: int | None = None
+        self.sized = False
+        self.windows: dict[int, Window] = {}
 
     @property
     def prompted_frames(self) -> set[int]:
@@ -154,6 +161,11 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
             own threading). Results equal sequential processing.
         allow_partial: a TIFF ``movie`` cut off after frame k-1 is used as frames 0..k-1
             (with a warning) instead of raising ``DamagedMovieError``.
+        zoom: "auto" (default): objects too small for the model at the whole-frame input run in
+            windows of the frame that follow them (see :mod:`napari_sam2.video.windows`);
+            "off": every object sees the whole frame (or ROI).
+        cell_diameter: typical cell diameter in frame pixels, used to size the windows of
+            objects given by clicks (None: estimated from the image around the first click).
     """
 
     def __init__(
@@ -171,6 +183,8 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         roi: Sequence[int] | None = None,
         workers: int | None = None,
         allow_partial: bool = False,
+        zoom: str = "auto",
+        cell_diameter: float | None = None,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -204,6 +218,11 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         self._mem_pos: torch.Tensor | None = None
         self._upsampler = None  # CropUpsampler of the current ROI
         self._labels: np.ndarray | None = None
+        self._zoom = ZoomPlanner(
+            zoom, cfg.object_size_range, cfg.image_size, self._roi(), cell_diameter
+        )
+        self._windows = WindowEncodings(self._encode_windows, self.settings.feature_cache_frames)
+        self._upsamplers: dict[Window, object] = {}  # CropUpsampler per window
         self.stats = {"image_encodings": 0, "frames_propagated": 0}
         self._guard = ThreadGuard("VideoSession")  # one thread at a time
         #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
@@ -242,6 +261,33 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         self.frames.roi = value  # validates it
         self._features.clear()
         self._features_roi = self.frames.roi
+        self._windows.clear()
+
+    @property
+    def zoom(self) -> str:
+        """"auto" (small objects run in windows that follow them) or "off"; applies to
+        objects prompted after it is set."""
+        return self._zoom.mode
+
+    @zoom.setter
+    def zoom(self, value: str) -> None:
+        self._zoom.mode = value
+
+    @property
+    def cell_diameter(self) -> float | None:
+        """Typical cell diameter (frame px) for sizing the windows of clicked objects, or None
+        (estimated per object); applies to objects prompted after it is set."""
+        return self._zoom.cell_diameter
+
+    @cell_diameter.setter
+    def cell_diameter(self, value: float | None) -> None:
+        self._zoom.cell_diameter = value
+
+    def window(self, obj_id: int, frame: int) -> Window | None:
+        """The window (y0, x0, y1, x1) an object was segmented in on a frame (frame pixels),
+        or None (the whole frame / ROI, or not segmented there)."""
+        obj = self._objects.get(check_obj_id(obj_id))
+        return None if obj is None else obj.windows.get(int(frame))
 
     @property
     def obj_ids(self) -> list[int]:
@@ -413,19 +459,26 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
 
     def _run_prompt_unguarded(self, obj: _Object, frame: int) -> np.ndarray:
         p = obj.prompts[frame]
-        feats = self.features(frame)
         is_init = frame not in obj.tracked
+        window = self._prompt_window(obj, frame, p, is_init)
+        feats = self._view_features(frame, window)
         reverse = obj.tracked.get(frame, False)
         s = self.settings
         with torch.inference_mode(), self._autocast():
             if p.mask is not None:
-                head = self.model.mask_as_output(feats, self._model_mask(p.mask))
+                head = self.model.mask_as_output(feats, self._model_mask(p.mask, window))
             else:
-                coords, labels = self._model_points(p)
+                coords, labels = self._model_points(p, window)
                 prev = obj.pending.get(frame, (None, None))[0] or obj.bank.get(frame)
-                prev_logits = (
-                    None if prev is None else prev.mask_logits.to(self.device).clamp(-32, 32)
-                )
+                prev_logits = None
+                if prev is not None:
+                    prev_logits = prev.mask_logits.to(self.device)
+                    old = obj.windows.get(frame)
+                    if window is not None or old is not None:
+                        prev_logits = remap_logits(
+                            prev_logits, old or self._roi(), window or self._roi()
+                        )
+                    prev_logits = prev_logits.clamp(-32, 32)
                 if is_init:
                     pix = self.model.no_memory(feats)
                 else:
@@ -439,8 +492,9 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 )
         entry = self._entry(head, 0, reverse)
         obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
+        self._set_window(obj, frame, window)
         _, masks = self._write_labels(
-            frame, [obj.obj_id], self._frame_crops(entry.mask_logits.to(self.device))
+            frame, [obj.obj_id], self._frame_crops(entry.mask_logits.to(self.device), window)
         )
         mask = np.zeros(self.frame_shape, bool)
         if masks[0] is not None:
@@ -456,26 +510,132 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 by_frame.setdefault(t, []).append(obj)
         binarize = self.model.config.binarize_mask_from_pts_for_mem_enc
         s = self.model.image_size
-        for t, objs in sorted(by_frame.items()):
-            feats = self.features(t)
-            for chunk in self._chunks(objs):
-                entries = [o.pending[t][0] for o in chunk]
-                low = torch.cat([e.mask_logits for e in entries]).to(self.device)
-                scores = torch.cat([e.object_score for e in entries]).to(self.device)
-                hr = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
-                with torch.inference_mode(), self._autocast():
-                    mem, pos = self.model.encode_memory(
-                        feats.expand(len(chunk)), hr, scores, binarize
-                    )
-                self._memory_pos(pos.float())
-                for k, obj in enumerate(chunk):
-                    entry, is_cond = obj.pending.pop(t)
-                    entry.features = mem[k : k + 1].to(torch.bfloat16).to(self._storage())
-                    if is_cond:
-                        obj.bank.cond[t] = entry
-                        obj.bank.tracked.pop(t, None)
-                    else:
-                        obj.bank.tracked[t] = entry
+        for t, objs_t in sorted(by_frame.items()):
+            groups = self._by_window(objs_t, t)
+            self._windows.get(t, [w for w in groups if w is not None])  # one batch
+            for window, objs in groups.items():
+                feats = self._view_features(t, window)
+                for chunk in self._chunks(objs):
+                    entries = [o.pending[t][0] for o in chunk]
+                    low = torch.cat([e.mask_logits for e in entries]).to(self.device)
+                    scores = torch.cat([e.object_score for e in entries]).to(self.device)
+                    hr = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
+                    with torch.inference_mode(), self._autocast():
+                        mem, pos = self.model.encode_memory(
+                            feats.expand(len(chunk)), hr, scores, binarize
+                        )
+                    self._memory_pos(pos.float())
+                    for k, obj in enumerate(chunk):
+                        entry, is_cond = obj.pending.pop(t)
+                        entry.features = mem[k : k + 1].to(torch.bfloat16).to(self._storage())
+                        if is_cond:
+                            obj.bank.cond[t] = entry
+                            obj.bank.tracked.pop(t, None)
+                        else:
+                            obj.bank.tracked[t] = entry
+
+    # ------------------------------------------------------------------ automatic zoom
+    def _prompt_window(
+        self, obj: _Object, frame: int, p: FramePrompts, is_init: bool
+    ) -> Window | None:
+        """The window an object's prompts on a frame run in (None: the whole frame / ROI).
+
+        The object's window side is decided on its first prompt (and again on a box or mask
+        prompt of an unsegmented frame): from the box or mask, else the ``cell_diameter``
+        hint, else estimated around the clicks. The window stays where the object was
+        segmented on that frame while the prompts fit inside it, else it is placed around them.
+        """
+        zoom = self._zoom
+        zoom.region = self._roi()
+        if not obj.sized and not zoom.active:
+            return None
+        where = prompt_extent(p.points, p.labels, p.box, p.mask_box)
+        if where is None:
+            return obj.windows.get(frame)
+        centre, extent = where
+        sized_by_shape = p.box is not None or p.mask_box is not None
+        if zoom.active and (not obj.sized or (is_init and sized_by_shape)):
+            if sized_by_shape:
+                diameter = max(extent[2] - extent[0], extent[3] - extent[1])
+            elif zoom.cell_diameter is not None:
+                diameter = zoom.cell_diameter
+            else:
+                diameter = self._click_diameter(frame, p)
+            obj.side = None if diameter is None else zoom.side_for(diameter)
+            obj.sized = True
+        if obj.side is None:
+            return None
+        window = obj.windows.get(frame)
+        if window is not None and window[2] - window[0] == obj.side and zoom.fits(window, extent):
+            return window
+        return zoom.place(centre, obj.side)
+
+    def _click_diameter(self, frame: int, p: FramePrompts) -> float | None:
+        """Diameter (frame px) of the blob under an object's positive clicks (None: none);
+        diameters from 4 px up to where the object is comfortable on the whole frame."""
+        pos = p.points[np.asarray(p.labels) > 0]
+        if not len(pos):
+            return None
+        y0, x0, y1, x1 = self._zoom.region
+        d_max = max(8.0, self._zoom.lo * max(y1 - y0, x1 - x0))
+        # the frame as the model reads it (its channel), uncropped
+        image = self.frames._read_for_model(frame)
+        return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
+
+    def _track_window(self, obj: _Object, t: int, before: int) -> Window | None:
+        """The window an object is tracked in on frame t: its window on the frame before,
+        moved to follow the mask there (none: the nearest frame it was segmented on)."""
+        if obj.side is None:
+            return None
+        prev = obj.windows.get(before)
+        src = before
+        if prev is None:
+            src = min(obj.windows, key=lambda f: (abs(f - t), f))
+            prev = obj.windows[src]
+        entry = obj.bank.get(src)
+        self._zoom.region = self._roi()
+        return self._zoom.follow(prev, None if entry is None else entry.mask_logits)
+
+    def _set_window(self, obj: _Object, frame: int, window: Window | None) -> None:
+        if window is None:
+            obj.windows.pop(frame, None)
+        else:
+            obj.windows[frame] = window
+
+    def _by_window(self, objs: list[_Object], t: int) -> dict[Window | None, list[_Object]]:
+        """Objects grouped by the window they have on frame t (None first), order kept."""
+        groups: dict[Window | None, list[_Object]] = {}
+        for obj in objs:
+            groups.setdefault(obj.windows.get(t), []).append(obj)
+        return groups
+
+    def _view_features(self, t: int, window: Window | None) -> FrameFeatures:
+        """Image encoding of frame t (batch 1), or of one of its windows."""
+        if window is None:
+            return self.features(t)
+        return self._windows.get(t, [window])[window]
+
+    def _encode_windows(self, t: int, windows: list[Window]) -> FrameFeatures:
+        """Run the image encoder on windows of frame t as one batch (no caching)."""
+        images = self.frames.window_inputs(t, windows).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            feats = self.model.encode_image(images)
+        if self.precision == "bf16":
+            feats = FrameFeatures(
+                feats.vision.float(),
+                feats.vision_pos.float(),
+                tuple(x.float() for x in feats.high_res),
+            )
+        self.stats["window_encodings"] = self.stats.get("window_encodings", 0) + len(windows)
+        return feats
+
+    def _prior_logits(self, obj: _Object, before: int, window: Window | None) -> torch.Tensor:
+        """The object's mask logits on the frame before, in the model frame of ``window``."""
+        logits = obj.bank.get(before).mask_logits
+        old = obj.windows.get(before)
+        if window is None and old is None:
+            return logits
+        return remap_logits(logits.to(self.device), old or self._roi(), window or self._roi())
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -527,11 +687,12 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         with self._guard.use():
             self._commit_pending(objects)
             last = self.num_frames - 1
+            whole = any(o.side is None for o in objects)  # some object sees the whole frame
             for frames, reverse in passes:
                 for t in frames:
                     nxt = t - 1 if reverse else t + 1
                     ahead = None
-                    if 0 <= nxt <= last and nxt not in self._features and nxt in frames:
+                    if whole and 0 <= nxt <= last and nxt not in self._features and nxt in frames:
                         self.frames.prefetch(nxt)
                         ahead = nxt
                     yield self._propagate_frame(t, objects, reverse, ahead)
@@ -540,25 +701,37 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         self, t: int, objects: list[_Object], reverse: bool, ahead: int | None = None
     ) -> FrameResult:
         """Track ``objects`` on frame t; with several workers the next frame to visit
-        (``ahead``) is encoded meanwhile."""
-        feats = self.features(t)
+        (``ahead``) is encoded meanwhile. Objects with windows (automatic zoom) are tracked
+        in their windows, placed from their previous masks."""
         s = self.settings
         results: dict[int, MemoryEntry] = {}
+        windows: dict[int, Window | None] = {}
         groups: dict[tuple, list[tuple[_Object, MemorySelection]]] = {}
         use_prior = self.model.config.track_mask_prior
         before = t + 1 if reverse else t - 1
         for obj in objects:
             if t in obj.bank.cond:
                 results[obj.obj_id] = obj.bank.cond[t]
+                windows[obj.obj_id] = obj.windows.get(t)
                 continue
+            window = windows[obj.obj_id] = self._track_window(obj, t, before)
             sel = obj.bank.select(t, s, self.num_frames, reverse)
             key = sel.signature()
             if use_prior:
                 key = (key, obj.bank.get(before) is not None)
+            if window is not None:
+                key = (window, key)
             groups.setdefault(key, []).append((obj, sel))
+        feats = {None: self.features(t)} if any(w is None for w in windows.values()) else {}
+        feats.update(self._windows.get(t, [w for w in windows.values() if w is not None]))
         parts = self._pool.size
         jobs = [chunk for members in groups.values() for chunk in self._chunks(members, parts)]
-        tasks = [functools.partial(self._track_chunk, feats, chunk, before) for chunk in jobs]
+        tasks = []
+        for chunk in jobs:
+            window = windows[chunk[0][0].obj_id]
+            tasks.append(
+                functools.partial(self._track_chunk, feats[window], chunk, before, window)
+            )
         encode_ahead = ahead is not None and parts > 1 and bool(jobs)
         if encode_ahead:  # a failure there is raised when frame `ahead` itself is visited
             tasks.append(captured(functools.partial(self._encode, ahead)))
@@ -578,8 +751,15 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         for obj in objects:
             obj.tracked[t] = reverse
             obj.bank.prune(t, s, reverse)
+            self._set_window(obj, t, windows[obj.obj_id])
         low = torch.cat([results[i].mask_logits for i in ids]).to(self.device)
-        winner, masks = self._write_labels(t, ids, self._frame_crops(low))
+        if all(windows[i] is None for i in ids):
+            crops = self._frame_crops(low)
+        else:
+            crops = (
+                next(self._frame_crops(low[k : k + 1], windows[i])) for k, i in enumerate(ids)
+            )
+        winner, masks = self._write_labels(t, ids, crops)
         scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
         self.stats["frames_propagated"] += 1
         boxes = np.zeros((len(ids), 4), np.int64)
