@@ -3,14 +3,17 @@
 Prints Markdown tables:
 
 1. Speed on the same 10-frame 512x512 movie, tiny config (1024-px input), same random weights,
-   float32 on the CPU: frames/s with 1 and 3 objects, and the time to re-propagate after a
-   correction click (ours reuses cached frame encodings; Meta's re-encodes every frame). Our
-   opt-in ``precision="bf16"`` mode is timed too, with its mask IoU against our float32 output.
+   float32 on the CPU: frames/s with 1 and 3 objects, beside the mask IoU of our output against
+   Meta's (same weights, same frames: a fast but wrong engine shows here), and the time to
+   re-propagate after a correction click (ours reuses cached frame encodings; Meta's re-encodes
+   every frame). Our opt-in ``precision="bf16"`` mode is timed too, with its mask IoU against
+   our float32 output.
 2. Peak RSS of a propagation over 100 and 1,000 frames (small 256-px config, 3 objects), each in
    a fresh subprocess, frames generated lazily, output streamed (``keep_labels=False``) and with
    the label volume kept.
 
 Usage:  python benchmarks/bench_video.py [--frames 10] [--size 512] [--threads N] [--skip-ref]
+            [--config sam2.1_hiera_tiny] [--skip-rss]
         python benchmarks/bench_video.py --rss-only
 Needs the reference package (``sam2==1.1.0``, test-only) for the comparison part.
 """
@@ -75,8 +78,7 @@ def run_ref(ref, folder: Path, n_obj: int, size: int) -> dict:
             ref.add_new_points_or_box(state, 0, i, points=np.array([[x, y]], np.float32),
                                       labels=np.array([1]))
         t0 = time.perf_counter()
-        for _ in ref.propagate_in_video(state):
-            pass
+        masks = [(m[:, 0] > 0).numpy() for _, _, m in ref.propagate_in_video(state)]
         prop = time.perf_counter() - t0
         y, x = scaled(size)[0]
         k = state["num_frames"] // 2
@@ -86,7 +88,16 @@ def run_ref(ref, folder: Path, n_obj: int, size: int) -> dict:
         for _ in ref.propagate_in_video(state, start_frame_idx=k):
             pass
         reprop = time.perf_counter() - t0
-    return {"prop": prop, "reprop": reprop}
+    return {"prop": prop, "reprop": reprop, "masks": masks}
+
+
+def mean_iou(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean IoU over frames and objects of two runs' (n_obj, H, W) boolean masks per frame."""
+    ious = [
+        float((x & y).sum() / max((x | y).sum(), 1))
+        for fa, fb in zip(a, b, strict=True) for x, y in zip(fa, fb, strict=True)
+    ]
+    return float(np.mean(ious))
 
 
 def run_ours(model, frames: np.ndarray, n_obj: int, size: int, precision: str = "fp32") -> dict:
@@ -114,7 +125,7 @@ def speed(args) -> None:
     from napari_sam2.model.sam2 import SAM2Model
     from reference import build_reference, random_state_dict
 
-    cfg = CONFIGS["sam2.1_hiera_tiny"]
+    cfg = CONFIGS[args.config]
     sd = random_state_dict(cfg, seed=0, object_bias=6.0)
     ours = SAM2Model(cfg)
     ours.load_state_dict(sd)
@@ -131,27 +142,24 @@ def speed(args) -> None:
         for n_obj in (1, 3):
             o = run_ours(ours, frames, n_obj, args.size)
             b = run_ours(ours, frames, n_obj, args.size, precision="bf16")
-            ious = [
-                float((x & y).sum() / max((x | y).sum(), 1))
-                for fx, fy in zip(o["masks"], b["masks"]) for x, y in zip(fx, fy)
-            ]
             r = run_ref(ref, Path(tmp) / "jpg", n_obj, args.size) if ref is not None else None
-            rows.append((n_obj, o, b, r, float(np.mean(ious))))
+            rows.append((n_obj, o, b, r))
     print("\n## Propagation speed (same weights, same decoded frames)\n")
-    print(f"{n} frames {args.size}x{args.size}, sam2.1_hiera_tiny config (1024-px input)\n")
-    print("| objects | Meta fp32 frames/s | ours fp32 frames/s | ratio | ours bf16 frames/s | "
-          "ratio vs Meta fp32 | bf16 IoU vs fp32 |")
-    print("|---|---|---|---|---|---|---|")
-    for n_obj, o, b, r, iou in rows:
+    print(f"{n} frames {args.size}x{args.size}, {cfg.name} config ({cfg.image_size}-px input)\n")
+    print("| objects | Meta fp32 frames/s | ours fp32 frames/s | ratio | ours vs Meta IoU | "
+          "ours bf16 frames/s | ratio vs Meta fp32 | bf16 IoU vs fp32 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n_obj, o, b, r in rows:
         rf = n / r["prop"] if r else float("nan")
         of, bf = n / o["prop"], n / b["prop"]
-        print(f"| {n_obj} | {rf:.3f} | {of:.3f} | {of / rf:.2f}x | {bf:.3f} | {bf / rf:.2f}x | "
-              f"{iou:.3f} |")
+        vs_meta = mean_iou(o["masks"], r["masks"]) if r else float("nan")
+        print(f"| {n_obj} | {rf:.3f} | {of:.3f} | {of / rf:.2f}x | {vs_meta:.4f} | {bf:.3f} | "
+              f"{bf / rf:.2f}x | {mean_iou(o['masks'], b['masks']):.3f} |")
     k = n // 2
     print(f"\n## Re-propagation after a correction click on frame {k} (frames {k}..end)\n")
     print("| objects | Meta s | ours s | speed-up |")
     print("|---|---|---|---|")
-    for n_obj, o, _, r, _ in rows:
+    for n_obj, o, _, r in rows:
         rs = r["reprop"] if r else float("nan")
         print(f"| {n_obj} | {rs:.1f} | {o['reprop']:.1f} | {rs / o['reprop']:.2f}x |")
 
@@ -213,6 +221,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-ref", action="store_true", help="only time our engine")
     ap.add_argument("--rss-only", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true", help="only the speed / IoU tables")
+    ap.add_argument("--config", default="sam2.1_hiera_tiny",
+                    help="model config of the speed part (random weights), e.g. test_tiny_256")
     ap.add_argument("--rss-model", default="test_tiny_256",
                     help="model for the RSS part (e.g. micro once bundled)")
     args = ap.parse_args()
@@ -220,7 +231,8 @@ def main() -> None:
     print(header(args.threads))
     if not args.rss_only:
         speed(args)
-    rss(args)
+    if not args.skip_rss:
+        rss(args)
 
 
 if __name__ == "__main__":

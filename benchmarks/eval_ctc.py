@@ -10,7 +10,8 @@ for:
 2. **SAM 2, no divisions** – the same seeds, plain ``propagate`` (ablation);
 3. **Baseline** – Otsu threshold + distance-transform watershed per frame, linked by mask
    overlap (a component overlapping a previous object most continues it; two or more
-   continuing the same object are a division; unmatched ones start new tracks);
+   continuing the same object are a division; unmatched ones start new tracks); the package's
+   ``napari_sam2.train.baseline.run_baseline``, polarity detected per movie;
 4. **Ideal masks** – a check of the division post-processor alone: the ground truth with
    every daughter relabelled to its root ancestor's id (what a tracker that never changes ids
    produces at best), with and without ``track_divisions``.
@@ -37,15 +38,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-SEED0 = 10_000  # held out: the synthetic training data uses small seeds
+# The trainer draws movie seeds uniformly from [0, 2**31): these are very unlikely to be among
+# its ~6,000 draws (the tests use seeds >= 2**31, which it cannot draw: tests/held_out.py).
+SEED0 = 10_000
 
 
 # ----------------------------------------------------------------------------- methods
 
 
 from _models import load  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+from napari_sam2.train.baseline import run_baseline  # noqa: E402  (the one baseline)
 
 
 def run_sam2(model, movie: np.ndarray, seeds: np.ndarray, divisions: bool, neck=None):
@@ -86,75 +90,6 @@ def run_ideal(labels: np.ndarray, lineage: dict[int, int], divisions: bool, neck
         return merged, {}
     out, lin, _ = track_divisions(merged, DivisionSettings(neck_ratio=neck))
     return out, lin
-
-
-def segment_frame(img: np.ndarray, min_area: int = 20, min_distance: int = 5) -> np.ndarray:
-    """Otsu threshold of the smoothed frame, touching nuclei split by a distance watershed."""
-    from skimage.feature import peak_local_max
-    from skimage.filters import threshold_otsu
-    from skimage.segmentation import watershed
-
-    smooth = ndimage.gaussian_filter(img.astype(np.float32), 1.0)
-    fg = smooth > threshold_otsu(smooth)
-    fg = ndimage.binary_opening(fg, iterations=1)
-    comps, _ = ndimage.label(fg)
-    sizes = np.bincount(comps.ravel())
-    fg &= sizes[comps] >= min_area
-    dist = ndimage.distance_transform_edt(fg)
-    peaks = peak_local_max(dist, min_distance=min_distance, labels=comps * fg,
-                           exclude_border=False)
-    markers = np.zeros(img.shape, np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    return watershed(-dist, markers, mask=fg).astype(np.int32)
-
-
-def run_baseline(movie: np.ndarray, min_child_area: int = 20):
-    """Threshold + watershed per frame, overlap linking with divisions."""
-    out = np.zeros(movie.shape, np.uint16)
-    lineage: dict[int, int] = {}
-    next_id = 1
-    prev = None
-    for t, img in enumerate(movie):
-        seg = segment_frame(img)
-        n = int(seg.max())
-        ids = np.zeros(n + 1, np.int64)
-        if prev is None or n == 0:
-            ids[1:] = np.arange(next_id, next_id + n)
-            next_id += n
-        else:
-            # overlap counts between current segments (rows) and previous ids (cols)
-            pairs = seg.ravel().astype(np.int64) * (int(prev.max()) + 1) + prev.ravel()
-            counts = np.bincount(pairs, minlength=(n + 1) * (int(prev.max()) + 1))
-            counts = counts.reshape(n + 1, -1)
-            counts[:, 0] = 0
-            best = counts[1:].argmax(axis=1)  # previous id each segment overlaps most
-            has = counts[1:].max(axis=1) > 0
-            children: dict[int, list[int]] = {}
-            areas = np.bincount(seg.ravel(), minlength=n + 1)
-            for s in range(1, n + 1):
-                if has[s - 1]:
-                    children.setdefault(int(best[s - 1]), []).append(s)
-                else:
-                    ids[s] = next_id
-                    next_id += 1
-            for p, segs in children.items():
-                big = [s for s in segs if areas[s] >= min_child_area]
-                if len(segs) == 1 or len(big) < 2:
-                    keep = max(segs, key=lambda s: areas[s])
-                    ids[keep] = p
-                    for s in segs:
-                        if s != keep:
-                            ids[s] = next_id
-                            next_id += 1
-                else:  # division: the mother ends, every piece is a daughter
-                    for s in segs:
-                        ids[s] = next_id
-                        if s in big:
-                            lineage[next_id] = p
-                        next_id += 1
-        out[t] = ids[seg]
-        prev = out[t].astype(np.int64)
-    return out, lineage
 
 
 # ----------------------------------------------------------------------------- scoring

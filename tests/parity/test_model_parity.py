@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import pytest
@@ -23,7 +22,7 @@ import torch
 from napari_sam2 import load_model
 from napari_sam2.model.config import CONFIGS, OFFICIAL_NAMES
 from napari_sam2.model.sam2 import SAM2Model
-from reference import build_reference, import_sam2, random_state_dict
+from reference import build_reference, no_weight_init, random_state_dict
 
 pytestmark = pytest.mark.parity
 
@@ -49,24 +48,6 @@ def _ours_on_meta(name: str) -> dict[str, torch.Tensor]:
         return SAM2Model(CONFIGS[name]).state_dict()
 
 
-@contextlib.contextmanager
-def _no_weight_init():
-    """Skip random initialisation while Meta's modules are built (the shapes are what count)."""
-    import_sam2()
-    import sam2.modeling.sam2_base as sam2_base
-
-    targets = [(torch.nn.init, n) for n in dir(torch.nn.init) if n.endswith("_") and n[0] != "_"]
-    targets.append((sam2_base, "trunc_normal_"))
-    saved = [(mod, n, getattr(mod, n)) for mod, n in targets]
-    try:
-        for mod, n in targets:
-            setattr(mod, n, lambda tensor, *args, **kwargs: tensor)
-        yield
-    finally:
-        for mod, n, fn in saved:
-            setattr(mod, n, fn)
-
-
 def test_official_configs_are_the_eight_checkpoints():
     assert sorted(OFFICIAL_NAMES) == sorted(FROZEN)
 
@@ -74,7 +55,7 @@ def test_official_configs_are_the_eight_checkpoints():
 @pytest.mark.parametrize("name", OFFICIAL_NAMES)
 def test_state_dict_layout_matches_meta(name):
     ours = _layout(_ours_on_meta(name))
-    with _no_weight_init():
+    with no_weight_init():
         ref_model = build_reference(CONFIGS[name], video=False)
     ref = _layout(ref_model.state_dict())
     assert sorted(set(ref) - set(ours)) == [], "missing in ours"
