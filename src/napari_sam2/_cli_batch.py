@@ -13,6 +13,7 @@ from ._cli_common import (
     PROG,
     CLIError,
     _add_memory_flags,
+    _add_model_flags,
     _desc,
     _err,
     _Formatter,
@@ -83,24 +84,7 @@ def add_batch_parser(sub, common: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="join a running Dask cluster, e.g. tcp://host:8786 (default: start a local one)",
     )
-    p.add_argument(
-        "--model",
-        default=None,
-        metavar="NAME|PATH",
-        help="model name or checkpoint (default: the first downloaded SAM 2.1 model, else micro)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda", "mps"],
-        help="default: auto = CUDA, then MPS, then CPU (on each worker)",
-    )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "bf16"],
-        help="bf16 is faster on recent GPUs (default: %(default)s)",
-    )
+    _add_model_flags(p, " (on each worker)")
     p.add_argument(
         "--ctc", action="store_true", help="also write a CTC result folder per movie (ctc/)"
     )

@@ -290,3 +290,26 @@ def _desc(text: str) -> str:
     import textwrap
 
     return textwrap.fill(text, width=95)
+
+
+def _add_model_flags(p: argparse.ArgumentParser, where: str = "") -> None:
+    """--model, --device and --precision, shared by the commands that run a model; ``where``
+    ends the --device help (e.g. " (on each worker)")."""
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="model name or checkpoint (default: the first downloaded SAM 2.1 model, else micro)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help=f"default: auto = CUDA, then MPS, then CPU{where}",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="bf16 is faster on recent GPUs (default: %(default)s)",
+    )

@@ -15,6 +15,7 @@ from ._cli_common import (
     PROG,
     CLIError,
     _add_memory_flags,
+    _add_model_flags,
     _desc,
     _device_label,
     _err,
@@ -543,24 +544,7 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         metavar="CELLS.csv",
         help="also write per-object, per-frame measurements (area, centroid, intensities, score)",
     )
-    p.add_argument(
-        "--model",
-        default=None,
-        metavar="NAME|PATH",
-        help="model name or checkpoint (default: the first downloaded SAM 2.1 model, else micro)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda", "mps"],
-        help="default: auto = CUDA, then MPS, then CPU",
-    )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "bf16"],
-        help="bf16 is faster on recent GPUs (default: %(default)s)",
-    )
+    _add_model_flags(p)
     p.add_argument(
         "--compile",
         action="store_true",
