@@ -103,8 +103,9 @@ def mean_iou(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def run_ours(model, frames: np.ndarray, n_obj: int, size: int, precision: str = "fp32") -> dict:
     from napari_sam2 import MemorySettings, VideoSession
 
+    # zoom off: Meta's predictor always sees the whole frame
     s = VideoSession(model, frames, axes="TYXC", contrast_limits=(0, 255), precision=precision,
-                     settings=MemorySettings(fill_holes_area=0))
+                     settings=MemorySettings(fill_holes_area=0), zoom="off")
     for i, (y, x) in enumerate(scaled(size)[:n_obj], start=1):
         s.add_points(0, i, [[y, x]], [1])
     t0 = time.perf_counter()

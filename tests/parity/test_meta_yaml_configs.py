@@ -64,6 +64,7 @@ OURS_ONLY = {
     "name",
     "prompt_map_sigma",
     "track_mask_prior",
+    "object_size_range",  # automatic zoom (video/windows.py)
     "hiera.drop_path_rate",
 }
 

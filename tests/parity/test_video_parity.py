@@ -108,8 +108,10 @@ def _run_meta(ref, folder, script):
 def _run_ours(model, frames, script, as_prompts: bool = True):
     rec = HeadRecorder(model, meta=False)
     settings = MemorySettings(fill_holes_area=0, corrections_as_prompts=as_prompts)
+    # zoom off: Meta's predictor always sees the whole frame
     sess = VideoSession(
-        model, frames, axes="TYXC", contrast_limits=(0, 255), settings=settings, workers=1
+        model, frames, axes="TYXC", contrast_limits=(0, 255), settings=settings, workers=1,
+        zoom="off",
     )
     for step in script:
         kind, *args = step
