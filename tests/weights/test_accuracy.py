@@ -172,7 +172,9 @@ def test_held_out_seeds_are_disjoint_from_the_training_seeds(monkeypatch):
         drawn.append(kw["seed"])
         if len(drawn) % 200 == 0:
             raise _Enough
-        return SimpleNamespace(labels=np.zeros((1, 8, 8), np.uint16), lineage={})
+        return SimpleNamespace(
+            movie=np.zeros((1, 8, 8), np.uint8), labels=np.zeros((1, 8, 8), np.uint16), lineage={}
+        )
 
     monkeypatch.setattr(synthetic, "make_movie", fake_movie)
     for seed in sorted(run_seeds):
