@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +93,29 @@ def demo_dir(tmp_path_factory, run_cli) -> Path:
     assert proc.returncode == 0, proc.stderr
     (out / "stdout.txt").write_text(proc.stdout)
     return out
+
+
+def interrupt_segment(args: list[str], sig: int = signal.SIGINT, after: int = 1) -> tuple[int, str]:
+    """Run ``napari-sam2 segment ARGS`` in a subprocess, send ``sig`` once its progress bar shows
+    ``after`` finished frames, and return (exit code, stderr)."""
+    proc = subprocess.Popen(
+        [*cli_command(), "segment", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    chunks: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True
+    )
+    reader.start()
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = re.findall(rb"propagating:[^|]*\|[^|]*\|\s*(\d+)/", b"".join(chunks))
+        if done and int(done[-1]) >= after:
+            break
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.wait(timeout=150)
+    reader.join(timeout=10)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")

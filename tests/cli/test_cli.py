@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from conftest import cli_command, cli_env, error_lines
+from conftest import cli_env, error_lines, interrupt_segment
 from napari_sam2 import cli
 from napari_sam2.demo import interior_points
 from napari_sam2.io.tiff import load_labels_tiff, read_pixel_size
@@ -262,38 +259,10 @@ def test_sigint_writes_the_finished_frames(tmp_path):
         tmp_path / "clicks.csv", [(0, y, x, i) for i, (y, x) in seeds.items()]
     )
     out = tmp_path / "labels.tif"
-    proc = subprocess.Popen(
-        [
-            *cli_command(),
-            "segment",
-            str(movie),
-            "--prompts",
-            str(clicks),
-            "--model",
-            str(ckpt),
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
+    code, err = interrupt_segment(
+        [str(movie), "--prompts", str(clicks), "--model", str(ckpt), "--out", str(out)]
     )
-    chunks: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True
-    )
-    reader.start()
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and proc.poll() is None:
-        done = re.findall(rb"propagating:[^|]*\|[^|]*\|\s*(\d+)/", b"".join(chunks))
-        if done and int(done[-1]) >= 1:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=150)
-    reader.join(timeout=10)
-    err = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 130, err
+    assert code == 130, err
     m = re.search(rf"interrupted after (\d+) of {n_frames} frames: wrote the finished frames", err)
     assert m, err
     n_done = int(m.group(1))

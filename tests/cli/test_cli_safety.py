@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from conftest import cli_command, cli_env, error_lines
+from conftest import error_lines, interrupt_segment
 from napari_sam2 import cli
 from napari_sam2._signals import StopOnSignals
 from napari_sam2.io.tiff import load_labels_tiff
@@ -211,29 +208,13 @@ def signal_movie(tmp_path_factory):
 def test_stop_signals_write_the_finished_frames(signal_movie, tmp_path, sig):
     movie, clicks, ckpt = signal_movie
     out = tmp_path / "labels.tif"
-    argv = ["segment", str(movie), "--prompts", str(clicks), "--model", str(ckpt)]
-    proc = subprocess.Popen(
-        [*cli_command(), *argv, "--out", str(out), "--direction", "forward"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
+    code, err = interrupt_segment(
+        [str(movie), "--prompts", str(clicks), "--model", str(ckpt), "--out", str(out),
+         "--direction", "forward"],
+        sig,
+        after=2,
     )
-    chunks: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True
-    )
-    reader.start()
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and proc.poll() is None:
-        done = re.findall(rb"propagating:[^|]*\|[^|]*\|\s*(\d+)/", b"".join(chunks))
-        if done and int(done[-1]) >= 2:
-            break
-        time.sleep(0.02)
-    proc.send_signal(sig)
-    proc.wait(timeout=150)
-    reader.join(timeout=10)
-    err = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 128 + int(sig), err
+    assert code == 128 + int(sig), err
     assert f"{sig.name}: stopping after the current frame" in err
     m = re.search(r"interrupted after (\d+) of 80 frames: wrote the finished frames", err)
     assert m, err
