@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .jobs import Job
+from .layers import add_outline_layer
 
 __all__ = ["ROI_LAYER_NAME", "RoiMixin", "describe_roi"]
 
@@ -262,28 +263,14 @@ class RoiMixin:
                 with self._suppressed():
                     layers.remove(layer)
             return
-        img = self.info.layer
         if layer is None or layer not in layers:
             if ROI_LAYER_NAME in layers:
                 with self._suppressed():
                     layers.remove(ROI_LAYER_NAME)
-            active = layers.selection.active
-            layer = self.viewer.add_shapes(
-                None,
-                ndim=2,
-                name=ROI_LAYER_NAME,
-                scale=tuple(img.scale)[-2:],
-                translate=tuple(img.translate)[-2:],
-                edge_width=max(1.0, min(self.info.frame_shape) / 250),
-                edge_color=ROI_COLOR,
-                face_color=[0, 0, 0, 0],
-                opacity=0.9,
-            )
+            layer = add_outline_layer(self.viewer, self.info, ROI_LAYER_NAME, ROI_COLOR, 250, 0.9)
             layer.events.editable.connect(self._keep_roi_layer_locked)
             layer.events.data.connect(self._on_roi_layer_data)
             self.roi_layer = layer
-            if active is not None and active in layers:  # keep clicking where the user was
-                layers.selection.active = active
         with self._suppressed():
             layer.selected_data = set()
             layer.data = [self._roi_rectangle()]

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .layers import add_outline_layer
+
 __all__ = ["WINDOWS_LAYER_NAME", "ZoomControl", "ZoomRow", "parse_cell_size"]
 
 WINDOWS_LAYER_NAME = "SAM 2 windows"
@@ -106,21 +108,9 @@ class ZoomControl:
             a, b, c2, d = y0 - 0.5, x0 - 0.5, y1 - 0.5, x1 - 0.5
             rects.append(np.array([[a, b], [a, d], [c2, d], [c2, b]]))
         if self.layer is None or self.layer not in layers:
-            img = c.info.layer
-            active = layers.selection.active
-            self.layer = c.viewer.add_shapes(
-                None,
-                ndim=2,
-                name=WINDOWS_LAYER_NAME,
-                scale=tuple(img.scale)[-2:],
-                translate=tuple(img.translate)[-2:],
-                edge_width=max(1.0, min(c.info.frame_shape) / 400),
-                edge_color=WINDOWS_COLOR,
-                face_color=[0, 0, 0, 0],
-                opacity=0.7,
+            self.layer = add_outline_layer(
+                c.viewer, c.info, WINDOWS_LAYER_NAME, WINDOWS_COLOR, 400, 0.7
             )
-            if active is not None and active in layers:
-                layers.selection.active = active
         layer = self.layer
         layer.selected_data = set()
         layer.data = rects

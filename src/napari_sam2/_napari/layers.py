@@ -195,3 +195,26 @@ def rgba(color) -> np.ndarray:
     """Any colour napari returns -> (4,) float32 RGBA."""
     c = np.asarray(color, dtype=np.float32).reshape(-1)
     return c if c.size == 4 else np.concatenate([c[:3], [1.0]]).astype(np.float32)
+
+
+def add_outline_layer(viewer, info: ImageInfo, name: str, color, width_div: float, opacity: float):
+    """A 2-D Shapes layer of unfilled outlines over ``info``'s image (its scale and translate),
+    edges about 1/``width_div`` of the frame wide, without taking the active layer away from
+    where the user was clicking."""
+    layers = viewer.layers
+    active = layers.selection.active
+    img = info.layer
+    layer = viewer.add_shapes(
+        None,
+        ndim=2,
+        name=name,
+        scale=tuple(img.scale)[-2:],
+        translate=tuple(img.translate)[-2:],
+        edge_width=max(1.0, min(info.frame_shape) / width_div),
+        edge_color=color,
+        face_color=[0, 0, 0, 0],
+        opacity=opacity,
+    )
+    if active is not None and active in layers:
+        layers.selection.active = active
+    return layer
