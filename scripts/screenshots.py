@@ -33,7 +33,7 @@ def _settle(viewer, seconds: float = 0.5) -> None:
 
 def _model():
     from napari_sam2 import load_model
-    from napari_sam2._napari.controller import bundled_model_installed
+    from napari_sam2._napari._model import bundled_model_installed
 
     if bundled_model_installed():
         return load_model("micro", device="auto"), "micro"
@@ -88,18 +88,18 @@ def main() -> None:
     viewer.open_sample("napari-sam2", "nuclei")
     widget = open_widget(viewer)
     model, name = _model()
-    widget.set_model(model)
-    widget.wait()
     c = widget.controller
-    c.model_name = name
-    widget._refresh_models()
+    c.model.set_model(model)
+    c.wait()
+    c.model.name = name
+    widget.model_rows.refresh()
     _settle(viewer)
     viewer.reset_view()
 
     # 1) prompts: a click per cell on frame 0
     for y, x in _seeds(args.cells):
-        widget.add_object()
-        widget.add_point((0, y, x), wait=True)
+        c.objects.add()
+        c.prompts.add_point((0, y, x), wait=True)
     c.set_current_frame(0)
     viewer.layers.selection.active = c.points_layer
     _settle(viewer, 1.0)
@@ -107,10 +107,10 @@ def main() -> None:
 
     # 2) propagated through the movie
     t0 = time.perf_counter()
-    widget.propagate("forward", start=0, wait=True)
+    c.propagation.run("forward", start=0, wait=True)
     print(f"propagated {c.num_frames} frames in {time.perf_counter() - t0:.1f} s ({name})")
     c.set_current_frame(c.num_frames * 2 // 3)
-    widget.add_tracks_layer()
+    c.exports.tracks_layer()
     viewer.layers.selection.active = c.labels_layer
     _settle(viewer, 1.0)
     viewer.screenshot(str(args.out / "propagated.png"), canvas_only=False)

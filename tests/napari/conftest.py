@@ -97,8 +97,8 @@ def fresh_viewer(shared_viewer, qtbot):
         inner = dock.widget() if hasattr(dock, "widget") else dock
         for w in [inner, *inner.findChildren(SAM2Widget)]:
             if isinstance(w, SAM2Widget):
-                w.cancel()
-                w.wait(timeout=60)
+                w.controller.cancel()
+                w.controller.wait(timeout=60)
                 w.close_controller()
     viewer.window.remove_dock_widget("all")
     viewer.layers.clear()
@@ -113,7 +113,7 @@ def viewer_widget(fresh_viewer, small_movie, tiny_model):
     viewer = fresh_viewer
     viewer.add_image(small_movie, name="movie")
     widget = open_widget(viewer)
-    widget.set_model(tiny_model)
-    widget.wait(timeout=60)
+    widget.controller.model.set_model(tiny_model)
+    widget.controller.wait(timeout=60)
     viewer.dims.set_point(0, 0)
     return viewer, widget

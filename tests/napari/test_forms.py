@@ -60,10 +60,10 @@ def test_widget_memory_form_changes_the_settings(fresh_viewer, small_movie):
     widget.memory_section.expand(animate=False)
     widget.memory_widgets["memory_stride"].setValue(3)
     widget.memory_widgets["max_prompted_frames"].setValue(2)
-    s = widget.controller.settings
+    s = widget.controller.model.settings
     assert (s.memory_stride, s.max_prompted_frames) == (3, 2)
     widget.memory_widgets["max_prompted_frames"].setValue(0)
-    assert widget.controller.settings.max_prompted_frames is None
+    assert widget.controller.model.settings.max_prompted_frames is None
 
 
 def test_layer_pickers_follow_the_viewer(fresh_viewer, small_movie, qtbot):
@@ -74,7 +74,7 @@ def test_layer_pickers_follow_the_viewer(fresh_viewer, small_movie, qtbot):
     viewer = fresh_viewer
     viewer.add_image(small_movie, name="movie")
     widget = open_widget(viewer)
-    image, seeds = widget.image_picker, widget.seed_picker
+    image, seeds = widget.image_picker, widget.many_cells.seed_picker
     assert isinstance(image.combo, ComboBox) and isinstance(seeds.combo, ComboBox)
     assert image.names == ["movie"] and image.current == "movie"
     assert seeds.names == []  # the plugin's own labels layer is never offered

@@ -14,8 +14,8 @@ def _open(viewer, movie, model):
 
     layer = viewer.add_image(movie, name="movie")
     widget = open_widget(viewer)
-    widget.set_model(model)
-    widget.wait(timeout=60)
+    widget.controller.model.set_model(model)
+    widget.controller.wait(timeout=60)
     return layer, widget
 
 
@@ -25,12 +25,13 @@ def test_labels_layer_on_a_requested_label_tiff(fresh_viewer, small_movie, tiny_
     path = tmp_path / "labels.tif"
     layer, widget = _open(fresh_viewer, small_movie[:4], tiny_model)
     widget.controller.labels_file = str(path)
-    fresh_viewer.layers.remove(widget.labels_layer)  # made before the request: make it again
-    widget.set_image_layer(layer)
-    data = widget.labels_layer.data
+    # made before the request: make it again
+    fresh_viewer.layers.remove(widget.controller.labels_layer)
+    widget.controller.set_image_layer(layer)
+    data = widget.controller.labels_layer.data
     assert isinstance(data, np.memmap) and data.filename == str(path)
-    widget.add_point((0, 64, 64), wait=True)
-    widget.propagate("forward", wait=True)
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
+    widget.controller.propagation.run("forward", wait=True)
     vol = widget.controller.volume
     assert vol is data and all(vol[t].any() for t in range(4))
     data.flush()
@@ -45,4 +46,4 @@ def test_labels_layer_goes_to_disk_above_the_threshold(
     monkeypatch.setattr(_disk_volume, "DISK_THRESHOLD_BYTES", 1000)
     with pytest.warns(UserWarning, match="kept on disk"):
         _, widget = _open(fresh_viewer, small_movie[:3], tiny_model)
-    assert isinstance(widget.labels_layer.data, np.memmap)
+    assert isinstance(widget.controller.labels_layer.data, np.memmap)

@@ -46,21 +46,21 @@ def test_viewer_responsive_during_propagation(make_napari_viewer, qtbot, tiny_mo
     movie = make_movie(kind="nuclei", n_frames=N_FRAMES, shape=(256, 256), seed=1).movie
     viewer.add_image(movie, name="nuclei")
     widget = open_widget(viewer)
-    widget.set_model(tiny_model)
+    widget.controller.model.set_model(tiny_model)
     c = widget.controller
-    assert c.follow  # the time slider follows the propagation: the heaviest UI load
+    assert c.propagation.follow  # the time slider follows the propagation: the heaviest UI load
 
     # click -> mask: first click on a frame (image encoding) and a second click on it
     t0 = time.perf_counter()
-    widget.add_point((0, 128, 128), wait=True)
+    widget.controller.prompts.add_point((0, 128, 128), wait=True)
     first_click = time.perf_counter() - t0
     t0 = time.perf_counter()
-    widget.add_point((0, 60, 60), positive=False, wait=True)
+    widget.controller.prompts.add_point((0, 60, 60), positive=False, wait=True)
     second_click = time.perf_counter() - t0
 
     idle = _tick_gaps(qtbot, lambda: True, min_seconds=1.5)
     t0 = time.perf_counter()
-    job = widget.propagate("forward", start=0)
+    job = widget.controller.propagation.run("forward", start=0)
     busy = _tick_gaps(qtbot, lambda: job.done)
     duration = time.perf_counter() - t0
     assert job.error is None and len(job.result) == N_FRAMES

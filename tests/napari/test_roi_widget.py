@@ -26,19 +26,19 @@ def _outside(vol: np.ndarray, roi) -> np.ndarray:
 
 
 def test_set_roi_session_layer_and_labels(viewer_widget):
-    from napari_sam2._napari.controller import ROI_LAYER_NAME
+    from napari_sam2._napari._region import ROI_LAYER_NAME
 
     viewer, widget = viewer_widget
     c = widget.controller
-    assert c.roi is None and ROI_LAYER_NAME not in viewer.layers
-    assert "full frame" in widget.roi_label.text()
-    assert not widget.roi_full_button.isEnabled()
+    assert c.region.roi is None and ROI_LAYER_NAME not in viewer.layers
+    assert "full frame" in widget.region_row.label.text()
+    assert not widget.region_row.full_button.isEnabled()
 
-    widget.set_roi(ROI, wait=True)
-    assert c.roi == ROI
+    widget.controller.region.set(ROI, wait=True)
+    assert c.region.roi == ROI
     # the rectangle, on the pixel edges, in a locked Shapes layer that did not take the focus
     layer = viewer.layers[ROI_LAYER_NAME]
-    assert layer == c.roi_layer and len(layer.data) == 1
+    assert layer == c.region.layer and len(layer.data) == 1
     assert list(layer.shape_type) == ["rectangle"]
     verts = np.asarray(layer.data[0])
     np.testing.assert_allclose(verts.min(0), [15.5, 23.5])
@@ -49,35 +49,35 @@ def test_set_roi_session_layer_and_labels(viewer_widget):
     viewer.dims.ndisplay = 3  # napari makes Shapes layers editable again on the way back
     viewer.dims.ndisplay = 2
     assert not layer.editable
-    assert "y 16:80, x 24:104" in widget.roi_label.text()
-    assert widget.roi_full_button.isEnabled()
+    assert "y 16:80, x 24:104" in widget.region_row.label.text()
+    assert widget.region_row.full_button.isEnabled()
 
     # the session uses it; labels outside stay 0 through a propagation
-    mask = widget.add_point((0, 48, 60), wait=True)
-    assert widget.session.roi == ROI
+    mask = widget.controller.prompts.add_point((0, 48, 60), wait=True)
+    assert widget.controller.session.roi == ROI
     assert mask.shape == (128, 128) and not _outside(mask, ROI).any()
-    done = widget.propagate("forward", start=0, last=4, wait=True)
+    done = widget.controller.propagation.run("forward", start=0, last=4, wait=True)
     assert done == [0, 1, 2, 3, 4]
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     assert (vol[:5] == 1).any(), "the object was segmented inside the region"
     assert not _outside(vol, ROI).any(), "nothing outside the region"
 
     # full frame again: the layer goes, the session is rebuilt without a region
-    widget.set_roi(None, wait=True)
-    assert c.roi is None and c.roi_layer is None
+    widget.controller.region.set(None, wait=True)
+    assert c.region.roi is None and c.region.layer is None
     assert ROI_LAYER_NAME not in viewer.layers
-    assert widget.session.roi is None and widget.session.obj_ids == [1]
-    assert "full frame" in widget.roi_label.text()
+    assert widget.controller.session.roi is None and widget.controller.session.obj_ids == [1]
+    assert "full frame" in widget.region_row.label.text()
 
 
 def test_roi_from_view_after_zoom(viewer_widget):
     viewer, widget = viewer_widget
     c = widget.controller
     viewer.reset_view()
-    assert c.roi_from_view() == (0, 0, 128, 128), "the whole image is in view"
+    assert c.region.from_view() == (0, 0, 128, 128), "the whole image is in view"
     viewer.camera.center = (0.0, 40.0, 70.0)
     viewer.camera.zoom = viewer.camera.zoom * 6
-    roi = c.roi_from_view()
+    roi = c.region.from_view()
     y0, x0, y1, x1 = roi
     assert 0 < y0 < 40 < y1 < 128 and 0 < x0 < 70 < x1 < 128, roi
     # what vispy draws: the canvas corners mapped to image pixels (napari's own transform)
@@ -88,71 +88,84 @@ def test_roi_from_view_after_zoom(viewer_widget):
     # partly visible pixels (pixel i covers i - 0.5 .. i + 0.5) are in; end exclusive
     assert abs(y0 - top_left[0]) <= 0.51 and abs(x0 - top_left[1]) <= 0.51, (roi, top_left)
     assert abs(y1 - 1 - bottom_right[0]) <= 0.51 and abs(x1 - 1 - bottom_right[1]) <= 0.51
-    widget.use_view_as_roi(wait=True)
-    assert c.roi == roi and widget.session is not None and widget.session.roi == roi
+    widget.controller.region.use_view(wait=True)
+    assert (
+        c.region.roi == roi
+        and widget.controller.session is not None
+        and widget.controller.session.roi == roi
+    )
     viewer.camera.center = (0.0, 5000.0, 5000.0)  # looking beside the image
     with pytest.raises(ValueError, match="not in view"):
-        c.roi_from_view()
+        c.region.from_view()
     viewer.reset_view()
 
 
 def test_click_outside_roi_notifies_and_adds_nothing(viewer_widget):
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.set_roi(ROI, wait=True)
+    widget.controller.region.set(ROI, wait=True)
     points = c.points_layer
     msgs = notifications_during(lambda: click(points, (0, 100, 10)))
-    widget.wait(timeout=60)
+    widget.controller.wait(timeout=60)
     assert any("outside the region of interest" in m and str(ROI) in m for m in msgs), msgs
-    assert len(points.data) == 0 and c.objects == []
-    assert not widget.labels_layer.data.any()
+    assert len(points.data) == 0 and c.objects.ids == []
+    assert not widget.controller.labels_layer.data.any()
     with pytest.raises(ValueError, match="region of interest"):
-        widget.add_point((0, 5, 5))
+        widget.controller.prompts.add_point((0, 5, 5))
     with pytest.raises(ValueError, match="region of interest"):
-        widget.add_box(0, (90, 0, 120, 20))
-    assert c.objects == [] and len(points.data) == 0
+        widget.controller.prompts.add_box(0, (90, 0, 120, 20))
+    assert c.objects.ids == [] and len(points.data) == 0
     # a click inside still works
     click(points, (0, 40, 50))
-    widget.wait(timeout=60)
-    assert c.objects == [1] and widget.session.roi == ROI
-    np.testing.assert_allclose(widget.session.prompts(1)[0].points, [[40, 50]])
+    widget.controller.wait(timeout=60)
+    assert c.objects.ids == [1] and widget.controller.session.roi == ROI
+    np.testing.assert_allclose(widget.controller.session.prompts(1)[0].points, [[40, 50]])
 
 
 def test_changing_roi_replays_prompts(viewer_widget):
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.add_point((0, 48, 60), wait=True)
-    widget.add_box(2, (30, 40, 70, 90), obj_id=2, wait=True)
-    old = widget.session
+    widget.controller.prompts.add_point((0, 48, 60), wait=True)
+    widget.controller.prompts.add_box(2, (30, 40, 70, 90), obj_id=2, wait=True)
+    old = widget.controller.session
     assert old.roi is None and old.obj_ids == [1, 2]
 
-    widget.set_roi(ROI, wait=True)
-    s = widget.session
+    widget.controller.region.set(ROI, wait=True)
+    s = widget.controller.session
     assert s is not old and s.roi == ROI and s.obj_ids == [1, 2]
     np.testing.assert_allclose(s.prompts(1)[0].points, [[48, 60]])
     np.testing.assert_allclose(s.prompts(2)[2].box, [30, 40, 70, 90])
     assert s.stats["image_encodings"] == 2, "the prompted frames were encoded again"
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     assert not _outside(vol[[0, 2]], ROI).any(), "the prompted frames were re-run in the region"
 
     # a region that would leave a prompt out is refused and nothing changes
     msgs = notifications_during(
-        lambda: pytest.raises(ValueError, widget.set_roi, (60, 60, 128, 128), wait=True)
+        lambda: pytest.raises(
+            ValueError, widget.controller.region.set, (60, 60, 128, 128), wait=True
+        )
     )
     assert any("leaves out" in m and "object 1 (frame 0)" in m for m in msgs), msgs
-    assert c.roi == ROI and widget.session is s
-    assert np.asarray(c.roi_layer.data[0]).min(0).tolist() == [15.5, 23.5]
+    assert c.region.roi == ROI and widget.controller.session is s
+    assert np.asarray(c.region.layer.data[0]).min(0).tolist() == [15.5, 23.5]
 
 
 def test_objects_too_small_for_the_model_get_a_hint_once(viewer_widget):
     viewer, widget = viewer_widget
     widget.controller.zoom.set_cell_diameter("off")  # automatic zoom would make them large
     s_box = (60, 60, 66, 67)  # 6 x 7 px of a 128-px frame: 12 x 14 px at the 256-px input
-    msgs = notifications_during(lambda: widget.add_box(0, s_box, obj_id=1, wait=True))
+    msgs = notifications_during(
+        lambda: widget.controller.prompts.add_box(0, s_box, obj_id=1, wait=True)
+    )
     hints = [m for m in msgs if "object 1: this object spans only ~12 x 14 px" in m]
     assert len(hints) == 1 and "Region: use current view" in hints[0], msgs
-    assert widget.session.too_small_hint(box=(10, 10, 40, 50)) is None  # 60 x 80 px: fine
-    msgs = notifications_during(lambda: widget.add_box(1, s_box, obj_id=1, wait=True))
+    # 60 x 80 px: fine
+    assert widget.controller.session.too_small_hint(box=(10, 10, 40, 50)) is None
+    msgs = notifications_during(
+        lambda: widget.controller.prompts.add_box(1, s_box, obj_id=1, wait=True)
+    )
     assert not [m for m in msgs if "spans only" in m], "told once per object and region"
-    msgs = notifications_during(lambda: widget.add_box(0, (10, 10, 40, 50), obj_id=2, wait=True))
+    msgs = notifications_during(
+        lambda: widget.controller.prompts.add_box(0, (10, 10, 40, 50), obj_id=2, wait=True)
+    )
     assert not [m for m in msgs if "spans only" in m], msgs

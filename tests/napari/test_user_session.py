@@ -41,9 +41,7 @@ def _movie_and_cells():
     )  # fmt: skip
     seeds = interior_points(mv.labels[0])
     near = sorted(seeds.items(), key=lambda kv: (kv[1][0] - 128) ** 2 + (kv[1][1] - 128) ** 2)
-    cells = [
-        (p, ancestor_labels(mv.labels, mv.lineage, {tid}) == tid) for tid, p in near[:2]
-    ]
+    cells = [(p, ancestor_labels(mv.labels, mv.lineage, {tid}) == tid) for tid, p in near[:2]]
     return mv.movie, cells
 
 
@@ -87,42 +85,44 @@ def test_click_cells_and_propagate_like_a_user(fresh_viewer, qtbot):
     viewer.reset_view()
     c = widget.controller
 
-    index = widget.model_combo.findData("micro")
+    index = widget.model_rows.model_combo.findData("micro")
     assert index >= 0
-    widget.model_combo.setCurrentIndex(index)
+    widget.model_rows.model_combo.setCurrentIndex(index)
     qtbot.mouseClick(_button(widget, "Load"), Qt.LeftButton)
-    widget.wait(timeout=120)
-    assert c.model is not None and c.model.config.name == "micro"
+    widget.controller.wait(timeout=120)
+    assert c.model.loaded is not None and c.model.loaded.config.name == "micro"
     viewer.dims.set_point(0, 0)
     image = viewer.layers["cells"]
 
     for k, (point, truth) in enumerate(cells, start=1):
         _key(viewer, qtbot, Qt.Key_N)  # shortcut: new object
-        assert c.current_id == k
+        assert c.objects.current == k
         viewer.layers.selection.active = c.points_layer
         _canvas_click(viewer, image, qtbot, point)
-        widget.wait(timeout=60)
-        got = widget.labels_layer.data[0] == k
+        widget.controller.wait(timeout=60)
+        got = widget.controller.labels_layer.data[0] == k
         assert _iou(got, truth[0]) >= CLICK_IOU, f"object {k}: {_iou(got, truth[0]):.3f}"
-        np.testing.assert_allclose(widget.session.prompts(k)[0].points, [point], atol=1.0)
+        np.testing.assert_allclose(
+            widget.controller.session.prompts(k)[0].points, [point], atol=1.0
+        )
 
     # Shift+T toggles negative clicks on and off (as key events)
     _key(viewer, qtbot, Qt.Key_T, shift=True)
-    assert c.negative_mode
+    assert c.prompts.negative_mode
     _key(viewer, qtbot, Qt.Key_T, shift=True)
-    assert not c.negative_mode
+    assert not c.prompts.negative_mode
 
     widget.direction_combo.setCurrentText("forward")
     qtbot.mouseClick(widget.propagate_button, Qt.LeftButton)
-    widget.wait(timeout=180)
-    vol = widget.labels_layer.data
+    widget.controller.wait(timeout=180)
+    vol = widget.controller.labels_layer.data
     for k, (_, truth) in enumerate(cells, start=1):
         ious = [_iou(vol[t] == k, truth[t]) for t in range(len(movie))]
         assert min(ious) > 0 and np.mean(ious) >= TRACK_IOU, (k, np.round(ious, 3))
 
     # Shift+B propagates backward from the last frame, through the same session
     viewer.dims.set_point(0, len(movie) - 1)
-    before = widget.session.stats["frames_propagated"]
+    before = widget.controller.session.stats["frames_propagated"]
     _key(viewer, qtbot, Qt.Key_B, shift=True)
-    widget.wait(timeout=180)
-    assert widget.session.stats["frames_propagated"] > before
+    widget.controller.wait(timeout=180)
+    assert widget.controller.session.stats["frames_propagated"] > before

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.gui
 
 
 def test_open_through_manifest_with_sample(fresh_viewer):
-    from napari_sam2._napari.controller import bundled_model_installed
+    from napari_sam2._napari._model import bundled_model_installed
     from napari_sam2._napari.widget import SAM2Widget
 
     viewer = fresh_viewer
@@ -38,7 +38,7 @@ def test_open_through_manifest_with_sample(fresh_viewer):
     if not bundled_model_installed():
         assert "not installed" in widget.status.text()
         with pytest.raises(RuntimeError, match="no model"):
-            widget.add_point((0, 10, 10))
+            widget.controller.prompts.add_point((0, 10, 10))
     viewer.open_sample("napari-sam2", "phase")
     assert widget.layer_combo.count() == 2
 
@@ -55,45 +55,45 @@ def test_clicks_and_boxes_show_masks_at_once(viewer_widget):
     points = c.points_layer
     click(points, (4, 60, 64))  # a plain click: positive
     assert widget.controller.busy  # runs in a worker
-    widget.wait(timeout=60)
-    obj = c.current_id
-    assert obj == 1 and c.objects == [1]
-    vol = widget.labels_layer.data
+    widget.controller.wait(timeout=60)
+    obj = c.objects.current
+    assert obj == 1 and c.objects.ids == [1]
+    vol = widget.controller.labels_layer.data
     assert (vol[4] == obj).sum() > 0, "mask shown on the clicked frame"
     assert not np.delete(vol, 4, axis=0).any(), "no other frame touched"
     np.testing.assert_allclose(points.face_color[0], POSITIVE_COLOR)
-    np.testing.assert_allclose(points.border_color[0], c.color(obj), atol=1e-6)
+    np.testing.assert_allclose(points.border_color[0], c.objects.color(obj), atol=1e-6)
     click(points, (4, 20, 20), modifiers=("Alt",))  # Alt+click: negative
     click(points, (4, 100, 30), button=2)  # right click: negative
-    widget.wait(timeout=60)
+    widget.controller.wait(timeout=60)
     np.testing.assert_allclose(points.face_color[1], NEGATIVE_COLOR)
     assert list(points.features["positive"]) == [True, False, False]
-    p = widget.session.prompts(obj)[4]
+    p = widget.controller.session.prompts(obj)[4]
     np.testing.assert_array_equal(p.labels, [1, 0, 0])
     np.testing.assert_allclose(p.points, [[60, 64], [20, 20], [100, 30]])
-    assert len(c.timings["click_to_mask"]) == 3
+    assert len(c.prompts.click_to_mask_s) == 3
     # deleting a click re-runs the frame without it
     points.selected_data = {2}
     points.remove_selected()
-    widget.wait(timeout=60)
-    np.testing.assert_array_equal(widget.session.prompts(obj)[4].labels, [1, 0])
+    widget.controller.wait(timeout=60)
+    np.testing.assert_array_equal(widget.controller.session.prompts(obj)[4].labels, [1, 0])
     # a click outside the image is ignored with a notice
     msgs = notifications_during(lambda: click(points, (4, 500, 500)))
     assert any("outside" in m for m in msgs) and len(points.data) == 2
 
     # a box drawn in the boxes layer (napari's rectangle tool sends an "added" data event)
-    obj = widget.add_object()  # object 2
+    obj = widget.controller.objects.add()  # object 2
     c.set_current_frame(2)
     c.shapes_layer.add_rectangles(np.array([[2, 30, 30], [2, 30, 80], [2, 70, 80], [2, 70, 30]]))
-    widget.wait(timeout=60)
-    assert (widget.labels_layer.data[2] == obj).any()
-    np.testing.assert_allclose(widget.session.prompts(obj)[2].box, [30, 30, 70, 80])
-    np.testing.assert_allclose(c.shapes_layer.edge_color[0], c.color(obj), atol=1e-6)
+    widget.controller.wait(timeout=60)
+    assert (widget.controller.labels_layer.data[2] == obj).any()
+    np.testing.assert_allclose(widget.controller.session.prompts(obj)[2].box, [30, 30, 70, 80])
+    np.testing.assert_allclose(c.shapes_layer.edge_color[0], c.objects.color(obj), atol=1e-6)
     # a scripted box on another frame for a third object
-    obj2 = widget.add_object()
-    mask = widget.add_box(6, (10, 10, 40, 50), wait=True)
+    obj2 = widget.controller.objects.add()
+    mask = widget.controller.prompts.add_box(6, (10, 10, 40, 50), wait=True)
     assert mask.shape == (128, 128) and mask.any()
-    assert (widget.labels_layer.data[6] == obj2).any()
+    assert (widget.controller.labels_layer.data[6] == obj2).any()
     assert c.current_frame() == 6
 
 
@@ -102,23 +102,23 @@ def test_clicks_and_boxes_show_masks_at_once(viewer_widget):
 
 def test_propagate_labels_every_frame(viewer_widget):
     viewer, widget = viewer_widget
-    widget.add_object()
-    widget.add_point((3, 64, 64), positive=True, wait=True)
-    widget.add_object()
-    widget.add_point((3, 30, 90), positive=True)
-    done = widget.propagate("both", wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((3, 64, 64), positive=True, wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((3, 30, 90), positive=True)
+    done = widget.controller.propagation.run("both", wait=True)
     assert sorted(done) == list(range(10))
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     for t in range(10):
         assert (vol[t] == 1).any() and (vol[t] == 2).any(), f"frame {t}"
     assert widget.controller.scores[(7, 2)] > 0.5
-    assert widget.labels_layer.data.dtype == np.uint16
+    assert widget.controller.labels_layer.data.dtype == np.uint16
 
     # a new object, propagated backward within a frame range, touches only those frames
-    widget.add_object()
-    widget.add_point((5, 100, 20), wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((5, 100, 20), wait=True)
     before = vol.copy()
-    done = widget.propagate("backward", start=5, first=2, obj_ids=[3], wait=True)
+    done = widget.controller.propagation.run("backward", start=5, first=2, obj_ids=[3], wait=True)
     assert done == [5, 4, 3, 2]
     changed = [t for t in range(10) if (vol[t] != before[t]).any()]
     assert set(changed) <= {2, 3, 4, 5} and (vol[5] == 3).any()
@@ -128,20 +128,20 @@ def test_propagate_labels_every_frame(viewer_widget):
 def test_cancel_keeps_finished_frames(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.add_point((0, 64, 64), wait=True)
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
     seen = []
-    c.frame_done.connect(seen.append)
-    job = widget.propagate("forward")
+    c.events.frame_done.connect(seen.append)
+    job = widget.controller.propagation.run("forward")
     qtbot.waitUntil(lambda: len(seen) >= 3, timeout=60000)
-    assert widget.cancel()
-    widget.wait(timeout=60)
+    assert widget.controller.cancel()
+    widget.controller.wait(timeout=60)
     done = job.result
     assert 3 <= len(done) < 10, done
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     for t in range(10):
         assert bool(vol[t].any()) == (t in done), t
     # propagating again finishes the rest
-    widget.propagate("forward", start=done[-1], wait=True)
+    widget.controller.propagation.run("forward", start=done[-1], wait=True)
     assert all(vol[t].any() for t in range(10))
 
 
@@ -149,10 +149,10 @@ def test_error_becomes_notification_and_keeps_frames(viewer_widget, monkeypatch)
     from napari_sam2.video.session import VideoSession
 
     viewer, widget = viewer_widget
-    widget.add_object()
-    widget.add_point((0, 64, 64), wait=True)
-    widget.add_object()
-    widget.add_point((0, 20, 20), wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((0, 20, 20), wait=True)
     original = VideoSession._propagate_frame
 
     def failing(self, t, objects, reverse, ahead=None):
@@ -163,31 +163,31 @@ def test_error_becomes_notification_and_keeps_frames(viewer_widget, monkeypatch)
     monkeypatch.setattr(VideoSession, "_propagate_frame", failing)
 
     def run():
-        widget.propagate("forward", start=0)
-        widget.wait(timeout=60)
+        widget.controller.propagation.run("forward", start=0)
+        widget.controller.wait(timeout=60)
 
     msgs = notifications_during(run)
     assert any("out of memory (simulated)" in m for m in msgs), msgs
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     assert all((vol[t] == 1).any() and (vol[t] == 2).any() for t in range(4))
     assert not vol[4:].any()
     with pytest.raises(RuntimeError, match="simulated"):
-        widget.propagate("forward", start=0, wait=True)
+        widget.controller.propagation.run("forward", start=0, wait=True)
 
 
 def test_corrections_and_manual_edits(viewer_widget):
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.add_point((0, 64, 64), wait=True)
-    widget.propagate("forward", start=0, wait=True)
-    vol = widget.labels_layer.data
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
+    widget.controller.propagation.run("forward", start=0, wait=True)
+    vol = widget.controller.labels_layer.data
     vol[5, :6, :6] = 9  # a manual label of another object: never overwritten
     before = vol.copy()
     # a correction on frame 5 shows at once, then re-propagation from there
-    widget.add_point((5, 100, 100), positive=False, wait=True)
-    assert 5 in widget.session.prompted_frames(1)
+    widget.controller.prompts.add_point((5, 100, 100), positive=False, wait=True)
+    assert 5 in widget.controller.session.prompted_frames(1)
     np.testing.assert_array_equal(vol[:5], before[:5])
-    widget.propagate("forward", wait=True)  # from the current frame (5)
+    widget.controller.propagation.run("forward", wait=True)  # from the current frame (5)
     np.testing.assert_array_equal(vol[:5], before[:5]), "frames before 5 untouched"
     assert (vol[5, :6, :6] == 9).all()
     # paint object 1 on frame 7 and send it as a mask prompt: kept exactly as painted
@@ -195,10 +195,10 @@ def test_corrections_and_manual_edits(viewer_widget):
     painted = np.zeros((128, 128), bool)
     painted[40:70, 50:90] = True
     vol[7][painted] = 1
-    widget.use_edit(frame=7, wait=True)
+    widget.controller.prompts.use_edit(frame=7, wait=True)
     np.testing.assert_array_equal(vol[7] == 1, painted)
-    assert widget.session.prompts(1)[7].mask is not None
-    assert c.current_id == 1
+    assert widget.controller.session.prompts(1)[7].mask is not None
+    assert c.objects.current == 1
 
 
 def test_objects_and_shortcuts(viewer_widget):
@@ -208,54 +208,57 @@ def test_objects_and_shortcuts(viewer_widget):
 
     viewer, widget = viewer_widget
     c = widget.controller
-    widget.labels_layer.data[0, :3, :3] = 4  # painted by hand: ids stay unique
-    assert widget.add_object() == 5
-    widget.add_point((1, 64, 64), wait=True)
-    assert widget.add_object() == 6
-    widget.add_point((1, 20, 20), wait=True)
+    widget.controller.labels_layer.data[0, :3, :3] = 4  # painted by hand: ids stay unique
+    assert widget.controller.objects.add() == 5
+    widget.controller.prompts.add_point((1, 64, 64), wait=True)
+    assert widget.controller.objects.add() == 6
+    widget.controller.prompts.add_point((1, 20, 20), wait=True)
     assert widget.objects_list.count() == 2
     icon = widget.objects_list.item(0).icon().pixmap(14, 14).toImage().pixelColor(7, 7)
-    expected = (np.asarray(c.color(5))[:3] * 255).round()
+    expected = (np.asarray(c.objects.color(5))[:3] * 255).round()
     assert abs(icon.red() - expected[0]) <= 1 and abs(icon.green() - expected[1]) <= 1
     widget.objects_list.setCurrentRow(0)
-    assert c.current_id == 5 and widget.labels_layer.selected_label == 5
-    c.next_object()
-    assert c.current_id == 6
-    widget.remove_object(5, wait=True)
-    assert c.objects == [6] and 5 not in widget.session.obj_ids
-    assert not (widget.labels_layer.data == 5).any()
-    assert (widget.labels_layer.data[1] == 6).any()
+    assert c.objects.current == 5 and widget.controller.labels_layer.selected_label == 5
+    c.objects.next()
+    assert c.objects.current == 6
+    widget.controller.objects.remove(5, wait=True)
+    assert c.objects.ids == [6] and 5 not in widget.controller.session.obj_ids
+    assert not (widget.controller.labels_layer.data == 5).any()
+    assert (widget.controller.labels_layer.data[1] == 6).any()
     assert list(c.points_layer.features["obj_id"]) == [6]
 
     # ids above 65,535 switch the labels to uint32, still shared by layer and session
-    assert widget.add_object(70000) == 70000
-    widget.add_point((2, 64, 64), wait=True)
-    assert widget.labels_layer.data.dtype == np.uint32 and widget.labels_layer.data is c.volume
-    assert widget.session.labels() is c.volume and (c.volume[2] == 70000).any()
+    assert widget.controller.objects.add(70000) == 70000
+    widget.controller.prompts.add_point((2, 64, 64), wait=True)
+    assert (
+        widget.controller.labels_layer.data.dtype == np.uint32
+        and widget.controller.labels_layer.data is c.volume
+    )
+    assert widget.controller.session.labels() is c.volume and (c.volume[2] == 70000).any()
     assert (c.volume[1] == 6).any()
-    widget.remove_object(70000, wait=True)
+    widget.controller.objects.remove(70000, wait=True)
 
     # keyboard shortcuts (bound on the viewer)
     keymap = viewer.keymap
     funcs = {a: keymap[coerce_keybinding(k)] for a, (k, _) in SHORTCUTS.items()}
     funcs["new_object"](viewer)
     funcs["new_object"](viewer)
-    assert c.objects == [6, 7, 8] and c.current_id == 8
+    assert c.objects.ids == [6, 7, 8] and c.objects.current == 8
     funcs["previous_object"](viewer)
-    assert c.current_id == 7
+    assert c.objects.current == 7
     funcs["next_object"](viewer)
-    assert c.current_id == 8
+    assert c.objects.current == 8
     funcs["toggle_negative"](viewer)
-    assert c.negative_mode and "negative clicks" in widget.status.text()
+    assert c.prompts.negative_mode and "negative clicks" in widget.status.text()
     funcs["toggle_negative"](viewer)
-    assert not c.negative_mode
-    widget.add_point((4, 64, 64), wait=True)
+    assert not c.prompts.negative_mode
+    widget.controller.prompts.add_point((4, 64, 64), wait=True)
     funcs["propagate_forward"](viewer)
     funcs["cancel"](viewer)
-    widget.wait(timeout=60)
+    widget.controller.wait(timeout=60)
     funcs["propagate_backward"](viewer)
-    widget.wait(timeout=60)
-    assert widget.labels_layer.data[0].any()
+    widget.controller.wait(timeout=60)
+    assert widget.controller.labels_layer.data[0].any()
     # none of them is one of napari's default shortcuts
     from napari.utils.shortcuts import default_shortcuts
 
@@ -275,11 +278,11 @@ def test_settings_reach_the_session(viewer_widget, monkeypatch, tiny_model):
     widget.memory_section.expand(animate=False)
     spin = widget.memory_widgets["num_memory_frames"]
     assert spin.toolTip().startswith("How many past frames the model remembers")
-    assert spin.maximum() == widget.controller.model.config.num_maskmem - 1
-    widget.add_point((0, 64, 64), wait=True)
+    assert spin.maximum() == widget.controller.model.loaded.config.num_maskmem - 1
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
     spin.setValue(2)
     widget.memory_widgets["non_overlap"].setChecked(True)
-    assert widget.controller.settings.num_memory_frames == 2
+    assert widget.controller.model.settings.num_memory_frames == 2
     used = []
     original = MemoryBank.select
 
@@ -288,36 +291,44 @@ def test_settings_reach_the_session(viewer_widget, monkeypatch, tiny_model):
         return original(self, t, settings, *args, **kwargs)
 
     monkeypatch.setattr(MemoryBank, "select", spy)
-    widget.propagate("forward", start=0, wait=True)
+    widget.controller.propagation.run("forward", start=0, wait=True)
     assert used and set(used) == {(2, True)}
-    assert widget.session.settings.num_memory_frames == 2
+    assert widget.controller.session.settings.num_memory_frames == 2
     # out-of-range values are refused with a notice, not applied
     msgs = notifications_during(
-        lambda: widget.controller._safe(widget.set_memory_setting, "num_memory_frames", 99)
+        lambda: widget.controller._safe(
+            widget.controller.model.set_memory_setting, "num_memory_frames", 99
+        )
     )
     assert any("num_memory_frames" in m for m in msgs)
-    assert widget.controller.settings.num_memory_frames == 2
+    assert widget.controller.model.settings.num_memory_frames == 2
 
     # precision and a model swap: prompts are re-run on the new model, settings kept
-    widget.controller.set_precision("bf16")
+    widget.controller.model.set_precision("bf16")
     assert "bf16" in widget.status.text()
-    widget.set_model(tiny_model)
-    widget.wait(timeout=60)
-    assert widget.session.precision == "bf16"
-    assert widget.session.settings.num_memory_frames == 2
-    assert widget.session.prompted_frames(1) == [0]
-    assert (widget.labels_layer.data[0] == 1).any()
+    widget.controller.model.set_model(tiny_model)
+    widget.controller.wait(timeout=60)
+    assert widget.controller.session.precision == "bf16"
+    assert widget.controller.session.settings.num_memory_frames == 2
+    assert widget.controller.session.prompted_frames(1) == [0]
+    assert (widget.controller.labels_layer.data[0] == 1).any()
     # device: moving the model rebuilds the session in the same job (prompts kept)
-    old_session = widget.session
-    widget.controller.set_device("cpu", wait=True)
-    assert widget.session is not old_session and widget.session.prompted_frames(1) == [0]
+    old_session = widget.controller.session
+    widget.controller.model.set_device("cpu", wait=True)
+    assert (
+        widget.controller.session is not old_session
+        and widget.controller.session.prompted_frames(1) == [0]
+    )
     if not torch.cuda.is_available():
         msgs = notifications_during(
-            lambda: (widget.controller.set_device("cuda"), widget.wait(timeout=60))
+            lambda: (widget.controller.model.set_device("cuda"), widget.controller.wait(timeout=60))
         )
         assert any("CUDA is not available" in m for m in msgs), msgs
-        assert widget.controller.device == "cpu" and widget.device_combo.currentText() == "cpu"
-        assert widget.session.prompted_frames(1) == [0]
+        assert (
+            widget.controller.model.device == "cpu"
+            and widget.model_rows.device_combo.currentText() == "cpu"
+        )
+        assert widget.controller.session.prompted_frames(1) == [0]
 
 
 def test_download_cancel(viewer_widget, monkeypatch):
@@ -338,13 +349,15 @@ def test_download_cancel(viewer_widget, monkeypatch):
 
     monkeypatch.setattr(dl, "ensure_weights", fake_ensure)
     monkeypatch.setattr(dl, "is_cached", lambda name: False)
-    model_before = widget.controller.model
-    job = widget.controller.set_model("sam2.1_hiera_tiny")
+    model_before = widget.controller.model.loaded
+    job = widget.controller.model.set_model("sam2.1_hiera_tiny")
     assert widget.controller.busy
-    msgs = notifications_during(lambda: (widget.cancel(), widget.wait(timeout=30)))
+    msgs = notifications_during(
+        lambda: (widget.controller.cancel(), widget.controller.wait(timeout=30))
+    )
     assert any("cancelled" in m for m in msgs), msgs
     assert "finished" not in seen and job.done
-    assert widget.controller.model is model_before  # nothing lost
+    assert widget.controller.model.loaded is model_before  # nothing lost
 
 
 # --------------------------------------------------------------------------------- data
@@ -359,9 +372,9 @@ def test_refuses_unusable_layers(fresh_viewer):
     flat = viewer.add_image(np.zeros((64, 64), np.uint8), name="flat")
     zstack = viewer.add_image(np.zeros((6, 20, 32, 32), np.uint16), name="zt")
     with pytest.raises(UnsupportedLayerError, match="2-D"):
-        widget.set_image_layer(flat)
+        widget.controller.set_image_layer(flat)
     with pytest.raises(UnsupportedLayerError, match="time axis"):
-        widget.set_image_layer(zstack)
+        widget.controller.set_image_layer(zstack)
     widget.layer_combo.setCurrentIndex(widget.layer_combo.findData("flat"))
     msgs = notifications_during(
         lambda: widget._on_layer_activated(widget.layer_combo.findData("flat"))
@@ -370,12 +383,12 @@ def test_refuses_unusable_layers(fresh_viewer):
     assert widget.controller.info is None
     # (T, C, Y, X) with a channel choice; RGB with RGB / single-colour choices
     tc = viewer.add_image(np.zeros((5, 2, 32, 32), np.uint16), name="tc")
-    widget.set_image_layer(tc, channel=1)
+    widget.controller.set_image_layer(tc, channel=1)
     assert widget.controller.info.axes == "TCYX" and widget.channel_combo.count() == 2
-    assert widget.labels_layer.data.shape == (5, 2, 32, 32)
+    assert widget.controller.labels_layer.data.shape == (5, 2, 32, 32)
     assert widget.controller.volume.shape == (5, 32, 32)
     rgb = viewer.add_image(np.zeros((4, 32, 32, 3), np.uint8), name="rgb", rgb=True)
-    widget.set_image_layer(rgb)
+    widget.controller.set_image_layer(rgb)
     assert widget.controller.info.axes == "TYXC" and widget.channel_combo.count() == 4
 
 
@@ -389,16 +402,18 @@ def test_multichannel_dask_movie(fresh_viewer, tiny_model):
     data = da.from_array(arr, chunks=(1, 1, 64, 64))
     layer = viewer.add_image(data, name="tc")
     widget = open_widget(viewer)
-    widget.set_model(tiny_model)
-    widget.set_image_layer(layer, channel=1)
-    widget.add_point((1, 30, 30), wait=True)
-    widget.propagate("forward", start=1, wait=True)
-    assert widget.session.frames.backend == "dask"
-    assert widget.session.frames.channels[0] == 1
+    widget.controller.model.set_model(tiny_model)
+    widget.controller.set_image_layer(layer, channel=1)
+    widget.controller.prompts.add_point((1, 30, 30), wait=True)
+    widget.controller.propagation.run("forward", start=1, wait=True)
+    assert widget.controller.session.frames.backend == "dask"
+    assert widget.controller.session.frames.channels[0] == 1
     vol = widget.controller.volume
     assert all(vol[t].any() for t in (1, 2, 3)) and not vol[0].any()
     # the labels layer shows the same labels on every channel
-    assert (widget.labels_layer.data[2, 0] == widget.labels_layer.data[2, 1]).all()
+    assert (
+        widget.controller.labels_layer.data[2, 0] == widget.controller.labels_layer.data[2, 1]
+    ).all()
 
 
 # --------------------------------------------------------------------------------- export
@@ -406,23 +421,23 @@ def test_multichannel_dask_movie(fresh_viewer, tiny_model):
 
 def test_export_label_tiff_and_more(viewer_widget, tmp_path):
     viewer, widget = viewer_widget
-    widget.add_point((0, 64, 64), wait=True)
-    widget.add_object()
-    widget.add_point((0, 20, 100), wait=True)
-    widget.propagate("forward", start=0, wait=True)
-    path = widget.export_labels(tmp_path / "labels.tif")
+    widget.controller.prompts.add_point((0, 64, 64), wait=True)
+    widget.controller.objects.add()
+    widget.controller.prompts.add_point((0, 20, 100), wait=True)
+    widget.controller.propagation.run("forward", start=0, wait=True)
+    path = widget.controller.exports.labels(tmp_path / "labels.tif")
     back = tifffile.imread(path)
-    vol = widget.labels_layer.data
+    vol = widget.controller.labels_layer.data
     assert back.shape == (10, 128, 128) and back.dtype == np.uint16
     np.testing.assert_array_equal(back, vol)
     assert set(np.unique(back)) <= {0, 1, 2} and (back == 2).any()
-    csv = widget.export_measurements(tmp_path / "m.csv")
+    csv = widget.controller.exports.measurements(tmp_path / "m.csv")
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("frame,obj_id,area") and "score" in lines[0]
     assert len(lines) == 1 + sum(len(set(np.unique(vol[t])) - {0}) for t in range(10))
-    folder = widget.export_ctc(tmp_path / "01_RES")
+    folder = widget.controller.exports.ctc(tmp_path / "01_RES")
     assert (folder / "res_track.txt").exists() and (folder / "mask009.tif").exists()
-    tracks = widget.add_tracks_layer()
+    tracks = widget.controller.exports.tracks_layer()
     assert tracks is not None and set(tracks.data[:, 0]) >= {1, 2}
 
 

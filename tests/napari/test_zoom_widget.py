@@ -23,14 +23,20 @@ def test_cell_size_row_windows_layer_and_small_cells(fresh_viewer):
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(
-        kind="nuclei", shape=(384, 384), radius=(8, 11), n_cells=4, n_frames=3, seed=7,
-        enter_leave=0.0, division_rate=0.0,
+        kind="nuclei",
+        shape=(384, 384),
+        radius=(8, 11),
+        n_cells=4,
+        n_frames=3,
+        seed=7,
+        enter_leave=0.0,
+        division_rate=0.0,
     )
     viewer = fresh_viewer
     viewer.add_image(mv.movie, name="movie")
     widget = open_widget(viewer)
-    widget.set_model(load_model("micro", device="cpu"))
-    widget.wait(timeout=60)
+    widget.controller.model.set_model(load_model("micro", device="cpu"))
+    widget.controller.wait(timeout=60)
     viewer.dims.set_point(0, 0)
     c = widget.controller
 
@@ -51,19 +57,21 @@ def test_cell_size_row_windows_layer_and_small_cells(fresh_viewer):
     truth = mv.labels[:, :, :] == obj
     dist = ndimage.distance_transform_edt(truth[0])
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    mask = widget.add_point((0, int(y), int(x)), wait=True)
-    assert widget.session.cell_diameter == 18.0
+    mask = widget.controller.prompts.add_point((0, int(y), int(x)), wait=True)
+    assert widget.controller.session.cell_diameter == 18.0
     iou0 = np.count_nonzero(mask & truth[0]) / np.count_nonzero(mask | truth[0])
     assert iou0 > 0.6  # on a 384-px frame the whole-frame model gets ~0.2
-    window = widget.session.window(c.current_id, 0)
-    assert window is not None and window[2] - window[0] == widget.session._zoom.side_for(18.0)
+    window = widget.controller.session.window(c.objects.current, 0)
+    assert window is not None and window[2] - window[0] == widget.controller.session._zoom.side_for(
+        18.0
+    )
 
-    done = widget.propagate("forward", start=0, last=2, wait=True)
+    done = widget.controller.propagation.run("forward", start=0, last=2, wait=True)
     assert done == [0, 1, 2]
     vol = np.asarray(c.labels_layer.data)
     ious = [
-        np.count_nonzero((vol[t] == c.current_id) & truth[t])
-        / np.count_nonzero((vol[t] == c.current_id) | truth[t])
+        np.count_nonzero((vol[t] == c.objects.current) & truth[t])
+        / np.count_nonzero((vol[t] == c.objects.current) | truth[t])
         for t in range(3)
     ]
     assert min(ious) > 0.5, ious

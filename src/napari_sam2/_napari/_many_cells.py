@@ -1,6 +1,5 @@
-"""Many cells at once, for :class:`~napari_sam2._napari.controller.TrackingController`: seeding
-objects from a Labels layer, finding all cells on a frame automatically, cell presets and the
-"follow divisions" switch.
+"""The many-cells part of the tracking controller (``controller.cells``): seeding objects from
+a Labels layer, finding all cells on a frame automatically, and the cell presets.
 
 Seeded and found objects are new objects with a mask prompt on one frame (like "Use my edit":
 no mark in the clicks or boxes layer, the mask is the prompt). They never take the id or the
@@ -14,12 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from ._found_cells import keep_new_cells
+from ._model import ModelControl
+from ._objects import ObjectsControl
+from ._propagation import PropagationControl
+from ._sessions import SessionKeeper
+from ._state import TrackingState
 from .jobs import Job
 
 #: clicks per decoder batch of "find cells" (a progress step, and where Cancel can stop)
 _FIND_BATCH = 64
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "ManyCellsMixin"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "ManyCellsControl"]
 
 #: Cell presets: name -> description, memory-setting changes (fields any preset changes are
 #: reset to their defaults by the others), follow_divisions, DivisionSettings fields and the
@@ -65,50 +70,49 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_PRESET = "Generic"
 
-#: A found cell that lies mostly (more than this fraction of its area) on labelled pixels is
-#: an object that already exists: it is dropped.
-_MAX_OVERLAP = 0.5
 
+class ManyCellsControl:
+    """Many objects at once: cell presets, seeding from a Labels layer, finding all cells.
 
-class ManyCellsMixin:
-    """Many-cells methods of the tracking controller (see there for the attributes used)."""
+    Args:
+        state: the controller's shared :class:`~napari_sam2._napari._state.TrackingState`.
+        objects: the object list (new objects get free ids there).
+        model: the memory settings a preset changes; queues loading the chosen model.
+        sessions: gives the session the masks are prompted in.
+        propagation: the division settings a preset changes.
 
-    def _init_many_cells(self) -> None:
+    Attributes:
+        preset: the name of the last preset applied (a key of :data:`PRESETS`).
+        points_per_side: default grid of :meth:`find` (``points_per_side**2`` clicks).
+    """
+
+    def __init__(
+        self,
+        state: TrackingState,
+        objects: ObjectsControl,
+        model: ModelControl,
+        sessions: SessionKeeper,
+        propagation: PropagationControl,
+    ) -> None:
+        self._state = state
+        self._objects = objects
+        self._model = model
+        self._sessions = sessions
+        self._propagation = propagation
         self.preset = DEFAULT_PRESET
-        #: propagate forward through :func:`~napari_sam2.video.lineage.propagate_with_divisions`
-        self.follow_divisions = bool(PRESETS[DEFAULT_PRESET]["follow_divisions"])
-        #: default grid of :meth:`find_cells` (``points_per_side**2`` clicks)
         self.points_per_side = int(PRESETS[DEFAULT_PRESET]["points_per_side"])
-        self._division_settings = None  # created on first use (importing torch is slow)
-
-    # ================================================================== presets & divisions
-    @property
-    def division_settings(self):
-        """The :class:`~napari_sam2.video.lineage.DivisionSettings` used when
-        :attr:`follow_divisions` is on (from the preset; fields may be changed in place)."""
-        if self._division_settings is None:
-            from napari_sam2.video.lineage import DivisionSettings
-
-            self._division_settings = DivisionSettings(**PRESETS[self.preset]["division"])
-        return self._division_settings
-
-    @division_settings.setter
-    def division_settings(self, value) -> None:
-        value.validate()
-        self._division_settings = value
-
-    def set_follow_divisions(self, on: bool) -> None:
-        """Follow cell divisions (and lost/found cells) in forward propagations (see
-        :meth:`propagate`); used from the next propagation on."""
-        self.follow_divisions = bool(on)
-        self.settings_changed.emit()
-        self._emit_status("following divisions" if on else "not following divisions")
+        p = PRESETS[DEFAULT_PRESET]
+        propagation.use_divisions(p["follow_divisions"], p["division"])
 
     def set_preset(self, name: str) -> None:
         """Apply a cell preset of :data:`PRESETS` ("Generic", "Nuclei (fluorescence)",
-        "Cells (phase contrast)", "Bacteria"): memory settings, :attr:`follow_divisions`,
-        :attr:`division_settings` and the :meth:`find_cells` grid. Settings a preset leaves
-        out are those of "Generic" (the defaults), so presets can be switched back and forth.
+        "Cells (phase contrast)", "Bacteria"): memory settings, the propagation's
+        ``follow_divisions`` and ``division_settings``, and the :meth:`find` grid. Settings a
+        preset leaves out are those of "Generic" (the defaults), so presets can be switched
+        back and forth.
+
+        Raises:
+            ValueError: an unknown preset, or memory settings the loaded model cannot use.
         """
         if name not in PRESETS:
             raise ValueError(f"preset must be one of {list(PRESETS)}, got {name!r}")
@@ -118,16 +122,12 @@ class ManyCellsMixin:
         defaults = MemorySettings()
         changes = {k: getattr(defaults, k) for q in PRESETS.values() for k in q["memory"]}
         changes.update(p["memory"])
-        new = self.settings.replace(**changes)
-        if self.model is not None:
-            new.validate(self.model.config.num_maskmem, self.model.config.max_obj_ptrs_in_encoder)
-        self.settings = new
+        self._model.update_settings(**changes)  # checked against the model; emits the change
         self.preset = name
-        self._division_settings = None
-        self.follow_divisions = bool(p["follow_divisions"])
+        self._propagation.use_divisions(p["follow_divisions"], p["division"])
         self.points_per_side = int(p["points_per_side"])
-        self.settings_changed.emit()
-        self._emit_status(f"preset: {name}")
+        self._state.events.settings_changed.emit()
+        self._state.report(f"preset: {name}")
 
     # ================================================================== seeding from labels
     def seed_layers(self) -> list:
@@ -136,8 +136,8 @@ class ManyCellsMixin:
 
         return [
             ly
-            for ly in self.viewer.layers
-            if isinstance(ly, Labels) and not _same(ly, self.labels_layer)
+            for ly in self._state.viewer.layers
+            if isinstance(ly, Labels) and not _same(ly, self._state.labels_layer)
         ]
 
     def seed_from_labels(self, layer=None, frame: int | None = None, *, wait: bool = False):
@@ -166,9 +166,10 @@ class ManyCellsMixin:
             RuntimeError: no image layer, or no model loaded and none ready to load.
             ValueError: not a usable Labels layer (the message says why).
         """
-        info = self._need_image()
+        st = self._state
+        info = st.need_image()
         layer = self._resolve_seed_layer(layer)
-        t = self.current_frame() if frame is None else int(frame)
+        t = st.current_frame() if frame is None else int(frame)
         if not 0 <= t < info.num_frames:
             raise ValueError(f"frame {t} is outside the movie (0..{info.num_frames - 1})")
         image = self._seed_image(layer, t)
@@ -179,8 +180,8 @@ class ManyCellsMixin:
 
             show_info(f"SAM 2: Labels layer '{layer.name}' has no labels on frame {t}")
             return {}
-        self._ensure_model_queued()
-        ids = self._reserve_ids([int(v) for v in values])
+        self._model.ensure_queued()
+        ids = self._objects.reserve([int(v) for v in values])
         mapping = dict(zip((int(v) for v in values), ids))
         new_ids = np.asarray(ids, dtype=np.uint32)
         relabelled = np.zeros(image.shape, np.uint32)
@@ -191,15 +192,16 @@ class ManyCellsMixin:
         if moved:
             message += f" ({moved} taken ids renumbered)"
         job = self._seed_job(t, relabelled, ids, message, mapping=mapping)
-        return self._maybe_wait(job, wait)
+        return st.finish(job, wait)
 
     def _resolve_seed_layer(self, layer):
         from napari.layers import Labels
 
+        viewer = self._state.viewer
         if isinstance(layer, str):
-            layer = self.viewer.layers[layer]
+            layer = viewer.layers[layer]
         if layer is None:
-            active = self.viewer.layers.selection.active
+            active = viewer.layers.selection.active
             usable = self.seed_layers()
             if active in usable:
                 layer = active
@@ -212,7 +214,7 @@ class ManyCellsMixin:
                 )
         if not isinstance(layer, Labels):
             raise ValueError(f"'{layer.name}' is not a Labels layer")
-        if _same(layer, self.labels_layer):
+        if _same(layer, self._state.labels_layer):
             raise ValueError(
                 f"'{layer.name}' holds the tracked objects themselves: to give the model a "
                 "painted object, select it and use 'Use my edit'"
@@ -221,7 +223,7 @@ class ManyCellsMixin:
 
     def _seed_image(self, layer, t: int) -> np.ndarray:
         """(H, W) integer labels of a Labels layer on frame t (checked against the movie)."""
-        info = self.info
+        info = self._state.info
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
         shape = tuple(data.shape)
         if len(shape) == 3:
@@ -251,54 +253,6 @@ class ManyCellsMixin:
             raise ValueError(f"Labels layer '{layer.name}' has negative labels")
         return img
 
-    def _used_ids(self) -> set[int]:
-        """Ids in use: objects, labels on any frame (hand-painted too), session objects and
-        lineage entries."""
-        used = set(self.objects)
-        vol = self.volume
-        if vol is not None and vol.size:
-            if vol.dtype.itemsize <= 2:  # per frame, so no volume-sized temporary
-                seen = np.zeros(1 << (8 * vol.dtype.itemsize), bool)
-                for t in range(vol.shape[0]):
-                    counts = np.bincount(vol[t].ravel())
-                    seen[: counts.size] |= counts > 0
-                used.update(np.flatnonzero(seen).tolist())
-            else:
-                for t in range(vol.shape[0]):
-                    used.update(np.unique(vol[t]).tolist())
-        s = self.session
-        if s is not None:
-            lineage = dict(s.lineage)
-            used.update(s.obj_ids, lineage, lineage.values())
-        used.discard(0)
-        return used
-
-    def _reserve_ids(self, wanted: list[int]) -> list[int]:
-        """New object ids for ``wanted`` label values (ascending): a value is kept when free,
-        else it gets the next free id. The ids are listed as objects at once (so a click or
-        "Add" meanwhile cannot take them); the first is selected."""
-        used = self._used_ids()
-        limit = np.iinfo(np.uint32).max
-        keep = [v for v in wanted if v not in used and v <= limit]
-        top = max([*used, *keep], default=0)
-        ids = []
-        for v in wanted:
-            if v in keep:
-                ids.append(v)
-            else:
-                top += 1
-                ids.append(top)
-        if max(ids) > limit:
-            raise ValueError("no free object ids left below 4294967296")
-        self._list_new_objects(ids)
-        return ids
-
-    def _list_new_objects(self, ids: list[int]) -> None:
-        if max(ids) > np.iinfo(self.volume.dtype).max:
-            self._widen_volume()
-        self.objects = sorted(set(self.objects).union(ids))
-        self.select_object(ids[0])
-
     def _seed_job(
         self,
         t: int,
@@ -316,9 +270,11 @@ class ManyCellsMixin:
         job's result: the ids seeded, or ``mapping`` {label value: id} restricted to them.
         """
 
+        st = self._state
+
         def work():
-            s = self._ensure_session()
-            lab = self.volume[t]
+            s = self._sessions.ensure()
+            lab = st.volume[t]
             img = np.where(lab == 0, image, 0).astype(np.uint32)
             kept = np.unique(img)
             kept = kept[kept != 0]
@@ -337,15 +293,15 @@ class ManyCellsMixin:
             kept = set(result.values() if isinstance(result, dict) else result)
             lost = [i for i in ids if i not in kept]
             if lost:
-                self._unlist(lost)
-            self._refresh_labels(force=True)
+                self._objects.unlist(lost)
+            st.refresh_labels(force=True)
             if kept:
-                self.mask_shown.emit(t, min(kept))
-            self.objects_changed.emit()
+                st.events.mask_shown.emit(t, min(kept))
+            st.events.objects_changed.emit()
             text = message + (
                 f"; {len(lost)} lay entirely on existing labels and were skipped" if lost else ""
             )
-            self._emit_status(text)
+            st.report(text)
             renumbered = {v: i for v, i in (mapping or {}).items() if v != i and i in kept}
             if renumbered or lost:
                 from napari.utils.notifications import show_info
@@ -356,25 +312,18 @@ class ManyCellsMixin:
                     f"SAM 2: {text}" + (f"; label -> object: {pairs}{more}" if renumbered else "")
                 )
 
-        return self._submit(
+        return st.submit(
             Job(
                 f"seeding {len(ids)} objects on frame {t}",
                 work,
                 kind="prompt",
                 on_result=done,
-                on_error=lambda _exc: self._unlist(ids),
+                on_error=lambda _exc: self._objects.unlist(ids),
             )
         )
 
-    def _unlist(self, ids: list[int]) -> None:
-        gone = set(ids)
-        self.objects = [i for i in self.objects if i not in gone]
-        if self.current_id not in self.objects:
-            self.current_id = self.objects[0] if self.objects else None
-        self.objects_changed.emit()
-
     # ================================================================== finding cells
-    def find_cells(
+    def find(
         self,
         frame: int | None = None,
         *,
@@ -394,7 +343,7 @@ class ManyCellsMixin:
         that already carry labels (existing objects, hand-painted labels) are dropped, the
         others keep only their background pixels, and each becomes a new object (next free
         ids) with its mask as the prompt on that frame. Remove the wrong ones
-        (:meth:`remove_object`), then :meth:`propagate`.
+        (``controller.objects.remove``), then propagate (``controller.propagation.run``).
 
         Args:
             frame: frame index t (default: the frame under the time slider).
@@ -411,14 +360,15 @@ class ManyCellsMixin:
         Raises:
             RuntimeError: no image layer, or no model loaded and none ready to load.
         """
-        info = self._need_image()
-        t = self.current_frame() if frame is None else int(frame)
+        st = self._state
+        info = st.need_image()
+        t = st.current_frame() if frame is None else int(frame)
         if not 0 <= t < info.num_frames:
             raise ValueError(f"frame {t} is outside the movie (0..{info.num_frames - 1})")
         pps = self.points_per_side if points_per_side is None else int(points_per_side)
         if pps < 1:
             raise ValueError(f"points_per_side must be >= 1, got {pps}")
-        self._ensure_model_queued()
+        self._model.ensure_queued()
         kwargs: dict[str, Any] = {"points_per_side": pps, "min_area": int(min_area)}
         if max_area is not None:
             kwargs["max_area"] = int(max_area)
@@ -434,7 +384,7 @@ class ManyCellsMixin:
         def run():
             from ..video.seeding import find_objects_steps
 
-            s = self._ensure_session()
+            s = self._sessions.ensure()
             s.features(t)  # the slow part on a new frame: encode it (cached for the search)
             yield 1
             if job.cancel.is_set():
@@ -450,13 +400,13 @@ class ManyCellsMixin:
                 masks, _ = finished.value
             finally:
                 search.close()
-            image = _new_cells(self.volume[t], masks, int(min_area))
+            image = keep_new_cells(st.volume[t], masks, int(min_area))
             yield n_batches + 2
             return image
 
         def found(image) -> None:
             if image is None or job.cancel.is_set():
-                self._emit_status("finding cells cancelled")
+                st.report("finding cells cancelled")
                 return
             k = int(image.max())
             if k == 0:
@@ -466,11 +416,11 @@ class ManyCellsMixin:
                     f"SAM 2: no new cells found on frame {t}; try more points per side or a "
                     "smaller minimum area"
                 )
-                self._emit_status(f"no new cells found on frame {t}")
+                st.report(f"no new cells found on frame {t}")
                 return
-            base = self.next_free_id()
+            base = self._objects.next_free_id()
             ids = list(range(base, base + k))
-            self._list_new_objects(ids)
+            self._objects.list_new(ids)
             relabelled = np.where(image > 0, image + np.uint32(base - 1), 0).astype(np.uint32)
             state["ids"] = ids
             state["job"] = self._seed_job(
@@ -483,42 +433,16 @@ class ManyCellsMixin:
 
         job.fn = run
         job.on_result = found
-        self._submit(job)
+        st.submit(job)
         if not wait:
             return job
-        self.jobs.wait(job=job)
-        if job.error is not None:
-            raise job.error
+        st.finish(job, True)
         follow = state.get("job")
         if follow is not None:
-            self.jobs.wait(job=follow)
-            if follow.error is not None:
-                raise follow.error
+            st.finish(follow, True)
         return list(state["ids"])
 
 
 def _same(a, b) -> bool:
     """Whether two layers are the same (napari hands plugins proxies of its layers)."""
     return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
-
-
-def _new_cells(lab: np.ndarray, masks: list[np.ndarray], min_area: int) -> np.ndarray:
-    """Provisional (H, W) uint32 labels 1..K of the candidate masks (best first) that are new:
-    a candidate lying mostly on labelled pixels of ``lab`` (H, W) is dropped, the others keep
-    the pixels that are background and not taken by a better candidate, if at least
-    ``min_area`` of them."""
-    labelled = lab != 0
-    taken = labelled.copy()
-    out = np.zeros(lab.shape, np.uint32)
-    k = 0
-    for m in masks:
-        area = np.count_nonzero(m)
-        if area == 0 or np.count_nonzero(m & labelled) > _MAX_OVERLAP * area:
-            continue
-        own = m & ~taken
-        if np.count_nonzero(own) < min_area:
-            continue
-        k += 1
-        out[own] = k
-        taken |= own
-    return out

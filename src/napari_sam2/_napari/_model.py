@@ -1,6 +1,6 @@
-"""Model handling of :class:`~napari_sam2._napari.controller.TrackingController`: the model
-picker's choices, loading (and downloading) a model, the device and the precision. Loading and
-moving run as jobs; prompts given so far are re-run on the new model."""
+"""The model part of the tracking controller (``controller.model``): the model picker's
+choices, loading (and downloading) a model, the device, the precision and the memory-bank
+settings. Loading and moving run as jobs; prompts given so far are re-run on the new model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._sessions import SessionKeeper
+from ._state import TrackingState
 from .jobs import Job
 
 __all__ = [
@@ -15,7 +17,7 @@ __all__ = [
     "DEVICES",
     "LOAD_FROM_FILE",
     "PRECISIONS",
-    "ModelMixin",
+    "ModelControl",
     "bundled_model_installed",
     "model_choices",
 ]
@@ -66,52 +68,121 @@ def model_choices() -> list[dict[str, Any]]:
     return out
 
 
-class ModelMixin:
-    """Model methods of the tracking controller (see there for the attributes used)."""
+def _default_choice() -> str | None:
+    for c in model_choices():
+        if c["ready"]:
+            return c["name"]
+    return None
 
-    # ================================================================== model
-    @staticmethod
-    def _default_choice() -> str | None:
-        for c in model_choices():
-            if c["ready"]:
-                return c["name"]
-        return None
 
+class ModelControl:
+    """Which model runs, where, in which precision, with which memory settings.
+
+    Args:
+        state: the controller's shared :class:`~napari_sam2._napari._state.TrackingState`.
+        sessions: rebuilds the session (prompts re-run) when the model changes.
+
+    Attributes:
+        loaded: the loaded :class:`~napari_sam2.model.sam2.SAM2Model`, or None.
+        name: its name ("micro", an official name, a checkpoint's stem or "custom").
+        choice: the model the picker offers to load (a name or a checkpoint path).
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        precision: "fp32" or "bf16".
+    """
+
+    def __init__(self, state: TrackingState, sessions: SessionKeeper) -> None:
+        self._state = state
+        self._sessions = sessions
+        self.loaded: Any = None
+        self.name: str | None = None
+        self.choice: str | None = _default_choice()
+        self.device = "auto"
+        self.precision = "fp32"
+        self._settings: Any = None  # MemorySettings, created on first use (imports torch)
+
+    # ------------------------------------------------------------------ memory settings
     @property
-    def model_description(self) -> str:
-        if self.model is None:
-            if not bundled_model_installed() and self.model_choice in (None, BUNDLED):
+    def settings(self) -> Any:
+        """The :class:`~napari_sam2.video.memory_bank.MemorySettings` for the next job."""
+        if self._settings is None:
+            from napari_sam2.video.memory_bank import MemorySettings
+
+            self._settings = MemorySettings()
+        return self._settings
+
+    def update_settings(self, **changes: Any) -> None:
+        """Change :class:`~napari_sam2.video.memory_bank.MemorySettings` fields (checked
+        against the loaded model); they reach the session before the next prompt or
+        propagation.
+
+        Raises:
+            ValueError: a value out of range (the settings are unchanged).
+        """
+        new = self.settings.replace(**changes)
+        if self.loaded is not None:
+            cfg = self.loaded.config
+            new.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
+        else:
+            new.validate()
+        self._settings = new
+        self._state.events.settings_changed.emit()
+
+    def set_memory_setting(self, name: str, value: Any) -> None:
+        """Change one memory setting (see :meth:`update_settings`)."""
+        self.update_settings(**{name: value})
+
+    # ------------------------------------------------------------------ model
+    @property
+    def description(self) -> str:
+        """The model part of the status line."""
+        if self.loaded is None:
+            if not bundled_model_installed() and self.choice in (None, BUNDLED):
                 return (
                     "No model loaded: the bundled 'micro' model is not installed yet. "
                     "Pick an official model (downloaded once) or load a file."
                 )
             return "No model loaded"
-        dev = str(self.model.device)
-        return f"Model: {self.model_name} on {dev} ({self.precision})"
+        dev = str(self.loaded.device)
+        return f"Model: {self.name} on {dev} ({self.precision})"
 
-    def set_model(self, model_or_name, *, device: str | None = None, wait: bool = False):
+    def choose(self, name: str) -> None:
+        """Offer ``name`` (a model name or checkpoint path) for loading, without loading it
+        (the next prompt loads it when it needs no download)."""
+        self.choice = name
+        self._state.report()
+
+    def set_model(
+        self, model_or_name: Any, *, device: str | None = None, wait: bool = False
+    ) -> Any:
         """Use a model: a loaded :class:`~napari_sam2.model.sam2.SAM2Model`, a name accepted by
         :func:`napari_sam2.load_model` ("micro", official names, test config names) or a
         checkpoint path. Official checkpoints are downloaded first (progress bar, cancellable).
 
         The prompts given so far are re-run with the new model; labels are kept.
+
+        Returns:
+            The model (given a model), else the loading job (with ``wait=True`` once done).
+
+        Raises:
+            FileNotFoundError: "micro" is asked for but not installed.
+            ValueError: an unknown device.
         """
         if device is not None:
-            self._check_device(device)
+            _check_device(device)
             self.device = device
         if not isinstance(model_or_name, (str, os.PathLike)):
             name = getattr(getattr(model_or_name, "config", None), "name", None) or "custom"
-            self._install_model(model_or_name, name)
-            return self.model
+            self._install(model_or_name, name)
+            return self.loaded
         name = os.fspath(model_or_name)
-        self.model_choice = name
+        self.choice = name
         from napari_sam2.weights.registry import REGISTRY
 
         if name in REGISTRY:
             from napari_sam2.weights.download import is_cached
 
             if not is_cached(name):
-                self._submit(self._download_job(name))
+                self._state.submit(self._download_job(name))
         if name == BUNDLED and not bundled_model_installed():
             raise FileNotFoundError(
                 "the bundled 'micro' model is not installed yet; pick an official model "
@@ -129,16 +200,16 @@ class ModelMixin:
                     raise RuntimeError(f"{name} is not downloaded; press Load to try again")
             return load_model(name, device=dev, progress=None)
 
-        job = self._submit(
+        job = self._state.submit(
             Job(
                 f"loading model {Path(name).name}",
                 load,
                 kind="model",
-                on_result=lambda m: self._install_model(m, Path(name).stem),
+                on_result=lambda m: self._install(m, Path(name).stem),
             )
         )
         if wait:
-            self.wait()
+            self._state.jobs.wait()
             if job.error is not None:
                 raise job.error
         return job
@@ -181,55 +252,51 @@ class ModelMixin:
             return name
 
         job.fn = run
-        job.on_result = lambda _: self.model_changed.emit()
+        job.on_result = lambda _: self._state.events.model_changed.emit()
         return job
-
-    def _check_device(self, device: str) -> None:
-        if device not in DEVICES and not device.startswith("cuda:"):
-            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
 
     def set_device(self, device: str, *, wait: bool = False) -> None:
         """Compute on "auto", "cpu", "cuda" or "mps" (moves a loaded model; prompts re-run)."""
-        self._check_device(device)
+        _check_device(device)
         previous, self.device = self.device, device
-        if self.model is None:
-            self._emit_status()
+        if self.loaded is None:
+            self._state.report()
             return
 
         def move():
             from napari_sam2.weights.load import resolve_device
 
-            model = self.model.to(resolve_device(device))  # in place: the session must follow
-            self._replay_session()
+            model = self.loaded.to(resolve_device(device))  # in place: the session must follow
+            self._sessions.replay()
             return model
 
-        self._submit(
+        self._state.submit(
             Job(
                 f"moving the model to {device}",
                 move,
                 kind="model",
-                on_result=lambda m: self._install_model(m, self.model_name, rebuild=False),
+                on_result=lambda m: self._install(m, self.name, rebuild=False),
                 on_error=lambda exc: self._device_failed(previous),
             )
         )
         if wait:
-            self.wait()
+            self._state.jobs.wait()
 
     def _device_failed(self, previous: str) -> None:
         self.device = previous
-        self.model_changed.emit()
-        self._emit_status()
+        self._state.events.model_changed.emit()
+        self._state.report()
 
     def set_precision(self, precision: str) -> None:
         """ "fp32" or "bf16" (bfloat16 autocast; used from the next job on)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
-        self._emit_status()
+        self._state.report()
 
-    def _install_model(self, model, name: str | None, *, rebuild: bool = True) -> None:
-        self.model = model.eval()
-        self.model_name = name or "custom"
+    def _install(self, model: Any, name: str | None, *, rebuild: bool = True) -> None:
+        self.loaded = model.eval()
+        self.name = name or "custom"
         cfg = model.config
         # keep the memory settings inside what this model can do
         changes = {}
@@ -238,22 +305,27 @@ class ModelMixin:
         if self.settings.max_object_pointers > cfg.max_obj_ptrs_in_encoder:
             changes["max_object_pointers"] = cfg.max_obj_ptrs_in_encoder
         if changes:
-            self.settings = self.settings.replace(**changes)
-            self.settings_changed.emit()
+            self._settings = self.settings.replace(**changes)
+            self._state.events.settings_changed.emit()
         if rebuild:
-            self._rebuild_session()
-        self.model_changed.emit()
-        self._emit_status()
+            self._sessions.rebuild()
+        self._state.events.model_changed.emit()
+        self._state.report()
 
-    def _ensure_model_queued(self) -> None:
-        """Queue loading the chosen model when none is loaded (no silent downloads)."""
+    def ensure_queued(self) -> None:
+        """Queue loading the chosen model when none is loaded (no silent downloads).
+
+        Raises:
+            RuntimeError: no model loaded and none ready to load (the message says what to do).
+        """
+        jobs = self._state.jobs
         if (
-            self.model is not None
-            or any(j.kind == "model" for j in self.jobs.pending)
-            or (self.jobs.current is not None and self.jobs.current.kind == "model")
+            self.loaded is not None
+            or any(j.kind == "model" for j in jobs.pending)
+            or (jobs.current is not None and jobs.current.kind == "model")
         ):
             return
-        choice = self.model_choice
+        choice = self.choice
         ready = {c["name"]: c["ready"] for c in model_choices()}
         if choice is None or not ready.get(choice, Path(str(choice)).is_file()):
             raise RuntimeError(
@@ -263,3 +335,8 @@ class ModelMixin:
                 else f"no model loaded: press Load to download '{choice}' first"
             )
         self.set_model(choice)
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")

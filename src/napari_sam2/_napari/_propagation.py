@@ -1,4 +1,4 @@
-"""Propagation of :class:`~napari_sam2._napari.controller.TrackingController`: tracking the
+"""The propagation part of the tracking controller (``controller.propagation``): tracking the
 prompted objects through the movie in a cancellable job, optionally following cell divisions
 (:func:`napari_sam2.video.lineage.propagate_with_divisions`), with a throttled display."""
 
@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from ._model import ModelControl
+from ._objects import ObjectsControl
+from ._sessions import SessionKeeper
+from ._state import REFRESH_INTERVAL, TrackingState
 from .jobs import Job
 
-__all__ = ["DIRECTIONS", "PropagationMixin"]
+__all__ = ["DIRECTIONS", "PropagationControl"]
 
 DIRECTIONS = ("forward", "backward", "both")
 #: Shortest time between display updates while propagating (s). Labels are written into the
 #: layer's data for every frame; the display catches up at most this often, and only while the
 #: main thread keeps up (see ``_on_frame``).
-_REFRESH_INTERVAL = 0.1
+_REFRESH_INTERVAL = REFRESH_INTERVAL
 #: The same with a software-rendered canvas, where each redraw costs a few hundred ms of CPU.
 _REFRESH_INTERVAL_SOFTWARE_GL = 1.0
 #: A propagated frame is shown only if the main thread receives it within this delay (s);
@@ -25,11 +30,73 @@ _REFRESH_INTERVAL_SOFTWARE_GL = 1.0
 _MAX_LAG = 0.1
 
 
-class PropagationMixin:
-    """Propagation methods of the tracking controller (see there for the attributes used)."""
+class PropagationControl:
+    """Tracking the prompted objects through the movie in a cancellable job.
 
-    # ================================================================== propagation
-    def propagate(
+    Args:
+        state: the controller's shared :class:`~napari_sam2._napari._state.TrackingState`.
+        objects: the object list (new objects found while following divisions are listed).
+        model: queues loading the chosen model before the first propagation.
+        sessions: gives the session to propagate.
+
+    Attributes:
+        follow: move the time slider along with the propagation.
+        follow_divisions: forward propagations go through
+            :func:`~napari_sam2.video.lineage.propagate_with_divisions`.
+        frame_times: main-thread arrival time of every propagated frame
+            (``time.perf_counter()`` seconds).
+    """
+
+    def __init__(
+        self,
+        state: TrackingState,
+        objects: ObjectsControl,
+        model: ModelControl,
+        sessions: SessionKeeper,
+    ) -> None:
+        self._state = state
+        self._objects = objects
+        self._model = model
+        self._sessions = sessions
+        self.follow = True
+        self.follow_divisions = False
+        self.frame_times: list[float] = []
+        self._division_fields: dict[str, Any] = {}
+        self._division_settings: Any = None  # created on first use (importing torch is slow)
+        self._last_refresh = 0.0
+        self._refresh_interval = _REFRESH_INTERVAL
+
+    # ------------------------------------------------------------------ divisions
+    @property
+    def division_settings(self) -> Any:
+        """The :class:`~napari_sam2.video.lineage.DivisionSettings` used when
+        :attr:`follow_divisions` is on (from the preset; fields may be changed in place)."""
+        if self._division_settings is None:
+            from napari_sam2.video.lineage import DivisionSettings
+
+            self._division_settings = DivisionSettings(**self._division_fields)
+        return self._division_settings
+
+    @division_settings.setter
+    def division_settings(self, value: Any) -> None:
+        value.validate()
+        self._division_settings = value
+
+    def set_follow_divisions(self, on: bool) -> None:
+        """Follow cell divisions (and lost/found cells) in forward propagations (see
+        :meth:`run`); used from the next propagation on."""
+        self.follow_divisions = bool(on)
+        self._state.events.settings_changed.emit()
+        self._state.report("following divisions" if on else "not following divisions")
+
+    def use_divisions(self, follow: bool, fields: dict[str, Any]) -> None:
+        """Follow divisions or not, with ``DivisionSettings(**fields)`` (a cell preset)."""
+        self.follow_divisions = bool(follow)
+        self._division_fields = dict(fields)
+        self._division_settings = None
+
+    # ------------------------------------------------------------------ propagation
+    def run(
         self,
         direction: str = "forward",
         *,
@@ -63,12 +130,13 @@ class PropagationMixin:
         Raises:
             RuntimeError: no image layer, or no model loaded and none ready to load.
         """
-        info = self._need_image()
+        st = self._state
+        info = st.need_image()
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        self._ensure_model_queued()
+        self._model.ensure_queued()
         n = info.num_frames
-        start = self.current_frame() if start is None else int(start)
+        start = st.current_frame() if start is None else int(start)
         lo = 0 if first is None else int(first)
         hi = n - 1 if last is None else int(last)
         if not (0 <= lo <= hi < n):
@@ -94,7 +162,7 @@ class PropagationMixin:
         )
 
         def run():
-            s = self._ensure_session()
+            s = self._sessions.ensure()
             if division_settings is None:
                 gen = s.propagate(start, direction, stop, ids)
             else:
@@ -118,9 +186,9 @@ class PropagationMixin:
             self._refresh_interval = self._min_refresh_interval()
 
         job.on_start = started
-        job.on_result = self._propagation_done
-        self._submit(job)
-        return self._maybe_wait(job, wait)
+        job.on_result = self._done
+        st.submit(job)
+        return st.finish(job, wait)
 
     @staticmethod
     def _division_frames(s, settings, start, direction, stop, ids):
@@ -157,9 +225,9 @@ class PropagationMixin:
     def _on_frame(self, value) -> None:
         t, ids, scores, sent = value
         for i, sc in zip(ids, np.asarray(scores).tolist()):
-            self.scores[(t, int(i))] = float(sc)
+            self._state.scores[(t, int(i))] = float(sc)
         now = time.perf_counter()
-        self.timings["frame"].append(now)
+        self.frame_times.append(now)
         caught_up = now - sent < _MAX_LAG
         if caught_up and now - self._last_refresh >= self._refresh_interval:
             self._show_frame(t)
@@ -167,7 +235,7 @@ class PropagationMixin:
             # keep the display's share of the main thread small: wait 3x its cost
             self._refresh_interval = max(self._min_refresh_interval(), 3 * (done - now))
             self._last_refresh = done
-        self.frame_done.emit(t)
+        self._state.events.frame_done.emit(t)
 
     @staticmethod
     def _min_refresh_interval() -> float:
@@ -178,40 +246,24 @@ class PropagationMixin:
     def _show_frame(self, t: int) -> None:
         """Show frame t's new labels: follow it with the time slider, or refresh the layer when
         it is the frame on screen."""
-        current = self.current_frame()
+        st = self._state
+        current = st.current_frame()
         if self.follow and t != current:
-            self.set_current_frame(t)  # re-slices the layers, labels included
-        elif t == current and self.labels_layer is not None:
-            self.labels_layer.refresh()
+            st.set_current_frame(t)  # re-slices the layers, labels included
+        elif t == current and st.labels_layer is not None:
+            st.labels_layer.refresh()
 
-    def _propagation_done(self, done: list[int]) -> None:
+    def _done(self, done: list[int]) -> None:
         from napari.utils.notifications import show_info
 
+        st = self._state
         if done:
             self._show_frame(done[-1])
-        self._sync_objects()
-        self._refresh_labels(force=True)
-        job = self.jobs.current
+        self._objects.sync_from_session()
+        st.refresh_labels(force=True)
+        job = st.jobs.current
         if job is not None and job.cancel.is_set():
             show_info(
                 f"SAM 2: propagation cancelled after {len(done)} frames; finished frames are kept"
             )
-        self._emit_status(f"propagated {len(done)} frames")
-
-    def _sync_objects(self) -> None:
-        """List the session's new objects (daughters and renamed reappearances created while
-        following divisions); objects it retired stay listed (their earlier labels remain)."""
-        s = self.session
-        new = [] if s is None else [i for i in s.obj_ids if i not in self.objects]
-        if new:
-            self.objects = sorted(self.objects + new)
-            self.objects_changed.emit()
-
-    def cancel(self) -> bool:
-        """Stop the running propagation, cell search (:meth:`find_cells`) or download
-        (finished frames are kept) and drop queued ones. Prompts already given keep their
-        place in the queue."""
-        hit = self.jobs.cancel()
-        if hit:
-            self._emit_status("cancelling...")
-        return hit
+        st.report(f"propagated {len(done)} frames")

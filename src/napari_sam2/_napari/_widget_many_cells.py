@@ -1,9 +1,12 @@
 """The collapsible "Many cells" section of the dock widget
 (:class:`~napari_sam2._napari.widget.SAM2Widget`): cell preset, follow divisions, seeding from a
 Labels layer and finding all cells on a frame. A thin view over the controller's
-:class:`~napari_sam2._napari._many_cells.ManyCellsMixin` methods."""
+:class:`~napari_sam2._napari._many_cells.ManyCellsControl` (``controller.cells``)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -21,7 +24,7 @@ from superqt import QCollapsible
 from ._forms import LayerPicker
 from ._many_cells import PRESETS
 
-__all__ = ["ManyCellsSection"]
+__all__ = ["ManyCellsPanel"]
 
 _FIND_HELP = (
     "Seeded and found cells become new objects with their mask as the prompt on this frame; "
@@ -30,13 +33,21 @@ _FIND_HELP = (
 )
 
 
-class ManyCellsSection:
-    """The "Many cells" section and scripting methods of the widget (uses its
-    ``controller``, ``_safe`` and ``_updating``)."""
+class ManyCellsPanel:
+    """The collapsible "Many cells" section (:attr:`section`).
 
-    def _many_cells_section(self) -> QCollapsible:
-        c = self.controller
-        self.many_cells_section = coll = QCollapsible("Many cells")
+    Args:
+        controller: the :class:`~napari_sam2._napari.controller.TrackingController` (its
+            ``cells`` and ``propagation`` parts are edited).
+        safe: ``safe(func, *args)`` runs an action, turning errors into notifications.
+    """
+
+    def __init__(self, controller: Any, safe: Callable[..., Any]) -> None:
+        self.controller = c = controller
+        cells = c.cells
+        self._safe = safe
+        self._updating = False
+        self.section = coll = QCollapsible("Many cells")
         coll.setToolTip("Cell presets, division tracking, and many objects at once")
         inner = QWidget()
         form = QFormLayout(inner)
@@ -60,12 +71,12 @@ class ManyCellsSection:
             "lost cell that reappears gets a new id"
         )
         self.divisions_check.toggled.connect(
-            lambda v: self._updating or self._safe(c.set_follow_divisions, v)
+            lambda v: self._updating or safe(c.propagation.set_follow_divisions, v)
         )
         form.addRow(self.divisions_check)
 
         self.seed_picker = LayerPicker(  # magicgui
-            c.seed_layers,
+            cells.seed_layers,
             "A Labels layer (e.g. a segmentation of this frame): every label becomes an object",
         )
         self.seed_combo = self.seed_picker.native
@@ -74,7 +85,7 @@ class ManyCellsSection:
             "Every label of the chosen layer on this frame becomes an object (same id when it "
             "is free, else the next free id), with its mask as the prompt"
         )
-        seed.clicked.connect(lambda: self._safe(self._seed_from_gui))
+        seed.clicked.connect(lambda: safe(self._seed_from_gui))
         row = QHBoxLayout()
         row.addWidget(self.seed_combo, 1)
         row.addWidget(seed)
@@ -82,20 +93,20 @@ class ManyCellsSection:
 
         self.points_spin = QSpinBox()
         self.points_spin.setRange(1, 128)
-        self.points_spin.setValue(c.points_per_side)
+        self.points_spin.setValue(cells.points_per_side)
         self.points_spin.setToolTip(
             "Grid of clicks tried per side (its square in all): more finds smaller cells, "
             "takes longer"
         )
         self.points_spin.valueChanged.connect(
-            lambda v: self._updating or setattr(c, "points_per_side", int(v))
+            lambda v: self._updating or setattr(cells, "points_per_side", int(v))
         )
         find = QPushButton("Find all cells on this frame")
         find.setToolTip(
             "Segment everything on this frame without clicks (progress bar, Cancel stops it); "
             "each cell found becomes a new object"
         )
-        find.clicked.connect(lambda: self._safe(c.find_cells))
+        find.clicked.connect(lambda: safe(cells.find))
         row = QHBoxLayout()
         row.addWidget(self.points_spin)
         row.addWidget(find, 1)
@@ -106,50 +117,36 @@ class ManyCellsSection:
         hint.setStyleSheet("color: gray; font-size: small")
         form.addRow(hint)
         coll.addWidget(inner)
-        coll.toggled.connect(lambda on: on and self._refresh_seed_layers())
-        self._refresh_many_cells()
-        return coll
+        coll.toggled.connect(lambda on: on and self.refresh_seed_layers())
+        c.events.settings_changed.connect(self.refresh)
+        self.refresh()
 
     # ------------------------------------------------------------------ refresh
-    def _refresh_seed_layers(self, *_) -> None:
+    def refresh_seed_layers(self, *_: Any) -> None:
+        """Re-list the Labels layers to seed from, keeping the chosen one."""
         was, self._updating = self._updating, True
         picker = self.seed_picker
         current = picker.current
         picker.refresh(current if current in picker.names else next(iter(picker.names), None))
         self._updating = was
 
-    def _refresh_many_cells(self) -> None:
+    def refresh(self) -> None:
+        """Show the preset, the division switch and the grid of the controller."""
         c = self.controller
         was, self._updating = self._updating, True
-        self.preset_combo.setCurrentText(c.preset)
-        self.divisions_check.setChecked(bool(c.follow_divisions))
-        self.points_spin.setValue(int(c.points_per_side))
+        self.preset_combo.setCurrentText(c.cells.preset)
+        self.divisions_check.setChecked(bool(c.propagation.follow_divisions))
+        self.points_spin.setValue(int(c.cells.points_per_side))
         self._updating = was
 
     # ------------------------------------------------------------------ slots
     def _on_preset_activated(self, index: int) -> None:
         if self._updating:
             return
-        self._safe(self.controller.set_preset, self.preset_combo.itemText(index))
+        self._safe(self.controller.cells.set_preset, self.preset_combo.itemText(index))
 
     def _seed_from_gui(self):
         name = self.seed_combo.currentText()
         if not name:
             raise ValueError("add a Labels layer to seed from (e.g. File > Open a label TIFF)")
-        return self.controller.seed_from_labels(name)
-
-    # ------------------------------------------------------------------ scripting API
-    def seed_from_labels(self, layer=None, frame: int | None = None, *, wait: bool = False):
-        """Every label of a Labels layer (layer or name) on ``frame`` becomes an object; returns
-        {label value: object id} with ``wait=True`` (see the controller)."""
-        return self.controller.seed_from_labels(layer, frame, wait=wait)
-
-    def find_cells(self, frame: int | None = None, *, wait: bool = False, **kwargs):
-        """Find all cells on ``frame`` and add them as objects; returns their ids with
-        ``wait=True`` (keywords: ``points_per_side``, ``min_area``, ``max_area``...)."""
-        return self.controller.find_cells(frame, wait=wait, **kwargs)
-
-    def set_preset(self, name: str) -> None:
-        """Apply a cell preset ("Generic", "Nuclei (fluorescence)", "Cells (phase contrast)",
-        "Bacteria")."""
-        self.controller.set_preset(name)
+        return self.controller.cells.seed_from_labels(name)

@@ -1,16 +1,17 @@
 """The "Region" row of the dock widget (:class:`~napari_sam2._napari.widget.SAM2Widget`):
 track only the part of the frame the canvas shows, or the full frame. A thin view over the
-controller's :class:`~napari_sam2._napari._roi.RoiMixin` methods."""
+controller's :class:`~napari_sam2._napari._region.RegionControl`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from ._roi import ROI_LAYER_NAME, describe_roi
+from ._region import ROI_LAYER_NAME, describe_roi
 
-__all__ = ["RoiSection"]
+__all__ = ["RegionRow"]
 
 ROI_HELP = (
     "The model sees every frame shrunk to its square input: 256 px for the bundled 'micro' "
@@ -24,45 +25,50 @@ ROI_HELP = (
 )
 
 
-class RoiSection:
-    """The region-of-interest row and scripting methods of the widget (uses its
-    ``controller`` and ``_safe``)."""
+class RegionRow:
+    """The "Region" row: what the model sees, "Region: use current view" and "Full frame".
 
-    def _roi_row(self, form: QFormLayout) -> None:
-        """Add the "Region" row (label + two buttons) to ``form``."""
-        c = self.controller
-        self.roi_label = QLabel()
-        self.roi_label.setWordWrap(True)
-        self.roi_label.setToolTip(ROI_HELP)
-        self.roi_view_button = QPushButton("Region: use current view")
-        self.roi_view_button.setToolTip(ROI_HELP)
-        self.roi_view_button.clicked.connect(lambda: self._safe(c.use_view_as_roi))
-        self.roi_full_button = QPushButton("Full frame")
-        self.roi_full_button.setToolTip("Give the model the whole frame again (no region)")
-        self.roi_full_button.clicked.connect(lambda: self._safe(c.set_roi, None))
+    Args:
+        controller: the :class:`~napari_sam2._napari.controller.TrackingController` (its
+            ``region``, ``info`` and ``model`` are shown).
+        form: the form to add the row to.
+        safe: ``safe(func, *args)`` runs an action, turning errors into notifications.
+    """
+
+    def __init__(self, controller: Any, form: QFormLayout, safe: Callable[..., Any]) -> None:
+        self.controller = c = controller
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setToolTip(ROI_HELP)
+        self.view_button = QPushButton("Region: use current view")
+        self.view_button.setToolTip(ROI_HELP)
+        self.view_button.clicked.connect(lambda: safe(c.region.use_view))
+        self.full_button = QPushButton("Full frame")
+        self.full_button.setToolTip("Give the model the whole frame again (no region)")
+        self.full_button.clicked.connect(lambda: safe(c.region.set, None))
         col = QVBoxLayout()
-        col.addWidget(self.roi_label)
+        col.addWidget(self.label)
         row = QHBoxLayout()
-        row.addWidget(self.roi_view_button, 1)
-        row.addWidget(self.roi_full_button)
+        row.addWidget(self.view_button, 1)
+        row.addWidget(self.full_button)
         col.addLayout(row)
         lab = QLabel("Region")
         lab.setToolTip(ROI_HELP)
         form.addRow(lab, col)
-        c.roi_changed.connect(self._refresh_roi)
-        c.image_changed.connect(self._refresh_roi)
-        c.model_changed.connect(self._refresh_roi)
-        self._refresh_roi()
+        for signal in (c.events.roi_changed, c.events.image_changed, c.events.model_changed):
+            signal.connect(self.refresh)
+        self.refresh()
 
-    def _refresh_roi(self, *_) -> None:
+    def refresh(self, *_: Any) -> None:
+        """Show the region (or the full frame) and how much the model shrinks it."""
         c = self.controller
         has_image = c.info is not None
-        self.roi_view_button.setEnabled(has_image)
-        self.roi_full_button.setEnabled(has_image and c.roi is not None)
+        roi = c.region.roi
+        self.view_button.setEnabled(has_image)
+        self.full_button.setEnabled(has_image and roi is not None)
         if not has_image:
-            self.roi_label.setText("full frame (no image chosen)")
+            self.label.setText("full frame (no image chosen)")
             return
-        roi = c.roi
         text = describe_roi(roi)
         if roi is None:
             h, w = c.info.frame_shape
@@ -70,22 +76,13 @@ class RoiSection:
             side = max(h, w)
         else:
             side = max(roi[2] - roi[0], roi[3] - roi[1])
-        if c.model is not None:
-            size = int(c.model.image_size)
+        model = c.model.loaded
+        if model is not None:
+            size = int(model.image_size)
             factor = side / size
             text += (
                 f", shrunk {factor:.1f}x to the model's {size} px"
                 if factor > 1.05
                 else f", at the model's {size} px"
             )
-        self.roi_label.setText(text)
-
-    # ------------------------------------------------------------------ scripting API
-    def set_roi(self, roi: Sequence[float] | None = None, *, wait: bool = False):
-        """Region of interest (y0, x0, y1, x1) in image pixels, or None for the full frame
-        (see the controller's ``set_roi``)."""
-        return self.controller.set_roi(roi, wait=wait)
-
-    def use_view_as_roi(self, *, wait: bool = False):
-        """Use what the canvas shows now as the region of interest."""
-        return self.controller.use_view_as_roi(wait=wait)
+        self.label.setText(text)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._state import TrackingState
 from .layers import add_outline_layer
 
 __all__ = ["WINDOWS_LAYER_NAME", "ZoomControl", "ZoomRow", "parse_cell_size"]
@@ -31,7 +32,7 @@ ZOOM_HELP = (
 
 
 def parse_cell_size(value: Any) -> float | None:
-    """"auto", "" or None -> None; a positive number (or its text) -> float pixels.
+    """ "auto", "" or None -> None; a positive number (or its text) -> float pixels.
 
     Raises:
         ValueError: anything else, with the accepted forms.
@@ -52,12 +53,13 @@ class ZoomControl:
     """The cell-size hint and the windows layer of one controller.
 
     Args:
-        controller: the widget's controller (its ``session``, ``info``, ``viewer`` and
-            ``current_frame()`` are used).
+        state: the controller's shared :class:`~napari_sam2._napari._state.TrackingState`
+            (the windows layer is redrawn whenever the labels are).
     """
 
-    def __init__(self, controller) -> None:
-        self.controller = controller
+    def __init__(self, state: TrackingState) -> None:
+        self._state = state
+        state.events.labels_refreshed.connect(self.refresh)
         self.cell_diameter: float | None = None
         self.mode = "auto"  # "off": no windows (type "off" in the row)
         self.show_windows = False
@@ -69,7 +71,7 @@ class ZoomControl:
         off = isinstance(value, str) and value.strip().lower() == "off"
         self.cell_diameter = None if off else parse_cell_size(value)
         self.mode = "off" if off else "auto"
-        session = self.controller.session
+        session = self._state.session
         if session is not None:
             session.cell_diameter = self.cell_diameter
             session.zoom = self.mode
@@ -83,33 +85,33 @@ class ZoomControl:
     def windows(self, frame: int | None = None) -> list[tuple[int, tuple[int, int, int, int]]]:
         """(object id, (y0, x0, y1, x1)) of the objects segmented in a window on a frame
         (default: the current one)."""
-        c = self.controller
-        if c.session is None or c.info is None:
+        st = self._state
+        if st.session is None or st.info is None:
             return []
-        t = c.current_frame() if frame is None else int(frame)
+        t = st.current_frame() if frame is None else int(frame)
         out = []
-        for obj in c.session.obj_ids:
-            w = c.session.window(obj, t)
+        for obj in st.session.obj_ids:
+            w = st.session.window(obj, t)
             if w is not None:
                 out.append((obj, w))
         return out
 
     def refresh(self) -> None:
         """Redraw the windows of the current frame (main thread)."""
-        c = self.controller
-        layers = c.viewer.layers
-        if not self.show_windows or c.info is None:
+        st = self._state
+        layers = st.viewer.layers
+        if not self.show_windows or st.info is None:
             if self.layer is not None and self.layer in layers:
                 layers.remove(self.layer)
             self.layer = None
             return
         rects = []
         for _, (y0, x0, y1, x1) in self.windows():  # on the pixel edges
-            a, b, c2, d = y0 - 0.5, x0 - 0.5, y1 - 0.5, x1 - 0.5
-            rects.append(np.array([[a, b], [a, d], [c2, d], [c2, b]]))
+            a, b, c, d = y0 - 0.5, x0 - 0.5, y1 - 0.5, x1 - 0.5
+            rects.append(np.array([[a, b], [a, d], [c, d], [c, b]]))
         if self.layer is None or self.layer not in layers:
             self.layer = add_outline_layer(
-                c.viewer, c.info, WINDOWS_LAYER_NAME, WINDOWS_COLOR, 400, 0.7
+                st.viewer, st.info, WINDOWS_LAYER_NAME, WINDOWS_COLOR, 400, 0.7
             )
         layer = self.layer
         layer.selected_data = set()

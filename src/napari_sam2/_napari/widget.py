@@ -1,12 +1,16 @@
 """The "SAM 2 tracking" dock widget: a thin Qt view over :class:`TrackingController`.
 
-Every button calls a controller method; every method is also callable from a script or the
-napari console through the widget (``widget.add_point(...)``, ``widget.propagate(...)``...).
+Every button calls a method of one of the controller's parts; scripts and the napari console
+call the same methods through ``widget.controller`` (``widget.controller.prompts.add_point(...)``,
+``widget.controller.propagation.run(...)``...; see docs/usage.md, "Scripting a napari session").
+The widget owns its sections as small objects: :class:`~._widget_model.ModelRows`,
+:class:`~._widget_roi.RegionRow`, :class:`~._zoom.ZoomRow`, the magicgui
+:class:`~._forms.LayerPicker` and :class:`~._forms.MemoryForm`, and
+:class:`~._widget_many_cells.ManyCellsPanel`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
@@ -32,16 +36,12 @@ from superqt import QCollapsible
 
 from ._forms import LayerPicker, MemoryForm
 from ._help import SHORTCUTS, shortcut_help
-from ._widget_many_cells import ManyCellsSection
-from ._widget_roi import RoiSection
-from .controller import (
-    DEVICES,
-    DIRECTIONS,
-    LOAD_FROM_FILE,
-    PRECISIONS,
-    TrackingController,
-    model_choices,
-)
+from ._propagation import DIRECTIONS
+from ._widget_many_cells import ManyCellsPanel
+from ._widget_model import ModelRows
+from ._widget_roi import RegionRow
+from ._zoom import ZoomRow
+from .controller import TrackingController
 from .layers import UnsupportedLayerError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,7 +82,7 @@ def _button(text: str, tip: str, slot) -> QPushButton:
     return b
 
 
-class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
+class SAM2Widget(QWidget):
     """Dock widget "SAM 2 tracking".
 
     Args:
@@ -95,13 +95,13 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         self.viewer = napari_viewer
         self.controller = TrackingController(napari_viewer, bind_keys=bind_keys)
         self._updating = False
-        self._file_models: list[str] = []
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
         root.addWidget(self._model_section())
         root.addWidget(self._data_section())
         root.addWidget(self._objects_section())
-        root.addWidget(self._many_cells_section())
+        self.many_cells = ManyCellsPanel(self.controller, self._safe)
+        root.addWidget(self.many_cells.section)
         root.addWidget(self._propagation_section())
         root.addWidget(self._memory_section())
         root.addWidget(self._export_section())
@@ -112,14 +112,13 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         root.addStretch(1)
 
         c = self.controller
-        c.status_changed.connect(self._set_status)
-        c.objects_changed.connect(self._refresh_objects)
-        c.busy_changed.connect(self._on_busy)
-        c.progress_changed.connect(self._on_progress)
-        c.image_changed.connect(self._refresh_layers)
-        c.model_changed.connect(self._refresh_models)
-        c.settings_changed.connect(self._refresh_memory)
-        c.settings_changed.connect(self._refresh_many_cells)
+        ev = c.events
+        ev.status_changed.connect(self._set_status)
+        ev.objects_changed.connect(self._refresh_objects)
+        ev.busy_changed.connect(self._on_busy)
+        ev.progress_changed.connect(self._on_progress)
+        ev.image_changed.connect(self._refresh_layers)
+        ev.settings_changed.connect(self._refresh_memory)
         layers = self.viewer.layers.events
         handlers = [
             (layers.inserted, self._refresh_layers),
@@ -165,40 +164,10 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     def _model_section(self) -> QGroupBox:
         box = QGroupBox("Model")
         form = QFormLayout(box)
-        self.model_combo = QComboBox()
-        self.model_combo.setToolTip(
-            "Which SAM 2 model segments and tracks. 'micro' ships with the plugin; official "
-            "models are downloaded once (progress bar, cancellable) and cached."
-        )
-        self._refresh_models()
-        self.model_combo.activated.connect(self._on_model_activated)
-        load = _button("Load", "Load (and if needed download) the chosen model", self._load_model)
-        row = QHBoxLayout()
-        row.addWidget(self.model_combo, 1)
-        row.addWidget(load)
-        form.addRow("Model", row)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        self.device_combo.setToolTip("Where the model runs: auto picks a GPU when there is one")
-        self.device_combo.currentTextChanged.connect(
-            lambda d: self._updating or self._safe(self.controller.set_device, d)
-        )
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.setToolTip(
-            "fp32: exact; bf16: about 2x faster on recent GPUs, tiny differences in masks"
-        )
-        self.precision_combo.currentTextChanged.connect(
-            lambda p: self._updating or self._safe(self.controller.set_precision, p)
-        )
-        row = QHBoxLayout()
-        row.addWidget(self.device_combo)
-        row.addWidget(self.precision_combo)
-        form.addRow("Device", row)
-        self._roi_row(form)
-        from ._zoom import ZoomRow
-
-        self.zoom_row = ZoomRow(self.controller.zoom, form, self._safe)
+        c = self.controller
+        self.model_rows = ModelRows(c.model, c.events, form, self._safe)
+        self.region_row = RegionRow(c, form, self._safe)
+        self.zoom_row = ZoomRow(c.zoom, form, self._safe)
         return box
 
     def _data_section(self) -> QGroupBox:
@@ -233,7 +202,7 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
             "Use my edit",
             "Send what you painted for the selected object on this frame to the model as its "
             "mask" + shortcut_help("use_edit"),
-            lambda: self._safe(self.controller.use_edit),
+            lambda: self._safe(self.controller.prompts.use_edit),
         )
         row = QHBoxLayout()
         row.addWidget(self.negative_check)
@@ -261,14 +230,14 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
             _button(
                 "Add",
                 "New object with the next free id" + shortcut_help("new_object"),
-                lambda: self._safe(self.controller.add_object),
+                lambda: self._safe(self.controller.objects.add),
             )
         )
         row.addWidget(
             _button(
                 "Remove",
                 "Forget the selected object and clear its labels",
-                lambda: self._safe(self.controller.remove_object),
+                lambda: self._safe(self.controller.objects.remove),
             )
         )
         lay.addLayout(row)
@@ -296,7 +265,9 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         self.follow_check = QCheckBox("follow in viewer")
         self.follow_check.setChecked(True)
         self.follow_check.setToolTip("Move the time slider along with the propagation")
-        self.follow_check.toggled.connect(lambda v: setattr(self.controller, "follow", v))
+        self.follow_check.toggled.connect(
+            lambda v: setattr(self.controller.propagation, "follow", v)
+        )
         grid.addWidget(self.follow_check, 2, 0, 1, 4)
         keys = f"{SHORTCUTS['propagate_forward'][0]} / {SHORTCUTS['propagate_backward'][0]}"
         self.propagate_button = _button(
@@ -367,7 +338,7 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
             _button(
                 "Tracks layer",
                 "Show the objects' centroid tracks",
-                lambda: self._safe(self.controller.add_tracks_layer, wait=False),
+                lambda: self._safe(self.controller.exports.tracks_layer, wait=False),
             ),
             1,
             1,
@@ -375,34 +346,13 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         return box
 
     # ================================================================== refresh
-    def _refresh_models(self) -> None:
-        combo = self.model_combo
-        current = self.controller.model_name or self.controller.model_choice
-        self._updating = True
-        combo.clear()
-        for c in model_choices():
-            combo.addItem(c["label"], c["name"])
-            combo.setItemData(combo.count() - 1, c["description"], Qt.ItemDataRole.ToolTipRole)
-        for path in self._file_models:
-            combo.addItem(os.path.basename(path), path)
-        loaded = self.controller.model_name
-        if self.controller.model is not None and combo.findData(loaded) < 0:
-            combo.insertItem(0, f"{loaded} (loaded)", loaded)
-        combo.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
-        i = combo.findData(current)
-        combo.setCurrentIndex(max(i, 0))
-        if hasattr(self, "device_combo"):
-            self.device_combo.setCurrentText(self.controller.device)
-            self.precision_combo.setCurrentText(self.controller.precision)
-        self._updating = False
-
     def _refresh_layers(self, *_) -> None:
         self._updating = True
         info = self.controller.info
         self.image_picker.refresh(None if info is None else info.layer.name)
         self._refresh_channels()
         self._updating = False
-        self._refresh_seed_layers()
+        self.many_cells.refresh_seed_layers()
         n = max(self.controller.num_frames - 1, 0)
         for sp in (self.first_spin, self.last_spin):
             sp.setRange(0, n)
@@ -430,16 +380,16 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         lst = self.objects_list
         self._updating = True
         lst.clear()
-        for obj in c.objects:
+        for obj in c.objects.ids:
             pix = QPixmap(14, 14)
-            r, g, b, _ = (int(255 * v) for v in c.color(obj))
+            r, g, b, _ = (int(255 * v) for v in c.objects.color(obj))
             pix.fill(QColor(r, g, b))
             n = sum(1 for (_, o) in c.scores if o == obj)
             text = f"object {obj}" + (f"  ({n} frames)" if n else "")
             item = QListWidgetItem(QIcon(pix), text)
             item.setData(Qt.ItemDataRole.UserRole, obj)
             lst.addItem(item)
-            if obj == c.current_id:
+            if obj == c.objects.current:
                 lst.setCurrentItem(item)
         self._updating = False
         self.status.setText(c.status_text())
@@ -449,9 +399,9 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
             return
         self._memory_filled = True
         model = self.controller.model
-        cfg = None if model is None else model.config
+        cfg = None if model.loaded is None else model.loaded.config
         self.memory_form.show(
-            self.controller.settings,
+            model.settings,
             num_maskmem=None if cfg is None else cfg.num_maskmem,
             max_obj_ptrs=None if cfg is None else cfg.max_obj_ptrs_in_encoder,
         )
@@ -476,29 +426,6 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
     # ================================================================== slots
     def _safe(self, func, *args, **kwargs):
         return self.controller._safe(func, *args, **kwargs)
-
-    def _on_model_activated(self, index: int) -> None:
-        if self._updating:
-            return
-        name = self.model_combo.itemData(index)
-        if name == LOAD_FROM_FILE:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "SAM 2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth);;All files (*)"
-            )
-            if not path:
-                self._refresh_models()
-                return
-            self._file_models.append(path)
-            self._safe(self.controller.set_model, path)
-            self._refresh_models()
-            return
-        self.controller.model_choice = name
-        self.status.setText(self.controller.status_text())
-
-    def _load_model(self) -> None:
-        name = self.model_combo.currentData()
-        if name and name != LOAD_FROM_FILE:
-            self._safe(self.controller.set_model, name)
 
     def _on_layer_activated(self, index: int) -> None:
         if self._updating or index < 0:
@@ -529,119 +456,39 @@ class SAM2Widget(QWidget, ManyCellsSection, RoiSection):
         self._safe(self.controller.set_channel, channel, contrast=contrast)
 
     def _on_negative_toggled(self, value: bool) -> None:
-        if self.controller.negative_mode != value:
-            self.controller.toggle_negative()
+        if self.controller.prompts.negative_mode != value:
+            self.controller.prompts.toggle_negative()
 
     def _on_object_selected(self, item, _prev=None) -> None:
         if self._updating or item is None:
             return
-        self._safe(self.controller.select_object, item.data(Qt.ItemDataRole.UserRole))
+        self._safe(self.controller.objects.select, item.data(Qt.ItemDataRole.UserRole))
 
     def _set_memory(self, name: str, value: Any) -> None:
         if self._updating:
             return
-        self._safe(self.controller.set_memory_setting, name, value)
+        self._safe(self.controller.model.set_memory_setting, name, value)
         self._refresh_memory()
 
     def _propagate_from_gui(self):
         kw = {}
         if self.range_check.isChecked():
             kw = {"first": self.first_spin.value(), "last": self.last_spin.value()}
-        return self.controller.propagate(self.direction_combo.currentText(), **kw)
+        return self.controller.propagation.run(self.direction_combo.currentText(), **kw)
 
     def _export_tiff_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save labels", "labels.tif", "TIFF (*.tif)")
         if path:
-            self._safe(self.controller.export_labels, path, wait=False)
+            self._safe(self.controller.exports.labels, path, wait=False)
 
     def _export_ctc_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "CTC result folder (e.g. 01_RES)")
         if folder:
-            self._safe(self.controller.export_ctc, folder, wait=False)
+            self._safe(self.controller.exports.ctc, folder, wait=False)
 
     def _export_csv_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Save measurements", "measurements.csv", "CSV (*.csv)"
         )
         if path:
-            self._safe(self.controller.export_measurements, path, wait=False)
-
-    # ================================================================== scripting API
-    def set_image_layer(self, layer, *, channel: Any = "default", contrast: str = "auto"):
-        """Track an Image layer (layer or name). Raises UnsupportedLayerError with the reason."""
-        self.controller.set_image_layer(layer, channel=channel, contrast=contrast)
-        self._refresh_layers()
-
-    def set_model(self, model_or_name, *, device: str | None = None, wait: bool = True):
-        """Use a model object, a model name or a checkpoint path (see the controller)."""
-        out = self.controller.set_model(model_or_name, device=device, wait=wait)
-        self._refresh_models()
-        return out
-
-    def add_object(self, obj_id: int | None = None) -> int:
-        return self.controller.add_object(obj_id)
-
-    def select_object(self, obj_id: int) -> None:
-        self.controller.select_object(obj_id)
-
-    def remove_object(self, obj_id: int | None = None, *, wait: bool = False) -> None:
-        self.controller.remove_object(obj_id, wait=wait)
-
-    def add_point(
-        self, coords, positive: bool = True, *, obj_id: int | None = None, wait: bool = False
-    ):
-        """Click at (t, y, x) for the selected object (or ``obj_id``)."""
-        return self.controller.add_point(coords, positive, obj_id=obj_id, wait=wait)
-
-    def add_box(self, frame: int, box, *, obj_id: int | None = None, wait: bool = False):
-        """Box (y0, x0, y1, x1) on ``frame`` for the selected object (or ``obj_id``)."""
-        return self.controller.add_box(frame, box, obj_id=obj_id, wait=wait)
-
-    def use_edit(self, obj_id: int | None = None, frame: int | None = None, *, wait: bool = False):
-        return self.controller.use_edit(obj_id, frame, wait=wait)
-
-    def propagate(
-        self,
-        direction: str = "forward",
-        *,
-        start: int | None = None,
-        first: int | None = None,
-        last: int | None = None,
-        obj_ids=None,
-        wait: bool = False,
-    ):
-        """Propagate "forward", "backward" or "both" (default start: the current frame)."""
-        return self.controller.propagate(
-            direction, start=start, first=first, last=last, obj_ids=obj_ids, wait=wait
-        )
-
-    def cancel(self) -> bool:
-        return self.controller.cancel()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self.controller.wait(timeout)
-
-    def set_memory_setting(self, name: str, value) -> None:
-        self.controller.set_memory_setting(name, value)
-
-    def export_labels(self, path, *, wait: bool = True):
-        return self.controller.export_labels(path, wait=wait)
-
-    def export_ctc(self, folder, *, wait: bool = True):
-        return self.controller.export_ctc(folder, wait=wait)
-
-    def export_measurements(self, path, *, wait: bool = True):
-        return self.controller.export_measurements(path, wait=wait)
-
-    def add_tracks_layer(self, *, wait: bool = True):
-        return self.controller.add_tracks_layer(wait=wait)
-
-    @property
-    def session(self):
-        """The current :class:`~napari_sam2.video.session.VideoSession` (None before the first
-        prompt)."""
-        return self.controller.session
-
-    @property
-    def labels_layer(self):
-        return self.controller.labels_layer
+            self._safe(self.controller.exports.measurements, path, wait=False)

@@ -1,4 +1,4 @@
-"""Region of interest of :class:`~napari_sam2._napari.controller.TrackingController`.
+"""The region of interest of the tracking controller (``controller.region``).
 
 The model sees every frame resized to its square input (256 px for the bundled ``micro``
 model, 1024 px for the official ones), so small cells on large frames become too small to
@@ -16,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from ._sessions import SessionKeeper
+from ._state import TrackingState
 from .jobs import Job
 from .layers import add_outline_layer
 
-__all__ = ["ROI_LAYER_NAME", "RoiMixin", "describe_roi"]
+__all__ = ["ROI_LAYER_NAME", "RegionControl", "describe_roi"]
 
 #: Name of the Shapes layer that shows the region of interest.
 ROI_LAYER_NAME = "SAM 2 region"
@@ -38,15 +41,27 @@ def describe_roi(roi: Sequence[int] | None) -> str:
     return f"y {y0}:{y1}, x {x0}:{x1} ({y1 - y0} x {x1 - x0} px)"
 
 
-class RoiMixin:
-    """Region-of-interest methods of the tracking controller (see there for the attributes
-    used; this mixin adds ``_roi`` and ``roi_layer``, set in the controller's ``__init__``)."""
+class RegionControl:
+    """The region of interest the model sees, and the Shapes layer that shows it.
 
-    # ================================================================== region of interest
+    Args:
+        state: the controller's shared :class:`~napari_sam2._napari._state.TrackingState`.
+        sessions: rebuilds the session (prompts re-run) on a new region.
+
+    Attributes:
+        layer: the "SAM 2 region" Shapes layer (None for the full frame).
+    """
+
+    def __init__(self, state: TrackingState, sessions: SessionKeeper) -> None:
+        self._state = state
+        self._sessions = sessions
+        self._roi: tuple[int, int, int, int] | None = None
+        self.layer: Any = None
+
     @property
     def roi(self) -> tuple[int, int, int, int] | None:
         """The region of interest ``(y0, x0, y1, x1)`` in image pixels (end exclusive) that
-        the model sees, or None for the full frame. Change it with :meth:`set_roi`."""
+        the model sees, or None for the full frame. Change it with :meth:`set`."""
         return self._roi
 
     def _validated_roi(self, roi: Sequence[float] | None) -> tuple[int, int, int, int] | None:
@@ -57,7 +72,7 @@ class RoiMixin:
         """
         if roi is None:
             return None
-        info = self._need_image()
+        info = self._state.need_image()
         h, w = info.frame_shape
         try:
             vals = [int(round(float(v))) for v in roi]
@@ -75,7 +90,7 @@ class RoiMixin:
             return None
         return (y0, x0, y1, x1)
 
-    def set_roi(self, roi: Sequence[float] | None = None, *, wait: bool = False):
+    def set(self, roi: Sequence[float] | None = None, *, wait: bool = False) -> Any:
         """Let the model see only ``roi`` = (y0, x0, y1, x1) of every frame (image pixels, end
         exclusive), or the full frame with None.
 
@@ -102,48 +117,49 @@ class RoiMixin:
             RuntimeError: no image layer chosen.
             ValueError: ``roi`` is malformed or does not fit the image.
         """
-        self._need_image()
+        self._state.need_image()
         new = self._validated_roi(roi)
         previous = self._roi
         if new == previous:
             return None
+        st = self._state
         self._roi = new
-        self._sync_roi_layer()
-        self.roi_changed.emit()
-        self._emit_status()
+        self._sync_layer()
+        st.events.roi_changed.emit()
+        st.report()
 
         def work():
-            old = self.session
+            old = st.session
             if old is not None and old.obj_ids:
-                bad = _prompts_outside(old, new, self.info.frame_shape)
+                bad = _prompts_outside(old, new, st.info.frame_shape)
                 if bad:
                     raise ValueError(
                         f"the region {describe_roi(new)} leaves out the prompts of "
                         f"{', '.join(bad)}: remove those objects (or their prompts) first, or "
                         "choose a larger region"
                     )
-            self._replay_session()
+            self._sessions.replay()
 
         def failed(_exc) -> None:
-            s = self.session
+            s = st.session
             self._roi = s.roi if s is not None else previous
-            self._sync_roi_layer()
-            self.roi_changed.emit()
-            self._emit_status()
+            self._sync_layer()
+            st.events.roi_changed.emit()
+            st.report()
 
-        job = self._submit(
+        job = st.submit(
             Job(
                 f"using the region {describe_roi(new)}",
                 work,
                 kind="prompt",
                 total=0,
-                on_result=lambda _: self._refresh_labels(force=True),
+                on_result=lambda _: st.refresh_labels(force=True),
                 on_error=failed,
             )
         )
-        return self._maybe_wait(job, wait)
+        return st.finish(job, wait)
 
-    def roi_from_view(self) -> tuple[int, int, int, int]:
+    def from_view(self) -> tuple[int, int, int, int]:
         """The part of the image visible on the viewer's canvas, as (y0, x0, y1, x1) image
         pixels (end exclusive; partly visible pixels included), clipped to the image.
 
@@ -155,8 +171,8 @@ class RoiMixin:
             ValueError: the viewer is in 3-D, does not display the image's y and x axes, or the
                 image is not in view.
         """
-        info = self._need_image()
-        viewer = self.viewer
+        info = self._state.need_image()
+        viewer = self._state.viewer
         layer = info.layer
         if viewer.dims.ndisplay != 2:
             raise ValueError("switch the viewer to 2-D to use the current view as the region")
@@ -195,10 +211,10 @@ class RoiMixin:
             raise ValueError("the image is not in view: pan or zoom onto it first")
         return (int(y0), int(x0), int(y1), int(x1))
 
-    def use_view_as_roi(self, *, wait: bool = False):
-        """``set_roi(roi_from_view())``: track only what the canvas shows now (zoom onto the
-        cells first). See :meth:`set_roi`."""
-        return self.set_roi(self.roi_from_view(), wait=wait)
+    def use_view(self, *, wait: bool = False) -> Any:
+        """``set(from_view())``: track only what the canvas shows now (zoom onto the cells
+        first). See :meth:`set`."""
+        return self.set(self.from_view(), wait=wait)
 
     def _canvas_size(self) -> tuple[float, float]:
         """(height, width) of the canvas (one view box in grid mode), in screen pixels.
@@ -206,7 +222,7 @@ class RoiMixin:
         From napari's canvas model (``viewer.canvas``, kept equal to the vispy canvas on every
         resize); older napari: the Qt canvas.
         """
-        viewer = self.viewer
+        viewer = self._state.viewer
         size = None
         with contextlib.suppress(Exception):
             size = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
@@ -218,7 +234,7 @@ class RoiMixin:
         return float(size[0]), float(size[1])
 
     # ------------------------------------------------------------------ checks
-    def _check_in_roi(self, y: float, x: float) -> None:
+    def check_point(self, y: float, x: float) -> None:
         """Raise ValueError naming the region when the click (y, x) lies outside it."""
         roi = self._roi
         if roi is None:
@@ -231,7 +247,7 @@ class RoiMixin:
                 "'Full frame'"
             )
 
-    def _check_box_in_roi(self, box: Sequence[float]) -> None:
+    def check_box(self, box: Sequence[float]) -> None:
         """Raise ValueError naming the region when the box (y0, x0, y1, x1) misses it."""
         roi = self._roi
         if roi is None:
@@ -246,60 +262,69 @@ class RoiMixin:
             )
 
     # ------------------------------------------------------------------ the region layer
-    def _roi_rectangle(self) -> np.ndarray:
+    def _rectangle(self) -> np.ndarray:
         """(4, 2) corners (y, x) of the region in the image layer's 2-D data coordinates,
         on the pixel edges."""
         y0, x0, y1, x1 = self._roi
         a, b, c, d = y0 - 0.5, x0 - 0.5, y1 - 0.5, x1 - 0.5
         return np.array([[a, b], [a, d], [c, d], [c, b]], dtype=float)
 
-    def _sync_roi_layer(self) -> None:
+    def _sync_layer(self) -> None:
         """Show the current region in the "SAM 2 region" layer (removed for the full frame)."""
-        layers = self.viewer.layers
-        layer = self.roi_layer
-        if self._roi is None or self.info is None:
-            self.roi_layer = None
+        st = self._state
+        layers = st.viewer.layers
+        layer = self.layer
+        if self._roi is None or st.info is None:
+            self.layer = None
             if layer is not None and layer in layers:
-                with self._suppressed():
+                with st.suppressed():
                     layers.remove(layer)
             return
         if layer is None or layer not in layers:
             if ROI_LAYER_NAME in layers:
-                with self._suppressed():
+                with st.suppressed():
                     layers.remove(ROI_LAYER_NAME)
-            layer = add_outline_layer(self.viewer, self.info, ROI_LAYER_NAME, ROI_COLOR, 250, 0.9)
-            layer.events.editable.connect(self._keep_roi_layer_locked)
-            layer.events.data.connect(self._on_roi_layer_data)
-            self.roi_layer = layer
-        with self._suppressed():
+            layer = add_outline_layer(st.viewer, st.info, ROI_LAYER_NAME, ROI_COLOR, 250, 0.9)
+            layer.events.editable.connect(self._keep_layer_locked)
+            layer.events.data.connect(self._on_layer_data)
+            self.layer = layer
+        with st.suppressed():
             layer.selected_data = set()
-            layer.data = [self._roi_rectangle()]
+            layer.data = [self._rectangle()]
             layer.shape_type = ["rectangle"]
             layer.edge_color = [ROI_COLOR]
             layer.face_color = [[0, 0, 0, 0]]
             layer.mode = "pan_zoom"
             layer.editable = False
 
-    def _keep_roi_layer_locked(self, event=None) -> None:
-        layer = self.roi_layer
+    def _keep_layer_locked(self, event: Any = None) -> None:
+        layer = self.layer
         if layer is not None and layer.editable:
             layer.editable = False  # napari re-enables it when switching 2-D / 3-D
 
-    def _on_roi_layer_data(self, event=None) -> None:
+    def _on_layer_data(self, event: Any = None) -> None:
         """Redraw the rectangle if its data changed anyway (e.g. from the console)."""
-        if self._suppress or self.roi_layer is None or self._roi is None:
+        if self._state.suppressing or self.layer is None or self._roi is None:
             return
-        data = self.roi_layer.data
-        if len(data) != 1 or not np.allclose(np.asarray(data[0]), self._roi_rectangle()):
-            self._sync_roi_layer()
+        data = self.layer.data
+        if len(data) != 1 or not np.allclose(np.asarray(data[0]), self._rectangle()):
+            self._sync_layer()
 
-    def _forget_roi(self) -> None:
+    def forget(self) -> None:
         """No region (a new image layer was chosen or the image was removed)."""
-        if self._roi is None and self.roi_layer is None:
+        if self._roi is None and self.layer is None:
             return
         self._roi = None
-        self._sync_roi_layer()
-        self.roi_changed.emit()
+        self._sync_layer()
+        self._state.events.roi_changed.emit()
+
+    def on_layer_removed(self, layer: Any) -> bool:
+        """The user deleted ``layer``: whether it was the region layer (the region still
+        applies; "Full frame" clears it)."""
+        if self.layer is not None and layer == self.layer:
+            self.layer = None
+            return True
+        return False
 
 
 def _prompts_outside(session, roi, frame_shape) -> list[str]:
