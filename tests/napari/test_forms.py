@@ -92,3 +92,85 @@ def test_layer_pickers_follow_the_viewer(fresh_viewer, small_movie, qtbot):
     viewer.layers.remove(viewer.layers["half"])
     assert image.names == ["movie"]
     qtbot.wait(10)
+
+
+def test_division_form_is_generated_from_the_dataclass(qtbot):
+    from dataclasses import fields
+
+    from magicgui.widgets import CheckBox, FloatSpinBox, SpinBox
+
+    from napari_sam2._napari._forms import DivisionForm
+    from napari_sam2.video.lineage import DivisionSettings
+
+    changes: list[tuple[str, object]] = []
+    form = DivisionForm(lambda name, value: changes.append((name, value)))
+    qtbot.addWidget(form.native)
+    shown = [f for f in fields(DivisionSettings) if f.name != "enabled"]  # the switch is apart
+    assert [w.name for w in form.container] == [f.name for f in shown]
+    kinds = {"min_frames": SpinBox, "min_fraction": FloatSpinBox, "lost_and_found": CheckBox}
+    kinds["neck_ratio"] = FloatSpinBox  # float | None
+    for name, kind in kinds.items():
+        assert isinstance(form.widgets[name], kind), name
+    assert form.widgets["min_frames"].label == "Min frames"
+    assert "consecutive frames" in form.widgets["min_frames"].tooltip  # from the docstring
+    assert "narrow necks" in form.widgets["neck_ratio"].tooltip  # continuation lines joined
+
+    natives = form.native_widgets()
+    natives["min_frames"].setValue(5)
+    natives["min_score"].setValue(0.25)
+    natives["neck_ratio"].setValue(0.5)
+    natives["neck_ratio"].setValue(0.0)  # shown as "off"
+    natives["lost_and_found"].setChecked(False)
+    assert changes == [
+        ("min_frames", 5),
+        ("min_score", 0.25),
+        ("neck_ratio", 0.5),
+        ("neck_ratio", None),
+        ("lost_and_found", False),
+    ]
+    assert natives["neck_ratio"].specialValueText() == "off"
+
+    changes.clear()
+    form.show(DivisionSettings(min_frames=2, neck_ratio=0.4))
+    assert changes == []  # filling the form is not a user change
+    assert form.widgets["min_frames"].value == 2
+    assert form.widgets["neck_ratio"].value == pytest.approx(0.4)
+    assert form.widgets["lost_and_found"].value is True
+
+
+def test_widget_division_form_changes_the_settings(fresh_viewer, small_movie):
+    from napari_sam2._napari import open_widget
+
+    fresh_viewer.add_image(small_movie, name="movie")
+    widget = open_widget(fresh_viewer)
+    panel, propagation = widget.many_cells, widget.controller.propagation
+    assert panel.division_form is None  # built when first opened (the engine imports torch)
+    panel.section.expand(animate=False)
+    panel.division_section.expand(animate=False)
+    natives = panel.division_form.native_widgets()
+    assert natives["min_frames"].value() == propagation.division_settings.min_frames
+
+    natives["min_frames"].setValue(5)
+    assert propagation.division_settings.min_frames == 5
+    natives["min_fraction"].setValue(0.9)  # out of range (at most 0.5): refused, form reset
+    assert propagation.division_settings.min_fraction == 0.2
+    assert natives["min_fraction"].value() == pytest.approx(0.2)
+
+    widget.controller.cells.set_preset("Bacteria")  # a preset's settings reach the form
+    assert natives["neck_ratio"].value() == pytest.approx(0.5)
+    natives["neck_ratio"].setValue(0.0)
+    assert propagation.division_settings.neck_ratio is None
+
+
+def test_memory_form_edit_reaches_the_session(viewer_widget):
+    viewer, widget = viewer_widget
+    c = widget.controller
+    c.prompts.add_point((0, 64, 64), wait=True)
+    assert c.session.settings.memory_stride == 1
+    widget.memory_section.expand(animate=False)
+    widget.memory_widgets["memory_stride"].setValue(3)
+    widget.memory_widgets["num_memory_frames"].setValue(99)  # the box stops at the model's capacity
+    assert widget.memory_widgets["num_memory_frames"].value() == c.model.settings.num_memory_frames
+    c.propagation.run("forward", start=0, last=1, wait=True)  # the next job uses the edit
+    assert c.session.settings.memory_stride == 3
+    assert c.session.settings == c.model.settings

@@ -1,5 +1,6 @@
-"""magicgui parts of the widget: the memory-bank form generated from
-:class:`~napari_sam2.video.memory_settings.MemorySettings`, and layer pickers that list the
+"""magicgui parts of the widget: settings forms generated from dataclasses (the memory bank's
+:class:`~napari_sam2.video.memory_settings.MemorySettings`, the division tracking's
+:class:`~napari_sam2.video.lineage.DivisionSettings`), and layer pickers that list the
 viewer's layers of one kind.
 
 Each object owns its magicgui widgets; the Qt widget embeds them through ``.native``.
@@ -7,45 +8,56 @@ Each object owns its magicgui widgets; the Qt widget embeds them through ``.nati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import Field, fields
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
 from napari_sam2.video.memory_settings import setting_fields
 
-__all__ = ["LayerPicker", "MemoryForm"]
+__all__ = ["DivisionForm", "LayerPicker", "MemoryForm", "SettingsForm", "attribute_docs"]
 
 _SPIN_MAX = 100_000
+#: Step of the spin boxes of float fields (fractions and probabilities, 0..1).
+_FLOAT_STEP = 0.05
+
+_Widget = CheckBox | SpinBox | FloatSpinBox
 
 
-class MemoryForm:
-    """One magicgui widget per memory setting, built from the dataclass fields.
+class SettingsForm:
+    """One magicgui widget per field of a settings dataclass.
 
-    Booleans become check boxes, whole numbers spin boxes; a field whose default is ``None``
-    ("all") shows ``all`` at 0. Labels and tooltips come from the fields' metadata.
+    Booleans become check boxes, floats spin boxes from 0 to 1 (fractions and
+    probabilities), whole numbers spin boxes from 0; a field whose default is ``None`` shows
+    ``none_text`` at 0.
 
     Args:
+        settings_fields: the dataclass fields to show, in order.
+        texts: ``texts(field)`` -> (label, tooltip) of a field.
         on_change: ``on_change(field_name, value)`` called when the user changes a value (not
-            when :meth:`show` fills the form). ``value`` is ``None`` for "all".
+            when :meth:`show` fills the form). ``value`` is ``None`` for ``none_text``.
+        none_text: what 0 means for a field whose default is ``None``.
     """
 
-    def __init__(self, on_change: Callable[[str, Any], None]) -> None:
+    def __init__(
+        self,
+        settings_fields: Sequence[Field],
+        texts: Callable[[Field], tuple[str, str]],
+        on_change: Callable[[str, Any], None],
+        none_text: str,
+    ) -> None:
         self._on_change = on_change
         self._filling = False
         self._nullable: set[str] = set()
-        self.widgets: dict[str, CheckBox | SpinBox] = {}
-        for f in setting_fields():
-            meta = f.metadata
-            common = {"name": f.name, "label": meta["label"], "tooltip": meta["tooltip"]}
-            if isinstance(f.default, bool):
-                widget: CheckBox | SpinBox = CheckBox(value=f.default, **common)
-            else:
-                value = 0 if f.default is None else int(f.default)
-                widget = SpinBox(value=value, min=0, max=_SPIN_MAX, **common)
-                if f.default is None:
-                    self._nullable.add(f.name)
-                    widget.native.setSpecialValueText("all")
+        self.widgets: dict[str, _Widget] = {}
+        for f in settings_fields:
+            label, tooltip = texts(f)
+            widget = _widget_for(f, label, tooltip)
+            if f.default is None:
+                self._nullable.add(f.name)
+                widget.native.setSpecialValueText(none_text)
             widget.changed.connect(lambda value, name=f.name: self._changed(name, value))
             self.widgets[f.name] = widget
         self.container = Container(widgets=list(self.widgets.values()), labels=True)
@@ -57,21 +69,73 @@ class MemoryForm:
         return self.container.native
 
     def native_widgets(self) -> dict[str, Any]:
-        """Field name -> the Qt widget that edits it (``QCheckBox`` or ``QSpinBox``)."""
+        """Field name -> the Qt widget that edits it (``QCheckBox``, ``QSpinBox`` or
+        ``QDoubleSpinBox``)."""
         return {name: w.native for name, w in self.widgets.items()}
 
     def _changed(self, name: str, value: Any) -> None:
         if self._filling:
             return
+        widget = self.widgets[name]
         if name in self._nullable and value == 0:
             value = None
-        elif isinstance(value, bool):
+        elif isinstance(widget, CheckBox):
             value = bool(value)
+        elif isinstance(widget, FloatSpinBox):
+            value = float(value)
         else:
             value = int(value)
         self._on_change(name, value)
 
-    def show(
+    def show(self, settings: Any, maxima: dict[str, float] | None = None) -> None:
+        """Show ``settings`` (a dataclass instance) without calling ``on_change``.
+
+        Args:
+            settings: the values to show (``None`` shows as ``none_text``).
+            maxima: field name -> largest value the spin box allows (e.g. the loaded
+                model's capacity).
+        """
+        self._filling = True
+        try:
+            for name, top in (maxima or {}).items():
+                self.widgets[name].max = top
+            for name, widget in self.widgets.items():
+                value = getattr(settings, name)
+                if isinstance(widget, CheckBox):
+                    widget.value = bool(value)
+                else:  # shown within range, as a Qt spin box would clamp it
+                    widget.value = min(max(value or 0, widget.min), widget.max)
+        finally:
+            self._filling = False
+
+
+def _widget_for(f: Field, label: str, tooltip: str) -> _Widget:
+    common = {"name": f.name, "label": label, "tooltip": tooltip}
+    if isinstance(f.default, bool):
+        return CheckBox(value=f.default, **common)
+    if isinstance(f.default, float) or (f.default is None and "float" in str(f.type)):
+        return FloatSpinBox(value=f.default or 0.0, min=0.0, max=1.0, step=_FLOAT_STEP, **common)
+    return SpinBox(value=0 if f.default is None else int(f.default), min=0, max=_SPIN_MAX, **common)
+
+
+class MemoryForm(SettingsForm):
+    """The memory-bank form, built from the fields of
+    :class:`~napari_sam2.video.memory_settings.MemorySettings` (labels and tooltips from the
+    fields' metadata; ``all`` for "no limit").
+
+    Args:
+        on_change: ``on_change(field_name, value)`` on a user edit (see :class:`SettingsForm`).
+    """
+
+    def __init__(self, on_change: Callable[[str, Any], None]) -> None:
+        super().__init__(
+            setting_fields(),
+            lambda f: (f.metadata["label"], f.metadata["tooltip"]),
+            on_change,
+            none_text="all",
+        )
+
+    def show(  # type: ignore[override]
         self, settings: Any, num_maskmem: int | None = None, max_obj_ptrs: int | None = None
     ) -> None:
         """Show ``settings`` without calling ``on_change``.
@@ -82,20 +146,58 @@ class MemoryForm:
                 ``None`` when no model is loaded.
             max_obj_ptrs: the loaded model's object-pointer capacity; ``None`` when no model.
         """
-        self._filling = True
-        try:
-            if num_maskmem is not None:
-                self.widgets["num_memory_frames"].max = num_maskmem - 1
-            if max_obj_ptrs is not None:
-                self.widgets["max_object_pointers"].max = max_obj_ptrs
-            for name, widget in self.widgets.items():
-                value = getattr(settings, name)
-                if isinstance(widget, CheckBox):
-                    widget.value = bool(value)
-                else:  # shown within the model's range, as a Qt spin box would clamp it
-                    widget.value = min(max(int(value or 0), widget.min), widget.max)
-        finally:
-            self._filling = False
+        maxima: dict[str, float] = {}
+        if num_maskmem is not None:
+            maxima["num_memory_frames"] = num_maskmem - 1
+        if max_obj_ptrs is not None:
+            maxima["max_object_pointers"] = max_obj_ptrs
+        super().show(settings, maxima)
+
+
+#: DivisionSettings fields the form leaves out: ``enabled`` is the "Follow divisions" switch.
+_DIVISION_HIDDEN = ("enabled",)
+
+
+class DivisionForm(SettingsForm):
+    """The division-tracking form, built from the fields of
+    :class:`~napari_sam2.video.lineage.DivisionSettings` (tooltips from its docstring; ``off``
+    for ``neck_ratio=None``). Building it imports the engine (torch).
+
+    Args:
+        on_change: ``on_change(field_name, value)`` on a user edit (see :class:`SettingsForm`).
+    """
+
+    def __init__(self, on_change: Callable[[str, Any], None]) -> None:
+        from napari_sam2.video.lineage import DivisionSettings
+
+        docs = attribute_docs(DivisionSettings)
+        super().__init__(
+            [f for f in fields(DivisionSettings) if f.name not in _DIVISION_HIDDEN],
+            lambda f: (f.name.replace("_", " ").capitalize(), docs.get(f.name, "")),
+            on_change,
+            none_text="off",
+        )
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """Field name -> its text in the *Attributes* section of ``cls``'s Google-style docstring
+    (continuation lines joined)."""
+    doc = cls.__doc__ or ""
+    section = re.split(r"\n\s*Attributes:\s*\n", doc, maxsplit=1)
+    if len(section) < 2:
+        return {}
+    out: dict[str, str] = {}
+    name = None
+    for line in section[1].splitlines():
+        m = re.match(r"\s{4,8}(\w+): (.*)", line)
+        if m and not line.startswith(" " * 12):
+            name = m.group(1)
+            out[name] = m.group(2).strip()
+        elif name and line.strip():
+            out[name] += " " + line.strip()
+        elif not line.strip() and name:
+            name = None
+    return out
 
 
 class LayerPicker:

@@ -13,7 +13,6 @@ import numpy as np
 from psygnal import Signal
 
 from ._state import TrackingState
-from .jobs import Job
 from .layers import label_volume_for, rgba
 
 __all__ = ["ObjectsControl"]
@@ -154,15 +153,7 @@ class ObjectsControl:
                     frame[hit] = 0
             return obj_id
 
-        job = st.submit(
-            Job(
-                f"removing object {obj_id}",
-                work,
-                kind="prompt",
-                total=0,
-                on_result=lambda _: st.refresh_labels(force=True),
-            )
-        )
+        job = st.submit_edit(f"removing object {obj_id}", work)
         st.events.objects_changed.emit()
         if wait:
             st.finish(job, True)

@@ -82,6 +82,19 @@ class PropagationControl:
         value.validate()
         self._division_settings = value
 
+    def set_division_setting(self, name: str, value: Any) -> None:
+        """Change one :attr:`division_settings` field; used from the next propagation.
+
+        Raises:
+            ValueError: the value is out of range (the settings are unchanged).
+        """
+        from dataclasses import replace
+
+        new = replace(self.division_settings, **{name: value})
+        new.validate()
+        self._division_settings = new
+        self._state.events.settings_changed.emit()
+
     def set_follow_divisions(self, on: bool) -> None:
         """Follow cell divisions (and lost/found cells) in forward propagations (see
         :meth:`run`); used from the next propagation on."""

@@ -22,7 +22,6 @@ import numpy as np
 
 from ._sessions import SessionKeeper
 from ._state import TrackingState
-from .jobs import Job
 from .layers import add_outline_layer
 
 __all__ = ["ROI_LAYER_NAME", "RegionControl", "describe_roi"]
@@ -147,16 +146,7 @@ class RegionControl:
             st.events.roi_changed.emit()
             st.report()
 
-        job = st.submit(
-            Job(
-                f"using the region {describe_roi(new)}",
-                work,
-                kind="prompt",
-                total=0,
-                on_result=lambda _: st.refresh_labels(force=True),
-                on_error=failed,
-            )
-        )
+        job = st.submit_edit(f"using the region {describe_roi(new)}", work, on_error=failed)
         return st.finish(job, wait)
 
     def from_view(self) -> tuple[int, int, int, int]:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ._state import TrackingState
-from .jobs import Job
 
 __all__ = ["SessionKeeper"]
 
@@ -63,15 +62,7 @@ class SessionKeeper:
         st = self._state
         if st.info is None:
             return
-        st.submit(
-            Job(
-                "re-running the prompts",
-                self.replay,
-                kind="prompt",
-                total=0,
-                on_result=lambda _: st.refresh_labels(force=True),
-            )
-        )
+        st.submit_edit("re-running the prompts", self.replay)
 
     def replay(self) -> None:
         """Worker side of :meth:`rebuild`: a new session (current model, channel, region of

@@ -184,6 +184,15 @@ class TrackingState:
         """Queue ``job`` (run after the jobs queued before it)."""
         return self.jobs.submit(job)
 
+    def submit_edit(
+        self, name: str, fn: Callable[[], Any], on_error: Callable[[Any], None] | None = None
+    ) -> Job:
+        """Queue ``fn`` as a prompt job that changes labels (no progress bar); the Labels
+        layer is redrawn when it is done."""
+        job = Job(name, fn, kind="prompt", total=0, on_error=on_error)
+        job.on_result = lambda _: self.refresh_labels(force=True)
+        return self.submit(job)
+
     def finish(self, job: Job, wait: bool) -> Any:
         """``job`` itself, or with ``wait=True`` its result once done (its error raised)."""
         if not wait:

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ._forms import LayerPicker
+from ._forms import DivisionForm, LayerPicker
 from ._many_cells import PRESETS
 
 __all__ = ["ManyCellsPanel"]
@@ -74,6 +74,14 @@ class ManyCellsPanel:
             lambda v: self._updating or safe(c.propagation.set_follow_divisions, v)
         )
         form.addRow(self.divisions_check)
+        # filled when first opened: DivisionSettings lives with the engine (imports torch)
+        self.division_form: DivisionForm | None = None
+        self.division_section = QCollapsible("Division settings")
+        self.division_section.setToolTip(
+            "How a division (and a lost or found cell) is recognised while following divisions"
+        )
+        self.division_section.toggled.connect(lambda on: on and self._show_division_form())
+        form.addRow(self.division_section)
 
         self.seed_picker = LayerPicker(  # magicgui
             cells.seed_layers,
@@ -131,13 +139,29 @@ class ManyCellsPanel:
         self._updating = was
 
     def refresh(self) -> None:
-        """Show the preset, the division switch and the grid of the controller."""
+        """Show the preset, the division switch and settings, and the grid of the controller."""
         c = self.controller
         was, self._updating = self._updating, True
         self.preset_combo.setCurrentText(c.cells.preset)
         self.divisions_check.setChecked(bool(c.propagation.follow_divisions))
         self.points_spin.setValue(int(c.cells.points_per_side))
+        if self.division_form is not None:
+            self.division_form.show(c.propagation.division_settings)
         self._updating = was
+
+    def _show_division_form(self) -> None:
+        """Build the division-settings form (magicgui) on first use, and show the settings."""
+        propagation = self.controller.propagation
+        if self.division_form is None:
+            self.division_form = DivisionForm(self._set_division)
+            self.division_section.addWidget(self.division_form.native)
+        self.division_form.show(propagation.division_settings)
+
+    def _set_division(self, name: str, value: Any) -> None:
+        if self._updating:
+            return
+        self._safe(self.controller.propagation.set_division_setting, name, value)
+        self.refresh()  # shows the value kept (an out-of-range one is refused)
 
     # ------------------------------------------------------------------ slots
     def _on_preset_activated(self, index: int) -> None:

@@ -223,6 +223,7 @@ class TrackingController:
             st.contrast = contrast
         if changed:
             self.sessions.rebuild()
+            st.events.image_changed.emit()
 
     def _make_layers(self) -> None:
         """Create (or reuse) the Labels, clicks and boxes layers of the current image."""
