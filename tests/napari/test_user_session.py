@@ -41,7 +41,9 @@ def _movie_and_cells():
     )  # fmt: skip
     seeds = interior_points(mv.labels[0])
     near = sorted(seeds.items(), key=lambda kv: (kv[1][0] - 128) ** 2 + (kv[1][1] - 128) ** 2)
-    cells = [(p, ancestor_labels(mv.labels, mv.lineage, {tid}) == tid) for tid, p in near[:2]]
+    cells = [
+        (p, ancestor_labels(mv.labels, mv.lineage, {tid}) == tid) for tid, p in near[:2]
+    ]
     return mv.movie, cells
 
 

@@ -23,14 +23,8 @@ def test_cell_size_row_windows_layer_and_small_cells(fresh_viewer):
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(
-        kind="nuclei",
-        shape=(384, 384),
-        radius=(8, 11),
-        n_cells=4,
-        n_frames=3,
-        seed=7,
-        enter_leave=0.0,
-        division_rate=0.0,
+        kind="nuclei", shape=(384, 384), radius=(8, 11), n_cells=4, n_frames=3, seed=7,
+        enter_leave=0.0, division_rate=0.0,
     )
     viewer = fresh_viewer
     viewer.add_image(mv.movie, name="movie")

@@ -19,11 +19,11 @@ from .jobs import Job
 __all__ = ["DIRECTIONS", "PropagationControl"]
 
 DIRECTIONS = ("forward", "backward", "both")
-#: Shortest time between display updates while propagating (s). Labels are written into the
-#: layer's data for every frame; the display catches up at most this often, and only while the
-#: main thread keeps up (see ``_on_frame``).
-_REFRESH_INTERVAL = REFRESH_INTERVAL
-#: The same with a software-rendered canvas, where each redraw costs a few hundred ms of CPU.
+# While propagating, labels are written into the layer's data for every frame; the display
+# catches up at most every REFRESH_INTERVAL (s), and only while the main thread keeps up (see
+# ``_on_frame``).
+#: The shortest interval (s) with a software-rendered canvas, where each redraw costs a few
+#: hundred ms of CPU.
 _REFRESH_INTERVAL_SOFTWARE_GL = 1.0
 #: A propagated frame is shown only if the main thread receives it within this delay (s);
 #: otherwise the display is skipped until it has caught up (slow software OpenGL, etc.).
@@ -64,7 +64,7 @@ class PropagationControl:
         self._division_fields: dict[str, Any] = {}
         self._division_settings: Any = None  # created on first use (importing torch is slow)
         self._last_refresh = 0.0
-        self._refresh_interval = _REFRESH_INTERVAL
+        self._refresh_interval = REFRESH_INTERVAL
 
     # ------------------------------------------------------------------ divisions
     @property
@@ -254,7 +254,7 @@ class PropagationControl:
     def _min_refresh_interval() -> float:
         from .jobs import software_opengl
 
-        return _REFRESH_INTERVAL_SOFTWARE_GL if software_opengl() else _REFRESH_INTERVAL
+        return _REFRESH_INTERVAL_SOFTWARE_GL if software_opengl() else REFRESH_INTERVAL
 
     def _show_frame(self, t: int) -> None:
         """Show frame t's new labels: follow it with the time slider, or refresh the layer when
