@@ -174,3 +174,28 @@ def test_memory_form_edit_reaches_the_session(viewer_widget):
     c.propagation.run("forward", start=0, last=1, wait=True)  # the next job uses the edit
     assert c.session.settings.memory_stride == 3
     assert c.session.settings == c.model.settings
+
+
+def test_propagation_panel_runs_the_range_it_shows(viewer_widget, qtbot):
+    from magicgui.widgets import CheckBox, ComboBox, SpinBox
+    from qtpy.QtCore import Qt
+
+    viewer, widget = viewer_widget
+    c = widget.controller
+    panel = widget.propagation_panel
+    assert isinstance(panel.direction, ComboBox) and isinstance(panel.use_range, CheckBox)
+    assert isinstance(panel.first, SpinBox) and panel.last.value == c.num_frames - 1
+    assert not panel.first.enabled and not panel.cancel_button.enabled
+
+    panel.follow.value = False
+    assert c.propagation.follow is False
+    c.prompts.add_point((2, 64, 64), wait=True)
+    c.set_current_frame(2)
+    panel.use_range.value = True
+    assert panel.first.enabled and panel.last.enabled
+    panel.first.value, panel.last.value = 1, 4
+    panel.direction.value = "both"
+    qtbot.mouseClick(panel.run_button.native, Qt.LeftButton)
+    c.wait(timeout=60)
+    assert sorted({t for t, _ in c.scores}) == [1, 2, 3, 4]
+    assert "frames" in panel.progress.format()

@@ -114,8 +114,8 @@ def test_click_cells_and_propagate_like_a_user(fresh_viewer, qtbot):
     _key(viewer, qtbot, Qt.Key_T, shift=True)
     assert not c.prompts.negative_mode
 
-    widget.direction_combo.setCurrentText("forward")
-    qtbot.mouseClick(widget.propagate_button, Qt.LeftButton)
+    widget.propagation_panel.direction.value = "forward"
+    qtbot.mouseClick(widget.propagation_panel.run_button.native, Qt.LeftButton)
     widget.controller.wait(timeout=180)
     vol = widget.controller.labels_layer.data
     for k, (_, truth) in enumerate(cells, start=1):

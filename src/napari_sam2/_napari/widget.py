@@ -5,8 +5,8 @@ call the same methods through ``widget.controller`` (``widget.controller.prompts
 ``widget.controller.propagation.run(...)``...; see docs/usage.md, "Scripting a napari session").
 The widget owns its sections as small objects: :class:`~._widget_model.ModelRows`,
 :class:`~._widget_roi.RegionRow`, :class:`~._zoom.ZoomRow`, the magicgui
-:class:`~._forms.LayerPicker` and :class:`~._forms.MemoryForm`, and
-:class:`~._widget_many_cells.ManyCellsPanel`.
+:class:`~._forms.LayerPicker` and :class:`~._forms.MemoryForm`,
+:class:`~._widget_many_cells.ManyCellsPanel` and :class:`~._widget_propagation.PropagationPanel`.
 """
 
 from __future__ import annotations
@@ -26,19 +26,17 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
 
 from ._forms import LayerPicker, MemoryForm
-from ._help import SHORTCUTS, shortcut_help
-from ._propagation import DIRECTIONS
+from ._help import shortcut_help
 from ._widget_many_cells import ManyCellsPanel
 from ._widget_model import ModelRows
+from ._widget_propagation import PropagationPanel
 from ._widget_roi import RegionRow
 from ._zoom import ZoomRow
 from .controller import TrackingController
@@ -102,7 +100,8 @@ class SAM2Widget(QWidget):
         root.addWidget(self._objects_section())
         self.many_cells = ManyCellsPanel(self.controller, self._safe)
         root.addWidget(self.many_cells.section)
-        root.addWidget(self._propagation_section())
+        self.propagation_panel = PropagationPanel(self.controller, self._safe)
+        root.addWidget(self.propagation_panel.box)
         root.addWidget(self._memory_section())
         root.addWidget(self._export_section())
         self.status = QLabel()
@@ -116,7 +115,6 @@ class SAM2Widget(QWidget):
         ev.status_changed.connect(self._set_status)
         ev.objects_changed.connect(self._refresh_objects)
         ev.busy_changed.connect(self._on_busy)
-        ev.progress_changed.connect(self._on_progress)
         ev.image_changed.connect(self._refresh_layers)
         ev.settings_changed.connect(self._refresh_memory)
         layers = self.viewer.layers.events
@@ -243,56 +241,6 @@ class SAM2Widget(QWidget):
         lay.addLayout(row)
         return box
 
-    def _propagation_section(self) -> QGroupBox:
-        box = QGroupBox("Propagation")
-        grid = QGridLayout(box)
-        self.direction_combo = QComboBox()
-        self.direction_combo.addItems(DIRECTIONS)
-        self.direction_combo.setToolTip("Track from the current frame forward, backward or both")
-        grid.addWidget(QLabel("Direction"), 0, 0)
-        grid.addWidget(self.direction_combo, 0, 1, 1, 3)
-        self.range_check = QCheckBox("frames")
-        self.range_check.setToolTip("Only propagate within this frame range (inclusive)")
-        self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
-        for sp in (self.first_spin, self.last_spin):
-            sp.setEnabled(False)
-        self.range_check.toggled.connect(self.first_spin.setEnabled)
-        self.range_check.toggled.connect(self.last_spin.setEnabled)
-        grid.addWidget(self.range_check, 1, 0)
-        grid.addWidget(self.first_spin, 1, 1)
-        grid.addWidget(QLabel("to"), 1, 2)
-        grid.addWidget(self.last_spin, 1, 3)
-        self.follow_check = QCheckBox("follow in viewer")
-        self.follow_check.setChecked(True)
-        self.follow_check.setToolTip("Move the time slider along with the propagation")
-        self.follow_check.toggled.connect(
-            lambda v: setattr(self.controller.propagation, "follow", v)
-        )
-        grid.addWidget(self.follow_check, 2, 0, 1, 4)
-        keys = f"{SHORTCUTS['propagate_forward'][0]} / {SHORTCUTS['propagate_backward'][0]}"
-        self.propagate_button = _button(
-            "Propagate",
-            f"Track all prompted objects from the current frame ({keys})",
-            lambda: self._safe(self._propagate_from_gui),
-        )
-        self.cancel_button = _button(
-            "Cancel",
-            "Stop; finished frames are kept" + shortcut_help("cancel"),
-            self.controller.cancel,
-        )
-        self.cancel_button.setEnabled(False)
-        grid.addWidget(self.propagate_button, 3, 0, 1, 2)
-        grid.addWidget(self.cancel_button, 3, 2, 1, 2)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 1)
-        self.busy_bar.setValue(0)
-        self.busy_bar.setFormat("")
-        self.busy_bar.setToolTip(
-            "Progress of the propagation (frames), cell search (steps) or download (MB)"
-        )
-        grid.addWidget(self.busy_bar, 4, 0, 1, 4)
-        return box
-
     def _memory_section(self) -> QCollapsible:
         """Collapsible "Memory bank" settings (values filled in when first opened, since reading
         the defaults imports torch)."""
@@ -353,10 +301,7 @@ class SAM2Widget(QWidget):
         self._refresh_channels()
         self._updating = False
         self.many_cells.refresh_seed_layers()
-        n = max(self.controller.num_frames - 1, 0)
-        for sp in (self.first_spin, self.last_spin):
-            sp.setRange(0, n)
-        self.last_spin.setValue(n)
+        self.propagation_panel.set_num_frames(self.controller.num_frames)
 
     def _image_layers(self) -> list:
         from napari.layers import Image
@@ -406,19 +351,7 @@ class SAM2Widget(QWidget):
             max_obj_ptrs=None if cfg is None else cfg.max_obj_ptrs_in_encoder,
         )
 
-    def _on_progress(self, done: int, total: int) -> None:
-        job = self.controller.jobs.current
-        unit = "frames" if job is None or job.kind == "propagate" else "steps"
-        if job is not None and job.name.startswith("downloading"):
-            unit = "MB"
-        self.busy_bar.setFormat(f"%v / %m {unit}")
-        self.busy_bar.setRange(0, max(total, 1))
-        self.busy_bar.setValue(done)
-
     def _on_busy(self, busy: bool) -> None:
-        # no animated "busy" bar: every repaint of the window re-composites the canvas, which is
-        # slow with software OpenGL; the status line says what runs, the bar shows propagation
-        self.cancel_button.setEnabled(busy)
         self.status.setText(self.controller.status_text())
         if not busy:
             self._refresh_objects()
@@ -469,12 +402,6 @@ class SAM2Widget(QWidget):
             return
         self._safe(self.controller.model.set_memory_setting, name, value)
         self._refresh_memory()
-
-    def _propagate_from_gui(self):
-        kw = {}
-        if self.range_check.isChecked():
-            kw = {"first": self.first_spin.value(), "last": self.last_spin.value()}
-        return self.controller.propagation.run(self.direction_combo.currentText(), **kw)
 
     def _export_tiff_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save labels", "labels.tif", "TIFF (*.tif)")
