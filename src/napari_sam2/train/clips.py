@@ -83,7 +83,18 @@ def _family_labels(labels: np.ndarray, lineage: dict) -> np.ndarray:
 
 
 def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) -> Iterator[Clip]:
-    """Endless synthetic training clips (new random movie each time)."""
+    """Endless synthetic training clips, each cut from a new random movie.
+
+    Args:
+        cfg: model config (input size ``S``, pixel mean and std).
+        tcfg: ``clip_len``, ``max_objects``, and what the movies look like: ``kinds``,
+            ``radius``, ``density``, ``motion_step``, ``frame_size``, or ``families``.
+        rng: draws every movie's parameters and seed, and the objects of each clip.
+
+    Yields:
+        :class:`Clip` of ``clip_len`` frames and up to ``max_objects`` objects of frame 0
+        (a division's daughters keep their mother's target, see :func:`_family_labels`).
+    """
     from .synthetic import make_movie
 
     size = tcfg.frame_size or cfg.image_size
@@ -172,6 +183,14 @@ def finetune_clips(
         labels: (T, H, W) label volume (ids consistent over time).
         cfg: model config (input size).
         tcfg: uses ``clip_len`` and ``max_objects``.
+
+    Returns:
+        A factory: called with a random generator, it yields endless :class:`Clip` of
+        ``clip_len`` consecutive frames from a random start, played forward or backward, with
+        up to ``max_objects`` objects of >= 10 px on the clip's first frame.
+
+    Raises:
+        ValueError: ``movie`` and ``labels`` differ in (T, H, W).
     """
     if movie.shape[:3] != labels.shape[:3]:
         raise ValueError(f"movie {movie.shape} and labels {labels.shape} differ in (T, H, W)")
