@@ -85,7 +85,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from napari_sam2 import MemorySettings, VideoSession
-    from napari_sam2.video.lineage import propagate_with_divisions
+    from napari_sam2.video.division_propagation import propagate_with_divisions
 
     model, used = load(args.model, args.fallback)
     if args.device is not None:

@@ -6,7 +6,7 @@ for:
 
 1. **SAM 2 + divisions** – our tracker seeded from the frame-0 ground-truth labels
    (``VideoSession.add_labels``), propagated with division and lost/found tracking
-   (``napari_sam2.video.lineage.propagate_with_divisions``);
+   (``napari_sam2.video.division_propagation.propagate_with_divisions``);
 2. **SAM 2, no divisions** – the same seeds, plain ``propagate`` (ablation);
 3. **Baseline** – Otsu threshold + distance-transform watershed per frame, linked by mask
    overlap (a component overlapping a previous object most continues it; two or more
@@ -54,7 +54,8 @@ from napari_sam2.train.baseline import run_baseline  # noqa: E402  (the one base
 
 def run_sam2(model, movie: np.ndarray, seeds: np.ndarray, divisions: bool, neck=None):
     from napari_sam2 import VideoSession
-    from napari_sam2.video.lineage import DivisionSettings, propagate_with_divisions
+    from napari_sam2.video.division_propagation import propagate_with_divisions
+    from napari_sam2.video.lineage import DivisionSettings
 
     session = VideoSession(model, movie)
     session.add_labels(0, seeds)

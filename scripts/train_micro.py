@@ -55,7 +55,8 @@ from pathlib import Path
 import torch
 
 from napari_sam2.train.looks import FAMILIES
-from napari_sam2.train.trainer import TrainConfig, train
+from napari_sam2.train.train_config import TrainConfig
+from napari_sam2.train.trainer import train
 
 RECIPE = TrainConfig(
     steps=3000,

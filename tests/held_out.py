@@ -1,7 +1,7 @@
 """Seeds of the synthetic movies the accuracy tests use, outside every training run's range.
 
 The trainer draws each training movie's seed with ``rng.integers(2**31)``
-(``napari_sam2.train.trainer.clip_stream``), so whatever its own seed, its movies have seeds in
+(``napari_sam2.train.clips.clip_stream``), so whatever its own seed, its movies have seeds in
 ``[0, 2**31)``. The test movies use seeds at or above ``2**31``: disjoint by construction
 (``tests/weights/test_accuracy.py`` checks both halves of that claim).
 """

@@ -26,7 +26,7 @@ from ._cli_common import (
 
 
 def _train_config(args: argparse.Namespace, **base: Any):
-    from .train.trainer import TrainConfig
+    from .train.train_config import TrainConfig
 
     values = dict(base)
     for name in (
@@ -178,7 +178,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .io.tiff import load_labels_tiff
-    from .train.trainer import finetune_clips
+    from .train.clips import finetune_clips
     from .video.frames import FrameSource
     from .weights.load import resolve_device
 

@@ -386,7 +386,8 @@ def propagate_frames(
         start, total = _total_frames(session, direction)
         passes = [lambda: session.propagate(start=start, direction=direction)]
     else:
-        from .video.lineage import DivisionSettings, propagate_with_divisions
+        from .video.division_propagation import propagate_with_divisions
+        from .video.lineage import DivisionSettings
 
         if direction == "backward":
             raise ValueError(

@@ -14,7 +14,8 @@ from napari_sam2.model.config import (
     config_to_dict,
     get_config,
 )
-from napari_sam2.model.sam2 import PROMPT_MAP_AMPLITUDE, SAM2Model, prompt_maps
+from napari_sam2.model.prompt_maps import PROMPT_MAP_AMPLITUDE, prompt_maps
+from napari_sam2.model.sam2 import SAM2Model
 from reference import build_reference
 
 

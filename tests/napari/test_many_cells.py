@@ -205,7 +205,7 @@ def _fake_propagate_frame(self, t, objects, reverse, ahead=None):
 
 
 def test_follow_divisions_records_lineage(viewer_widget, monkeypatch, tmp_path):
-    import napari_sam2.video.lineage as lineage_mod
+    import napari_sam2.video.division_propagation as lineage_mod
     from napari_sam2.video.session import VideoSession
 
     viewer, widget = viewer_widget

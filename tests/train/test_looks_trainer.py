@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from napari_sam2.model.config import get_config
-from napari_sam2.train.trainer import TrainConfig, clip_stream
+from napari_sam2.train.clips import clip_stream
+from napari_sam2.train.train_config import TrainConfig
 
 
 def test_clip_stream_samples_look_families():

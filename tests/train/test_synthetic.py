@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_sam2.train.synthetic import SyntheticConfig, SyntheticMovie, make_movie
+from napari_sam2.train.synthetic import SyntheticMovie, make_movie
+from napari_sam2.train.synthetic_config import SyntheticConfig
 
 SMALL = {"shape": (96, 96), "n_frames": 8}
 KINDS = ("nuclei", "phase", "bacteria")

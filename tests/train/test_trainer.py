@@ -8,7 +8,10 @@ import numpy as np
 import torch
 
 from napari_sam2.model.config import get_config
-from napari_sam2.train.trainer import TrainConfig, clip_stream, loss_terms, train
+from napari_sam2.train.clips import clip_stream
+from napari_sam2.train.losses import loss_terms
+from napari_sam2.train.train_config import TrainConfig
+from napari_sam2.train.trainer import train
 
 
 def test_loss_falls_in_a_few_steps(tmp_path):

@@ -11,12 +11,13 @@ import torch
 
 from conftest import present_model
 from napari_sam2 import VideoSession
-from napari_sam2.model.sam2 import SAM2Model, _check_compiler
+from napari_sam2.model.compile_check import check_compiler
+from napari_sam2.model.sam2 import SAM2Model
 
 
 def _can_compile() -> bool:
     try:
-        _check_compiler(torch.device("cpu"))
+        check_compiler(torch.device("cpu"))
     except RuntimeError:
         return False
     return True

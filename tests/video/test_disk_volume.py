@@ -74,7 +74,7 @@ def test_memory_mapped_movie_reads_survive_page_releases(tmp_path, movie):
     path = tmp_path / "m.tif"
     tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TYX"})
     with FrameSource(path, image_size=32) as src:
-        src._page_budget = PageBudget(every=1)  # hand the pages back after every read
+        src._reader.page_budget = PageBudget(every=1)  # hand the pages back after every read
         assert src.backend == "tiff-memmap"
         for t in range(len(movie)):
             np.testing.assert_array_equal(src.raw(t), movie[t])

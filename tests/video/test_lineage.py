@@ -9,11 +9,11 @@ from scipy import ndimage
 from napari_sam2 import FrameResult, VideoSession
 from napari_sam2.io.ctc import save_ctc, track_segments
 from napari_sam2.io.tracks import tracks_from_labels
+from napari_sam2.video.division_propagation import propagate_with_divisions
 from napari_sam2.video.lineage import (
     DivisionSettings,
     DivisionTracker,
     TrackEvent,
-    propagate_with_divisions,
     track_divisions,
 )
 

@@ -12,7 +12,8 @@ import torch
 from conftest import present_model
 from napari_sam2 import VideoSession
 from napari_sam2.model.sam2 import SAM2Model
-from napari_sam2.train.trainer import TrainConfig, train
+from napari_sam2.train.train_config import TrainConfig
+from napari_sam2.train.trainer import train
 
 
 def _with_prior(model) -> SAM2Model:

@@ -158,7 +158,7 @@ def test_held_out_seeds_are_disjoint_from_the_training_seeds(monkeypatch):
     draws its movie seeds below ``TRAIN_SEED_END``; the test movies' seeds are above it."""
     from napari_sam2.model.config import CONFIGS
     from napari_sam2.train import synthetic
-    from napari_sam2.train.trainer import clip_stream
+    from napari_sam2.train.clips import clip_stream
 
     script = _load_module(ROOT / "scripts" / "train_micro.py")
     run_seeds = {script.RECIPE.seed}

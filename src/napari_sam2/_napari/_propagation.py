@@ -208,7 +208,7 @@ class PropagationControl:
         """Worker side of a propagation with :attr:`follow_divisions` on: FrameResults of the
         backward half (plain; daughters kept off frames before their birth), then of the
         forward half (:func:`~napari_sam2.video.lineage.propagate_with_divisions`)."""
-        from napari_sam2.video.lineage import propagate_with_divisions
+        from napari_sam2.video.division_propagation import propagate_with_divisions
 
         if direction in ("backward", "both"):
             lo = stop if direction == "backward" else stop[0]

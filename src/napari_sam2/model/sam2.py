@@ -13,30 +13,31 @@ for every frame:
 
 All tensors are batch-first; the batch axis runs over objects of one frame. Coordinates given to
 the model are in model-input pixels (x, y) on the ``image_size`` square.
+
+Helpers of these steps live beside the components: click maps for the mask-prompt input in
+``prompt_maps.py``, the check that :func:`torch.compile` can generate code in
+``compile_check.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, sine_encoding_1d
+from .compile_check import check_compiler
 from .config import SAM2Config
 from .image_encoder import ImageEncoder
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
 from .prompt_encoder import PromptEncoder
+from .prompt_maps import prompt_maps
 
-__all__ = ["NO_OBJECT_LOGIT", "FrameFeatures", "HeadOutput", "SAM2Model", "prompt_maps"]
+__all__ = ["NO_OBJECT_LOGIT", "FrameFeatures", "HeadOutput", "SAM2Model"]
 
 #: Mask logit written where the object-score head says the object is absent.
 NO_OBJECT_LOGIT = -1024.0
@@ -91,86 +92,6 @@ class HeadOutput:
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
     raw_multimask_logits: torch.Tensor | None = None
-
-
-#: Logit height of a click's bump in a prompt map (and half of it inside a box).
-PROMPT_MAP_AMPLITUDE = 10.0
-
-
-def prompt_maps(
-    coords: torch.Tensor,
-    labels: torch.Tensor,
-    size: tuple[int, int],
-    image_size: int,
-    sigma: float,
-) -> torch.Tensor:
-    """Draw point and box prompts into a mask-prompt-sized logit map.
-
-    Positive clicks add a Gaussian bump of height :data:`PROMPT_MAP_AMPLITUDE`, negative clicks
-    subtract one, and a box (corner labels 2, 3) adds half that height inside it. This is the
-    classic click-map encoding of interactive segmentation networks, fed through SAM's mask
-    prompt path: it gives a model trained from scratch a direct spatial cue for where the click
-    is (attention over Fourier position encodings alone learns that very slowly).
-
-    Args:
-        coords: (B, N, 2) model-input pixels (x, y).
-        labels: (B, N) int: 1 positive, 0 negative, 2/3 box corners, -1 padding.
-        size: (h, w) of the map (the decoder's mask-input size).
-        image_size: side of the model input in pixels.
-        sigma: bump width in model-input pixels.
-
-    Returns:
-        (B, 1, h, w) float32 logit map.
-    """
-    h, w = size
-    dev = coords.device
-    ys = (torch.arange(h, device=dev, dtype=torch.float32) + 0.5) * (image_size / h)
-    xs = (torch.arange(w, device=dev, dtype=torch.float32) + 0.5) * (image_size / w)
-    c = coords.float()
-    lab = labels.to(dev)
-    d2 = (ys[None, None, :, None] - c[..., 1, None, None]) ** 2 + (
-        xs[None, None, None, :] - c[..., 0, None, None]
-    ) ** 2  # (B, N, h, w)
-    bump = torch.exp(-d2 / (2 * sigma**2))
-    sign = (lab == 1).float() - (lab == 0).float()  # (B, N)
-    out = (bump * sign[..., None, None]).sum(1)  # (B, h, w)
-    is_tl, is_br = lab == 2, lab == 3
-    if is_tl.any():
-        # one box per prompt set at most (SAM's convention): its corners' coordinates
-        tl = (c * is_tl[..., None]).sum(1) / is_tl.sum(1, keepdim=True).clamp(min=1)
-        br = (c * is_br[..., None]).sum(1) / is_br.sum(1, keepdim=True).clamp(min=1)
-        has = (is_tl.any(1) & is_br.any(1)).float()
-        inside = (
-            (xs[None, None, :] >= tl[:, 0, None, None])
-            & (xs[None, None, :] <= br[:, 0, None, None])
-            & (ys[None, :, None] >= tl[:, 1, None, None])
-            & (ys[None, :, None] <= br[:, 1, None, None])
-        ).float()
-        out = out + 0.5 * inside * has[:, None, None]
-    return (PROMPT_MAP_AMPLITUDE * out).unsqueeze(1)
-
-
-def _check_compiler(device: torch.device) -> None:
-    """Fail early, with the fix, when :func:`torch.compile` could not generate code here."""
-    if device.type == "cpu":
-        cxx = os.environ.get("CXX") or next(
-            (c for c in ("g++", "c++", "clang++") if shutil.which(c)), None
-        )
-        if cxx is None or shutil.which(cxx) is None:
-            raise RuntimeError(
-                "torch.compile on a CPU needs a C++ compiler (TorchInductor generates C++): "
-                "install g++ (e.g. apt-get install g++) or run without compiling"
-            )
-        if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
-            raise RuntimeError(
-                "torch.compile on a CPU needs Python's development headers (Python.h): install "
-                "them (e.g. apt-get install python3-dev) or run without compiling"
-            )
-    elif device.type == "cuda" and importlib.util.find_spec("triton") is None:
-        raise RuntimeError(
-            "torch.compile on a GPU needs Triton: pip install triton (it comes with PyTorch's "
-            "CUDA wheels) or run without compiling"
-        )
 
 
 class SAM2Model(nn.Module):
@@ -254,7 +175,7 @@ class SAM2Model(nn.Module):
         if self.compiled:
             return self
         if backend == "inductor":
-            _check_compiler(self.device)
+            check_compiler(self.device)
         for net in (
             self.image_encoder,
             self.memory_attention,

@@ -27,7 +27,9 @@ with the mother as parent.
 
 Units: lengths in pixels, times in frames, angles in radians.
 
-Code: geometry and cell dynamics in ``_simulate.py``, rendering and imaging in ``_render.py``.
+Code: the parameters (:class:`~napari_sam2.train.synthetic_config.SyntheticConfig`) in
+``synthetic_config.py``, geometry and cell dynamics in ``_simulate.py``, rendering and imaging in
+``_render.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ._render import _illumination_field, _render, _shot_noise, _texture_tile
 from ._simulate import _Simulator
 from .synthetic_config import _CAMERA, _FULL_SCALE, SyntheticConfig
 
-__all__ = ["SyntheticConfig", "SyntheticMovie", "make_movie"]
+__all__ = ["SyntheticMovie", "make_movie"]
 
 
 @dataclass

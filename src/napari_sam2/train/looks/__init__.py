@@ -35,7 +35,8 @@ from scipy import ndimage
 
 from .._render import _illumination_field, _texture_tile
 from .._simulate import _Simulator
-from ..synthetic import SyntheticConfig, SyntheticMovie
+from ..synthetic import SyntheticMovie
+from ..synthetic_config import SyntheticConfig
 from . import bacteria, brightfield, cytoplasm, nuclei, phase
 from ._base import GEOMETRY_KEYS, CellFrame, Debris, Family, camera, camera_range
 
@@ -73,7 +74,7 @@ class LookMovie(SyntheticMovie):
         family: the family name.
         params: every random parameter of the movie (geometry, appearance, imaging), after
             ``overrides``; ``config`` holds the geometry and imaging part as a
-            :class:`~napari_sam2.train.synthetic.SyntheticConfig` (its ``kind`` is
+            :class:`~napari_sam2.train.synthetic_config.SyntheticConfig` (its ``kind`` is
             ``"bacteria"`` for rods and ``"nuclei"`` for the other families' cell shapes).
     """
 

@@ -38,7 +38,7 @@ __all__ = [
     "sample_common",
 ]
 
-#: Geometry parameters handed to :class:`~napari_sam2.train.synthetic.SyntheticConfig`.
+#: Geometry parameters handed to :class:`~napari_sam2.train.synthetic_config.SyntheticConfig`.
 GEOMETRY_KEYS = (
     "n_cells",
     "radius",

@@ -1,0 +1,214 @@
+"""Training clips: model-ready (images, target masks) from synthetic or annotated movies.
+
+:func:`clip_stream` draws endless clips from new random synthetic movies (the ``kinds`` of
+:func:`~napari_sam2.train.synthetic.make_movie`, or the appearance ``families`` of
+:mod:`napari_sam2.train.looks`); :func:`finetune_clips` cuts clips out of a user's annotated
+movie. Frames are normalised exactly as the video session normalises them
+(:class:`~napari_sam2.video.frames.FrameSource`), so training sees what inference sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.config import SAM2Config
+from ..video.frames import FrameSource
+from .train_config import TrainConfig
+
+__all__ = ["Clip", "clip_stream", "finetune_clips"]
+
+
+@dataclass
+class Clip:
+    """Model-ready training clip.
+
+    Attributes:
+        images: (K, 3, S, S) normalised model input.
+        targets: (K, N, S, S) float {0, 1} masks of N objects at model resolution.
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+
+
+def _to_model(movie: np.ndarray, labels: np.ndarray, ids: list[int], cfg: SAM2Config) -> Clip:
+    """Normalise a (K, H, W) movie like the video session does and resize masks to S x S."""
+    src = FrameSource(
+        movie,
+        axes="TYX",
+        image_size=cfg.image_size,
+        pixel_mean=cfg.pixel_mean,
+        pixel_std=cfg.pixel_std,
+        prefetch=False,
+    )
+    images = torch.stack([src.model_input(t) for t in range(len(movie))])
+    masks = torch.from_numpy(np.stack([labels == i for i in ids], axis=1)).float()  # (K, N, H, W)
+    s = cfg.image_size
+    if masks.shape[-2:] != (s, s):
+        k, n = masks.shape[:2]
+        masks = F.interpolate(
+            masks.reshape(k * n, 1, *masks.shape[-2:]),
+            size=(s, s),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        masks = (masks >= 0.5).float().reshape(k, n, s, s)
+    return Clip(images, masks)
+
+
+def _family_labels(labels: np.ndarray, lineage: dict) -> np.ndarray:
+    """Relabel daughters with their clip-first ancestor, so a tracked object's target after a
+    division is the union of its descendants (what tracking should follow)."""
+    parent = {int(k): int(v[2]) for k, v in lineage.items()}
+    present0 = set(np.unique(labels[0]).tolist()) - {0}
+
+    def root(i: int) -> int:
+        seen = 0
+        while i not in present0 and parent.get(i, 0) and seen < 64:
+            i, seen = parent[i], seen + 1
+        return i
+
+    ids = np.unique(labels)
+    lut = np.zeros(int(ids.max()) + 1, dtype=labels.dtype)
+    for i in ids.tolist():
+        lut[i] = root(i) if i else 0
+    return lut[labels]
+
+
+def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) -> Iterator[Clip]:
+    """Endless synthetic training clips, each cut from a new random movie.
+
+    Args:
+        cfg: model config (input size ``S``, pixel mean and std).
+        tcfg: ``clip_len``, ``max_objects``, and what the movies look like: ``kinds``,
+            ``radius``, ``density``, ``motion_step``, ``frame_size``, or ``families``.
+        rng: draws every movie's parameters and seed, and the objects of each clip.
+
+    Yields:
+        :class:`Clip` of ``clip_len`` frames and up to ``max_objects`` objects of frame 0
+        (a division's daughters keep their mother's target, see :func:`_family_labels`).
+    """
+    from .synthetic import make_movie
+
+    size = tcfg.frame_size or cfg.image_size
+    if tcfg.families:
+        yield from _look_stream(cfg, tcfg, size, rng)
+        return
+    while True:
+        kind = tcfg.kinds[int(rng.integers(len(tcfg.kinds)))]
+        r0, r1 = tcfg.radius
+        lo = float(rng.uniform(r0, (r0 + r1) / 2))
+        hi = float(rng.uniform(lo + 2, r1))
+        area = size * size
+        n_cells = int(
+            np.clip(area / (math.pi * ((lo + hi) / 2) ** 2) * rng.uniform(*tcfg.density), 2, 60)
+        )
+        overrides = dict(
+            kind=kind,
+            n_frames=tcfg.clip_len,
+            shape=(size, size),
+            n_cells=n_cells,
+            seed=int(rng.integers(2**31)),
+            dtype=str(rng.choice(["uint8", "uint16"])),
+        )
+        if kind != "bacteria":
+            overrides["radius"] = (lo, hi)
+        if tcfg.motion_step is not None:
+            overrides["step"] = float(rng.uniform(*tcfg.motion_step))
+        try:
+            mv = make_movie(**overrides)
+        except (TypeError, ValueError):
+            overrides.pop("radius", None)
+            mv = make_movie(**overrides)
+        clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
+        if clip is not None:
+            yield clip
+
+
+def _look_stream(
+    cfg: SAM2Config, tcfg: TrainConfig, size: int, rng: np.random.Generator
+) -> Iterator[Clip]:
+    """Endless clips from random :mod:`.looks` movies of ``tcfg.families`` (size x size px)."""
+    from .looks import TRAIN_SEEDS, make_look
+
+    while True:
+        family = tcfg.families[int(rng.integers(len(tcfg.families)))]
+        overrides = {}
+        if tcfg.motion_step is not None:
+            overrides["step"] = float(rng.uniform(*tcfg.motion_step))
+        # training seeds never coincide with the looks' test / validation seeds (< 2**32)
+        movie_rng = np.random.default_rng(int(rng.integers(*TRAIN_SEEDS)))
+        mv = make_look(family, movie_rng, (size, size), tcfg.clip_len, **overrides)
+        clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
+        if clip is not None:
+            yield clip
+
+
+def _movie_clip(
+    movie: np.ndarray,
+    labels: np.ndarray,
+    lineage: dict,
+    cfg: SAM2Config,
+    tcfg: TrainConfig,
+    rng: np.random.Generator,
+) -> Clip | None:
+    """Clip of up to ``tcfg.max_objects`` random objects of frame 0 (>= 30 px), or None."""
+    labels = _family_labels(labels, lineage)
+    ids, counts = np.unique(labels[0], return_counts=True)
+    keep = [(int(i), int(c)) for i, c in zip(ids, counts) if i and c >= 30]
+    if not keep:
+        return None
+    rng.shuffle(keep)
+    ids_sel = [i for i, _ in keep[: tcfg.max_objects]]
+    return _to_model(movie, labels, ids_sel, cfg)
+
+
+def finetune_clips(
+    movie: np.ndarray,
+    labels: np.ndarray,
+    cfg: SAM2Config,
+    tcfg: TrainConfig,
+) -> Callable[[np.random.Generator], Iterator[Clip]]:
+    """Clip factory for fine-tuning on a user's annotated movie.
+
+    Args:
+        movie: (T, H, W) movie.
+        labels: (T, H, W) label volume (ids consistent over time).
+        cfg: model config (input size).
+        tcfg: uses ``clip_len`` and ``max_objects``.
+
+    Returns:
+        A factory: called with a random generator, it yields endless :class:`Clip` of
+        ``clip_len`` consecutive frames from a random start, played forward or backward, with
+        up to ``max_objects`` objects of >= 10 px on the clip's first frame.
+
+    Raises:
+        ValueError: ``movie`` and ``labels`` differ in (T, H, W).
+    """
+    if movie.shape[:3] != labels.shape[:3]:
+        raise ValueError(f"movie {movie.shape} and labels {labels.shape} differ in (T, H, W)")
+    k = min(tcfg.clip_len, movie.shape[0])
+
+    def factory(rng: np.random.Generator) -> Iterator[Clip]:
+        while True:
+            t0 = int(rng.integers(0, movie.shape[0] - k + 1))
+            rev = bool(rng.random() < 0.5)
+            sl = slice(t0, t0 + k)
+            mv, lb = np.asarray(movie[sl]), np.asarray(labels[sl])
+            if rev:
+                mv, lb = mv[::-1].copy(), lb[::-1].copy()
+            ids, counts = np.unique(lb[0], return_counts=True)
+            keep = [int(i) for i, c in zip(ids, counts) if i and c >= 10]
+            if not keep:
+                continue
+            rng.shuffle(keep)
+            yield _to_model(mv, lb, keep[: tcfg.max_objects], cfg)
+
+    return factory
