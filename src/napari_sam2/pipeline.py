@@ -113,13 +113,12 @@ def segment(
         ValueError, FrameReadError: as :func:`segment_movie`.
     """
     from .video.volume_pipeline import detect_volume_axes
-    from .weights.load import resolve_model
 
     o = options if options is not None else SegmentOptions()
     axes3d = detect_volume_axes(movie, o.movie.axes)
     if axes3d is not None:  # z-stack or 3-D + time (also when only the TIFF says so)
         o.check_3d()
-        return Segmentation(_segment_volume(movie, prompts, axes3d, o, resolve_model))
+        return Segmentation(_segment_volume(movie, prompts, axes3d, o))
     if o.region.tile is not None:
         from .video.tiling import segment_tiled
 
@@ -136,12 +135,13 @@ def segment(
     return _segment_2d(movie, prompts, o)
 
 
-def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions, resolve) -> np.ndarray:
+def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> np.ndarray:
     from .video.movie_run import progress_callback
     from .video.volume_pipeline import segment_volume
+    from .weights.load import resolve_model
 
     return segment_volume(
-        movie, prompts, model=resolve(o.model.model, o.model.device), axes=axes,
+        movie, prompts, model=resolve_model(o.model.model, o.model.device), axes=axes,
         boxes=o.seeds.boxes, settings=o.track.settings, direction=o.track.direction,
         channel=o.movie.channel, contrast_limits=o.movie.contrast_limits,
         precision=o.model.precision, out=o.output.out, cancel=o.output.cancel,

@@ -145,6 +145,25 @@ def _cell(cells: list[str], index: Mapping[str, int], key: str) -> str:
     return cells[i]
 
 
+def _first_row(path: Path, what: str) -> tuple[Iterator[tuple[int, list[str]]], int, list[str]]:
+    """(the remaining rows, line number, cells) of the first row of a prompt CSV file."""
+    rows = _rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise PromptFileError(f"the file holds no {what}", path)
+    return rows, first[0], first[1]
+
+
+def _frame_yx(cells: list[str], cols: list[int]) -> tuple[int, float, float]:
+    """(frame, y, x) of a napari CSV row whose axis columns ``cols`` are (t, y, x) or (y, x)
+    (a 2-D layer: frame 0)."""
+    t = len(cols) - 2  # index of the y column
+    frame = parse_int(cells[cols[0]], "frame (axis-0)", 0) if t else 0
+    y = parse_number(cells[cols[t]], f"y (axis-{t})")
+    x = parse_number(cells[cols[t + 1]], f"x (axis-{t + 1})")
+    return frame, y, x
+
+
 def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
     """Read clicks from a napari Points CSV or a plain ``frame,y,x,obj_id,positive`` CSV.
 
@@ -159,11 +178,7 @@ def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
             or no clicks at all.
     """
     path = Path(path)
-    rows = _rows(path)
-    first = next(rows, None)
-    if first is None:
-        raise PromptFileError("the file holds no prompts", path)
-    line, cells = first
+    rows, line, cells = _first_row(path, "prompts")
     lowered = [c.lower() for c in cells]
     if "shape-type" in lowered:
         raise PromptFileError(
@@ -254,14 +269,8 @@ def _read_napari_points(
                 z = parse_int(cells[cols[1]], "z (axis-1)", 0)
                 y = parse_number(cells[cols[2]], "y (axis-2)")
                 x = parse_number(cells[cols[3]], "x (axis-3)")
-            elif len(cols) == 3:
-                frame = parse_int(cells[cols[0]], "frame (axis-0)", 0)
-                y = parse_number(cells[cols[1]], "y (axis-1)")
-                x = parse_number(cells[cols[2]], "x (axis-2)")
             else:
-                frame = 0
-                y = parse_number(cells[cols[0]], "y (axis-0)")
-                x = parse_number(cells[cols[1]], "x (axis-1)")
+                frame, y, x = _frame_yx(cells, cols)
             obj = len(out) + 1 if obj_col is None else parse_int(cells[obj_col], "obj_id", 1)
             pos = True if pos_col is None or cells[pos_col] == "" else parse_flag(cells[pos_col])
         except ValueError as err:
@@ -287,11 +296,7 @@ def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxP
             shape that is not a rectangle, an empty box (y1 <= y0 or x1 <= x0), or no boxes.
     """
     path = Path(path)
-    rows = _rows(path)
-    first = next(rows, None)
-    if first is None:
-        raise PromptFileError("the file holds no boxes", path)
-    line, cells = first
+    rows, line, cells = _first_row(path, "boxes")
     if "shape-type" in (c.lower() for c in cells):
         return _read_napari_shapes(path, line, cells, rows, parse_int(str(first_id), "id", 1))
     if all(is_number(c) for c in cells if c):
@@ -368,14 +373,7 @@ def _read_napari_shapes(
                 raise ValueError(
                     f"shape {index} has shape-type {kind!r}; only rectangles can be boxes"
                 )
-            if len(cols) == 3:
-                frame = parse_int(cells[cols[0]], "frame (axis-0)", 0)
-                y = parse_number(cells[cols[1]], "y (axis-1)")
-                x = parse_number(cells[cols[2]], "x (axis-2)")
-            else:
-                frame = 0
-                y = parse_number(cells[cols[0]], "y (axis-0)")
-                x = parse_number(cells[cols[1]], "x (axis-1)")
+            frame, y, x = _frame_yx(cells, cols)
             obj = None if obj_col is None else parse_int(cells[obj_col], "obj_id", 1)
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None

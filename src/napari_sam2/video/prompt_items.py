@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,54 @@ def _refuse_path(value: Any, loader: str) -> None:
         )
 
 
+def _item_values(
+    item: Any, aliases: Mapping[str, str], columns: Sequence[str], required: Sequence[str],
+    counts: tuple[int, ...],
+) -> dict[str, Any]:
+    """Column -> value of one prompt given as a dict (keys in ``aliases``) or a sequence
+    (``columns`` in order, ``counts`` values). A ``z`` key makes ``frame`` optional (0)."""
+    if isinstance(item, Mapping):
+        d = _from_mapping(item, aliases)
+        if "z" in d:
+            d.setdefault("frame", 0)
+        missing = [c for c in required if c not in d]
+        if missing:
+            raise ValueError(f"missing key(s) {', '.join(missing)}")
+        return d
+    values = list(item)
+    if len(values) not in counts:
+        optional = "".join(f"[, {c}]" for c in columns[len(required):])
+        raise ValueError(
+            f"expected ({', '.join(required)}{optional}), got {len(values)} values"
+        )
+    return dict(zip(columns, values))
+
+
+def _z(d: Mapping[str, Any]) -> int | None:
+    return parse_int(str(d["z"]), "z", 0) if d.get("z") is not None else None
+
+
+def _point(d: Mapping[str, Any], where: str) -> PointPrompt:
+    pos = d.get("positive", True)
+    return PointPrompt(
+        parse_int(str(d["frame"]), "frame", 0),
+        parse_number(str(d["y"]), "y"),
+        parse_number(str(d["x"]), "x"),
+        parse_int(str(d["obj_id"]), "obj_id", 1),
+        parse_flag(pos) if isinstance(pos, str) else bool(pos),
+        where,
+        _z(d),
+    )
+
+
+def _box(d: Mapping[str, Any], where: str) -> BoxPrompt:
+    y0, x0, y1, x1 = (parse_number(str(d[c]), c) for c in ("y0", "x0", "y1", "x1"))
+    if y1 <= y0 or x1 <= x0:
+        raise ValueError("empty box: need y1 > y0 and x1 > x0")
+    obj_id = parse_int(str(d["obj_id"]), "obj_id", 1)
+    return BoxPrompt(parse_int(str(d["frame"]), "frame", 0), y0, x0, y1, x1, obj_id, where, _z(d))
+
+
 def to_point_prompts(prompts: Any) -> list[PointPrompt]:
     """Normalise clicks given in any accepted form to a list of :class:`PointPrompt`.
 
@@ -186,43 +234,13 @@ def to_point_prompts(prompts: Any) -> list[PointPrompt]:
     if prompts is None:
         return []
     _refuse_path(prompts, "as_point_prompts")
-    out: list[PointPrompt] = []
-    for k, item in enumerate(prompts):
-        where = f"prompt {k}"
-        if isinstance(item, PointPrompt):
-            out.append(item)
-            continue
-        try:
-            if isinstance(item, Mapping):
-                d = _from_mapping(item, POINT_ALIASES)
-                if "z" in d:
-                    d.setdefault("frame", 0)
-                missing = [c for c in ("frame", "y", "x", "obj_id") if c not in d]
-                if missing:
-                    raise ValueError(f"missing key(s) {', '.join(missing)}")
-            else:
-                values = list(item)
-                if len(values) not in (4, 5):
-                    raise ValueError(
-                        f"expected (frame, y, x, obj_id[, positive]), got {len(values)} values"
-                    )
-                d = dict(zip(POINT_COLUMNS, values))
-            pos = d.get("positive", True)
-            pos = parse_flag(pos) if isinstance(pos, str) else bool(pos)
-            out.append(
-                PointPrompt(
-                    parse_int(str(d["frame"]), "frame", 0),
-                    parse_number(str(d["y"]), "y"),
-                    parse_number(str(d["x"]), "x"),
-                    parse_int(str(d["obj_id"]), "obj_id", 1),
-                    pos,
-                    where,
-                    parse_int(str(d["z"]), "z", 0) if d.get("z") is not None else None,
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from None
-    return out
+    required = POINT_COLUMNS[:4]
+    return [
+        item if isinstance(item, PointPrompt) else _convert(
+            item, f"prompt {k}", _point, POINT_ALIASES, POINT_COLUMNS, required, (4, 5)
+        )
+        for k, item in enumerate(prompts)
+    ]
 
 
 def to_box_prompts(boxes: Any) -> list[BoxPrompt]:
@@ -232,46 +250,24 @@ def to_box_prompts(boxes: Any) -> list[BoxPrompt]:
     keys ``frame``, ``y0``, ``x0``, ``y1``, ``x1``, ``obj_id`` (and ``z`` for 3-D data, ``frame``
     then optional); tuples / an (N, 6) array
     ``(frame, y0, x0, y1, x1, obj_id)``; None: no boxes.
+
+    Raises:
+        ValueError: an item cannot be understood (the message names its position).
     """
     if boxes is None:
         return []
     _refuse_path(boxes, "as_box_prompts")
-    out: list[BoxPrompt] = []
-    for k, item in enumerate(boxes):
-        where = f"box {k}"
-        if isinstance(item, BoxPrompt):
-            out.append(item)
-            continue
-        try:
-            if isinstance(item, Mapping):
-                d = _from_mapping(item, BOX_ALIASES)
-                if "z" in d:
-                    d.setdefault("frame", 0)
-                missing = [c for c in BOX_COLUMNS if c not in d]
-                if missing:
-                    raise ValueError(f"missing key(s) {', '.join(missing)}")
-            else:
-                values = list(item)
-                if len(values) != 6:
-                    raise ValueError(
-                        f"expected (frame, y0, x0, y1, x1, obj_id), got {len(values)} values"
-                    )
-                d = dict(zip(BOX_COLUMNS, values))
-            y0, x0, y1, x1 = (parse_number(str(d[c]), c) for c in ("y0", "x0", "y1", "x1"))
-            if y1 <= y0 or x1 <= x0:
-                raise ValueError("empty box: need y1 > y0 and x1 > x0")
-            out.append(
-                BoxPrompt(
-                    parse_int(str(d["frame"]), "frame", 0),
-                    y0,
-                    x0,
-                    y1,
-                    x1,
-                    parse_int(str(d["obj_id"]), "obj_id", 1),
-                    where,
-                    parse_int(str(d["z"]), "z", 0) if d.get("z") is not None else None,
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from None
-    return out
+    return [
+        item if isinstance(item, BoxPrompt) else _convert(
+            item, f"box {k}", _box, BOX_ALIASES, BOX_COLUMNS, BOX_COLUMNS, (6,)
+        )
+        for k, item in enumerate(boxes)
+    ]
+
+
+def _convert(item: Any, where: str, build, aliases, columns, required, counts):
+    """One prompt from a dict or a sequence; ValueError prefixed with ``where``."""
+    try:
+        return build(_item_values(item, aliases, columns, required, counts), where)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
