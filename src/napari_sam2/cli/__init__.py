@@ -1,4 +1,10 @@
-"""The ``napari-sam2`` command line: demo, segment, models, train, finetune.
+"""The ``napari-sam2`` command line: demo, segment, batch, models, train, finetune.
+
+One module per command (:mod:`~napari_sam2.cli.demo`, :mod:`~napari_sam2.cli.segment` with
+:mod:`~napari_sam2.cli.segment_parser`, :mod:`~napari_sam2.cli.batch`,
+:mod:`~napari_sam2.cli.models`, :mod:`~napari_sam2.cli.train`); :mod:`~napari_sam2.cli.common`
+holds what they share. This module builds the parser and runs a command (:func:`main`, the
+``napari-sam2`` console script; ``python -m napari_sam2.cli`` runs the same).
 
 Every command prints progress bars on stderr and a short summary on stdout. Errors end the
 command with one line on stderr (``--debug`` shows the traceback) and a non-zero exit code:
