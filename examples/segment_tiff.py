@@ -19,7 +19,7 @@ import numpy as np
 import tifffile
 
 import napari_sam2 as ns
-from napari_sam2.demo import interior_points
+from napari_sam2.cli.demo import interior_points
 from napari_sam2.io.measurements import save_measurements_csv
 from napari_sam2.train.synthetic import make_movie
 

@@ -18,9 +18,9 @@ import tifffile
 
 from conftest import cli_env, error_lines, interrupt_segment
 from napari_sam2 import cli
-from napari_sam2.demo import interior_points
+from napari_sam2.cli.demo import interior_points
+from napari_sam2.io.prompt_csv import read_point_prompts, write_point_prompts
 from napari_sam2.io.tiff import load_labels_tiff, read_pixel_size
-from napari_sam2.prompt_files import read_point_prompts, write_point_prompts
 
 # ----------------------------------------------------------------------------- help, models
 
@@ -94,9 +94,9 @@ def test_demo_writes_its_files(demo_dir):
 
 
 def test_demo_without_bundled_model_says_so(tmp_path, capsys, monkeypatch):
-    import napari_sam2.weights.load as load
+    import napari_sam2.weights.registry as registry
 
-    monkeypatch.setattr(load, "bundled_checkpoint_path", lambda: tmp_path / "micro.pt")
+    monkeypatch.setattr(registry, "bundled_checkpoint_path", lambda: tmp_path / "micro.pt")
     assert cli.main(["demo", "--out", str(tmp_path / "d"), "-q"]) == 1
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "bundled 'micro' model is not installed" in lines[0]
@@ -244,8 +244,8 @@ def test_sigint_writes_the_finished_frames(tmp_path):
 
     from napari_sam2.model.config import get_config
     from napari_sam2.model.sam2 import SAM2Model
-    from napari_sam2.pipeline import build_session, propagate_frames
     from napari_sam2.train.synthetic import make_movie
+    from napari_sam2.video.movie_run import build_session, propagate_frames
     from napari_sam2.weights.load import load_model, save_checkpoint
 
     torch.manual_seed(0)

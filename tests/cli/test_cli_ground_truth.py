@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from held_out import HELD_OUT_SEEDS
-from napari_sam2.weights.load import bundled_checkpoint_path
+from napari_sam2.weights.registry import bundled_checkpoint_path
 
 pytestmark = pytest.mark.skipif(
     not bundled_checkpoint_path().exists(), reason="the bundled micro checkpoint is not built"
@@ -18,9 +18,9 @@ TRACK_IOU = 0.6
 
 
 def test_segment_clicked_nuclei_match_ground_truth(tmp_path, run_cli):
-    from napari_sam2.demo import ancestor_labels, interior_points
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
+    from napari_sam2.io.prompt_csv import write_point_prompts
     from napari_sam2.io.tiff import load_labels_tiff
-    from napari_sam2.prompt_files import write_point_prompts
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(

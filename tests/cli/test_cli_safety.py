@@ -14,7 +14,7 @@ import tifffile
 
 from conftest import error_lines, interrupt_segment
 from napari_sam2 import cli
-from napari_sam2._signals import StopOnSignals
+from napari_sam2.cli.signals import StopOnSignals
 from napari_sam2.io.tiff import load_labels_tiff
 
 N = 12  # frames of the long demo movie
@@ -143,7 +143,7 @@ def test_read_only_output_folder_is_refused_before_any_work(demo_dir, tmp_path, 
 def test_output_failing_at_the_end_is_saved_beside_the_movie(
     demo_dir, tmp_path, capsys, monkeypatch
 ):
-    import napari_sam2._label_output as label_output
+    import napari_sam2.cli.label_output as label_output
 
     movie = tmp_path / "movie.tif"
     movie.write_bytes((demo_dir / "movie.tif").read_bytes())
@@ -185,10 +185,10 @@ def signal_movie(tmp_path_factory):
     """80 frames of 64 x 64 px, clicks on 3 cells, a fixed random-weight checkpoint."""
     import torch
 
-    from napari_sam2.demo import interior_points
+    from napari_sam2.cli.demo import interior_points
+    from napari_sam2.io.prompt_csv import write_point_prompts
     from napari_sam2.model.config import get_config
     from napari_sam2.model.sam2 import SAM2Model
-    from napari_sam2.prompt_files import write_point_prompts
     from napari_sam2.train.synthetic import make_movie
     from napari_sam2.weights.load import save_checkpoint
 

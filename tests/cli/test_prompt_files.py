@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sam2.prompt_files import (
-    BoxPrompt,
-    PointPrompt,
+from napari_sam2.io.prompt_csv import (
     PromptFileError,
     as_box_prompts,
     as_point_prompts,
@@ -16,6 +14,7 @@ from napari_sam2.prompt_files import (
     write_box_prompts,
     write_point_prompts,
 )
+from napari_sam2.video.prompt_items import BoxPrompt, PointPrompt
 
 
 def _write(path, text: str):
@@ -291,7 +290,7 @@ def test_shapes_csv_bad_rows_name_the_line(tmp_path, body, line, match):
 
 
 def test_z_column_dicts_and_round_trip(tmp_path):
-    from napari_sam2.prompt_files import as_box_prompts, as_point_prompts, write_point_prompts
+    from napari_sam2.io.prompt_csv import as_box_prompts, as_point_prompts, write_point_prompts
 
     plain = _write(tmp_path / "z.csv", "z,y,x,obj_id\n12,40,60,1\n")
     (p,) = read_point_prompts(plain)

@@ -9,8 +9,8 @@ import pytest
 import tifffile
 
 import napari_sam2 as ns
-from napari_sam2.demo import interior_points, mean_iou, render_preview
-from napari_sam2.prompt_files import write_point_prompts
+from napari_sam2.cli.demo import interior_points, mean_iou, render_preview
+from napari_sam2.io.prompt_csv import write_point_prompts
 from napari_sam2.train.synthetic import make_movie
 
 T, H, W = 5, 64, 64
@@ -181,7 +181,7 @@ def test_segment_movie_seed_labels_divisions_and_lineage(tiny, synth, tmp_path):
 
 
 def test_seed_label_image_forms_and_errors(tmp_path):
-    from napari_sam2.pipeline import seed_label_image
+    from napari_sam2.io.seed_labels import seed_label_image
 
     vol = np.zeros((3, 8, 8), np.uint16)
     vol[1, 2:4, 2:4] = 5

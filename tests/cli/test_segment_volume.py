@@ -68,7 +68,7 @@ def test_segment_movie_tzyx(model):
 
 
 def test_cli_segment_4d_tiff_keeps_voxel_size(tmp_path, model, monkeypatch):
-    import napari_sam2._cli_segment as seg
+    import napari_sam2.cli.segment as seg
 
     monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
     movie = tmp_path / "cells.tif"
@@ -107,7 +107,7 @@ def test_cli_segment_4d_tiff_keeps_voxel_size(tmp_path, model, monkeypatch):
 
 
 def test_cli_segment_zstack_with_given_voxel_size(tmp_path, model, monkeypatch):
-    import napari_sam2._cli_segment as seg
+    import napari_sam2.cli.segment as seg
 
     monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
     movie = tmp_path / "stack.npy"

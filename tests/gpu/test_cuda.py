@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from napari_sam2 import MemorySettings, VideoSession, load_model
-from napari_sam2.demo import interior_points
+from napari_sam2.cli.demo import interior_points
 from napari_sam2.model.config import get_config
 from napari_sam2.model.sam2 import SAM2Model
 from napari_sam2.train.synthetic import make_movie

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from held_out import HELD_OUT_SEEDS
-from napari_sam2.weights.load import bundled_checkpoint_path
+from napari_sam2.weights.registry import bundled_checkpoint_path
 
 pytestmark = [
     pytest.mark.gui,
@@ -32,7 +32,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _movie_and_cells():
     """A held-out nuclei movie, its two nuclei nearest the centre and their (T, H, W) truth."""
-    from napari_sam2.demo import ancestor_labels, interior_points
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(

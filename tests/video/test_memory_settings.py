@@ -54,8 +54,8 @@ def test_defaults_and_replace():
 
 
 def test_cli_flags_are_generated_from_the_fields():
-    from napari_sam2._cli_common import _memory_settings
     from napari_sam2.cli import build_parser
+    from napari_sam2.cli.common import _memory_settings
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["segment"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from napari_sam2 import VideoSession, segment_movie
-from napari_sam2._tiling import plan_tiles, tile_frames, tile_seed
-from napari_sam2.prompt_files import BoxPrompt, PointPrompt
 from napari_sam2.video.frames import frame_source_for
+from napari_sam2.video.prompt_items import BoxPrompt, PointPrompt
+from napari_sam2.video.tiling import plan_tiles, tile_frames, tile_seed
 
 
 def _pt(frame, y, x, obj, positive=True):

@@ -27,9 +27,9 @@ import torch
 
 from held_out import HELD_OUT_SEEDS, TRAIN_SEED_END
 from napari_sam2 import VideoSession, load_model
-from napari_sam2.demo import ancestor_labels, interior_points
+from napari_sam2.cli.demo import ancestor_labels, interior_points
 from napari_sam2.train.baseline import object_tracks
-from napari_sam2.weights.load import bundled_checkpoint_path
+from napari_sam2.weights.registry import bundled_checkpoint_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

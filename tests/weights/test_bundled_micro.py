@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from napari_sam2 import load_model
-from napari_sam2.weights.load import bundled_checkpoint_path
+from napari_sam2.weights.registry import bundled_checkpoint_path
 
 pytestmark = pytest.mark.skipif(
     not bundled_checkpoint_path().exists(), reason="the bundled micro checkpoint is not built"

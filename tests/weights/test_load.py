@@ -24,7 +24,6 @@ import napari_sam2
 from napari_sam2 import SAM2Model, load_model
 from napari_sam2.model.config import CONFIGS, OFFICIAL_NAMES
 from napari_sam2.weights import download as dl
-from napari_sam2.weights import load as load_mod
 from napari_sam2.weights import registry
 from napari_sam2.weights.download import DownloadError
 from napari_sam2.weights.load import (
@@ -447,7 +446,7 @@ def test_downloaded_file_of_the_wrong_model_is_rejected(
 
 
 def test_missing_bundled_model(cache: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(load_mod, "bundled_checkpoint_path", lambda: tmp_path / "micro.pt")
+    monkeypatch.setattr(registry, "bundled_checkpoint_path", lambda: tmp_path / "micro.pt")
     for args in [("micro",), ()]:  # no official model cached: the default is micro
         with pytest.raises(FileNotFoundError) as err:
             load_model(*args, device="cpu")

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._found_cells import keep_new_cells
+from napari_sam2.video.found_cells import new_cell_labels
+
 from ._model import ModelControl
 from ._objects import ObjectsControl
 from ._propagation import PropagationControl
@@ -400,7 +401,7 @@ class ManyCellsControl:
                 masks, _ = finished.value
             finally:
                 search.close()
-            image = keep_new_cells(st.volume[t], masks, int(min_area))
+            image = new_cell_labels(st.volume[t], masks, int(min_area))
             yield n_batches + 2
             return image
 

@@ -30,9 +30,9 @@ PRECISIONS = ("fp32", "bf16")
 
 def bundled_model_installed() -> bool:
     """Whether the bundled micro checkpoint exists (checked without importing torch)."""
-    import napari_sam2.weights as w
+    from ..weights.registry import bundled_checkpoint_path
 
-    return Path(w.__file__).with_name("micro.pt").is_file()
+    return bundled_checkpoint_path().is_file()
 
 
 def model_choices() -> list[dict[str, Any]]:

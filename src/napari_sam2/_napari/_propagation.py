@@ -1,6 +1,7 @@
 """The propagation part of the tracking controller (``controller.propagation``): tracking the
 prompted objects through the movie in a cancellable job, optionally following cell divisions
-(:func:`napari_sam2.video.lineage.propagate_with_divisions`), with a throttled display."""
+(:func:`napari_sam2.video.division_propagation.propagate_with_divisions`), with a throttled
+display."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class PropagationControl:
     Attributes:
         follow: move the time slider along with the propagation.
         follow_divisions: forward propagations go through
-            :func:`~napari_sam2.video.lineage.propagate_with_divisions`.
+            :func:`~napari_sam2.video.division_propagation.propagate_with_divisions`.
         frame_times: main-thread arrival time of every propagated frame
             (``time.perf_counter()`` seconds).
     """
@@ -122,7 +123,7 @@ class PropagationControl:
         """Track the prompted objects through the movie.
 
         With :attr:`follow_divisions` on, forward propagation goes through
-        :func:`~napari_sam2.video.lineage.propagate_with_divisions` (settings:
+        :func:`~napari_sam2.video.division_propagation.propagate_with_divisions` (settings:
         :attr:`division_settings`): a cell that divides continues as two new objects (new ids,
         recorded in ``session.lineage`` and used by the CTC export and the Tracks layer), and a
         lost cell that reappears gets a new id. Divisions are followed forward in time only:
@@ -207,7 +208,7 @@ class PropagationControl:
     def _division_frames(s, settings, start, direction, stop, ids):
         """Worker side of a propagation with :attr:`follow_divisions` on: FrameResults of the
         backward half (plain; daughters kept off frames before their birth), then of the
-        forward half (:func:`~napari_sam2.video.lineage.propagate_with_divisions`)."""
+        forward half (:func:`~napari_sam2.video.division_propagation.propagate_with_divisions`)."""
         from napari_sam2.video.division_propagation import propagate_with_divisions
 
         if direction in ("backward", "both"):

@@ -219,12 +219,11 @@ def _write_outputs(stage: Path, job: Job, movie: Any, labels, lineage, net, opts
 
         save_ctc(stage / CTC_FOLDER, labels, lineage=lineage)
     if opts.csv:
-        from .._cli_segment import _RawMovie  # the stored frames, as `segment --csv` measures
-        from ..io.measurements import measure, save_measurements_csv
+        from ..io.measurements import RawFrames, measure, save_measurements_csv
         from ..video.frames import frame_source_for
 
         with frame_source_for(movie, net.config, axes=job.axes, channel=job.channel) as src:
-            table = measure(labels, _RawMovie(src))
+            table = measure(labels, RawFrames(src))  # stored frames, as `segment --csv`
         save_measurements_csv(stage / CELLS_FILE, table)
 
 

@@ -13,7 +13,29 @@ from skimage.measure import regionprops_table
 
 from napari_sam2.io.tiff import atomic_open
 
-__all__ = ["measure", "save_measurements_csv"]
+__all__ = ["RawFrames", "measure", "save_measurements_csv"]
+
+
+class RawFrames:
+    """A (T, H, W[, C]) array-like over a frame source's stored frames, read one at a time.
+
+    ``measure(labels, RawFrames(source))`` measures intensities on the movie as stored (before
+    the model's intensity window and resize), without loading the whole movie.
+
+    Args:
+        frames: a :class:`~napari_sam2.video.frames.FrameSource` (anything with ``raw(t)`` and
+            ``num_frames``).
+    """
+
+    def __init__(self, frames) -> None:
+        self._frames = frames
+        first = frames.raw(0)
+        self.shape = (frames.num_frames, *first.shape)
+        self.dtype = first.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, t) -> np.ndarray:
+        return self._frames.raw(int(t))
 
 
 def _frame_image(movie, t: int, channel_axis: int | None) -> np.ndarray:

@@ -11,35 +11,28 @@ import os
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..model.config import CONFIGS, OFFICIAL_NAMES, SAM2Config, config_from_dict, get_config
 from ..model.sam2 import SAM2Model
+from . import registry
+from .registry import BUNDLED_MODEL
 
 __all__ = [
-    "BUNDLED_MODEL",
     "CheckpointError",
-    "bundled_checkpoint_path",
     "infer_config",
     "load_model",
     "read_checkpoint",
+    "resolve_model",
     "resolve_device",
     "save_checkpoint",
 ]
 
-#: Name of the model shipped inside the package.
-BUNDLED_MODEL = "micro"
-
-
 class CheckpointError(ValueError):
     """A file is not a usable SAM 2 checkpoint (the message says what was found and expected)."""
-
-
-def bundled_checkpoint_path() -> Path:
-    """Path of the bundled micro checkpoint inside the installed package."""
-    return Path(__file__).with_name("micro.pt")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -292,7 +285,7 @@ def load_model(
         path = ensure_weights(name, progress=progress, verify=verify)
         config = config or CONFIGS[name]
     elif isinstance(name, str) and name == BUNDLED_MODEL:
-        path = bundled_checkpoint_path()
+        path = registry.bundled_checkpoint_path()
         if not path.is_file():
             raise FileNotFoundError(
                 f"the bundled '{BUNDLED_MODEL}' checkpoint is missing from the installation "
@@ -337,3 +330,17 @@ def save_checkpoint(path: str | os.PathLike, model: SAM2Model, **extra) -> Path:
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def resolve_model(model: Any = None, device: str = "auto") -> SAM2Model:
+    """A :class:`~napari_sam2.model.sam2.SAM2Model` from a model, a name, a path or None.
+
+    Args:
+        model: a loaded SAM2Model (returned as is), a name (``"micro"``, ``"sam2.1_hiera_tiny"``,
+            a config name such as ``"test_tiny_256"`` for random weights), a checkpoint path, or
+            None: the first cached official SAM 2.1 checkpoint, else the bundled micro model.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"`` (ignored for a loaded model).
+    """
+    if isinstance(model, SAM2Model):
+        return model.eval()
+    return load_model(model, device=device)

@@ -24,8 +24,18 @@ let a bad file through.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["REGISTRY", "WeightsInfo", "get_weights_info"]
+__all__ = [
+    "BUNDLED_MODEL",
+    "REGISTRY",
+    "WeightsInfo",
+    "bundled_checkpoint_path",
+    "get_weights_info",
+]
+
+#: Name of the model shipped inside the package (``weights/micro.pt``).
+BUNDLED_MODEL = "micro"
 
 _BASE_V20 = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
 _BASE_V21 = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -150,3 +160,12 @@ def get_weights_info(name: str) -> WeightsInfo:
     except KeyError:
         known = ", ".join(REGISTRY)
         raise KeyError(f"unknown checkpoint {name!r}; known checkpoints: {known}") from None
+
+
+def bundled_checkpoint_path() -> Path:
+    """Path of the bundled micro checkpoint inside the installed package (no torch import).
+
+    Returns:
+        ``<package>/weights/micro.pt``; the file may be missing from a source checkout.
+    """
+    return Path(__file__).with_name(f"{BUNDLED_MODEL}.pt")

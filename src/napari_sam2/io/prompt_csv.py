@@ -1,4 +1,5 @@
-"""Prompt files: clicks and boxes for the command line and scripts, as CSV.
+"""Prompt files: clicks and boxes for the command line and scripts, as CSV (read into the
+records of :mod:`napari_sam2.video.prompt_items`).
 
 Two click formats are read (the format is recognised from the header):
 
@@ -48,16 +49,27 @@ of the original frame (napari's order), frames count from 0.
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..video.prompt_items import (
+    BOX_ALIASES,
+    BOX_COLUMNS,
+    POINT_ALIASES,
+    POINT_COLUMNS,
+    BoxPrompt,
+    PointPrompt,
+    is_number,
+    parse_flag,
+    parse_int,
+    parse_number,
+    to_box_prompts,
+    to_point_prompts,
+)
+
 __all__ = [
-    "BoxPrompt",
-    "PointPrompt",
     "PromptFileError",
     "as_box_prompts",
     "as_point_prompts",
@@ -66,37 +78,6 @@ __all__ = [
     "write_box_prompts",
     "write_point_prompts",
 ]
-
-_TRUE = {"1", "1.0", "true", "t", "yes", "y", "+", "positive", "pos"}
-_FALSE = {"0", "0.0", "false", "f", "no", "n", "-", "negative", "neg"}
-
-# Accepted header names -> canonical column.
-_POINT_ALIASES = {
-    "frame": "frame",
-    "t": "frame",
-    "time": "frame",
-    "y": "y",
-    "x": "x",
-    "obj_id": "obj_id",
-    "object_id": "obj_id",
-    "positive": "positive",
-    "z": "z",
-}
-_BOX_ALIASES = {
-    "frame": "frame",
-    "t": "frame",
-    "time": "frame",
-    "y0": "y0",
-    "x0": "x0",
-    "y1": "y1",
-    "x1": "x1",
-    "obj_id": "obj_id",
-    "object_id": "obj_id",
-    "z": "z",
-}
-_POINT_COLUMNS = ("frame", "y", "x", "obj_id", "positive")
-_BOX_COLUMNS = ("frame", "y0", "x0", "y1", "x1", "obj_id")
-
 
 class PromptFileError(ValueError):
     """A prompt file (or one of its rows) cannot be used.
@@ -115,91 +96,6 @@ class PromptFileError(ValueError):
         super().__init__(where + message)
         self.path = None if path is None else Path(path)
         self.line = line
-
-
-@dataclass(frozen=True)
-class PointPrompt:
-    """One click.
-
-    Attributes:
-        frame: frame index t (0-based).
-        y: row in image pixels.
-        x: column in image pixels.
-        obj_id: object id (>= 1, the label value in the output).
-        positive: True for a click on the object, False for a background click.
-        source: where the click came from (e.g. ``"prompts.csv, line 4"``), for messages.
-        z: slice index of 3-D data, or None (2-D movies; for a z-stack the frame is the slice).
-    """
-
-    frame: int
-    y: float
-    x: float
-    obj_id: int
-    positive: bool = True
-    source: str | None = None
-    z: int | None = None
-
-
-@dataclass(frozen=True)
-class BoxPrompt:
-    """One box (y0, x0) - (y1, x1) in image pixels around an object on a frame.
-
-    Attributes:
-        frame: frame index t (0-based).
-        y0: top row. x0: left column. y1: bottom row. x1: right column.
-        obj_id: object id (>= 1).
-        source: where the box came from, for messages.
-        z: slice index of 3-D data, or None.
-    """
-
-    frame: int
-    y0: float
-    x0: float
-    y1: float
-    x1: float
-    obj_id: int
-    source: str | None = None
-    z: int | None = None
-
-
-# --------------------------------------------------------------------------- value parsing
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{what} is {text!r}; it must be a finite number")
-    return value
-
-
-def _integer(text: str, what: str, minimum: int) -> int:
-    value = _number(text, what)
-    if value != int(value):
-        raise ValueError(f"{what} {text!r} is not a whole number")
-    if value < minimum:
-        hint = " (0 is the background label)" if what == "obj_id" else ""
-        raise ValueError(f"{what} {text!r} must be >= {minimum}{hint}")
-    return int(value)
-
-
-def _flag(text: str) -> bool:
-    t = text.strip().lower()
-    if t in _TRUE:
-        return True
-    if t in _FALSE:
-        return False
-    raise ValueError(f"positive {text!r} must be 1/0 or True/False")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- reading
@@ -249,6 +145,25 @@ def _cell(cells: list[str], index: Mapping[str, int], key: str) -> str:
     return cells[i]
 
 
+def _first_row(path: Path, what: str) -> tuple[Iterator[tuple[int, list[str]]], int, list[str]]:
+    """(the remaining rows, line number, cells) of the first row of a prompt CSV file."""
+    rows = _rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise PromptFileError(f"the file holds no {what}", path)
+    return rows, first[0], first[1]
+
+
+def _frame_yx(cells: list[str], cols: list[int]) -> tuple[int, float, float]:
+    """(frame, y, x) of a napari CSV row whose axis columns ``cols`` are (t, y, x) or (y, x)
+    (a 2-D layer: frame 0)."""
+    t = len(cols) - 2  # index of the y column
+    frame = parse_int(cells[cols[0]], "frame (axis-0)", 0) if t else 0
+    y = parse_number(cells[cols[t]], f"y (axis-{t})")
+    x = parse_number(cells[cols[t + 1]], f"x (axis-{t + 1})")
+    return frame, y, x
+
+
 def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
     """Read clicks from a napari Points CSV or a plain ``frame,y,x,obj_id,positive`` CSV.
 
@@ -263,11 +178,7 @@ def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
             or no clicks at all.
     """
     path = Path(path)
-    rows = _rows(path)
-    first = next(rows, None)
-    if first is None:
-        raise PromptFileError("the file holds no prompts", path)
-    line, cells = first
+    rows, line, cells = _first_row(path, "prompts")
     lowered = [c.lower() for c in cells]
     if "shape-type" in lowered:
         raise PromptFileError(
@@ -277,11 +188,11 @@ def read_point_prompts(path: str | os.PathLike) -> list[PointPrompt]:
         )
     if any(c.startswith("axis-") for c in lowered):
         out = _read_napari_points(path, line, cells, rows)
-    elif all(_is_number(c) for c in cells if c):
-        index = {k: i for i, k in enumerate(_POINT_COLUMNS)}
+    elif all(is_number(c) for c in cells if c):
+        index = {k: i for i, k in enumerate(POINT_COLUMNS)}
         out = list(_plain_points(path, index, _chain([(line, cells)], rows), positional=True))
     else:
-        index = _header_map(cells, _POINT_ALIASES, path, line)
+        index = _header_map(cells, POINT_ALIASES, path, line)
         missing = [k for k in ("frame", "y", "x", "obj_id") if k not in index]
         if missing == ["frame"] and "z" in index:
             missing = []
@@ -314,13 +225,14 @@ def _plain_points(
                 line,
             )
         try:
-            frame = _integer(_cell(cells, index, "frame"), "frame", 0) if "frame" in index else 0
-            y = _number(_cell(cells, index, "y"), "y")
-            x = _number(_cell(cells, index, "x"), "x")
-            obj = _integer(_cell(cells, index, "obj_id"), "obj_id", 1)
+            frame = parse_int(_cell(cells, index, "frame"), "frame", 0) if "frame" in index else 0
+            y = parse_number(_cell(cells, index, "y"), "y")
+            x = parse_number(_cell(cells, index, "x"), "x")
+            obj = parse_int(_cell(cells, index, "obj_id"), "obj_id", 1)
             has_pos = "positive" in index and index["positive"] < len(cells)
-            pos = _flag(cells[index["positive"]]) if has_pos and cells[index["positive"]] else True
-            z = _integer(_cell(cells, index, "z"), "z", 0) if "z" in index else None
+            pos_text = cells[index["positive"]] if has_pos else ""
+            pos = parse_flag(pos_text) if pos_text else True
+            z = parse_int(_cell(cells, index, "z"), "z", 0) if "z" in index else None
         except ValueError as err:
             raise PromptFileError(str(err), path, line) from None
         yield PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line}", z)
@@ -353,20 +265,14 @@ def _read_napari_points(
         z = None
         try:
             if len(cols) == 4:
-                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
-                z = _integer(cells[cols[1]], "z (axis-1)", 0)
-                y = _number(cells[cols[2]], "y (axis-2)")
-                x = _number(cells[cols[3]], "x (axis-3)")
-            elif len(cols) == 3:
-                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
-                y = _number(cells[cols[1]], "y (axis-1)")
-                x = _number(cells[cols[2]], "x (axis-2)")
+                frame = parse_int(cells[cols[0]], "frame (axis-0)", 0)
+                z = parse_int(cells[cols[1]], "z (axis-1)", 0)
+                y = parse_number(cells[cols[2]], "y (axis-2)")
+                x = parse_number(cells[cols[3]], "x (axis-3)")
             else:
-                frame = 0
-                y = _number(cells[cols[0]], "y (axis-0)")
-                x = _number(cells[cols[1]], "x (axis-1)")
-            obj = len(out) + 1 if obj_col is None else _integer(cells[obj_col], "obj_id", 1)
-            pos = True if pos_col is None or cells[pos_col] == "" else _flag(cells[pos_col])
+                frame, y, x = _frame_yx(cells, cols)
+            obj = len(out) + 1 if obj_col is None else parse_int(cells[obj_col], "obj_id", 1)
+            pos = True if pos_col is None or cells[pos_col] == "" else parse_flag(cells[pos_col])
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None
         out.append(PointPrompt(frame, y, x, obj, pos, f"{path.name}, line {line_no}", z))
@@ -390,20 +296,16 @@ def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxP
             shape that is not a rectangle, an empty box (y1 <= y0 or x1 <= x0), or no boxes.
     """
     path = Path(path)
-    rows = _rows(path)
-    first = next(rows, None)
-    if first is None:
-        raise PromptFileError("the file holds no boxes", path)
-    line, cells = first
+    rows, line, cells = _first_row(path, "boxes")
     if "shape-type" in (c.lower() for c in cells):
-        return _read_napari_shapes(path, line, cells, rows, _integer(str(first_id), "id", 1))
-    if all(_is_number(c) for c in cells if c):
-        index = {k: i for i, k in enumerate(_BOX_COLUMNS)}
+        return _read_napari_shapes(path, line, cells, rows, parse_int(str(first_id), "id", 1))
+    if all(is_number(c) for c in cells if c):
+        index = {k: i for i, k in enumerate(BOX_COLUMNS)}
         body: Iterable = _chain([(line, cells)], rows)
         positional = True
     else:
-        index = _header_map(cells, _BOX_ALIASES, path, line)
-        missing = [k for k in _BOX_COLUMNS if k not in index]
+        index = _header_map(cells, BOX_ALIASES, path, line)
+        missing = [k for k in BOX_COLUMNS if k not in index]
         if missing:
             raise PromptFileError(
                 f"header lacks column(s) {', '.join(missing)}; expected frame,y0,x0,y1,x1,obj_id",
@@ -418,10 +320,12 @@ def read_box_prompts(path: str | os.PathLike, *, first_id: int = 1) -> list[BoxP
                 f"expected 6 values (frame,y0,x0,y1,x1,obj_id), got {len(row)}", path, line_no
             )
         try:
-            frame = _integer(_cell(row, index, "frame"), "frame", 0)
-            y0, x0, y1, x1 = (_number(_cell(row, index, k), k) for k in ("y0", "x0", "y1", "x1"))
-            obj = _integer(_cell(row, index, "obj_id"), "obj_id", 1)
-            z = _integer(_cell(row, index, "z"), "z", 0) if "z" in index else None
+            frame = parse_int(_cell(row, index, "frame"), "frame", 0)
+            y0, x0, y1, x1 = (
+                parse_number(_cell(row, index, k), k) for k in ("y0", "x0", "y1", "x1")
+            )
+            obj = parse_int(_cell(row, index, "obj_id"), "obj_id", 1)
+            z = parse_int(_cell(row, index, "z"), "z", 0) if "z" in index else None
             if y1 <= y0 or x1 <= x0:
                 raise ValueError(
                     f"empty box (y0={y0:g}, x0={x0:g}, y1={y1:g}, x1={x1:g}): need y1 > y0 and "
@@ -463,19 +367,14 @@ def _read_napari_shapes(
                 f"expected {len(header)} values like the header, got {len(cells)}", path, line_no
             )
         try:
-            index = _integer(cells[idx_col], "index", 0)
+            index = parse_int(cells[idx_col], "index", 0)
             kind = cells[type_col].lower()
             if kind != "rectangle":
                 raise ValueError(
                     f"shape {index} has shape-type {kind!r}; only rectangles can be boxes"
                 )
-            if len(cols) == 3:
-                frame = _integer(cells[cols[0]], "frame (axis-0)", 0)
-                y, x = _number(cells[cols[1]], "y (axis-1)"), _number(cells[cols[2]], "x (axis-2)")
-            else:
-                frame = 0
-                y, x = _number(cells[cols[0]], "y (axis-0)"), _number(cells[cols[1]], "x (axis-1)")
-            obj = None if obj_col is None else _integer(cells[obj_col], "obj_id", 1)
+            frame, y, x = _frame_yx(cells, cols)
+            obj = None if obj_col is None else parse_int(cells[obj_col], "obj_id", 1)
         except ValueError as err:
             raise PromptFileError(str(err), path, line_no) from None
         _, frames, ys, xs, objs = shapes.setdefault(index, (line_no, set(), [], [], set()))
@@ -505,127 +404,23 @@ def _read_napari_shapes(
     return out
 
 
-# --------------------------------------------------------------------------- in-memory forms
-
-
-def _from_mapping(item: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in item.items():
-        canon = aliases.get(str(key).lower())
-        if canon is not None:
-            out[canon] = value
-    return out
+# --------------------------------------------------------------------------- any form
 
 
 def as_point_prompts(prompts: Any) -> list[PointPrompt]:
-    """Normalise clicks given in any accepted form to a list of :class:`PointPrompt`.
-
-    Accepted forms:
-      * a path (``str`` / ``os.PathLike``) of a prompt CSV (:func:`read_point_prompts`);
-      * a sequence of :class:`PointPrompt`;
-      * a sequence of dicts with keys ``frame`` (or ``t``), ``y``, ``x``, ``obj_id`` and
-        optionally ``positive`` (default True) and ``z`` (the slice of 3-D data; ``frame``
-        may then be left out: 0);
-      * a sequence of tuples / an (N, 4) or (N, 5) array: ``(frame, y, x, obj_id[, positive])``;
-      * None or an empty sequence: no clicks.
-
-    Raises:
-        ValueError: an item cannot be understood (the message names its position).
-    """
-    if prompts is None:
-        return []
+    """Clicks from a prompt CSV path (:func:`read_point_prompts`) or any in-memory form that
+    :func:`~napari_sam2.video.prompt_items.to_point_prompts` takes (None: no clicks)."""
     if isinstance(prompts, (str, os.PathLike)):
         return read_point_prompts(prompts)
-    out: list[PointPrompt] = []
-    for k, item in enumerate(prompts):
-        where = f"prompt {k}"
-        if isinstance(item, PointPrompt):
-            out.append(item)
-            continue
-        try:
-            if isinstance(item, Mapping):
-                d = _from_mapping(item, _POINT_ALIASES)
-                if "z" in d:
-                    d.setdefault("frame", 0)
-                missing = [c for c in ("frame", "y", "x", "obj_id") if c not in d]
-                if missing:
-                    raise ValueError(f"missing key(s) {', '.join(missing)}")
-            else:
-                values = list(item)
-                if len(values) not in (4, 5):
-                    raise ValueError(
-                        f"expected (frame, y, x, obj_id[, positive]), got {len(values)} values"
-                    )
-                d = dict(zip(_POINT_COLUMNS, values))
-            pos = d.get("positive", True)
-            pos = _flag(pos) if isinstance(pos, str) else bool(pos)
-            out.append(
-                PointPrompt(
-                    _integer(str(d["frame"]), "frame", 0),
-                    _number(str(d["y"]), "y"),
-                    _number(str(d["x"]), "x"),
-                    _integer(str(d["obj_id"]), "obj_id", 1),
-                    pos,
-                    where,
-                    _integer(str(d["z"]), "z", 0) if d.get("z") is not None else None,
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from None
-    return out
+    return to_point_prompts(prompts)
 
 
 def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
-    """Normalise boxes to a list of :class:`BoxPrompt`.
-
-    Accepted forms: a CSV path (:func:`read_box_prompts`); :class:`BoxPrompt` items; dicts with
-    keys ``frame``, ``y0``, ``x0``, ``y1``, ``x1``, ``obj_id`` (and ``z`` for 3-D data, ``frame``
-    then optional); tuples / an (N, 6) array
-    ``(frame, y0, x0, y1, x1, obj_id)``; None: no boxes.
-    """
-    if boxes is None:
-        return []
+    """Boxes from a box CSV path (:func:`read_box_prompts`) or any in-memory form that
+    :func:`~napari_sam2.video.prompt_items.to_box_prompts` takes (None: no boxes)."""
     if isinstance(boxes, (str, os.PathLike)):
         return read_box_prompts(boxes)
-    out: list[BoxPrompt] = []
-    for k, item in enumerate(boxes):
-        where = f"box {k}"
-        if isinstance(item, BoxPrompt):
-            out.append(item)
-            continue
-        try:
-            if isinstance(item, Mapping):
-                d = _from_mapping(item, _BOX_ALIASES)
-                if "z" in d:
-                    d.setdefault("frame", 0)
-                missing = [c for c in _BOX_COLUMNS if c not in d]
-                if missing:
-                    raise ValueError(f"missing key(s) {', '.join(missing)}")
-            else:
-                values = list(item)
-                if len(values) != 6:
-                    raise ValueError(
-                        f"expected (frame, y0, x0, y1, x1, obj_id), got {len(values)} values"
-                    )
-                d = dict(zip(_BOX_COLUMNS, values))
-            y0, x0, y1, x1 = (_number(str(d[c]), c) for c in ("y0", "x0", "y1", "x1"))
-            if y1 <= y0 or x1 <= x0:
-                raise ValueError("empty box: need y1 > y0 and x1 > x0")
-            out.append(
-                BoxPrompt(
-                    _integer(str(d["frame"]), "frame", 0),
-                    y0,
-                    x0,
-                    y1,
-                    x1,
-                    _integer(str(d["obj_id"]), "obj_id", 1),
-                    where,
-                    _integer(str(d["z"]), "z", 0) if d.get("z") is not None else None,
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from None
-    return out
+    return to_box_prompts(boxes)
 
 
 # --------------------------------------------------------------------------- writing
@@ -649,9 +444,9 @@ def write_point_prompts(
     Returns:
         The output path.
     """
-    from .io.tiff import atomic_open
+    from .tiff import atomic_open
 
-    items = as_point_prompts(prompts)
+    items = to_point_prompts(prompts)
     if style not in ("plain", "napari"):
         raise ValueError(f"style must be 'plain' or 'napari', got {style!r}")
     path = Path(path)
@@ -659,7 +454,7 @@ def write_point_prompts(
         writer = csv.writer(fh)
         with_z = any(p.z is not None for p in items)
         if style == "plain":
-            writer.writerow([*_POINT_COLUMNS, "z"] if with_z else _POINT_COLUMNS)
+            writer.writerow([*POINT_COLUMNS, "z"] if with_z else POINT_COLUMNS)
             for p in items:
                 row = [p.frame, _fmt(p.y), _fmt(p.x), p.obj_id, int(p.positive)]
                 writer.writerow([*row, 0 if p.z is None else p.z] if with_z else row)
@@ -674,13 +469,13 @@ def write_point_prompts(
 
 def write_box_prompts(path: str | os.PathLike, boxes: Sequence[BoxPrompt] | Any) -> Path:
     """Write boxes as a ``frame,y0,x0,y1,x1,obj_id`` CSV (atomically)."""
-    from .io.tiff import atomic_open
+    from .tiff import atomic_open
 
-    items = as_box_prompts(boxes)
+    items = to_box_prompts(boxes)
     path = Path(path)
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(_BOX_COLUMNS)
+        writer.writerow(BOX_COLUMNS)
         for b in items:
             writer.writerow([b.frame, *(_fmt(v) for v in (b.y0, b.x0, b.y1, b.x1)), b.obj_id])
     return path

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._cli_common import (
+from .common import (
     EXIT_ERROR,
     EXIT_OK,
     PROG,
@@ -19,7 +19,7 @@ from ._cli_common import (
     _Formatter,
     _memory_settings,
 )
-from ._signals import StopOnSignals
+from .signals import StopOnSignals
 
 _BATCH_EPILOG = f"""\
 manifest (CSV with a header; paths relative to the manifest; only 'movie' is required):
@@ -102,7 +102,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import ManifestError, read_manifest
+    from ..batch import ManifestError, read_manifest
 
     for flag in ("workers", "threads_per_worker", "torch_threads"):
         _positive(getattr(args, flag), "--" + flag.replace("_", "-"))
@@ -130,7 +130,7 @@ def _raise_interrupt(name: str) -> None:
 
 
 def _run(args: argparse.Namespace, jobs, out: Path, t0: float, signals: StopOnSignals) -> int:
-    from .batch import BatchInterrupted, segment_many
+    from ..batch import BatchInterrupted, segment_many
 
     try:
         results = segment_many(

@@ -11,7 +11,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from ._signals import StopOnSignals
+from .signals import StopOnSignals
 
 PROG = "napari-sam2"
 
@@ -69,7 +69,7 @@ def _frame_ranges(frames: set[int]) -> str:
 
 
 class _Interrupt(StopOnSignals):
-    """The command line's :class:`~napari_sam2._signals.StopOnSignals`: the first Ctrl-C,
+    """The command line's :class:`~napari_sam2.cli.signals.StopOnSignals`: the first Ctrl-C,
     SIGTERM or SIGHUP sets ``event`` (the work stops after the current ``what`` and saves what
     is done) and says so; a second one raises KeyboardInterrupt at once."""
 
@@ -150,7 +150,7 @@ def _movie_input(path: str, allow_partial: bool = False):
     if p.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        from .video._tiff_pages import find_tiff_damage
+        from ..video._tiff_pages import find_tiff_damage
 
         # tifffile logs every inconsistency of a cut-off file; it is reported here, once
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
@@ -185,15 +185,16 @@ def _load_model_cli(name: str | None, device: str, quiet: bool, compile: bool = 
     """load_model with CLI-friendly errors (missing bundled micro model, no compiler)."""
     import torch
 
-    from .weights import load as weights_load
+    from ..weights import load as weights_load
+    from ..weights.registry import BUNDLED_MODEL, bundled_checkpoint_path
 
     torch.manual_seed(0)  # random-weight test configs give the same model every run
-    bundled = weights_load.bundled_checkpoint_path()
+    bundled = bundled_checkpoint_path()
     default = weights_load._default_name() if name is None else name
-    if default == weights_load.BUNDLED_MODEL and not bundled.is_file():
+    if default == BUNDLED_MODEL and not bundled.is_file():
         which = "" if name else " (the default: no official model is downloaded)"
         raise CLIError(
-            f"the bundled '{weights_load.BUNDLED_MODEL}' model{which} is not installed "
+            f"the bundled '{BUNDLED_MODEL}' model{which} is not installed "
             f"({bundled} is missing); use --model sam2.1_hiera_tiny "
             "(downloads 156 MB) or --model PATH/TO/checkpoint.pt"
         )
@@ -221,7 +222,7 @@ def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "memory bank (defaults = Meta's SAM 2 video predictor; see MemorySettings)"
     )
-    from .video.memory_settings import setting_fields  # torch-free
+    from ..video.memory_settings import setting_fields  # torch-free
 
     for f in setting_fields():
         name, default = f.name, f.default
@@ -267,7 +268,7 @@ def _int_or_all(text: str) -> int | str:
 
 
 def _memory_settings(args: argparse.Namespace):
-    from .video.memory_settings import MemorySettings
+    from ..video.memory_settings import MemorySettings
 
     changes = {}
     for f in fields(MemorySettings):

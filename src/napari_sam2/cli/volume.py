@@ -1,5 +1,5 @@
 """``napari-sam2 segment`` on 3-D data: a z-stack (``--axes ZYX``) or 3-D + time
-(``--axes TZYX``), or a TIFF whose metadata say so (package-private; see ``_cli_segment``)."""
+(``--axes TZYX``), or a TIFF whose metadata say so (called by :mod:`napari_sam2.cli.segment`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._cli_common import (
+from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CLIError,
@@ -23,7 +23,7 @@ from ._cli_common import (
 
 def volume_axes(args: argparse.Namespace, movie: Any) -> str | None:
     """The 3-D axes of the movie (``--axes`` with a Z, or a TIFF's own axes), or None."""
-    from ._volume_pipeline import detect_volume_axes
+    from ..video.volume_pipeline import detect_volume_axes
 
     return detect_volume_axes(movie, args.axes)
 
@@ -32,7 +32,7 @@ def _voxel_size(args: argparse.Namespace, movie: Any) -> tuple[float, float, flo
     if args.voxel_size:
         return tuple(float(v) for v in args.voxel_size)
     if isinstance(movie, (str, os.PathLike)) and str(movie).lower().endswith((".tif", ".tiff")):
-        from .io.volumes import read_voxel_size
+        from ..io.volumes import read_voxel_size
 
         try:
             return read_voxel_size(movie)
@@ -55,8 +55,8 @@ def segment_volume_cli(
     """Run ``segment`` on 3-D data and write the hyperstack label TIFF, CTC folder and CSV."""
     import numpy as np
 
-    from .io.volumes import measure_volumes, save_labels_hyperstack
-    from .pipeline import segment_movie
+    from ..io.volumes import measure_volumes, save_labels_hyperstack
+    from ..pipeline import segment_movie
 
     for flag, value in (
         ("--seed-labels", args.seed_labels),
@@ -106,12 +106,12 @@ def segment_volume_cli(
     save_labels_hyperstack(out, labels, voxel_size=voxel)
     written = [str(out)]
     if args.ctc:
-        from .io.ctc import save_ctc
+        from ..io.ctc import save_ctc
 
         movie_labels = labels if labels.ndim == 4 else labels[None]
         written.append(str(save_ctc(args.ctc, movie_labels)) + os.sep)
     if args.csv:
-        from .io.measurements import save_measurements_csv
+        from ..io.measurements import save_measurements_csv
 
         written.append(
             str(save_measurements_csv(args.csv, measure_volumes(labels, voxel_size=voxel)))

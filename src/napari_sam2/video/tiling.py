@@ -15,14 +15,17 @@ choose the margin larger than the distance a cell travels.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .prompt_files import BoxPrompt, PointPrompt
+from .prompt_items import BoxPrompt, PointPrompt
 
-__all__ = ["Tile", "plan_tiles", "tile_frames", "tile_seed"]
+__all__ = ["Tile", "plan_tiles", "segment_tiled", "tile_frames", "tile_seed"]
 
 
 @dataclass
@@ -142,3 +145,103 @@ def tile_frames(t: Tile, seed_frame: int) -> list[int]:
     if t.seed_ids:
         frames.add(seed_frame)
     return sorted(frames)
+
+
+def segment_tiled(
+    movie: Any,
+    prompts: Any,
+    boxes: Any,
+    seed_labels: Any,
+    seed_frame: int,
+    tile: int,
+    margin: int,
+    *,
+    model: Any,
+    settings,
+    direction: str,
+    axes: str | None,
+    channel,
+    progress: Any,
+    device: str,
+    precision: str,
+    contrast_limits,
+    out: np.ndarray | None,
+    cancel: threading.Event | None,
+    labels_path: str | os.PathLike | None = None,
+    allow_partial: bool = False,
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
+) -> np.ndarray:
+    """:func:`~napari_sam2.pipeline.segment_movie` with ``tile``: one session per tile with
+    objects, one after another, on one frame source (one intensity window) and one label
+    volume. Arguments as in ``segment_movie``; ``margin`` is its ``tile_margin``.
+
+    Returns:
+        (T, Y, X) labels (``out`` when given).
+    """
+    from ..io.prompt_csv import as_box_prompts, as_point_prompts
+    from ..io.seed_labels import seed_label_image
+    from ..weights.load import resolve_model
+    from .frames import frame_source_for
+    from .movie_run import (
+        build_session,
+        check_prompts,
+        check_seed_shape,
+        progress_callback,
+        propagate_frames,
+    )
+
+    if direction not in ("forward", "backward", "both"):
+        raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+    points = as_point_prompts(prompts)
+    box_list = as_box_prompts(boxes)
+    seed = None if seed_labels is None else seed_label_image(seed_labels, seed_frame)
+    if not points and not box_list and seed is None:
+        raise ValueError("no prompts: give at least one click, box or seed label image")
+    net = resolve_model(model, device)
+    frames = frame_source_for(
+        movie,
+        net.config,
+        axes=axes,
+        channel=channel,
+        contrast_limits=contrast_limits,
+        allow_partial=allow_partial,
+    )
+    try:
+        n, h, w = frames.num_frames, frames.height, frames.width
+        points, box_list = check_prompts(points, box_list, n, h, w)
+        check_seed_shape(seed, (frames.height, frames.width))
+        plan = plan_tiles(points, box_list, seed, seed_frame, (h, w), int(tile), int(margin))
+        ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
+        if seed is not None:
+            ids.append(int(seed.max()))
+        if out is None:
+            from ._disk_volume import new_label_volume
+
+            dtype = np.uint32 if max(ids) > 65535 else np.uint16
+            out = new_label_volume((n, h, w), dtype, labels_path)
+        total = 0
+        for t in plan:
+            prompted = tile_frames(t, seed_frame)
+            total += {"forward": n - prompted[0], "backward": prompted[-1] + 1}.get(direction, n)
+        update, close = progress_callback(progress, total, "propagating tiles")
+        done = 0
+        try:
+            for t in plan:
+                if cancel is not None and cancel.is_set():
+                    break
+                session = build_session(
+                    frames, t.points, model=net, settings=settings, boxes=t.boxes,
+                    precision=precision, out=out, cancel=cancel,
+                    seed_labels=tile_seed(seed, t), seed_frame=seed_frame, roi=t.roi,
+                    zoom=zoom, cell_diameter=cell_diameter,
+                )
+                _, results = propagate_frames(session, direction, cancel)
+                for _ in results:
+                    done += 1
+                    update(done)
+        finally:
+            close()
+        return out
+    finally:
+        frames.close()

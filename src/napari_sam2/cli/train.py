@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._cli_common import (
+from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
@@ -26,7 +26,7 @@ from ._cli_common import (
 
 
 def _train_config(args: argparse.Namespace, **base: Any):
-    from .train.train_config import TrainConfig
+    from ..train.train_config import TrainConfig
 
     values = dict(base)
     for name in (
@@ -77,7 +77,7 @@ def _run_training(
 ) -> int:
     import torch
 
-    from .train.trainer import train
+    from ..train.trainer import train
 
     if threads:
         torch.set_num_threads(threads)
@@ -123,8 +123,8 @@ def _run_training(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .model.config import CONFIGS
-    from .weights.load import resolve_device
+    from ..model.config import CONFIGS
+    from ..weights.load import resolve_device
 
     if args.config not in CONFIGS:
         raise CLIError(f"unknown --config {args.config!r}; known: {', '.join(sorted(CONFIGS))}")
@@ -177,10 +177,10 @@ class _MovieView:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .io.tiff import load_labels_tiff
-    from .train.clips import finetune_clips
-    from .video.frames import FrameSource
-    from .weights.load import resolve_device
+    from ..io.tiff import load_labels_tiff
+    from ..train.clips import finetune_clips
+    from ..video.frames import FrameSource
+    from ..weights.load import resolve_device
 
     channel = _parse_channel(args.channel)
     if isinstance(channel, tuple):

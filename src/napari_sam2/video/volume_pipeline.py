@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .prompt_files import BoxPrompt, PointPrompt, as_box_prompts, as_point_prompts
-from .video.frames import frame_source_for
-from .video.session import VideoSession
-from .video.volume_time import VolumeTimeSession
-from .video.volumes import propagate_along_z, z_settings
+from ..io.prompt_csv import as_box_prompts, as_point_prompts
+from .frames import frame_source_for
+from .prompt_items import BoxPrompt, PointPrompt
+from .session import VideoSession
+from .volume_time import VolumeTimeSession
+from .volumes import propagate_along_z, z_settings
 
 __all__ = ["segment_volume"]
-
-#: segment_movie options that have no 3-D meaning yet
-_UNSUPPORTED = ("seed_labels", "find_cells", "divisions", "roi", "tile")
 
 Progress = Callable[[int], tuple[Callable[[int], None], Callable[[], None]]]
 
@@ -32,8 +30,8 @@ def detect_volume_axes(movie: Any, axes: str | None) -> str | None:
         return axes.strip().upper() if "Z" in axes.upper() else None
     if not isinstance(movie, (str, os.PathLike)):
         return None
-    from .video._axes import _axes_from_tiff
-    from .video._tiff_pages import _open_tiff
+    from ._axes import _axes_from_tiff
+    from ._tiff_pages import _open_tiff
 
     try:
         arr, tif, series_axes, _ = _open_tiff(movie)
@@ -83,7 +81,6 @@ def segment_volume(
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     guard: bool = True,
-    unsupported: Sequence[tuple[str, Any]] = (),
 ) -> np.ndarray:
     """Segment a z-stack along z, or follow 3-D cells through time (see ``segment_movie``).
 
@@ -106,16 +103,10 @@ def segment_volume(
         cancel: a ``threading.Event`` that stops after the current slice / timepoint.
         progress: ``progress(total)`` -> (update(done), close()).
         guard: end objects along z where they end.
-        unsupported: (name, value) of ``segment_movie`` options to refuse when set.
 
     Returns:
         (Z, Y, X) or (T, Z, Y, X) uint16 labels (``out`` when given).
     """
-    for name, value in unsupported:
-        if value is not None and value is not False:
-            raise ValueError(
-                f"{name} is not available for 3-D data (axes {axes!r}): give clicks or boxes"
-            )
     points, box_list = as_point_prompts(prompts), as_box_prompts(boxes)
     if not points and not box_list:
         raise ValueError("no prompts: give at least one click or box with its z slice")

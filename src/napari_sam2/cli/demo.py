@@ -3,6 +3,7 @@ tracking, label TIFF, preview PNG and a score against the synthetic ground truth
 
 from __future__ import annotations
 
+import argparse
 import colorsys
 import os
 import time
@@ -13,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import Progress, _progress_callback, build_session, propagate_frames, resolve_model
-from .prompt_files import PointPrompt
+from ..video.movie_run import Progress, build_session, progress_callback, propagate_frames
+from ..video.prompt_items import PointPrompt
+from .common import EXIT_OK, PROG, _desc, _Formatter, _load_model_cli
 
 __all__ = [
     "DemoResult",
+    "add_demo_parser",
     "ancestor_labels",
     "interior_points",
     "mean_iou",
@@ -129,7 +132,7 @@ def render_preview(
 def _save_png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
-    from .io.tiff import atomic_open
+    from ..io.tiff import atomic_open
 
     with atomic_open(path, "wb", durable=False) as fh:
         Image.fromarray(rgb).save(fh, format="PNG")
@@ -195,9 +198,10 @@ def run_demo(
     """
     import tifffile
 
-    from .io.tiff import atomic_open, save_labels_tiff
-    from .prompt_files import write_point_prompts
-    from .train.synthetic import make_movie
+    from ..io.prompt_csv import write_point_prompts
+    from ..io.tiff import atomic_open, save_labels_tiff
+    from ..train.synthetic import make_movie
+    from ..weights.load import resolve_model
 
     if frames < 1 or size < 32:
         raise ValueError("the demo needs --frames >= 1 and --size >= 32")
@@ -229,7 +233,7 @@ def run_demo(
     session = build_session(synth.movie, prompts, model=net, axes="TYX")
     try:
         total, results = propagate_frames(session, "both")
-        update, close = _progress_callback(progress, total, "tracking")
+        update, close = progress_callback(progress, total, "tracking")
         t0 = time.perf_counter()
         try:
             for done, _ in enumerate(results, start=1):
@@ -245,3 +249,110 @@ def run_demo(
     _save_png(out / "preview.png", render_preview(synth.movie, labels))
     res.files["preview"] = out / "preview.png"
     return res
+
+
+# --------------------------------------------------------------------------- command
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    quiet = args.quiet
+    model = _load_model_cli(args.model, args.device, quiet)
+    t0 = time.perf_counter()
+    res = run_demo(
+        args.out,
+        model=model,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        kind=args.kind,
+        progress=None if quiet else "tqdm",
+    )
+    h, w = res.frame_shape
+    out = res.out_dir
+    print(f"synthetic {args.kind} movie: {res.num_frames} frames of {h} x {w} px, seed {args.seed}")
+    print(f"seeded {res.num_objects} cells with one click each on frame 0")
+    print(
+        f"tracked with {res.model_name} on {res.device}: {res.seconds_per_frame:.3f} s per frame "
+        f"({time.perf_counter() - t0:.1f} s in all)"
+    )
+    print(f"mean IoU vs ground truth: {res.mean_iou:.3f}")
+    print(f"wrote {', '.join(str(p) for p in res.files.values())}")
+    print(f"look at it:  napari {out / 'movie.tif'} {out / 'labels.tif'}")
+    print(
+        f"redo it:     {PROG} segment {out / 'movie.tif'} --prompts {out / 'prompts.csv'} "
+        f"--model {args.model} --out {out / 'labels.tif'}"
+    )
+    return EXIT_OK
+
+
+_DEMO_EPILOG = f"""\
+examples:
+  {PROG} demo
+  {PROG} demo --out /tmp/demo --frames 40 --seed 3
+  {PROG} demo --model sam2.1_hiera_tiny        # an official model (downloaded once, 156 MB)
+
+The clicks are at the most interior pixel of every cell of frame 0 (known exactly for a
+synthetic movie); the IoU compares the tracked labels with the true ones on every frame.
+"""
+
+
+def add_demo_parser(sub, common: argparse.ArgumentParser) -> None:
+    """Add ``napari-sam2 demo`` to the subparsers ``sub`` (``common``: --debug, --quiet)."""
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        formatter_class=_Formatter,
+        epilog=_DEMO_EPILOG,
+        help="track the cells of a synthetic time-lapse (offline, the first thing to run)",
+        description=_desc(
+            "Make a synthetic time-lapse, click each cell once on frame 0, track the "
+            "cells through the movie and save movie.tif, labels.tif, prompts.csv, "
+            "ground_truth.tif and preview.png."
+        ),
+    )
+    p.add_argument(
+        "--out",
+        default="napari-sam2-demo",
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model",
+        default="micro",
+        metavar="NAME|PATH",
+        help="model name or checkpoint file (default: %(default)s, bundled)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=20,
+        metavar="N",
+        help="frames in the movie (default: %(default)s)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="frame side in pixels (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the synthetic movie (default: %(default)s)",
+    )
+    p.add_argument(
+        "--kind",
+        default="nuclei",
+        choices=["nuclei", "phase", "bacteria"],
+        help="what the movie shows (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="where the model runs (default: auto = CUDA, then MPS, then CPU)",
+    )
+    p.set_defaults(func=cmd_demo)

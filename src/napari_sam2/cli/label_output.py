@@ -5,7 +5,7 @@ The label volume is a memory-mapped label TIFF (``NAME.partial.tif`` beside the 
 the start, so memory use does not grow with the movie's length and every finished frame is on
 disk even if the process is killed. At the end the file is renamed onto the output path; if
 that fails, the labels are saved beside the input movie or in the temporary folder
-(:func:`~napari_sam2._outputs.save_with_fallback`).
+(:func:`~napari_sam2.io.outputs.save_with_fallback`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._outputs import fallback_paths, save_with_fallback
+from ..io.outputs import fallback_paths, save_with_fallback
 
 __all__ = ["LabelOutput"]
 
@@ -50,7 +50,7 @@ class LabelOutput:
     def create(self, shape: tuple[int, int, int], max_id: int = 1) -> np.ndarray:
         """Create :attr:`volume`, zeros of ``shape`` (T, H, W), uint32 when ``max_id`` (the
         largest id known now) exceeds 65,535, else uint16."""
-        from .video._disk_volume import new_label_volume
+        from ..video._disk_volume import new_label_volume
 
         dtype = np.uint32 if max_id > 65535 else np.uint16
         self.volume = new_label_volume(shape, dtype, self.partial, pixel_size=self.pixel_size)
@@ -66,8 +66,8 @@ class LabelOutput:
             OSError: not even a fallback place could be written (the labels are still in
                 :attr:`partial` when that file could be created).
         """
-        from .io.tiff import save_labels_tiff
-        from .video._disk_volume import release_pages
+        from ..io.tiff import save_labels_tiff
+        from ..video._disk_volume import release_pages
 
         streamed = labels is self.volume
         if streamed:
