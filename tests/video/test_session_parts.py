@@ -184,3 +184,22 @@ def test_check_labels_reads_no_values_of_lazy_arrays():
         check_labels(lazy.astype(np.float32))
     with pytest.raises(ValueError, match="dimensions"):
         check_labels(lazy, ndims=(2,))
+
+
+def test_remove_object_from_a_frame_keeps_earlier_labels(model, movie):
+    s = VideoSession(model, movie)
+    for t in (0, 5):
+        s.add_mask(t, 1, _disk(48, 64, 14 + t, 16 + t, 7))
+    s.add_mask(5, 2, _disk(48, 64, 32, 46, 6))
+    before = s.labels().copy()
+    assert (before[0] == 1).any() and (before[5] == 1).any()
+    with pytest.raises(ValueError, match="from_frame 8 is out of range"):
+        s.remove_object(1, from_frame=8)
+    s.remove_object(1, from_frame=3)
+    assert s.obj_ids == [2]
+    np.testing.assert_array_equal(s.labels()[0], before[0])
+    assert not (s.labels()[5] == 1).any() and (s.labels()[5] == 2).any()
+    s.remove_object(2)
+    expected = np.where(before == 1, 1, 0)
+    expected[3:] = 0  # object 1 kept its labels before frame 3 only
+    np.testing.assert_array_equal(s.labels(), expected)

@@ -393,23 +393,19 @@ class VideoSession:
         from .seeding import find_objects
 
         return find_objects(
-            self,
-            frame,
-            points_per_side=points_per_side,
-            pred_iou_thresh=pred_iou_thresh,
-            stability_thresh=stability_thresh,
-            min_area=min_area,
-            max_area=max_area,
-            nms_iou=nms_iou,
-            batch=batch,
-        )
+            self, frame, points_per_side=points_per_side, pred_iou_thresh=pred_iou_thresh,
+            stability_thresh=stability_thresh, min_area=min_area, max_area=max_area,
+            nms_iou=nms_iou, batch=batch,
+        )  # fmt: skip
 
-    def remove_object(self, obj_id: int) -> None:
-        """Forget an object and clear its labels on every frame."""
+    def remove_object(self, obj_id: int, from_frame: int = 0) -> None:
+        """Forget an object and clear its labels on every frame from ``from_frame`` on (0: all;
+        e.g. a mother cell retired at its division keeps its earlier labels)."""
         obj_id = check_obj_id(obj_id)
+        first = check_frame_index(from_frame, self.num_frames, "from_frame")
         if self._objects.pop(obj_id, None) is None:
             raise ValueError(f"no object with id {obj_id}; objects: {self.obj_ids}")
-        self.label_volume.erase(obj_id)
+        self.label_volume.erase(obj_id, range(first, self.num_frames))
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts (and their results) on a frame, for one object or all."""
