@@ -112,18 +112,14 @@ def main() -> None:
         bank = max(bank, sum(o.bank.nbytes() for o in session._objects.values()))
         t0 = time.perf_counter()  # exclude the bank accounting above
     times = np.asarray(times)
-    feats = sum(
-        t.numel() * t.element_size()
-        for f in session._features.values()
-        for t in (f.vision, f.vision_pos, *f.high_res)
-    )
+    feats = session.runner.cached_nbytes()
     mb = 1 << 20
     rows = [
         ("model", f"`{used}`" + (" (fallback)" if used != args.model else "")),
         ("device", f"{model.device} ({args.threads} threads, {session.workers} workers, "
                    f"{platform.machine()}; {cpu_name()})"),
         ("movie", f"{args.frames} x {args.size} x {args.size} uint16, {len(ids)} objects"),
-        ("object chunk size", str(args.chunk or session._auto_chunk()) + ("" if args.chunk
+        ("object chunk size", str(args.chunk or session.runner.auto_chunk()) + ("" if args.chunk
                                                                          else " (auto)")),
         ("division tracking", "on" if args.divisions else "off"),
         ("memory frames", f"{settings.num_memory_frames} (+ prompted frames, pointers)"),

@@ -202,7 +202,7 @@ def test_a_division_reaches_res_track(tmp_path, capsys, monkeypatch):
             masks.append(np.isin(pieces, hit) & (pieces > 0))
             ids.append(obj.obj_id)
         stack = np.stack(masks)
-        self._write_labels(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in stack])
+        self.label_volume.write(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in stack])
         return FrameResult(t, ids, stack, np.ones(len(ids), np.float32))
 
     monkeypatch.setattr(VideoSession, "_propagate_frame", tracked)

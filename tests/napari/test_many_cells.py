@@ -200,7 +200,7 @@ def _fake_propagate_frame(self, t, objects, reverse, ahead=None):
         obj.tracked[t] = reverse
     ids = [o.obj_id for o in objects]
     masks = np.stack(masks)
-    self._write_labels(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in masks])
+    self.label_volume.write(t, ids, [MaskCrop(0, 0, np.where(m, 10.0, -10.0)) for m in masks])
     return FrameResult(t, ids, masks, np.ones(len(ids), np.float32))
 
 

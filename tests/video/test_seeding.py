@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_sam2 import VideoSession
-from napari_sam2.video import _plumbing as plumbing_module
+from napari_sam2.video import _model_runner as runner_module
 from napari_sam2.video.seeding import (
     find_objects,
     find_objects_steps,
@@ -276,14 +276,14 @@ def test_chunked_equals_unchunked_and_one_encoding_per_frame(model, cells):
 def test_auto_chunk_follows_the_memory_budget(model, cells, monkeypatch):
     lab, movie = cells
     s = VideoSession(model, movie)
-    budget = plumbing_module._memory_budget(torch.device("cpu"))
+    budget = runner_module._memory_budget(torch.device("cpu"))
     assert (256 << 20) <= budget <= (4 << 30)
-    monkeypatch.setattr(plumbing_module, "_memory_budget", lambda device: 1)
-    assert s._auto_chunk() == 1
+    monkeypatch.setattr(runner_module, "_memory_budget", lambda device: 1)
+    assert s.runner.auto_chunk() == 1
     s.add_labels(0, lab)
     tiny = [r.masks for r in s.propagate()]
-    monkeypatch.setattr(plumbing_module, "_memory_budget", lambda device: 1 << 40)
-    assert s._auto_chunk() == 256
+    monkeypatch.setattr(runner_module, "_memory_budget", lambda device: 1 << 40)
+    assert s.runner.auto_chunk() == 256
     s2 = VideoSession(model, movie)
     s2.add_labels(0, lab)
     big = [r.masks for r in s2.propagate()]

@@ -314,7 +314,7 @@ def test_memory_does_not_grow_with_movie_length(model):
     sizes = []
     for _r in s.propagate():
         obj = s._objects[1]
-        sizes.append((len(obj.bank.tracked), obj.bank.nbytes(), len(s._features)))
+        sizes.append((len(obj.bank.tracked), obj.bank.nbytes(), len(s.runner.cached_frames)))
     reach = max((6 + 1) * 1 + 1, 16)
     assert max(n for n, _, _ in sizes) <= reach + 8 + 1
     assert max(f for _, _, f in sizes) <= 4

@@ -72,7 +72,7 @@ def test_next_frame_is_encoded_ahead_but_never_past_the_stop(model, movie, direc
     assert len(visited) == 4
     # each visited frame encoded exactly once (the prompted one while prompting), none beyond
     assert session.stats["image_encodings"] == 4
-    assert set(session._features) == set(visited)
+    assert set(session.runner.cached_frames) == set(visited)
 
 
 def test_intra_op_threads_are_restored(model, movie):
@@ -123,10 +123,10 @@ def test_auto_workers_and_validation(model, movie):
 def test_parallel_chunks_share_the_memory_budget(model, movie, monkeypatch):
     """Chunks running side by side split the automatic chunk size between them."""
     session = VideoSession(model, movie, axes="TYX", workers=2)
-    monkeypatch.setattr(session, "_auto_chunk", lambda: 6)
+    monkeypatch.setattr(session.runner, "auto_chunk", lambda: 6)
     items = list(range(20))
-    assert [len(c) for c in session._chunks(items, parts=2)] == [3] * 6 + [2]
-    assert [len(c) for c in session._chunks(items[:4], parts=2)] == [2, 2]
-    assert [len(c) for c in session._chunks(items, parts=1)] == [6, 6, 6, 2]
+    assert [len(c) for c in session.runner.chunks(items, parts=2)] == [3] * 6 + [2]
+    assert [len(c) for c in session.runner.chunks(items[:4], parts=2)] == [2, 2]
+    assert [len(c) for c in session.runner.chunks(items, parts=1)] == [6, 6, 6, 2]
     session.object_chunk_size = 5  # the user's explicit size holds per chunk
-    assert [len(c) for c in session._chunks(items, parts=2)] == [5, 5, 5, 5]
+    assert [len(c) for c in session.runner.chunks(items, parts=2)] == [5, 5, 5, 5]

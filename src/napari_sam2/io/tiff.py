@@ -16,6 +16,8 @@ from typing import IO, Any
 import numpy as np
 import tifffile
 
+from .label_checks import check_labels
+
 __all__ = [
     "atomic_open",
     "create_labels_tiff",
@@ -114,16 +116,9 @@ def atomic_open(
 
 
 def _check_labels(labels: np.ndarray, ndims: tuple[int, ...]) -> np.ndarray:
-    """Validate a label array (integer dtype, no negative ids, allowed ndim)."""
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {labels.dtype}")
-    if labels.ndim not in ndims:
-        allowed = " or ".join(map(str, ndims))
-        raise ValueError(f"labels must have {allowed} dims, got shape {labels.shape}")
-    if labels.size and np.issubdtype(labels.dtype, np.signedinteger) and labels.min() < 0:
-        raise ValueError("labels contain negative ids")
-    return labels
+    """:func:`~napari_sam2.io.label_checks.check_labels` with the allowed ``ndims`` (for
+    :mod:`napari_sam2.io.ctc`)."""
+    return check_labels(labels, ndims=ndims)
 
 
 def save_labels_tiff(
@@ -162,7 +157,7 @@ def save_labels_tiff(
         ValueError: non-integer dtype, negative ids, unsupported ndim, or a
             non-positive pixel size.
     """
-    labels = _check_labels(labels, (2, 3, 4))
+    labels = check_labels(labels, ndims=(2, 3, 4))
     max_id = int(labels.max()) if labels.size else 0
     if max_id > np.iinfo(np.uint32).max:
         raise ValueError(f"label id {max_id} does not fit in uint32")

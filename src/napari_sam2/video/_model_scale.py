@@ -1,21 +1,49 @@
-"""How large objects are at the model's input, and the hint to zoom in when they are too small
-(part of :class:`~napari_sam2.video.session.VideoSession`)."""
+"""How large objects are at the model's input: the hint to zoom in when they are too small, and
+the zoom window each object runs in (automatic zoom, :mod:`napari_sam2.video.windows`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["MIN_OBJECT_PX", "ModelScaleMixin"]
+from ._cell_size import blob_diameter
+from ._objects import TrackedObject
+from .prompts import FramePrompts
+from .windows import Window, ZoomPlanner, prompt_extent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .frames import FrameSource
+
+__all__ = ["MIN_OBJECT_PX", "ModelScale", "model_region"]
 
 #: Smallest extent (pixels, at the model's input size) at which cells still segment well.
 MIN_OBJECT_PX = 16
 
 
-class ModelScaleMixin:
-    """Model-scale part of :class:`~napari_sam2.video.session.VideoSession` (uses its
-    ``frames``, ``model`` and ``roi``)."""
+def model_region(frames: FrameSource) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) of the region the model sees: the frame source's ROI, else the whole
+    frame (frame pixels, end exclusive)."""
+    roi = frames.roi
+    if roi is None:
+        return (0, 0, frames.height, frames.width)
+    return tuple(int(v) for v in roi)  # type: ignore[return-value]
+
+
+class ModelScale:
+    """Object sizes at the model's input, and the zoom windows objects run in.
+
+    Args:
+        frames: the session's frame source (its ROI is the region the model sees).
+        image_size: the model's square input size in pixels.
+        zoom: the automatic-zoom planner (mode, cell-diameter hint, window placement).
+    """
+
+    def __init__(self, frames: FrameSource, image_size: int, zoom: ZoomPlanner) -> None:
+        self.frames = frames
+        self.image_size = int(image_size)
+        self.zoom = zoom
 
     def size_at_model(self, extent: tuple[float, float]) -> tuple[float, float]:
         """How large a (height, width) extent in frame pixels is at the model's input.
@@ -26,7 +54,7 @@ class ModelScaleMixin:
         (:meth:`too_small_hint`).
         """
         rh, rw = self.frames.region_shape
-        s = self.model.image_size
+        s = self.image_size
         return float(extent[0]) * s / rh, float(extent[1]) * s / rw
 
     def too_small_hint(
@@ -53,16 +81,77 @@ class ModelScaleMixin:
         else:
             return None
         h, w = self.size_at_model(extent)
-        side = self._zoom.side_for(max(extent))  # automatic zoom: the object's window
+        side = self.zoom.side_for(max(extent))  # automatic zoom: the object's window
         if side is not None:
-            h, w = (float(e) * self.model.image_size / side for e in extent)
+            h, w = (float(e) * self.image_size / side for e in extent)
         if min(h, w) >= MIN_OBJECT_PX:
             return None
-        where = "the region of interest" if self.roi is not None else "the frame"
+        where = "the region of interest" if self.frames.roi is not None else "the frame"
         return (
             f"this object spans only ~{h:.0f} x {w:.0f} px at the model's "
-            f"{self.model.image_size}-px input ({where} is shrunk to it), too small to segment "
+            f"{self.image_size}-px input ({where} is shrunk to it), too small to segment "
             f"and track well (>= {MIN_OBJECT_PX} px is needed, 30-60 px is best): zoom onto the "
             "cells and give the model that region only (napari: 'Region: use current view'; "
             "scripts: roi=(y0, x0, y1, x1); CLI: --roi or --tile)"
         )
+
+    def prompt_window(
+        self, obj: TrackedObject, frame: int, p: FramePrompts, is_init: bool
+    ) -> Window | None:
+        """The window an object's prompts on a frame run in (None: the whole frame / ROI).
+
+        The object's window side is decided on its first prompt (and again on a box or mask
+        prompt of an unsegmented frame): from the box or mask, else the ``cell_diameter``
+        hint, else estimated around the clicks. The window stays where the object was
+        segmented on that frame while the prompts fit inside it, else it is placed around them.
+        """
+        zoom = self.zoom
+        zoom.region = model_region(self.frames)
+        if not obj.sized and not zoom.active:
+            return None
+        where = prompt_extent(p.points, p.labels, p.box, p.mask_box)
+        if where is None:
+            return obj.windows.get(frame)
+        centre, extent = where
+        sized_by_shape = p.box is not None or p.mask_box is not None
+        if zoom.active and (not obj.sized or (is_init and sized_by_shape)):
+            if sized_by_shape:
+                diameter = max(extent[2] - extent[0], extent[3] - extent[1])
+            elif zoom.cell_diameter is not None:
+                diameter = zoom.cell_diameter
+            else:
+                diameter = self.click_diameter(frame, p)
+            obj.side = None if diameter is None else zoom.side_for(diameter)
+            obj.sized = True
+        if obj.side is None:
+            return None
+        window = obj.windows.get(frame)
+        if window is not None and window[2] - window[0] == obj.side and zoom.fits(window, extent):
+            return window
+        return zoom.place(centre, obj.side)
+
+    def click_diameter(self, frame: int, p: FramePrompts) -> float | None:
+        """Diameter (frame px) of the blob under an object's positive clicks (None: none);
+        diameters from 4 px up to where the object is comfortable on the whole frame."""
+        pos = p.points[np.asarray(p.labels) > 0]
+        if not len(pos):
+            return None
+        y0, x0, y1, x1 = self.zoom.region
+        d_max = max(8.0, self.zoom.lo * max(y1 - y0, x1 - x0))
+        # the frame as the model reads it (its channel), uncropped
+        image = self.frames._read_for_model(frame)
+        return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
+
+    def track_window(self, obj: TrackedObject, t: int, before: int) -> Window | None:
+        """The window an object is tracked in on frame t: its window on the frame before,
+        moved to follow the mask there (none: the nearest frame it was segmented on)."""
+        if obj.side is None:
+            return None
+        prev = obj.windows.get(before)
+        src = before
+        if prev is None:
+            src = min(obj.windows, key=lambda f: (abs(f - t), f))
+            prev = obj.windows[src]
+        entry = obj.bank.get(src)
+        self.zoom.region = model_region(self.frames)
+        return self.zoom.follow(prev, None if entry is None else entry.mask_logits)

@@ -8,7 +8,14 @@ import numpy as np
 
 from ._sparse import crop_to_box
 
-__all__ = ["FramePrompts", "check_obj_id", "validate_box", "validate_mask", "validate_points"]
+__all__ = [
+    "FramePrompts",
+    "check_obj_id",
+    "inside_region",
+    "validate_box",
+    "validate_mask",
+    "validate_points",
+]
 
 
 def check_obj_id(obj_id) -> int:
@@ -82,14 +89,61 @@ def validate_box(box, shape: tuple[int, int]) -> np.ndarray:
 
 
 def validate_mask(mask, shape: tuple[int, int]) -> np.ndarray:
-    """Check a mask prompt: 2-D, the frame's shape; returns it as bool."""
+    """Check a mask prompt: 2-D, the frame's shape, not empty; returns it as bool (a bool
+    array is returned as it is, not copied)."""
     m = np.asarray(mask)
     if m.shape != tuple(shape):
         raise ValueError(f"mask has shape {m.shape}, but frames are {tuple(shape)} (H, W)")
-    m = m.astype(bool)
+    if m.dtype != bool:
+        m = m.astype(bool)
     if not m.any():
         raise ValueError("mask prompt is empty: paint at least one pixel of the object")
     return m
+
+
+def inside_region(
+    region: tuple[int, int, int, int],
+    *,
+    points: np.ndarray | None = None,
+    box: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    what: str = "",
+) -> np.ndarray | None:
+    """Check that a prompt lies inside the region the model sees (the ROI).
+
+    Args:
+        region: (y0, x0, y1, x1) in frame pixels, end exclusive.
+        points: (N, 2) clicks (y, x): all must lie inside.
+        box: (4,) (y0, x0, y1, x1): must overlap the region; it is clipped to it.
+        mask: (H, W) bool: at least one pixel must lie inside.
+        what: names the prompt's owner in the message ("of object 3").
+
+    Returns:
+        The box clipped to the region (None when no box is given).
+
+    Raises:
+        ValueError: the prompt lies outside; the message shows the region.
+    """
+    y0, x0, y1, x1 = region
+    bad = None
+    if points is not None:
+        out = (points[:, 0] < y0) | (points[:, 0] > y1 - 1)
+        out |= (points[:, 1] < x0) | (points[:, 1] > x1 - 1)
+        if out.any():
+            y, x = points[out][0]
+            bad = f"point (y={y:g}, x={x:g}) is"
+    if box is not None:
+        if box[2] < y0 or box[3] < x0 or box[0] > y1 - 1 or box[1] > x1 - 1:
+            bad = "box (y0={:g}, x0={:g}, y1={:g}, x1={:g}) is".format(*box)
+        box = np.clip(box, [y0, x0, y0, x0], [y1 - 1, x1 - 1, y1 - 1, x1 - 1])
+    if mask is not None and not mask[y0:y1, x0:x1].any():
+        bad = f"mask prompt {what} lies wholly" if what else "mask prompt lies wholly"
+    if bad is not None:
+        raise ValueError(
+            f"{bad} outside the region of interest (y0, x0, y1, x1) = {tuple(region)}: prompts "
+            "must lie inside it (coordinates are full-frame (y, x) pixels)"
+        )
+    return box
 
 
 @dataclass(init=False, eq=False)

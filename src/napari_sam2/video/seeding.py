@@ -15,16 +15,17 @@ are plain numpy / torch (no torchvision).
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Iterable
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from .prompts import FramePrompts, check_obj_id
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import VideoSession
+from ..io.label_checks import check_labels
+from ..model.sam2 import FrameFeatures, SAM2Model
+from ._propagate_plan import check_frame_index
+from .prompts import check_obj_id
 
 __all__ = [
     "add_labels",
@@ -35,6 +36,41 @@ __all__ = [
     "point_grid",
     "stability_score",
 ]
+
+
+class SeedingRunner(Protocol):
+    """What seeding uses of a session's model runner
+    (:class:`~napari_sam2.video._model_runner.ModelRunner`)."""
+
+    model: SAM2Model
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def region(self) -> tuple[int, int, int, int]: ...
+
+    def autocast(self) -> AbstractContextManager: ...
+
+    def features(self, frame: int) -> FrameFeatures: ...
+
+    def to_frame(self, low_res: torch.Tensor) -> torch.Tensor: ...
+
+
+class SeedingTarget(Protocol):
+    """What seeding uses of a session (:class:`~napari_sam2.video.session.VideoSession`)."""
+
+    runner: SeedingRunner
+
+    @property
+    def num_frames(self) -> int: ...
+
+    @property
+    def frame_shape(self) -> tuple[int, int]: ...
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None: ...
+
+    def add_masks(self, frame: int, masks: Iterable[tuple[int, np.ndarray]]) -> list[int]: ...
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -157,14 +193,15 @@ def _label_masks(label_image: np.ndarray, ids: np.ndarray):
             yield int(i), label_image == i
 
 
-def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
+def add_labels(session: SeedingTarget, frame: int, label_image) -> list[int]:
     """Make every label of a label image an object with a mask prompt on ``frame``.
 
     Equivalent to ``session.add_mask(frame, i, label_image == i)`` for every non-zero value
     ``i`` (the label value becomes the object id; an existing object with that id gets its
     prompts on ``frame`` replaced), but the model runs once per chunk of objects on the frame's
     single cached encoding, and the chunk's masks are written into the label volume together
-    (where their upsampled masks overlap, the highest logit wins).
+    (where their upsampled masks overlap, the highest logit wins): see
+    ``VideoSession.add_masks``.
 
     Args:
         session: the video session.
@@ -179,18 +216,14 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
         ValueError: wrong shape or dtype, negative values, an id that is not a valid object
             id, or a label lying wholly outside the session's ROI; nothing is changed then.
     """
-    frame = session._check_frame(frame)
-    lab = np.asarray(label_image)
-    if lab.dtype == bool:
-        lab = lab.astype(np.uint8)
-    if lab.shape != session.frame_shape:
-        raise ValueError(
-            f"label image has shape {lab.shape}, but frames are {session.frame_shape} (H, W)"
-        )
-    if lab.dtype.kind not in "iu":
-        raise ValueError(f"label image must have an integer dtype, got {lab.dtype}")
-    if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
-        raise ValueError("label image contains negative values")
+    frame = check_frame_index(frame, session.num_frames)
+    lab = check_labels(
+        label_image,
+        shape=session.frame_shape,
+        name="label image",
+        shape_of="the frames (H, W)",
+        bool_ok=True,
+    )
     ids = np.unique(lab)
     ids = ids[ids != 0]
     for i in ids:
@@ -208,38 +241,11 @@ def add_labels(session: VideoSession, frame: int, label_image) -> list[int]:
                 f"label(s) {shown} lie wholly outside the region of interest (y0, x0, y1, x1) = "
                 f"{session.roi}: remove them from the label image or enlarge the region"
             )
-    model, settings = session.model, session.settings
-    # objects grouped by their zoom window (None: the whole frame / ROI), each group on one
-    # encoding; the distinct windows are encoded as one batch
-    groups: dict = {}
-    for obj_id, m in _label_masks(lab, ids):
-        obj = session._obj(obj_id)
-        p = obj.prompts[frame] = FramePrompts(mask=m)
-        window = session._prompt_window(obj, frame, p, frame not in obj.tracked)
-        groups.setdefault(window, []).append(obj)
-    session._windows.get(frame, [w for w in groups if w is not None])
-    for window, members in groups.items():
-        feats = session._view_features(frame, window)
-        for objs in session._chunks(members):
-            model_masks = [session._model_mask(o.prompts[frame].mask, window) for o in objs]
-            n = len(objs)
-            with torch.inference_mode(), session._autocast():
-                head = model.mask_as_output(feats.expand(n), torch.cat(model_masks))
-            entries = []
-            for k, obj in enumerate(objs):
-                is_init = frame not in obj.tracked
-                entry = session._entry(head, k, obj.tracked.get(frame, False))
-                obj.pending[frame] = (entry, is_init or settings.corrections_as_prompts)
-                session._set_window(obj, frame, window)
-                entries.append(entry)
-            low = torch.cat([e.mask_logits for e in entries]).to(session.device)
-            chunk = [o.obj_id for o in objs]
-            session._write_labels(frame, chunk, session._frame_crops(low, window))
-    return [int(i) for i in ids]
+    return session.add_masks(frame, _label_masks(lab, ids))
 
 
 def find_objects(
-    session: VideoSession,
+    session: SeedingTarget,
     frame: int,
     *,
     points_per_side: int = 16,
@@ -313,7 +319,7 @@ def find_objects(
 
 
 def find_objects_steps(
-    session: VideoSession,
+    session: SeedingTarget,
     frame: int,
     *,
     points_per_side: int = 16,
@@ -329,17 +335,18 @@ def find_objects_steps(
     after each batch of ``batch`` clicks and returns ``(masks, scores)`` (what
     ``find_objects(..., return_scores=True)`` returns). Closing it early stops the search.
     """
-    frame = session._check_frame(frame)
+    frame = check_frame_index(frame, session.num_frames)
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    y0, x0, y1, x1 = session._roi()
+    runner = session.runner
+    y0, x0, y1, x1 = runner.region()
     h, w = y1 - y0, x1 - x0
     if max_area is None:
         max_area = (h * w) // 4
-    model = session.model
-    dev = session.device
+    model = runner.model
+    dev = runner.device
     s = model.image_size
-    feats = session.features(frame)
+    feats = runner.features(frame)
     grid = torch.as_tensor(point_grid(points_per_side) * s, dtype=torch.float32, device=dev)
     kept_masks: list[np.ndarray] = []
     kept_scores: list[float] = []
@@ -349,7 +356,7 @@ def find_objects_steps(
         coords = grid[b0 : b0 + batch, None, :]  # (b, 1, 2) model-input (x, y)
         n = coords.shape[0]
         labels = torch.ones(n, 1, dtype=torch.int32, device=dev)
-        with torch.inference_mode(), session._autocast():
+        with torch.inference_mode(), runner.autocast():
             fx = feats.expand(n)
             head = model.predict_masks(
                 model.no_memory(fx), fx.high_res, coords, labels, multimask=True
@@ -362,7 +369,7 @@ def find_objects_steps(
         for c0 in range(0, sel.numel(), up_chunk):
             idx = sel[c0 : c0 + up_chunk]
             with torch.inference_mode():
-                logits = session._to_frame(low[idx])  # (c, H, W)
+                logits = runner.to_frame(low[idx])  # (c, H, W)
                 stab = stability_score(logits, stability_offset)
                 area = (logits > 0).flatten(1).sum(1)
                 ok = (stab >= stability_thresh) & (area >= min_area) & (area <= max_area)

@@ -1,142 +1,45 @@
 """The video session: prompts on any frames in, a mask for every object on every frame out.
 
 A :class:`VideoSession` holds the model, a :class:`~napari_sam2.video.frames.FrameSource`, the
-objects with their prompts and one :class:`~napari_sam2.video.memory_bank.MemoryBank` each, an
-LRU cache of frame encodings, and the (T, H, W) label volume results are written into. An
-optional region of interest is all the model sees; prompts and results stay full-frame.
-
-All objects of a frame share one image encoding and run batched through memory attention, the
-mask decoder and the memory encoder (objects whose memories have the same layout form one
-batch; big batches are chunked).
+objects (prompts, one :class:`~napari_sam2.video.memory_bank.MemoryBank` each) and three parts:
+the :class:`~._model_runner.ModelRunner` (encoding cache, device, precision, batched model
+steps), the :class:`~._label_volume.LabelVolume` (the (T, H, W) labels, in memory or on disk)
+and the :class:`~._model_scale.ModelScale` (sizes at the model's input, zoom windows). An
+optional region of interest is all the model sees; prompts and results stay full-frame. All
+objects of a frame share one image encoding and run batched (:mod:`._steps`).
 """
 
 from __future__ import annotations
 
-import functools
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, SAM2Model
-from ._cell_size import blob_diameter
-from ._label_volume import LabelVolumeMixin
-from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
-from ._parallel import Failed, WorkerPool, auto_workers, captured
-from ._plumbing import ModelPlumbingMixin
-from ._propagate_plan import ThreadGuard, plan_passes
-from ._sparse import crop_to_box
+from ._label_volume import LabelVolume
+from ._model_runner import ModelRunner
+from ._model_scale import MIN_OBJECT_PX, ModelScale
+from ._objects import TrackedObject
+from ._propagate_plan import ThreadGuard, check_frame_index, plan_passes
+from ._steps import commit_pending, prompt_frame, seed_masks, track_frame
+from .frame_result import FrameResult
 from .frames import FrameSource, frame_source_for
-from .memory_bank import MemoryBank, MemoryEntry, MemorySelection, MemorySettings
-from .prompts import FramePrompts, check_obj_id, validate_box, validate_mask, validate_points
-from .windows import Window, WindowEncodings, ZoomPlanner, prompt_extent, remap_logits
+from .memory_bank import MemorySettings
+from .prompts import (
+    FramePrompts,
+    check_obj_id,
+    inside_region,
+    validate_box,
+    validate_mask,
+    validate_points,
+)
+from .windows import Window, ZoomPlanner
 
 __all__ = ["MIN_OBJECT_PX", "FrameResult", "VideoSession"]
 
 
-@dataclass(init=False, repr=False, eq=False)
-class FrameResult:
-    """Masks of the propagated objects on one frame.
-
-    Each mask is kept as its bounding rectangle (``boxes``, ``crops``), so that hundreds of
-    cells on large frames cost their own areas; :attr:`masks` and :meth:`mask` give frame-size
-    arrays. Build one from frame-size masks, ``FrameResult(frame, obj_ids, masks, scores)``,
-    or from crops, ``FrameResult(frame, obj_ids, scores=..., boxes=..., crops=...,
-    shape=...)``.
-
-    Attributes:
-        frame: frame index t.
-        obj_ids: ids of the N objects, in the order of the masks.
-        scores: (N,) object presence probability (sigmoid of the object-score logit).
-        boxes: (N, 4) int (y0, x0, y1, x1) rectangle of each mask in frame pixels (end
-            exclusive; all zero for an empty mask).
-        crops: N (y1 - y0, x1 - x0) bool arrays, each mask inside its rectangle.
-        shape: (H, W) of the frame.
-    """
-
-    frame: int
-    obj_ids: list[int]
-    scores: np.ndarray
-    boxes: np.ndarray
-    crops: list[np.ndarray]
-    shape: tuple[int, int]
-
-    def __init__(
-        self,
-        frame: int,
-        obj_ids: Sequence[int],
-        masks: np.ndarray | None = None,
-        scores: np.ndarray | None = None,
-        *,
-        boxes: np.ndarray | None = None,
-        crops: list[np.ndarray] | None = None,
-        shape: tuple[int, int] | None = None,
-    ) -> None:
-        self.frame = int(frame)
-        self.obj_ids = [int(i) for i in obj_ids]
-        n = len(self.obj_ids)
-        self.scores = np.ones(n, np.float32) if scores is None else np.asarray(scores, np.float32)
-        if masks is not None:
-            masks = np.asarray(masks, dtype=bool)
-            pairs = [crop_to_box(m) for m in masks]
-            boxes, crops = [box for box, _ in pairs], [crop for _, crop in pairs]
-            shape = masks.shape[1:]
-        elif crops is None or boxes is None or shape is None:
-            raise ValueError("give frame-size masks, or boxes, crops and shape")
-        if len(crops) != n or len(boxes) != n or len(self.scores) != n:
-            raise ValueError(f"{n} object ids need {n} masks and {n} scores")
-        self.boxes = np.asarray(boxes, np.int64).reshape(n, 4)
-        self.crops = list(crops)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self._masks: np.ndarray | None = None
-
-    def __repr__(self) -> str:
-        return f"FrameResult(frame={self.frame}, obj_ids={self.obj_ids}, shape={self.shape})"
-
-    def mask(self, k: int) -> np.ndarray:
-        """(H, W) bool mask of the k-th object (position in :attr:`obj_ids`)."""
-        out = np.zeros(self.shape, bool)
-        y0, x0, y1, x1 = self.boxes[k]
-        out[y0:y1, x0:x1] = self.crops[k]
-        return out
-
-    @property
-    def masks(self) -> np.ndarray:
-        """(N, H, W) bool masks at the original frame size (False outside the session's ROI);
-        built on first use (N frame-size arrays: prefer :meth:`mask` or the crops for many
-        objects on large frames)."""
-        if self._masks is None:
-            self._masks = (
-                np.stack([self.mask(k) for k in range(len(self.obj_ids))])
-                if self.obj_ids
-                else np.zeros((0, *self.shape), bool)
-            )
-        return self._masks
-
-
-class _Object:
-    def __init__(self, obj_id: int, num_maskmem: int) -> None:
-        self.obj_id = obj_id
-        self.prompts: dict[int, FramePrompts] = {}
-        self.bank = MemoryBank(num_maskmem)
-        # frames with a prompt result whose memory is not encoded yet: frame -> (entry, is_cond)
-        self.pending: dict[int, tuple[MemoryEntry, bool]] = {}
-        self.tracked: dict[int, bool] = {}  # frame -> produced while tracking backwards
-        # automatic zoom: window side in frame px (None: the whole frame), decided on the
-        # first prompt, and the window each frame was segmented in
-        self.side: int | None = None
-        self.sized = False
-        self.windows: dict[int, Window] = {}
-
-    @property
-    def prompted_frames(self) -> set[int]:
-        return set(self.bank.cond) | {t for t, (_, c) in self.pending.items() if c}
-
-
-class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
+class VideoSession:
     """Interactive SAM 2 video segmentation of a time-lapse.
 
     Args:
@@ -186,8 +89,6 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         zoom: str = "auto",
         cell_diameter: float | None = None,
     ) -> None:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.model = model.eval()
         cfg = model.config
         if isinstance(movie, FrameSource):
@@ -196,34 +97,25 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 movie.roi = roi
         else:
             self.frames = frame_source_for(
-                movie,
-                cfg,
-                axes=axes,
-                channel=channel,
-                contrast_limits=contrast_limits,
-                roi=roi,
-                allow_partial=allow_partial,
-            )
-        self.settings = settings or MemorySettings()
-        self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
-        self.precision = precision
-        self.object_chunk_size = object_chunk_size
-        self.keep_labels = keep_labels
-        self._pool = WorkerPool(
-            auto_workers(self.device, cfg.image_size) if workers is None else workers
-        )
-        self._objects: dict[int, _Object] = {}
-        self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
-        self._features_roi = self.frames.roi  # the ROI the cached encodings were made with
-        self._mem_pos: torch.Tensor | None = None
-        self._upsampler = None  # CropUpsampler of the current ROI
-        self._labels: np.ndarray | None = None
+                movie, cfg, axes=axes, channel=channel, contrast_limits=contrast_limits,
+                roi=roi, allow_partial=allow_partial,
+            )  # fmt: skip
+        settings = settings or MemorySettings()
+        settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
+        #: the model runner: encodings, device, precision, batched model steps
+        self.runner = ModelRunner(
+            model, self.frames, settings,
+            precision=precision, object_chunk_size=object_chunk_size, workers=workers,
+        )  # fmt: skip
+        self._objects: dict[int, TrackedObject] = {}
+        #: the (T, H, W) labels results are written into
+        shape = (self.num_frames, *self.frame_shape)
+        self.label_volume = LabelVolume(shape, keep_labels, lambda: max(self._objects, default=0))
         self._zoom = ZoomPlanner(
-            zoom, cfg.object_size_range, cfg.image_size, self._roi(), cell_diameter
+            zoom, cfg.object_size_range, cfg.image_size, self.runner.region(), cell_diameter
         )
-        self._windows = WindowEncodings(self._encode_windows, self.settings.feature_cache_frames)
-        self._upsamplers: dict[Window, object] = {}  # CropUpsampler per window
-        self.stats = {"image_encodings": 0, "frames_propagated": 0}
+        #: object sizes at the model's input and the zoom windows objects run in
+        self.scale = ModelScale(self.frames, cfg.image_size, self._zoom)
         self._guard = ThreadGuard("VideoSession")  # one thread at a time
         #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
         self.lineage: dict[int, int] = {}
@@ -259,9 +151,7 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 "or results): call reset() first"
             )
         self.frames.roi = value  # validates it
-        self._features.clear()
-        self._features_roi = self.frames.roi
-        self._windows.clear()
+        self.runner.clear_cache()
 
     @property
     def zoom(self) -> str:
@@ -296,6 +186,7 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
 
     @property
     def device(self) -> torch.device:
+        """The model's device."""
         return self.model.device
 
     def prompts(self, obj_id: int) -> dict[int, FramePrompts]:
@@ -307,21 +198,88 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         objs = [self._objects[obj_id]] if obj_id is not None else self._objects.values()
         return sorted({t for o in objs for t in o.prompts})
 
+    @property
+    def settings(self) -> MemorySettings:
+        """Memory-bank settings (assign a new :class:`MemorySettings` to change them)."""
+        return self.runner.settings
+
+    @settings.setter
+    def settings(self, value: MemorySettings) -> None:
+        self.runner.settings = value
+
+    @property
+    def precision(self) -> str:
+        """"fp32" or "bf16" (autocast)."""
+        return self.runner.precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self.runner.precision = value
+
+    @property
+    def object_chunk_size(self) -> int | None:
+        """Most objects run through the model at once (None: automatic)."""
+        return self.runner.object_chunk_size
+
+    @object_chunk_size.setter
+    def object_chunk_size(self, value: int | None) -> None:
+        self.runner.object_chunk_size = value
+
+    @property
+    def keep_labels(self) -> bool:
+        """Whether the session keeps a label volume (see the constructor)."""
+        return self.label_volume.keep
+
+    @property
+    def workers(self) -> int:
+        """Threads a propagated frame's independent work runs in (see the constructor)."""
+        return self.runner.pool.size
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: "image_encodings", "window_encodings", "frames_propagated"."""
+        return self.runner.stats
+
+    def features(self, frame: int) -> FrameFeatures:
+        """Image encoding of a frame (batch 1), from the LRU cache when possible."""
+        return self.runner.features(check_frame_index(frame, self.num_frames))
+
+    def labels(self, dtype=None) -> np.ndarray:
+        """The (T, H, W) label volume (uint16, or uint32 once ids exceed 65,535).
+
+        Returns the session's own array (results keep streaming into it); copy it to keep a
+        snapshot.
+
+        Raises:
+            RuntimeError: the session was made with ``keep_labels=False``.
+        """
+        vol = self.label_volume.array()
+        return vol if dtype is None or vol.dtype == dtype else vol.astype(dtype)
+
+    def set_label_volume(self, volume: np.ndarray) -> None:
+        """Write results into ``volume`` (T, H, W) (e.g. a napari Labels layer's data) from now
+        on; its existing values (manual edits) are kept."""
+        self.label_volume.use(volume)
+
+    def size_at_model(self, extent: tuple[float, float]) -> tuple[float, float]:
+        """How large a (height, width) extent in frame pixels is at the model's input (see
+        :meth:`~._model_scale.ModelScale.size_at_model`)."""
+        return self.scale.size_at_model(extent)
+
+    def too_small_hint(
+        self, mask: np.ndarray | None = None, box: Sequence[float] | None = None
+    ) -> str | None:
+        """A sentence telling the user to zoom in when an object (its (H, W) bool mask or its
+        (y0, x0, y1, x1) box) is too small for the model, else None (see
+        :meth:`~._model_scale.ModelScale.too_small_hint`)."""
+        return self.scale.too_small_hint(mask, box)
+
     # ------------------------------------------------------------------ prompts
-    def _obj(self, obj_id) -> _Object:
+    def _obj(self, obj_id) -> TrackedObject:
         obj_id = check_obj_id(obj_id)
         if obj_id not in self._objects:
-            self._objects[obj_id] = _Object(obj_id, self.model.config.num_maskmem)
+            self._objects[obj_id] = TrackedObject(obj_id, self.model.config.num_maskmem)
         return self._objects[obj_id]
-
-    def _check_frame(self, frame) -> int:
-        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
-            raise ValueError(f"frame must be an integer index, got {frame!r}")
-        if not 0 <= frame < self.num_frames:
-            raise ValueError(
-                f"frame {frame} is out of range: the movie has frames 0..{self.num_frames - 1}"
-            )
-        return int(frame)
 
     def add_points(self, frame: int, obj_id: int, points, labels) -> np.ndarray:
         """Add clicks for an object on a frame and segment it there at once.
@@ -335,13 +293,9 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         Returns:
             (H, W) bool mask of the object on that frame.
         """
-        frame = self._check_frame(frame)
+        frame = check_frame_index(frame, self.num_frames)
         pts, lab = validate_points(points, labels, self.frame_shape)
-        y0, x0, y1, x1 = self._roi()
-        out = (pts[:, 0] < y0) | (pts[:, 0] > y1 - 1) | (pts[:, 1] < x0) | (pts[:, 1] > x1 - 1)
-        if out.any():
-            y, x = pts[out][0]
-            raise self._outside_roi(f"point (y={y:g}, x={x:g}) is")
+        inside_region(self.runner.region(), points=pts)
         obj = self._obj(obj_id)
         p = obj.prompts.get(frame)
         if p is None or p.mask is not None:
@@ -353,12 +307,8 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
     def add_box(self, frame: int, obj_id: int, box) -> np.ndarray:
         """Set the box (y0, x0, y1, x1) of an object on a frame (clicks there are kept); a box
         overlapping the :attr:`roi` is clipped to it."""
-        frame = self._check_frame(frame)
-        b = validate_box(box, self.frame_shape)
-        y0, x0, y1, x1 = self._roi()
-        if b[2] < y0 or b[3] < x0 or b[0] > y1 - 1 or b[1] > x1 - 1:
-            raise self._outside_roi("box (y0={:g}, x0={:g}, y1={:g}, x1={:g}) is".format(*b))
-        b = np.clip(b, [y0, x0, y0, x0], [y1 - 1, x1 - 1, y1 - 1, x1 - 1])
+        frame = check_frame_index(frame, self.num_frames)
+        b = inside_region(self.runner.region(), box=validate_box(box, self.frame_shape))
         obj = self._obj(obj_id)
         p = obj.prompts.get(frame)
         if p is None or p.mask is not None:
@@ -369,14 +319,51 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
     def add_mask(self, frame: int, obj_id: int, mask) -> np.ndarray:
         """Give an object's mask (H, W) on a frame; it replaces clicks and box there (its part
         outside the :attr:`roi` is ignored)."""
-        frame = self._check_frame(frame)
+        frame = check_frame_index(frame, self.num_frames)
         m = validate_mask(mask, self.frame_shape)
-        y0, x0, y1, x1 = self._roi()
-        if not m[y0:y1, x0:x1].any():
-            raise self._outside_roi("mask prompt lies wholly")
+        inside_region(self.runner.region(), mask=m)
         obj = self._obj(obj_id)
         obj.prompts[frame] = FramePrompts(mask=m)
         return self._run_prompt(obj, frame)
+
+    def add_masks(
+        self, frame: int, masks: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]]
+    ) -> list[int]:
+        """Give the masks of several objects on one frame at once (batched :meth:`add_mask`).
+
+        Every mask is checked before anything changes. The model runs once per chunk of
+        objects on the frame's single encoding (or its zoom windows', encoded as one batch),
+        and each chunk's masks are written into the labels together (where they overlap, the
+        highest logit wins).
+
+        Args:
+            frame: frame index t.
+            masks: object id -> (H, W) bool mask, or (id, mask) pairs (read one at a time, so
+                a generator of masks costs one frame-size mask at a time).
+
+        Returns:
+            The object ids, ascending.
+
+        Raises:
+            ValueError: a bad frame, id or mask, or a mask wholly outside the :attr:`roi`.
+        """
+        frame = check_frame_index(frame, self.num_frames)
+        pairs = masks.items() if isinstance(masks, Mapping) else masks
+        region = self.runner.region()
+        prompts: dict[int, FramePrompts] = {}
+        for obj_id, mask in pairs:
+            obj_id = check_obj_id(obj_id)
+            m = validate_mask(mask, self.frame_shape)
+            inside_region(region, mask=m, what=f"of object {obj_id}")
+            prompts[obj_id] = FramePrompts(mask=m)
+        objs = []
+        for obj_id, p in prompts.items():
+            obj = self._obj(obj_id)
+            obj.prompts[frame] = p
+            objs.append(obj)
+        with self._guard.use():
+            seed_masks(self.runner, self.scale, self.label_volume, objs, frame)
+        return sorted(prompts)
 
     def add_labels(self, frame: int, label_image) -> list[int]:
         """Make every label of a (H, W) label image an object with a mask prompt on ``frame``.
@@ -406,236 +393,40 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         from .seeding import find_objects
 
         return find_objects(
-            self,
-            frame,
-            points_per_side=points_per_side,
-            pred_iou_thresh=pred_iou_thresh,
-            stability_thresh=stability_thresh,
-            min_area=min_area,
-            max_area=max_area,
-            nms_iou=nms_iou,
-            batch=batch,
-        )
+            self, frame, points_per_side=points_per_side, pred_iou_thresh=pred_iou_thresh,
+            stability_thresh=stability_thresh, min_area=min_area, max_area=max_area,
+            nms_iou=nms_iou, batch=batch,
+        )  # fmt: skip
 
-    def remove_object(self, obj_id: int) -> None:
-        """Forget an object and clear its labels on every frame."""
+    def remove_object(self, obj_id: int, from_frame: int = 0) -> None:
+        """Forget an object and clear its labels on every frame from ``from_frame`` on (0: all;
+        e.g. a mother cell retired at its division keeps its earlier labels)."""
         obj_id = check_obj_id(obj_id)
+        first = check_frame_index(from_frame, self.num_frames, "from_frame")
         if self._objects.pop(obj_id, None) is None:
             raise ValueError(f"no object with id {obj_id}; objects: {self.obj_ids}")
-        if self._labels is not None:
-            for t in range(self.num_frames):
-                lab = self._labels[t]
-                hit = lab == obj_id
-                if hit.any():
-                    lab[hit] = 0
+        self.label_volume.erase(obj_id, range(first, self.num_frames))
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts (and their results) on a frame, for one object or all."""
-        frame = self._check_frame(frame)
+        frame = check_frame_index(frame, self.num_frames)
         ids = [check_obj_id(obj_id)] if obj_id is not None else list(self._objects)
         for i in ids:
             obj = self._objects.get(i)
             if obj is None:
                 raise ValueError(f"no object with id {i}; objects: {self.obj_ids}")
-            obj.prompts.pop(frame, None)
-            obj.pending.pop(frame, None)
-            obj.bank.clear_frame(frame)
-            obj.tracked.pop(frame, None)
-            if self._labels is not None:
-                lab = self._labels[frame]
-                lab[lab == i] = 0
+            obj.forget_frame(frame)
+            self.label_volume.erase(i, [frame])
 
     def reset(self) -> None:
         """Forget all objects, prompts, memories and labels (frame encodings stay cached)."""
         self._objects.clear()
         self.lineage.clear()
-        if self._labels is not None:
-            self._labels[...] = 0
+        self.label_volume.clear()
 
-    # ------------------------------------------------------------------ prompt inference
-    def _run_prompt(self, obj: _Object, frame: int) -> np.ndarray:
+    def _run_prompt(self, obj: TrackedObject, frame: int) -> np.ndarray:
         with self._guard.use():
-            return self._run_prompt_unguarded(obj, frame)
-
-    def _run_prompt_unguarded(self, obj: _Object, frame: int) -> np.ndarray:
-        p = obj.prompts[frame]
-        is_init = frame not in obj.tracked
-        window = self._prompt_window(obj, frame, p, is_init)
-        feats = self._view_features(frame, window)
-        reverse = obj.tracked.get(frame, False)
-        s = self.settings
-        with torch.inference_mode(), self._autocast():
-            if p.mask is not None:
-                head = self.model.mask_as_output(feats, self._model_mask(p.mask, window))
-            else:
-                coords, labels = self._model_points(p, window)
-                prev = obj.pending.get(frame, (None, None))[0] or obj.bank.get(frame)
-                prev_logits = None
-                if prev is not None:
-                    prev_logits = prev.mask_logits.to(self.device)
-                    old = obj.windows.get(frame)
-                    if window is not None or old is not None:
-                        prev_logits = remap_logits(
-                            prev_logits, old or self._roi(), window or self._roi()
-                        )
-                    prev_logits = prev_logits.clamp(-32, 32)
-                if is_init:
-                    pix = self.model.no_memory(feats)
-                else:
-                    sel = obj.bank.select(frame, s, self.num_frames, reverse)
-                    pix = self._conditioned(feats, [sel])
-                multimask = s.multimask_first_click and self.model.use_multimask(
-                    is_init, p.num_points
-                )
-                head = self.model.predict_masks(
-                    pix, feats.high_res, coords, labels, mask_input=prev_logits, multimask=multimask
-                )
-        entry = self._entry(head, 0, reverse)
-        obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
-        self._set_window(obj, frame, window)
-        _, masks = self._write_labels(
-            frame, [obj.obj_id], self._frame_crops(entry.mask_logits.to(self.device), window)
-        )
-        mask = np.zeros(self.frame_shape, bool)
-        if masks[0] is not None:
-            (y0, x0, y1, x1), m = masks[0]
-            mask[y0:y1, x0:x1] = m
-        return mask
-
-    def _commit_pending(self, objects: list[_Object]) -> None:
-        """Encode the memory of prompted frames (batched per frame) and file it in the banks."""
-        by_frame: dict[int, list[_Object]] = {}
-        for obj in objects:
-            for t in obj.pending:
-                by_frame.setdefault(t, []).append(obj)
-        binarize = self.model.config.binarize_mask_from_pts_for_mem_enc
-        s = self.model.image_size
-        for t, objs_t in sorted(by_frame.items()):
-            groups = self._by_window(objs_t, t)
-            self._windows.get(t, [w for w in groups if w is not None])  # one batch
-            for window, objs in groups.items():
-                feats = self._view_features(t, window)
-                for chunk in self._chunks(objs):
-                    entries = [o.pending[t][0] for o in chunk]
-                    low = torch.cat([e.mask_logits for e in entries]).to(self.device)
-                    scores = torch.cat([e.object_score for e in entries]).to(self.device)
-                    hr = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
-                    with torch.inference_mode(), self._autocast():
-                        mem, pos = self.model.encode_memory(
-                            feats.expand(len(chunk)), hr, scores, binarize
-                        )
-                    self._memory_pos(pos.float())
-                    for k, obj in enumerate(chunk):
-                        entry, is_cond = obj.pending.pop(t)
-                        entry.features = mem[k : k + 1].to(torch.bfloat16).to(self._storage())
-                        if is_cond:
-                            obj.bank.cond[t] = entry
-                            obj.bank.tracked.pop(t, None)
-                        else:
-                            obj.bank.tracked[t] = entry
-
-    # ------------------------------------------------------------------ automatic zoom
-    def _prompt_window(
-        self, obj: _Object, frame: int, p: FramePrompts, is_init: bool
-    ) -> Window | None:
-        """The window an object's prompts on a frame run in (None: the whole frame / ROI).
-
-        The object's window side is decided on its first prompt (and again on a box or mask
-        prompt of an unsegmented frame): from the box or mask, else the ``cell_diameter``
-        hint, else estimated around the clicks. The window stays where the object was
-        segmented on that frame while the prompts fit inside it, else it is placed around them.
-        """
-        zoom = self._zoom
-        zoom.region = self._roi()
-        if not obj.sized and not zoom.active:
-            return None
-        where = prompt_extent(p.points, p.labels, p.box, p.mask_box)
-        if where is None:
-            return obj.windows.get(frame)
-        centre, extent = where
-        sized_by_shape = p.box is not None or p.mask_box is not None
-        if zoom.active and (not obj.sized or (is_init and sized_by_shape)):
-            if sized_by_shape:
-                diameter = max(extent[2] - extent[0], extent[3] - extent[1])
-            elif zoom.cell_diameter is not None:
-                diameter = zoom.cell_diameter
-            else:
-                diameter = self._click_diameter(frame, p)
-            obj.side = None if diameter is None else zoom.side_for(diameter)
-            obj.sized = True
-        if obj.side is None:
-            return None
-        window = obj.windows.get(frame)
-        if window is not None and window[2] - window[0] == obj.side and zoom.fits(window, extent):
-            return window
-        return zoom.place(centre, obj.side)
-
-    def _click_diameter(self, frame: int, p: FramePrompts) -> float | None:
-        """Diameter (frame px) of the blob under an object's positive clicks (None: none);
-        diameters from 4 px up to where the object is comfortable on the whole frame."""
-        pos = p.points[np.asarray(p.labels) > 0]
-        if not len(pos):
-            return None
-        y0, x0, y1, x1 = self._zoom.region
-        d_max = max(8.0, self._zoom.lo * max(y1 - y0, x1 - x0))
-        # the frame as the model reads it (its channel), uncropped
-        image = self.frames._read_for_model(frame)
-        return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
-
-    def _track_window(self, obj: _Object, t: int, before: int) -> Window | None:
-        """The window an object is tracked in on frame t: its window on the frame before,
-        moved to follow the mask there (none: the nearest frame it was segmented on)."""
-        if obj.side is None:
-            return None
-        prev = obj.windows.get(before)
-        src = before
-        if prev is None:
-            src = min(obj.windows, key=lambda f: (abs(f - t), f))
-            prev = obj.windows[src]
-        entry = obj.bank.get(src)
-        self._zoom.region = self._roi()
-        return self._zoom.follow(prev, None if entry is None else entry.mask_logits)
-
-    def _set_window(self, obj: _Object, frame: int, window: Window | None) -> None:
-        if window is None:
-            obj.windows.pop(frame, None)
-        else:
-            obj.windows[frame] = window
-
-    def _by_window(self, objs: list[_Object], t: int) -> dict[Window | None, list[_Object]]:
-        """Objects grouped by the window they have on frame t (None first), order kept."""
-        groups: dict[Window | None, list[_Object]] = {}
-        for obj in objs:
-            groups.setdefault(obj.windows.get(t), []).append(obj)
-        return groups
-
-    def _view_features(self, t: int, window: Window | None) -> FrameFeatures:
-        """Image encoding of frame t (batch 1), or of one of its windows."""
-        if window is None:
-            return self.features(t)
-        return self._windows.get(t, [window])[window]
-
-    def _encode_windows(self, t: int, windows: list[Window]) -> FrameFeatures:
-        """Run the image encoder on windows of frame t as one batch (no caching)."""
-        images = self.frames.window_inputs(t, windows).to(self.device)
-        with torch.inference_mode(), self._autocast():
-            feats = self.model.encode_image(images)
-        if self.precision == "bf16":
-            feats = FrameFeatures(
-                feats.vision.float(),
-                feats.vision_pos.float(),
-                tuple(x.float() for x in feats.high_res),
-            )
-        self.stats["window_encodings"] = self.stats.get("window_encodings", 0) + len(windows)
-        return feats
-
-    def _prior_logits(self, obj: _Object, before: int, window: Window | None) -> torch.Tensor:
-        """The object's mask logits on the frame before, in the model frame of ``window``."""
-        logits = obj.bank.get(before).mask_logits
-        old = obj.windows.get(before)
-        if window is None and old is None:
-            return logits
-        return remap_logits(logits.to(self.device), old or self._roi(), window or self._roi())
+            return prompt_frame(self.runner, self.scale, self.label_volume, obj, frame)
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -665,9 +456,8 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
                 object ids, or nothing to propagate.
             RuntimeError: another thread is using the session (it is not thread-safe).
         """
-        self.settings.validate(
-            self.model.config.num_maskmem, self.model.config.max_obj_ptrs_in_encoder
-        )
+        cfg = self.model.config
+        self.settings.validate(cfg.num_maskmem, cfg.max_obj_ptrs_in_encoder)
         ids = self.obj_ids if obj_ids is None else [check_obj_id(i) for i in obj_ids]
         missing = [i for i in ids if i not in self._objects]
         if missing:
@@ -681,104 +471,25 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         return self._run_passes(objects, passes)
 
     def _run_passes(
-        self, objects: list[_Object], passes: list[tuple[range, bool]]
+        self, objects: list[TrackedObject], passes: list[tuple[range, bool]]
     ) -> Iterator[FrameResult]:
         """The generator behind :meth:`propagate` (holds the thread guard while it lives)."""
         with self._guard.use():
-            self._commit_pending(objects)
+            commit_pending(self.runner, objects)
             last = self.num_frames - 1
             whole = any(o.side is None for o in objects)  # some object sees the whole frame
             for frames, reverse in passes:
                 for t in frames:
                     nxt = t - 1 if reverse else t + 1
                     ahead = None
-                    if whole and 0 <= nxt <= last and nxt not in self._features and nxt in frames:
+                    fresh = 0 <= nxt <= last and not self.runner.is_cached(nxt)
+                    if whole and fresh and nxt in frames:
                         self.frames.prefetch(nxt)
                         ahead = nxt
                     yield self._propagate_frame(t, objects, reverse, ahead)
 
     def _propagate_frame(
-        self, t: int, objects: list[_Object], reverse: bool, ahead: int | None = None
+        self, t: int, objects: list[TrackedObject], reverse: bool, ahead: int | None = None
     ) -> FrameResult:
-        """Track ``objects`` on frame t; with several workers the next frame to visit
-        (``ahead``) is encoded meanwhile. Objects with windows (automatic zoom) are tracked
-        in their windows, placed from their previous masks."""
-        s = self.settings
-        results: dict[int, MemoryEntry] = {}
-        windows: dict[int, Window | None] = {}
-        groups: dict[tuple, list[tuple[_Object, MemorySelection]]] = {}
-        use_prior = self.model.config.track_mask_prior
-        before = t + 1 if reverse else t - 1
-        for obj in objects:
-            if t in obj.bank.cond:
-                results[obj.obj_id] = obj.bank.cond[t]
-                windows[obj.obj_id] = obj.windows.get(t)
-                continue
-            window = windows[obj.obj_id] = self._track_window(obj, t, before)
-            sel = obj.bank.select(t, s, self.num_frames, reverse)
-            key = sel.signature()
-            if use_prior:
-                key = (key, obj.bank.get(before) is not None)
-            if window is not None:
-                key = (window, key)
-            groups.setdefault(key, []).append((obj, sel))
-        feats = {None: self.features(t)} if any(w is None for w in windows.values()) else {}
-        feats.update(self._windows.get(t, [w for w in windows.values() if w is not None]))
-        parts = self._pool.size
-        jobs = [chunk for members in groups.values() for chunk in self._chunks(members, parts)]
-        tasks = []
-        for chunk in jobs:
-            window = windows[chunk[0][0].obj_id]
-            tasks.append(
-                functools.partial(self._track_chunk, feats[window], chunk, before, window)
-            )
-        encode_ahead = ahead is not None and parts > 1 and bool(jobs)
-        if encode_ahead:  # a failure there is raised when frame `ahead` itself is visited
-            tasks.append(captured(functools.partial(self._encode, ahead)))
-        outputs = self._pool.run(tasks)
-        if encode_ahead:
-            feats_ahead = outputs.pop()
-            if not isinstance(feats_ahead, Failed):
-                self._cache_features(ahead, feats_ahead)
-        for chunk, (head, mem, pos) in zip(jobs, outputs):
-            if pos is not None:
-                self._memory_pos(pos.float())
-            for k, (obj, _) in enumerate(chunk):
-                entry = self._entry(head, k, reverse, features=mem)
-                obj.bank.tracked[t] = entry
-                results[obj.obj_id] = entry
-        ids = [o.obj_id for o in objects]
-        for obj in objects:
-            obj.tracked[t] = reverse
-            obj.bank.prune(t, s, reverse)
-            self._set_window(obj, t, windows[obj.obj_id])
-        low = torch.cat([results[i].mask_logits for i in ids]).to(self.device)
-        if all(windows[i] is None for i in ids):
-            crops = self._frame_crops(low)
-        else:
-            crops = (
-                next(self._frame_crops(low[k : k + 1], windows[i])) for k, i in enumerate(ids)
-            )
-        winner, masks = self._write_labels(t, ids, crops)
-        scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
-        self.stats["frames_propagated"] += 1
-        boxes = np.zeros((len(ids), 4), np.int64)
-        crops = []
-        for k, item in enumerate(masks):
-            if item is None:
-                crops.append(np.zeros((0, 0), bool))
-                continue
-            boxes[k] = item[0]
-            y0, x0, y1, x1 = item[0]
-            if s.non_overlap:  # only the pixels the object won
-                crops.append(item[1] & (winner[y0:y1, x0:x1] == k))
-            else:
-                crops.append(item[1])
-        return FrameResult(
-            t,
-            ids,
-            scores=scores[:, 0].cpu().numpy(),
-            boxes=boxes,
-            crops=crops,
-            shape=self.frame_shape,
-        )
+        """Track ``objects`` on frame t (see :func:`~._steps.track_frame`)."""
+        return track_frame(self.runner, self.scale, self.label_volume, t, objects, reverse, ahead)

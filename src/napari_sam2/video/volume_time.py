@@ -235,7 +235,7 @@ class VolumeTimeSession:
             return
         tr.read_slice[t] = z
         tr.time.frames.drop_cache()
-        tr.time._features.pop(t, None)  # the session's encoding of the old plane
+        tr.time.runner.drop_features(t)  # the session's encoding of the old plane
 
     # ------------------------------------------------------------------ prompts
     def add_points(
