@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_sam2.io.label_checks import check_labels
 from napari_sam2.video.found_cells import new_cell_labels
 
 from ._model import ModelControl
@@ -239,20 +240,13 @@ class ManyCellsControl:
                 f"Labels layer '{layer.name}' must be 2-D (Y, X) or 3-D (T, Y, X), got shape "
                 f"{shape}"
             )
-        img = np.asarray(data)
-        if img.shape != tuple(info.frame_shape):
-            h, w = info.frame_shape
-            raise ValueError(
-                f"Labels layer '{layer.name}' is {img.shape[0]} x {img.shape[1]} pixels, the "
-                f"movie's frames {h} x {w}"
-            )
-        if img.dtype == bool:
-            img = img.astype(np.uint8)
-        if img.dtype.kind not in "iu":
-            raise ValueError(f"Labels layer '{layer.name}' must hold integer labels")
-        if img.dtype.kind == "i" and img.size and img.min() < 0:
-            raise ValueError(f"Labels layer '{layer.name}' has negative labels")
-        return img
+        return check_labels(
+            np.asarray(data),
+            shape=info.frame_shape,
+            name=f"Labels layer '{layer.name}'",
+            shape_of="the movie's frames (H, W)",
+            bool_ok=True,
+        )
 
     def _seed_job(
         self,

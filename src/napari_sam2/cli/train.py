@@ -177,6 +177,7 @@ class _MovieView:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..io.label_checks import check_labels
     from ..io.tiff import load_labels_tiff
     from ..train.clips import finetune_clips
     from ..video.frames import FrameSource
@@ -196,11 +197,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot read labels {args.labels}: {_one_line(err)}") from None
     if labels.ndim == 2:
         labels = labels[None]
-    if labels.ndim != 3 or labels.shape != view.shape:
-        raise CLIError(
-            f"labels {Path(args.labels).name} have shape {labels.shape} but the movie frames are "
-            f"{view.shape} (T, H, W)"
+    try:
+        labels = check_labels(
+            labels,
+            shape=view.shape,
+            name=f"labels {Path(args.labels).name}",
+            shape_of="the movie frames (T, H, W)",
         )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     if not any(np.bincount(labels[t].ravel())[1:].max(initial=0) >= 10 for t in range(len(labels))):
         raise CLIError(f"{args.labels} holds no object of at least 10 pixels to learn from")
     steps = args.steps

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_sam2.io.tiff import _check_labels, atomic_open
+from napari_sam2.io.label_checks import check_labels
+from napari_sam2.io.tiff import atomic_open
 
 __all__ = [
     "TrackSegment",
@@ -232,17 +233,6 @@ def relabel_frame(
     return new[inverse].reshape(frame.shape)
 
 
-def _check_movie_labels(labels) -> None:
-    if isinstance(labels, np.ndarray):
-        _check_labels(labels, (3, 4))
-        return
-    dtype = np.dtype(getattr(labels, "dtype", np.int64))
-    if not np.issubdtype(dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {dtype}")
-    if len(getattr(labels, "shape", ())) not in (3, 4):
-        raise ValueError("labels must be (T, Y, X) or (T, Z, Y, X)")
-
-
 def _write_tif(path: Path, data: np.ndarray) -> None:
     # Per-frame masks skip fsync (several ms each, i.e. seconds for long movies);
     # the rename still guarantees no half-written mask on errors or crashes.
@@ -316,7 +306,7 @@ def save_ctc(
     Returns:
         The folder.
     """
-    _check_movie_labels(labels)
+    check_labels(labels, ndims=(3, 4))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     segments = track_segments(
@@ -353,7 +343,7 @@ def save_ctc_ground_truth(
     Returns:
         The folder.
     """
-    _check_movie_labels(labels)
+    check_labels(labels, ndims=(3, 4))
     folder = Path(folder)
     tra, seg = folder / "TRA", folder / "SEG"
     tra.mkdir(parents=True, exist_ok=True)

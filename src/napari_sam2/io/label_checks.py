@@ -62,9 +62,13 @@ def check_labels(
     if ndims is not None and len(got) not in tuple(ndims):
         allowed = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {got}")
-    if shape is not None and got != tuple(int(n) for n in shape):
+    want = None if shape is None else tuple(int(n) for n in shape)
+    if want is not None and got != want:
         whose = f", {shape_of}" if shape_of else ""
-        raise ValueError(f"{name} has shape {got}, expected {tuple(int(n) for n in shape)}{whose}")
+        pixels = ""
+        if min(len(got), len(want)) >= 2 and got[-2:] != want[-2:]:
+            pixels = f": {got[-2]} x {got[-1]} pixels instead of {want[-2]} x {want[-1]}"
+        raise ValueError(f"{name} has shape {got}, expected {want}{whose}{pixels}")
     if check_values and not lazy and dtype.kind == "i" and arr.size and arr.min() < 0:
         raise ValueError(f"{name} holds negative label values: ids are 0 (background) or >= 1")
     return arr

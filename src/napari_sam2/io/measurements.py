@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from skimage.measure import regionprops_table
 
+from napari_sam2.io.label_checks import check_labels
 from napari_sam2.io.tiff import atomic_open
 
 __all__ = ["RawFrames", "measure", "save_measurements_csv"]
@@ -94,12 +95,8 @@ def measure(
             movie = np.asarray(movie)[None]
             if channel_axis is not None and channel_axis >= 0:
                 channel_axis += 1
+    labels = check_labels(labels, ndims=(3, 4), check_values=False)
     lab_shape = tuple(labels.shape)
-    lab_dtype = np.dtype(labels.dtype)
-    if not np.issubdtype(lab_dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {lab_dtype}")
-    if len(lab_shape) not in (3, 4):
-        raise ValueError(f"labels must be (T, Y, X) or (T, Z, Y, X), got {lab_shape}")
     n_frames, spatial = lab_shape[0], lab_shape[1:]
     ndim = len(spatial)
 
@@ -139,9 +136,7 @@ def measure(
     sources = ["", "label", "area", *centroid_cols, *bbox_cols, *mean_src, *max_src]
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for t in range(n_frames):
-        frame = np.asarray(labels[t])
-        if frame.size and np.issubdtype(frame.dtype, np.signedinteger) and frame.min() < 0:
-            raise ValueError(f"labels contain negative ids in frame {t}")
+        frame = check_labels(np.asarray(labels[t]), name=f"labels of frame {t}")
         if not frame.any():
             continue
         image = None if movie is None else _frame_image(movie, t, channel_axis)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .label_checks import check_labels
+
 __all__ = ["seed_label_image"]
 
 
@@ -59,12 +61,7 @@ def seed_label_image(labels: Any, frame: int = 0) -> np.ndarray:
             "label volume"
         )
     arr = np.ascontiguousarray(arr)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer labels, not {arr.dtype}")
-    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-        raise ValueError(f"{name} holds negative label values")
+    arr = check_labels(arr, name=name, bool_ok=True)
     if not arr.any():
         raise ValueError(f"{name} holds no label (all 0) for frame {frame}")
     return arr

@@ -115,12 +115,6 @@ def atomic_open(
         raise
 
 
-def _check_labels(labels: np.ndarray, ndims: tuple[int, ...]) -> np.ndarray:
-    """:func:`~napari_sam2.io.label_checks.check_labels` with the allowed ``ndims`` (for
-    :mod:`napari_sam2.io.ctc`)."""
-    return check_labels(labels, ndims=ndims)
-
-
 def save_labels_tiff(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -315,12 +309,11 @@ def load_labels_tiff(path: str | os.PathLike) -> np.ndarray:
             data = data[index]
         else:
             data = series.asarray()
-    if not np.issubdtype(data.dtype, np.integer):
-        if data.dtype.kind == "b":
-            return data.astype(np.uint8)
+    if data.dtype.kind == "f":
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise ValueError(f"{path} does not hold integer labels (dtype {data.dtype})")
-        if data.size and data.min() < 0:
-            raise ValueError(f"{path} holds negative label ids")
-        data = data.astype(np.uint32 if data.max(initial=0) > 65535 else np.uint16)
-    return data
+        if data.min(initial=0) < 0:
+            data = data.astype(np.int64)  # refused below, with the negative-id message
+        else:
+            data = data.astype(np.uint32 if data.max(initial=0) > 65535 else np.uint16)
+    return check_labels(data, name=str(path), bool_ok=True)

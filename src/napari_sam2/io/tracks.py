@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from napari_sam2.io.ctc import _FrameLookup, track_segments
+from napari_sam2.io.label_checks import check_labels
 
 __all__ = ["frame_centroids", "tracks_from_labels"]
 
@@ -63,19 +64,13 @@ def tracks_from_labels(
             argument (divisions, mother continuations, and gap links when
             ``link_gaps``).
     """
+    labels = check_labels(labels, ndims=(3, 4), check_values=False)
     shape = tuple(labels.shape)
-    if len(shape) not in (3, 4):
-        raise ValueError(f"labels must be (T, Y, X) or (T, Z, Y, X), got {shape}")
-    dtype = np.dtype(labels.dtype)
-    if not np.issubdtype(dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {dtype}")
     ndim = len(shape) - 1
 
     per_frame: list[tuple[np.ndarray, np.ndarray]] = []
     for t in range(shape[0]):
-        frame = np.asarray(labels[t])
-        if frame.size and np.issubdtype(frame.dtype, np.signedinteger) and frame.min() < 0:
-            raise ValueError(f"labels contain negative ids in frame {t}")
+        frame = check_labels(np.asarray(labels[t]), name=f"labels of frame {t}")
         per_frame.append(frame_centroids(frame))
 
     segments = track_segments([ids for ids, _ in per_frame], lineage, link_gaps=link_gaps)

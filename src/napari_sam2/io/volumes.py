@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .label_checks import check_labels
 from .measurements import measure
 from .tiff import atomic_open, read_pixel_size
 
@@ -88,13 +89,8 @@ def save_labels_hyperstack(
     """
     import tifffile
 
-    labels = np.asarray(labels)
-    if labels.ndim not in (3, 4) or labels.dtype.kind not in "iub":
-        raise ValueError(
-            f"hyperstack labels must be integer (Z, Y, X) or (T, Z, Y, X); got {labels.dtype} "
-            f"{labels.shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 65535):
+    labels = check_labels(labels, ndims=(3, 4), name="hyperstack labels", bool_ok=True)
+    if labels.size and labels.max() > 65535:
         raise ValueError(
             "ImageJ hyperstacks hold ids 0..65535: relabel the objects "
             "(e.g. skimage.segmentation.relabel_sequential) before saving"

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..io.label_checks import check_labels
 from ._division_ops import _Alias, _boxes, _crop, _Division, _mask_box, _pieces
 from .session import FrameResult
 
@@ -233,8 +234,9 @@ class DivisionTracker:
                 f"frames must be fed in order: got frame {t} after frame {self._last_t}"
             )
         lab = labels
-        if not isinstance(lab, np.ndarray) or lab.ndim != 2 or lab.dtype.kind not in "iu":
+        if not isinstance(lab, np.ndarray):
             raise ValueError("labels must be a (H, W) integer numpy array (edited in place)")
+        check_labels(lab, ndims=(2,))
         st = self.settings
         boxes = _boxes(lab)
         if self.next_id is None or (boxes and max(boxes) >= self.next_id):
@@ -355,8 +357,9 @@ def track_divisions(
         {daughter_id: mother_id}, events).
     """
     vol = labels if inplace else np.array(labels, copy=True)
-    if not isinstance(vol, np.ndarray) or vol.ndim != 3 or vol.dtype.kind not in "iu":
+    if not isinstance(vol, np.ndarray):
         raise ValueError("labels must be a (T, H, W) integer numpy array")
+    check_labels(vol, ndims=(3,))
     tracker = DivisionTracker(settings or DivisionSettings(), next_id=int(vol.max(initial=0)) + 1)
     for t in range(vol.shape[0]):
         tracker.update(t, vol[t], None if scores is None else scores[t])

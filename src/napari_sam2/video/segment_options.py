@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..io.label_checks import check_labels
+
 __all__ = [
     "ModelOptions",
     "MovieOptions",
@@ -265,8 +267,8 @@ class OutputOptions:
                 "out and labels_path both say where the labels go: give one of them "
                 "(np.memmap of a file as out, or labels_path for a label TIFF)"
             )
-        if self.out is not None and np.dtype(self.out.dtype).kind not in "iu":
-            raise ValueError(f"out must be an integer array, not {self.out.dtype}")
+        if self.out is not None:
+            check_labels(self.out, name="out", check_values=False)
         if not (self.progress is None or self.progress == "tqdm" or callable(self.progress)):
             raise ValueError(
                 f"progress must be None, 'tqdm' or a callable (done, total); got {self.progress!r}"

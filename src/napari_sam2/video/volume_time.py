@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.label_checks import check_labels
 from ..model.sam2 import SAM2Model
 from ._axes import _parse_axes, _shape_str
 from ._tiff_pages import _open_tiff
@@ -142,11 +143,8 @@ class VolumeTimeSession:
         self.contrast_limits = probe.contrast_limits  # one window for every plane
         probe.close()
         expected = (self.num_frames, nz, *self.frame_shape)
-        if out is not None and (out.shape != expected or out.dtype.kind not in "iu"):
-            raise ValueError(
-                f"out must be an integer array of shape {expected} (T, Z, Y, X); got "
-                f"{out.dtype} {out.shape}"
-            )
+        if out is not None:
+            check_labels(out, shape=expected, name="out", check_values=False)
         self._labels = out if out is not None else np.zeros(expected, np.uint16)
         self._tracks: dict[int, _Track] = {}
         self._zs: tuple[int, VideoSession] | None = None
