@@ -139,7 +139,7 @@ class ModelScale:
         y0, x0, y1, x1 = self.zoom.region
         d_max = max(8.0, self.zoom.lo * max(y1 - y0, x1 - x0))
         # the frame as the model reads it (its channel), uncropped
-        image = self.frames._read_for_model(frame)
+        image = self.frames.model_frame(frame)
         return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
 
     def track_window(self, obj: TrackedObject, t: int, before: int) -> Window | None:

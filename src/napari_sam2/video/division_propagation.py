@@ -30,14 +30,16 @@ __all__ = ["propagate_with_divisions"]
 
 def _retire(session: VideoSession, obj_id: int, from_frame: int) -> None:
     """Stop tracking an object and clear its labels from ``from_frame`` on (earlier labels are
-    kept, unlike :meth:`VideoSession.remove_object`)."""
-    session._objects.pop(obj_id, None)
-    vol = session.labels()
-    for u in range(from_frame, session.num_frames):
-        lab = vol[u]
-        hit = lab == obj_id
-        if hit.any():
-            lab[hit] = 0
+    kept; ``from_frame`` may be T, the number of frames: every label kept); an id that is no
+    session object only loses those labels."""
+    last = session.num_frames - 1
+    if obj_id not in session.obj_ids:
+        session.label_volume.erase(obj_id, range(from_frame, last + 1))
+        return
+    kept = session.labels()[last] == obj_id if from_frame > last else None
+    session.remove_object(obj_id, min(from_frame, last))
+    if kept is not None:  # a division on the last frame: its labels stay
+        session.labels()[last][kept] = obj_id
 
 
 def propagate_with_divisions(
@@ -87,7 +89,7 @@ def propagate_with_divisions(
     ids = None if obj_ids is None else [int(i) for i in obj_ids]
     births: dict[int, int] = {}
     for d in session.lineage:
-        frames = session.prompted_frames(d) if d in session._objects else []
+        frames = session.prompted_frames(d) if d in session.obj_ids else []
         if frames:
             births[d] = frames[0]
     last = session.num_frames - 1 if stop is None else int(stop)

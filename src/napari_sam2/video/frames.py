@@ -270,10 +270,14 @@ class FrameSource:
         t = self._check_t(t)
         return np.array(self._reader.read(t), copy=True)
 
-    def _read_for_model(self, t: int) -> np.ndarray:
-        """Frame ``t`` (whole, not cropped) as the model needs it: ``(H, W)`` when one channel
-        is shown, else ``(H, W, C)``."""
-        return self._normaliser.read_for_model(t)
+    def model_frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` with the channel(s) the model reads, whole (no ROI crop), not windowed.
+
+        Returns:
+            ``(H, W)`` when one channel is shown, else ``(H, W, C)``; stored dtype. It may
+            share memory with the movie: copy it before editing (or use :meth:`raw`).
+        """
+        return self._normaliser.read_for_model(self._check_t(t))
 
     def _crop(self, frame: np.ndarray) -> np.ndarray:
         ys, xs = self.roi_slices
@@ -286,11 +290,11 @@ class FrameSource:
             float32 array ``(h, w, 3)`` (R, G, B) where ``(h, w)`` is :attr:`region_shape`.
         """
         t = self._check_t(t)
-        return self._normaliser.rgb_float(self._crop(self._read_for_model(t)))
+        return self._normaliser.rgb_float(self._crop(self.model_frame(t)))
 
     def _compute(self, t: int) -> torch.Tensor:
         """Read and preprocess frame ``t`` -> (3, S, S) float32 normalised tensor."""
-        return self._normaliser.prepare(self._crop(self._read_for_model(t)))
+        return self._normaliser.prepare(self._crop(self.model_frame(t)))
 
     def window_inputs(self, t: int, boxes: Sequence[Sequence[int]]) -> torch.Tensor:
         """Model inputs of square windows of frame ``t`` (the frame is read once).
@@ -302,7 +306,7 @@ class FrameSource:
         Returns:
             (K, 3, S, S) float32 normalised tensor, each window resized like a whole frame.
         """
-        frame = self._read_for_model(self._check_t(t))
+        frame = self.model_frame(t)
         prepare = self._normaliser.prepare
         return torch.stack([prepare(frame[y0:y1, x0:x1]) for y0, x0, y1, x1 in boxes])
 
