@@ -53,7 +53,7 @@ def segment_movie(
               "positive": True}`` (``positive`` optional, default True; ``t`` may replace
               ``frame``);
             * a list of tuples or an (N, 4) / (N, 5) array ``(frame, y, x, obj_id[, positive])``;
-            * :class:`~napari_sam2.video.prompt_items.PointPrompt` items (what
+            * :class:`~napari_sam2.video.prompts.PointPrompt` items (what
               :func:`~napari_sam2.io.prompt_csv.read_point_prompts` returns);
             * the path of a prompt CSV (napari Points CSV or ``frame,y,x,obj_id,positive``).
 

@@ -14,7 +14,7 @@ from napari_sam2.io.prompt_csv import (
     write_box_prompts,
     write_point_prompts,
 )
-from napari_sam2.video.prompt_items import BoxPrompt, PointPrompt
+from napari_sam2.video.prompts import BoxPrompt, PointPrompt
 
 
 def _write(path, text: str):

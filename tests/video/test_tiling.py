@@ -7,7 +7,7 @@ import pytest
 
 from napari_sam2 import VideoSession, segment_movie
 from napari_sam2.video.frames import frame_source_for
-from napari_sam2.video.prompt_items import BoxPrompt, PointPrompt
+from napari_sam2.video.prompts import BoxPrompt, PointPrompt
 from napari_sam2.video.tiling import plan_tiles, tile_frames, tile_seed
 
 

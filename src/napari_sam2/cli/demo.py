@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..video.movie_run import Progress, build_session, progress_callback, propagate_frames
-from ..video.prompt_items import PointPrompt
+from ..video.prompts import PointPrompt
 from .common import EXIT_OK, PROG, _desc, _Formatter, _load_model_cli
 
 __all__ = [

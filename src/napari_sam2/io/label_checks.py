@@ -57,7 +57,7 @@ def check_labels(
             arr = arr.astype(np.uint8)
     if dtype.kind not in "iu":
         raise ValueError(
-            f"{name} must hold integer labels (an integer dtype such as uint16), got {dtype}"
+            f"{name} must hold integer labels (an integer array, e.g. uint16), got {dtype}"
         )
     if ndims is not None and len(got) not in tuple(ndims):
         allowed = " or ".join(str(n) for n in ndims)

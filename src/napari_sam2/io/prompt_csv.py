@@ -1,5 +1,5 @@
 """Prompt files: clicks and boxes for the command line and scripts, as CSV (read into the
-records of :mod:`napari_sam2.video.prompt_items`).
+records of :mod:`napari_sam2.video.prompts`).
 
 Two click formats are read (the format is recognised from the header):
 
@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..video.prompt_items import (
+from ..video.prompts import (
     BOX_ALIASES,
     BOX_COLUMNS,
     POINT_ALIASES,
@@ -409,7 +409,7 @@ def _read_napari_shapes(
 
 def as_point_prompts(prompts: Any) -> list[PointPrompt]:
     """Clicks from a prompt CSV path (:func:`read_point_prompts`) or any in-memory form that
-    :func:`~napari_sam2.video.prompt_items.to_point_prompts` takes (None: no clicks)."""
+    :func:`~napari_sam2.video.prompts.to_point_prompts` takes (None: no clicks)."""
     if isinstance(prompts, (str, os.PathLike)):
         return read_point_prompts(prompts)
     return to_point_prompts(prompts)
@@ -417,7 +417,7 @@ def as_point_prompts(prompts: Any) -> list[PointPrompt]:
 
 def as_box_prompts(boxes: Any) -> list[BoxPrompt]:
     """Boxes from a box CSV path (:func:`read_box_prompts`) or any in-memory form that
-    :func:`~napari_sam2.video.prompt_items.to_box_prompts` takes (None: no boxes)."""
+    :func:`~napari_sam2.video.prompts.to_box_prompts` takes (None: no boxes)."""
     if isinstance(boxes, (str, os.PathLike)):
         return read_box_prompts(boxes)
     return to_box_prompts(boxes)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..io.prompt_csv import as_box_prompts, as_point_prompts
 from .found_cells import new_cell_labels
-from .prompt_items import BoxPrompt, PointPrompt
+from .prompts import BoxPrompt, PointPrompt
 from .segment_options import Progress
 
 __all__ = [

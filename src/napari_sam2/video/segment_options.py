@@ -128,7 +128,7 @@ class SeedOptions:
 
     Attributes:
         boxes: boxes ``(frame, y0, x0, y1, x1, obj_id)`` as dicts with those keys, tuples, an
-            (N, 6) array, :class:`~napari_sam2.video.prompt_items.BoxPrompt` items or a box CSV
+            (N, 6) array, :class:`~napari_sam2.video.prompts.BoxPrompt` items or a box CSV
             path.
         seed_labels: a label image seeding ``seed_frame``: every label becomes an object (its
             value is the id) with its mask as the prompt. A (H, W) image, a (T, H, W) volume

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .prompt_items import BoxPrompt, PointPrompt
+from .prompts import BoxPrompt, PointPrompt
 
 __all__ = ["Tile", "plan_tiles", "segment_tiled", "tile_frames", "tile_seed"]
 

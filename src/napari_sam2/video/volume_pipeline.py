@@ -13,7 +13,7 @@ import numpy as np
 
 from ..io.prompt_csv import as_box_prompts, as_point_prompts
 from .frames import frame_source_for
-from .prompt_items import BoxPrompt, PointPrompt
+from .prompts import BoxPrompt, PointPrompt
 from .session import VideoSession
 from .volume_time import VolumeTimeSession
 from .volumes import propagate_along_z, z_settings
