@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam2 import FrameFeatures, SAM2Model
-from ._cell_size import blob_diameter
+from ._click_size import click_diameter
 from ._label_volume import LabelVolumeMixin
 from ._model_scale import MIN_OBJECT_PX, ModelScaleMixin
 from ._parallel import Failed, WorkerPool, auto_workers, captured
@@ -571,16 +571,16 @@ class VideoSession(ModelPlumbingMixin, LabelVolumeMixin, ModelScaleMixin):
         return zoom.place(centre, obj.side)
 
     def _click_diameter(self, frame: int, p: FramePrompts) -> float | None:
-        """Diameter (frame px) of the blob under an object's positive clicks (None: none);
-        diameters from 4 px up to where the object is comfortable on the whole frame."""
+        """Diameter (frame px) of the object under its positive clicks (None: none), asked of
+        the model at several zoom levels, else the blob scale (``video/_click_size.py``)."""
         pos = p.points[np.asarray(p.labels) > 0]
         if not len(pos):
             return None
-        y0, x0, y1, x1 = self._zoom.region
-        d_max = max(8.0, self._zoom.lo * max(y1 - y0, x1 - x0))
-        # the frame as the model reads it (its channel), uncropped
-        image = self.frames._read_for_model(frame)
-        return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
+        return click_diameter(
+            self.model, functools.partial(self.frames.window_inputs, frame),
+            functools.partial(self.frames._read_for_model, frame), tuple(pos.mean(axis=0)),
+            self._zoom.region, (self._zoom.lo, self._zoom.hi), self.device,
+        )
 
     def _track_window(self, obj: _Object, t: int, before: int) -> Window | None:
         """The window an object is tracked in on frame t: its window on the frame before,
