@@ -8,8 +8,8 @@ click, no memory, the decoder's three candidate masks). A candidate mask is *cre
 
 * it does not touch its window's edge (the object is not larger than the window; the last
   rung, the whole region, is exempt), and
-* its diameter at the model's input lies within ``object_size_range / 2`` to
-  ``2 x object_size_range`` (its size is consistent with that rung's window).
+* its diameter at the model's input lies between half the low end and the high end of the
+  model's ``object_size_range`` (its size is consistent with that rung's window).
 
 Each credible candidate is scored by the model's predicted IoU x its stability (the area above
 logit +1 over the area above logit -1) x its agreement across zoom: the best mask IoU, in frame
@@ -161,7 +161,7 @@ def model_click_size(
     edge = pos[..., 0, :].any(-1) | pos[..., -1, :].any(-1) | pos[..., :, 0].any(-1)
     edge |= pos[..., :, -1].any(-1)
     edge[-1] = False  # the whole region: an object may touch the frame's border
-    credible = (area > 0) & ~edge & (d_in >= lo / 2) & (d_in <= min(1.0, 2 * hi))
+    credible = (area > 0) & ~edge & (d_in >= lo / 2) & (d_in <= hi)
     quality = ious.clamp(0, 1) * stab * credible
     prev = torch.zeros(k_n, m_n)  # agreement with the next smaller rung
     nxt = torch.zeros(k_n, m_n)  # with the next larger rung
