@@ -39,7 +39,7 @@ __all__ = ["CONFIDENT", "ClickSize", "click_diameter", "model_click_size", "zoom
 #: ratio between the sides of consecutive rungs of the ladder
 LADDER_STEP = math.sqrt(2.0)
 #: predicted IoU x stability x agreement across zoom below which the blob estimate is used
-CONFIDENT = 0.32
+CONFIDENT = 0.3
 #: stability: area above +STABILITY_OFFSET over area above -STABILITY_OFFSET (logits)
 STABILITY_OFFSET = 1.0
 #: most rungs encoded in one batch
