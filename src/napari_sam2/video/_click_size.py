@@ -42,6 +42,11 @@ LADDER_STEP = math.sqrt(2.0)
 CONFIDENT = 0.3
 #: stability: area above +STABILITY_OFFSET over area above -STABILITY_OFFSET (logits)
 STABILITY_OFFSET = 1.0
+#: smallest credible object diameter in frame pixels (users' cells are 8-80 px wide; below
+#: this the model draws its training-size blob into a window of a few pixels)
+MIN_DIAMETER = 6.0
+#: a mask "touches" its window's edge when it covers more than this share of the border
+EDGE_SHARE = 0.03
 #: most rungs encoded in one batch
 BATCH = 16
 #: agreement across zoom of a blob that grows with its window (rungs LADDER_STEP apart: the
@@ -158,10 +163,13 @@ def model_click_size(
         (logits > -STABILITY_OFFSET).flatten(2).sum(-1).clamp(min=1)
     )
     d_in = 2 * torch.sqrt(area / math.pi) / w  # fraction of the input side
-    edge = pos[..., 0, :].any(-1) | pos[..., -1, :].any(-1) | pos[..., :, 0].any(-1)
-    edge |= pos[..., :, -1].any(-1)
+    border = pos[..., 0, :].sum(-1) + pos[..., -1, :].sum(-1) + pos[..., 1:-1, 0].sum(-1)
+    border = border + pos[..., 1:-1, -1].sum(-1)
+    edge = border > EDGE_SHARE * 4 * (w - 1)  # more than a thin leak reaches the edge
     edge[-1] = False  # the whole region: an object may touch the frame's border
+    sides = torch.tensor([float(min(r[2] - r[0], r[3] - r[1])) for r in rungs])
     credible = (area > 0) & ~edge & (d_in >= lo / 2) & (d_in <= hi)
+    credible &= d_in * sides[:, None] >= MIN_DIAMETER
     quality = ious.clamp(0, 1) * stab * credible
     prev = torch.zeros(k_n, m_n)  # agreement with the next smaller rung
     nxt = torch.zeros(k_n, m_n)  # with the next larger rung
