@@ -18,24 +18,27 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
   as 5). Reported: mean clicks per object and the share of objects that reached 0.9.
 * **Speed**: seconds per frame (tracking only) for HeLa with 12 objects, and for 100 nuclei
   ~20 px wide on a 1024-px frame.
+* **Looks** (``--looks``): J per synthetic look family (``train.looks``, ``--split`` seeds),
+  zoom off vs auto; ``--demo``: the ``napari-sam2 demo`` movie, off vs auto; ``--click-time``:
+  seconds from a click to its mask (size estimate included) at 256 and 1024 px.
 
-Measured (micro, 2-thread Intel Xeon with AVX-512/AMX shared with other jobs, so the times are
-upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide error):
+Measured (micro, 1 thread of a 2-core Intel Xeon with AVX-512/AMX shared with other jobs, so
+the times are upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide
+error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 
 | bin | frame | J | J / trained size | baseline J |
 |---|---|---|---|---|
-| trained size (d 28-60) | 256 | 0.686 | 1.00 | 0.793 |
-| d 8 px | 512 | 0.409 | 0.60 | 0.678 |
-| d 16 px | 256 / 512 / 1024 | 0.645 / 0.639 / 0.643 | 0.94 / 0.93 / 0.94 | 0.53 / 0.85 / 0.77 |
-| d 32 px | 1024 / 2048 | 0.567 / 0.510 | 0.83 / 0.74 | 0.82 / 0.78 |
-| d 64 px | 2048 | 0.566 | 0.82 | 0.633 |
-| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.688 | - | 0.565 |
-
-NoC@90 (3 cells x 4 frames): trained size 2.33 clicks (2 of 3 reach 0.9), d 16 px on 512 px
-5.0 (none reaches 0.9).
+| trained size (d 28-60) | 256 | 0.683 | 1.00 | 0.793 |
+| d 8 px | 512 | 0.383 | 0.56 | 0.678 |
+| d 16 px | 256 / 512 / 1024 | 0.671 / 0.622 / 0.618 | 0.98 / 0.91 / 0.90 | 0.53 / 0.85 / 0.77 |
+| d 32 px | 1024 / 2048 | 0.586 / 0.455 | 0.86 / 0.67 | 0.82 / 0.78 |
+| d 64 px | 2048 | 0.575 | 0.84 | 0.633 |
+| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.683 | - | 0.565 |
 
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
+            [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
+            [--split validation|test] [--demo] [--click-time]
 """
 
 from __future__ import annotations
@@ -182,7 +185,6 @@ def many_objects(model, args) -> dict:
 def looks(model, args) -> list[dict]:
     """J per look family (``train.looks``), zoom off vs the default, ``--split`` seeds."""
     global ZOOM
-    sys.path.insert(0, str(Path(__file__).parent))
     from eval_looks import object_j
 
     from napari_sam2.demo import ancestor_labels, interior_points
