@@ -186,8 +186,8 @@ def looks(model, args) -> list[dict]:
     """J per look family (``train.looks``), zoom off vs the default, ``--split`` seeds."""
     global ZOOM
     from eval_looks import object_j
-    from napari_sam2.demo import ancestor_labels, interior_points
 
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
     from napari_sam2.train.looks import eval_seed, make_look
 
     rows = []
@@ -217,8 +217,7 @@ def looks(model, args) -> list[dict]:
 def demo_movie(model, args) -> dict:
     """The ``napari-sam2 demo`` movie (seed 0, 20 frames of 256 px), zoom off vs default."""
     global ZOOM
-    from napari_sam2.demo import interior_points
-
+    from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
 
     mv = make_movie(seed=0, kind="nuclei", n_frames=20, shape=(256, 256), n_cells=16,
@@ -239,9 +238,8 @@ def demo_movie(model, args) -> dict:
 
 def click_time(model) -> list[dict]:
     """Seconds from a click to its mask (size estimate included) on 256- and 1024-px frames."""
-    from napari_sam2.demo import interior_points
-
     from napari_sam2 import VideoSession
+    from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
 
     rows = []

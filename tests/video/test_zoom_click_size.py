@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari_sam2.demo import interior_points
 
 from napari_sam2 import VideoSession, load_model
+from napari_sam2.cli.demo import interior_points
 from napari_sam2.video._cell_size import blob_diameter
 from napari_sam2.video._click_size import click_diameter, model_click_size, zoom_ladder
 
