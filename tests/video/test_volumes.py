@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,45 @@ def test_zstack_generator_is_exact_and_touching():
     assert movie.labels.shape == (6, 16, 64, 64) and len(movie.lineage) == 2
     daughters = list(movie.lineage)
     assert not (movie.labels[0] == daughters[0]).any() and (movie.labels[-1] == daughters[0]).any()
+
+
+def _resident_kib(path) -> int:
+    """Resident KiB of this process's memory maps of ``path`` (Linux ``/proc/self/smaps``)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_volume_time_memory_does_not_grow_with_timepoints(tmp_path, model):
+    """What grew with T: a worker pool (threads) per timepoint's z-session, and the resident
+    pages of a memory-mapped movie and label volume. Both are bounded now."""
+    import threading
+
+    from napari_sam2.video._disk_volume import PageBudget
+
+    t, z = 10, 5
+    movie = np.lib.format.open_memmap(tmp_path / "m.npy", "w+", np.uint16, (t, z, 32, 40))
+    movie[:] = np.stack([_stack(z) for _ in range(t)])
+    movie.flush()
+    out = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.uint16, movie.shape)
+    session = VolumeTimeSession(model, movie, axes="TZYX", out=out)
+    session._movie_pages = PageBudget(every=1)  # hand pages back after every read / write
+    session._label_pages = PageBudget(every=1)
+    session.add_points(0, 2, 1, [(16, 20)], [1])
+    threads, pools = [], set()
+    for _ in session.propagate("forward"):
+        threads.append(threading.active_count())
+        pools.add(id(session._zs[1]._pool))
+    assert pools == {id(session._z_pool)}  # every timepoint's z-session uses the one pool
+    assert max(threads[2:]) <= threads[1]  # no threads started per timepoint
+    for path, arr in (("m.npy", movie), ("l.npy", out)):
+        assert _resident_kib(tmp_path / path) < arr.nbytes / 2048  # < half of it resident
+    assert (out[t - 1] == 1).any()  # the labels were written to the file
+    session.close()
