@@ -127,6 +127,11 @@ class VolumeTimeSession:
         precision: ``"fp32"`` or ``"bf16"``.
         guard: end objects along z where they end (:func:`end_along_z`).
         out: optional (T, Z, Y, X) integer array the labels are written into.
+        zoom: ``"auto"`` (default): objects too small for the model at the whole-slice input
+            run in windows that follow them, on every slice through z and through time
+            (:mod:`napari_sam2.video.windows`); ``"off"``: every object sees whole slices.
+        cell_diameter: typical cell diameter in y-x pixels for sizing the windows (None:
+            estimated from the image around the first click).
     """
 
     def __init__(
@@ -141,6 +146,8 @@ class VolumeTimeSession:
         precision: str = "fp32",
         guard: bool = True,
         out: np.ndarray | None = None,
+        zoom: str = "auto",
+        cell_diameter: float | None = None,
     ) -> None:
         self.model = model.eval()
         self._movie, self._axes, self._tif = _open_4d(movie, axes)
@@ -152,6 +159,8 @@ class VolumeTimeSession:
         self.settings = settings or MemorySettings()
         self.precision = precision
         self.guard = guard
+        self.zoom = zoom
+        self.cell_diameter = cell_diameter
         nz = self.num_slices
         self._movie_pages = PageBudget()  # resident pages of a memory-mapped movie, read
         self._label_pages = PageBudget()  # ... and of memory-mapped labels, written
@@ -220,7 +229,12 @@ class VolumeTimeSession:
             self.contrast_limits,
         )
         zs = VideoSession(
-            self.model, src, settings=z_settings(self.settings, nz), precision=self.precision
+            self.model,
+            src,
+            settings=z_settings(self.settings, nz),
+            precision=self.precision,
+            zoom=self.zoom,
+            cell_diameter=self.cell_diameter,
         )
         zs._pool = self._z_pool  # shared: a z-session lives for one timepoint only
         zs.set_label_volume(self._labels[t])
@@ -245,6 +259,8 @@ class VolumeTimeSession:
                 settings=self.settings,
                 precision=self.precision,
                 keep_labels=False,
+                zoom=self.zoom,
+                cell_diameter=self.cell_diameter,
             )
             tr = _Track(obj_id, time)
             self._tracks[obj_id] = tr
@@ -258,6 +274,7 @@ class VolumeTimeSession:
         tr.read_slice[t] = z
         tr.time.frames.drop_cache()
         tr.time._features.pop(t, None)  # the session's encoding of the old plane
+        tr.time._windows._cache.pop(t, None)  # ... and of its windows (automatic zoom)
 
     # ------------------------------------------------------------------ prompts
     def add_points(
