@@ -297,6 +297,10 @@ class WindowEncodings:
     def clear(self) -> None:
         self._cache.clear()
 
+    def drop(self, t: int) -> None:
+        """Forget frame t's window encodings (its pixels changed)."""
+        self._cache.pop(t, None)
+
     def get(self, t: int, windows: Sequence[Window]) -> dict[Window, FrameFeatures]:
         """Encodings (batch 1 each) of the distinct ``windows`` on frame t."""
         have = self._cache.setdefault(t, {})
