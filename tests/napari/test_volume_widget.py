@@ -48,6 +48,11 @@ def test_4d_layer_axes_clicks_and_both(fresh_viewer, tiny_model, qtbot):
     qtbot.waitUntil(lambda: not c.busy, timeout=60_000)
     assert (labels[1] == 1).any(axis=(1, 2)).sum() >= 1
 
+    c.run("through time")  # followed on its slice through time
+    qtbot.waitUntil(lambda: not c.busy, timeout=60_000)
+    assert all((labels[t] == 1).any() for t in range(3))
+    assert c.labels_layer.data.shape == layer.data.shape
+
     c.run("both")
     qtbot.waitUntil(lambda: not c.busy, timeout=60_000)
     assert all((labels[t] == 1).any() for t in range(3))  # followed through time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,103 @@ def test_zstack_generator_is_exact_and_touching():
     assert movie.labels.shape == (6, 16, 64, 64) and len(movie.lineage) == 2
     daughters = list(movie.lineage)
     assert not (movie.labels[0] == daughters[0]).any() and (movie.labels[-1] == daughters[0]).any()
+
+
+def _resident_kib(path) -> int:
+    """Resident KiB of this process's memory maps of ``path`` (Linux ``/proc/self/smaps``)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_volume_time_memory_does_not_grow_with_timepoints(tmp_path, model):
+    """What grew with T: a worker pool (threads) per timepoint's z-session, and the resident
+    pages of a memory-mapped movie and label volume. Both are bounded now."""
+    import threading
+
+    from napari_sam2.video._disk_volume import PageBudget
+
+    t, z = 10, 5
+    movie = np.lib.format.open_memmap(tmp_path / "m.npy", "w+", np.uint16, (t, z, 32, 40))
+    movie[:] = np.stack([_stack(z) for _ in range(t)])
+    movie.flush()
+    out = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.uint16, movie.shape)
+    session = VolumeTimeSession(model, movie, axes="TZYX", out=out)
+    session._movie_pages = PageBudget(every=1)  # hand pages back after every read / write
+    session._label_pages = PageBudget(every=1)
+    session.add_points(0, 2, 1, [(16, 20)], [1])
+    threads, pools = [], set()
+    for _ in session.propagate("forward"):
+        threads.append(threading.active_count())
+        pools.add(id(session._zs[1].runner.pool))
+    assert pools == {id(session._z_pool)}  # every timepoint's z-session uses the one pool
+    assert max(threads[2:]) <= threads[1]  # no threads started per timepoint
+    for path, arr in (("m.npy", movie), ("l.npy", out)):
+        assert _resident_kib(tmp_path / path) < arr.nbytes / 2048  # < half of it resident
+    assert (out[t - 1] == 1).any()  # the labels were written to the file
+    session.close()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
+
+
+def test_automatic_zoom_runs_small_cells_of_a_zstack_in_windows():
+    """A 16-20 px nucleus in a 256-px wide stack is too small for the bundled model at the
+    whole slice: with the default zoom it runs in a window on every slice it is found on."""
+    from napari_sam2 import load_model
+
+    micro = load_model("micro", device="cpu")
+    stack, nuclei = make_zstack((14, 256, 256), count=1, radius=(8.0, 10.0), seed=4)
+    n = nuclei[0]
+    zc, yc, xc = (int(round(v)) for v in n.centre)
+    truth = stack.labels == n.obj_id
+    found = {}
+    for zoom in ("off", "auto"):
+        session = VideoSession(micro, stack.image, axes="ZYX", zoom=zoom, workers=1)
+        session.add_points(zc, n.obj_id, [(yc, xc)], [1])
+        list(propagate_along_z(session, {n.obj_id: zc}))
+        found[zoom] = (session, session.labels() == n.obj_id)
+    session, mask = found["auto"]
+    slices = np.flatnonzero(mask.any(axis=(1, 2)))
+    assert zc in slices and len(slices) > 1
+    for z in slices:
+        window = session.window(n.obj_id, int(z))
+        assert window is not None and window[2] - window[0] < 256
+    assert found["off"][0].window(n.obj_id, zc) is None
+    assert _iou(mask, truth) > _iou(found["off"][1], truth)
+
+
+def test_volume_time_session_passes_the_zoom_to_slices_and_time():
+    """A small nucleus in a 256-px wide 3-D + time movie: the z-sessions and the session that
+    follows it through time run it in windows (zoom="auto"); with zoom="off" they do not."""
+    from napari_sam2 import load_model
+
+    micro = load_model("micro", device="cpu")
+    mv = make_zstack_movie((12, 256, 256), frames=2, count=1, radius=(7.0, 8.0), divisions=0)
+    m = mv.labels[0] == 1
+    z = central_slice(m)
+    ys, xs = np.nonzero(m[z])
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    for zoom in ("auto", "off"):
+        session = VolumeTimeSession(micro, mv.image, axes="TZYX", zoom=zoom)
+        session.add_points(0, z, 1, [(ys[k], xs[k])], [1])
+        filled = np.flatnonzero((session.labels()[0] == 1).any(axis=(1, 2)))
+        in_z = [session._zs[1].window(1, int(s)) for s in filled]
+        assert len(filled) > 1
+        list(session.propagate("forward"))
+        in_time = [session._tracks[1].time.window(1, t) for t in range(2)]
+        if zoom == "auto":
+            assert all(w is not None and w[2] - w[0] < 256 for w in in_z + in_time)
+        else:
+            assert in_z + in_time == [None] * (len(filled) + 2)
+        assert (session.labels()[1] == 1).any()
+        session.close()

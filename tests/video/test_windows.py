@@ -172,22 +172,22 @@ def nucleus_movie(path, shape=(160, 512), seed=2):
 
 
 def test_small_cell_crossing_the_frame_is_followed(micro):
-    """A ~19-px nucleus crossing a 144-px wide frame at 2 px per frame: its window follows
+    """A ~19-px nucleus crossing a 200-px wide frame at 3 px per frame: its window follows
     it, so it is never cut (a fixed region would lose it; the whole frame is too coarse)."""
-    shape = (80, 144)
-    n = 44
-    path = [(40 + 6 * np.sin(t / 8), 28 + 2 * t) for t in range(n)]
+    shape = (100, 200)
+    n = 46
+    path = [(50 + 6 * np.sin(t / 8), 28 + 3 * t) for t in range(n)]
     movie, truth = nucleus_movie(path, shape)
     s = VideoSession(micro, movie, workers=1)  # zoom="auto" by default
     m0 = s.add_points(0, 1, [path[0]], [1])
     assert iou(m0, truth[0]) > 0.6
     first = s.window(1, 0)
     side = first[2] - first[0]
-    assert side < 80
+    assert side < 200
     ious = [iou(r.mask(0), truth[r.frame]) for r in s.propagate()]
     assert min(ious) > 0.4 and np.mean(ious) > 0.65, np.round(ious, 2)
     last = s.window(1, n - 1)
-    assert last[1] >= 144 - side - 8  # the window went all the way across
+    assert last[1] >= 200 - side - 8  # the window went all the way across
     assert s.stats["image_encodings"] == 0  # no whole-frame encoding was needed
 
 

@@ -130,10 +130,12 @@ class SAM2Config:
             (Meta's behaviour) for official models.
         object_size_range: (lo, hi) object diameters the model segments well, as fractions of
             ``image_size``; smaller objects run in zoomed windows (``video/windows.py``) sized
-            so that the object spans the range's geometric middle. Micro (trained on radius
-            14-34 px at its 256-px input): 0.18-0.32, around the measured best one-click IoU
-            (objects spanning 0.22-0.27 of the input, synthetic nuclei on 512- and 1024-px
-            frames). Official models: 64-384 px at their 1024-px input (not measured).
+            so that the object spans the range's geometric middle. Micro: 0.11-0.5. The low
+            end is the smallest diameter it was trained on (radius 14 px at its 256-px
+            input), so nuclei 28-48 px wide on a 256-px frame run on the whole frame, as
+            without zoom; the middle, 0.235, is where its one-click IoU was best (objects
+            spanning 0.22-0.27 of the input, synthetic nuclei on 512- and 1024-px frames).
+            Official models: 64-384 px at their 1024-px input (not measured).
     """
 
     name: str = "sam2.1_hiera_tiny"
@@ -282,7 +284,7 @@ CONFIGS: dict[str, SAM2Config] = {
         d_model=64,
         prompt_map_sigma=6.0,
         track_mask_prior=True,
-        object_size_range=(0.18, 0.32),
+        object_size_range=(0.11, 0.5),
     ),
 }
 

@@ -168,8 +168,10 @@ class ModelRunner:
         return self.cache_features(frame, self.encode(frame))
 
     def drop_features(self, frame: int) -> None:
-        """Forget a frame's cached whole-frame encoding (its pixels changed)."""
+        """Forget a frame's cached encodings, whole frame and zoom windows (its pixels
+        changed)."""
         self._features.pop(frame, None)
+        self.windows.drop(frame)
 
     def is_cached(self, frame: int) -> bool:
         """Whether a frame's whole-frame encoding is in the cache."""

@@ -3,17 +3,19 @@ the zoom window each object runs in (automatic zoom, :mod:`napari_sam2.video.win
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._cell_size import blob_diameter
+from ._click_size import click_diameter
 from ._objects import TrackedObject
 from .prompts import FramePrompts
 from .windows import Window, ZoomPlanner, prompt_extent
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._model_runner import ModelRunner
     from .frames import FrameSource
 
 __all__ = ["MIN_OBJECT_PX", "ModelScale", "model_region"]
@@ -38,10 +40,15 @@ class ModelScale:
         frames: the session's frame source (its ROI is the region the model sees).
         image_size: the model's square input size in pixels.
         zoom: the automatic-zoom planner (mode, cell-diameter hint, window placement).
+        runner: the session's model runner (the model and device a click's size is asked of).
     """
 
-    def __init__(self, frames: FrameSource, image_size: int, zoom: ZoomPlanner) -> None:
+    def __init__(
+        self, frames: FrameSource, image_size: int, zoom: ZoomPlanner, runner: ModelRunner
+    ) -> None:
         self.frames = frames
+        #: the model and device the click size is asked of
+        self.runner = runner
         self.image_size = int(image_size)
         self.zoom = zoom
 
@@ -131,16 +138,20 @@ class ModelScale:
         return zoom.place(centre, obj.side)
 
     def click_diameter(self, frame: int, p: FramePrompts) -> float | None:
-        """Diameter (frame px) of the blob under an object's positive clicks (None: none);
-        diameters from 4 px up to where the object is comfortable on the whole frame."""
+        """Diameter (frame px) of the object under its positive clicks (None: none), asked of
+        the model at several zoom levels, else the blob scale (``video/_click_size.py``)."""
         pos = p.points[np.asarray(p.labels) > 0]
         if not len(pos):
             return None
-        y0, x0, y1, x1 = self.zoom.region
-        d_max = max(8.0, self.zoom.lo * max(y1 - y0, x1 - x0))
-        # the frame as the model reads it (its channel), uncropped
-        image = self.frames.model_frame(frame)
-        return blob_diameter(image, tuple(pos.mean(axis=0)), 4.0, d_max)
+        return click_diameter(
+            self.runner.model,
+            functools.partial(self.frames.window_inputs, frame),
+            functools.partial(self.frames.model_frame, frame),
+            tuple(pos.mean(axis=0)),
+            self.zoom.region,
+            (self.zoom.lo, self.zoom.hi),
+            self.runner.device,
+        )
 
     def track_window(self, obj: TrackedObject, t: int, before: int) -> Window | None:
         """The window an object is tracked in on frame t: its window on the frame before,

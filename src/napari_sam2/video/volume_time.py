@@ -6,7 +6,9 @@
 propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate_along_z`, in a
 z-session per timepoint that is dropped after it). The central slice of the next timepoint is
 the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
-timepoints, except for the (T, Z, Y, X) labels.
+timepoints: the z-sessions share one worker pool (no threads are started per timepoint), and
+the pages of a memory-mapped movie or label volume are handed back as they are read and written
+(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 from ..io.label_checks import check_labels
 from ..model.sam2 import SAM2Model
 from ._axes import _parse_axes, _shape_str
+from ._disk_volume import PageBudget
+from ._parallel import WorkerPool, auto_workers
 from ._tiff_pages import _open_tiff
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
@@ -36,13 +40,22 @@ class _Planes:
     """Array-like view of (t, z) planes of a (T, Z, [C], Y, X) movie as a stack of frames.
 
     ``plane(i)`` gives the (t, z) of frame i; only integer frame indices are read (what
-    :class:`FrameSource` does). Shape: (N, [C,] Y, X) with axes ``"T[C]YX"``.
+    :class:`FrameSource` does). Shape: (N, [C,] Y, X) with axes ``"T[C]YX"``. ``budget``
+    counts the bytes read, so that the resident pages of a memory-mapped movie are handed back.
     """
 
-    def __init__(self, movie: Any, axes: str, count: int, plane: Callable[[int], tuple]) -> None:
+    def __init__(
+        self,
+        movie: Any,
+        axes: str,
+        count: int,
+        plane: Callable[[int], tuple],
+        budget: PageBudget | None = None,
+    ) -> None:
         self._movie = movie
         self._axes = axes
         self._plane = plane
+        self._budget = budget
         rest = [a for a in axes if a in "CYX"]
         self.axes = "T" + "".join(rest)
         self.shape = (count, *(movie.shape[axes.index(a)] for a in rest))
@@ -63,7 +76,10 @@ class _Planes:
                 idx.append(0)
             else:
                 idx.append(sub.get(a, slice(None)))
-        return np.asarray(self._movie[tuple(idx)])
+        out = np.asarray(self._movie[tuple(idx)])
+        if self._budget is not None:
+            self._budget.note(self._movie, out.nbytes)
+        return out
 
 
 def _open_4d(movie: Any, axes: str) -> tuple[Any, str, Any]:
@@ -112,6 +128,11 @@ class VolumeTimeSession:
         precision: ``"fp32"`` or ``"bf16"``.
         guard: end objects along z where they end (:func:`end_along_z`).
         out: optional (T, Z, Y, X) integer array the labels are written into.
+        zoom: ``"auto"`` (default): objects too small for the model at the whole-slice input
+            run in windows that follow them, on every slice through z and through time
+            (:mod:`napari_sam2.video.windows`); ``"off"``: every object sees whole slices.
+        cell_diameter: typical cell diameter in y-x pixels for sizing the windows (None:
+            estimated from the image around the first click).
     """
 
     def __init__(
@@ -126,6 +147,8 @@ class VolumeTimeSession:
         precision: str = "fp32",
         guard: bool = True,
         out: np.ndarray | None = None,
+        zoom: str = "auto",
+        cell_diameter: float | None = None,
     ) -> None:
         self.model = model.eval()
         self._movie, self._axes, self._tif = _open_4d(movie, axes)
@@ -137,7 +160,13 @@ class VolumeTimeSession:
         self.settings = settings or MemorySettings()
         self.precision = precision
         self.guard = guard
+        self.zoom = zoom
+        self.cell_diameter = cell_diameter
         nz = self.num_slices
+        self._movie_pages = PageBudget()  # resident pages of a memory-mapped movie, read
+        self._label_pages = PageBudget()  # ... and of memory-mapped labels, written
+        # one pool for every timepoint's z-session: threads are not started per timepoint
+        self._z_pool = WorkerPool(auto_workers(model.device, model.config.image_size))
         every = _Planes(self._movie, self._axes, self.num_frames * nz, lambda i: divmod(i, nz))
         probe = self._source(every, contrast_limits)
         self.contrast_limits = probe.contrast_limits  # one window for every plane
@@ -194,11 +223,18 @@ class VolumeTimeSession:
             self._zs[1].frames.close()
         nz = self.num_slices
         src = self._source(
-            _Planes(self._movie, self._axes, nz, lambda z: (t, z)), self.contrast_limits
+            _Planes(self._movie, self._axes, nz, lambda z: (t, z), self._movie_pages),
+            self.contrast_limits,
         )
         zs = VideoSession(
-            self.model, src, settings=z_settings(self.settings, nz), precision=self.precision
+            self.model,
+            src,
+            settings=z_settings(self.settings, nz),
+            precision=self.precision,
+            zoom=self.zoom,
+            cell_diameter=self.cell_diameter,
         )
+        zs.runner.pool = self._z_pool  # shared: a z-session lives for one timepoint only
         zs.set_label_volume(self._labels[t])
         self._zs = (t, zs)
         return zs
@@ -211,7 +247,7 @@ class VolumeTimeSession:
                 return t, tr.read_slice[t]
 
             src = self._source(
-                _Planes(self._movie, self._axes, self.num_frames, plane),
+                _Planes(self._movie, self._axes, self.num_frames, plane, self._movie_pages),
                 self.contrast_limits,
                 prefetch=False,  # frame t+1's slice is only known once t is done
             )
@@ -221,6 +257,8 @@ class VolumeTimeSession:
                 settings=self.settings,
                 precision=self.precision,
                 keep_labels=False,
+                zoom=self.zoom,
+                cell_diameter=self.cell_diameter,
             )
             tr = _Track(obj_id, time)
             self._tracks[obj_id] = tr
@@ -233,7 +271,7 @@ class VolumeTimeSession:
             return
         tr.read_slice[t] = z
         tr.time.frames.drop_cache()
-        tr.time.runner.drop_features(t)  # the session's encoding of the old plane
+        tr.time.runner.drop_features(t)  # the encodings of the old plane (frame and windows)
 
     # ------------------------------------------------------------------ prompts
     def add_points(
@@ -378,3 +416,4 @@ class VolumeTimeSession:
                 zc = central_slice(self._labels[t] == obj_id)
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc
+        self._label_pages.note(self._labels, self._labels[t].nbytes)

@@ -7,7 +7,7 @@ comfortable range (``SAM2Config.object_size_range``) runs in its own square wind
 frame instead, sized so that the object spans the middle of that range at the model's input:
 
 * the window's side is fixed per object when it is first prompted (from its box or mask, from
-  a ``cell_diameter`` hint, or estimated around a click by :mod:`._cell_size`), so its memories
+  a ``cell_diameter`` hint, or estimated around a click by :mod:`._click_size`), so its memories
   all have one scale;
 * the window follows its object: on each tracked frame it is placed around the previous frame's
   mask (``recentre="every"``, the default) or moved only when the mask comes near the window's
@@ -296,6 +296,10 @@ class WindowEncodings:
 
     def clear(self) -> None:
         self._cache.clear()
+
+    def drop(self, t: int) -> None:
+        """Forget frame t's window encodings (its pixels changed)."""
+        self._cache.pop(t, None)
 
     def get(self, t: int, windows: Sequence[Window]) -> dict[Window, FrameFeatures]:
         """Encodings (batch 1 each) of the distinct ``windows`` on frame t."""

@@ -1,0 +1,103 @@
+"""Click size for automatic zoom (``video/_click_size.py``): the model asked at several zoom
+levels, on nuclei and on cytoplasm-stained cells of known size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2 import VideoSession, load_model
+from napari_sam2.cli.demo import interior_points
+from napari_sam2.video._cell_size import blob_diameter
+from napari_sam2.video._click_size import click_diameter, model_click_size, zoom_ladder
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return load_model("micro", device="cpu")
+
+
+def extent(labels: np.ndarray, obj: int) -> int:
+    """Longer side (px) of an object's bounding box."""
+    ys, xs = np.nonzero(labels == obj)
+    return int(max(np.ptp(ys), np.ptp(xs)) + 1)
+
+
+def estimates(model, movie: np.ndarray, labels: np.ndarray, n: int):
+    """(true extent, click_diameter, blob estimate) for the first n objects of frame 0."""
+    session = VideoSession(model, movie, axes="TYX", zoom="off", workers=1)
+    h, w = labels.shape
+    lo, hi = model.config.object_size_range
+    out = []
+    for obj, pt in list(interior_points(labels, min_area=30).items())[:n]:
+        d = click_diameter(
+            model, lambda b: session.frames.window_inputs(0, b),
+            lambda: session.frames.model_frame(0), pt, (0, 0, h, w), (lo, hi),
+        )
+        blob = blob_diameter(session.frames.model_frame(0), pt, 4.0, lo * max(h, w))
+        out.append((extent(labels, obj), d, blob))
+    return out
+
+
+def test_zoom_ladder_steps_up_to_the_region():
+    rungs = zoom_ladder((0, 0, 300, 500), (10.0, 480.0))
+    assert rungs[-1] == (0, 0, 300, 500)
+    sides = [r[2] - r[0] for r in rungs[:-1]]
+    assert sides[0] == 16 and max(sides) < 300
+    assert all(1.3 < b / a < 1.5 for a, b in zip(sides, sides[1:]))
+    for y0, x0, y1, x1 in rungs[:-1]:
+        assert 0 <= y0 and 0 <= x0 and y1 <= 300 and x1 <= 500 and y1 - y0 == x1 - x0
+
+
+def test_click_size_of_small_nuclei_on_a_large_frame(micro):
+    """Nuclei ~16 px wide on a 512-px frame: the estimate is within a factor of 1.6."""
+    from napari_sam2.train.synthetic import make_movie
+
+    mv = make_movie(kind="nuclei", shape=(512, 512), radius=(7.2, 8.8), n_cells=4, n_frames=1,
+                    seed=25_528, division_rate=0.0, enter_leave=0.0)
+    rows = estimates(micro, mv.movie, mv.labels[0], 3)
+    assert len(rows) == 3
+    for true, d, _ in rows:
+        assert true / 1.6 < d < 1.6 * true, rows
+    # the model's own answer on the same clicks is a size, not a blob of its training size
+    session = VideoSession(micro, mv.movie, axes="TYX", zoom="off", workers=1)
+    pt = next(iter(interior_points(mv.labels[0]).values()))
+    est = model_click_size(micro, lambda b: session.frames.window_inputs(0, b), pt,
+                           (0, 0, 512, 512), micro.config.object_size_range)
+    assert est is not None and 0 < est.score <= 1
+    assert est.window[2] - est.window[0] < 512  # decided in a zoom window, not the frame
+
+
+def test_click_size_of_cytoplasm_stained_cells(micro):
+    """Cells ~30-40 px with a dark nucleus (the ``cytoplasm`` look): the blob scale finds the
+    nucleus (a third of the cell); the model finds the cell on most clicks."""
+    from napari_sam2.train.looks import eval_seed, make_look
+
+    mv = make_look("cytoplasm", eval_seed("cytoplasm", 0, "validation"), (256, 256), 1)
+    rows = estimates(micro, mv.movie, mv.labels[0], 4)
+    good = [true / 1.6 < d < 1.6 * true for true, d, _ in rows]
+    assert sum(good) >= 3, rows
+    assert np.median([d / t for t, d, _ in rows]) > 1.5 * np.median([b / t for t, _, b in rows])
+
+
+def test_objects_comfortable_on_the_whole_frame_run_as_zoom_off(micro):
+    """Nuclei 40-48 px wide on a 256-px frame (inside micro's object_size_range): no object
+    gets a window, and the results equal zoom="off" bit for bit."""
+    from napari_sam2.train.synthetic import make_movie
+
+    mv = make_movie(kind="nuclei", shape=(256, 256), radius=(20.0, 24.0), n_cells=4, n_frames=3,
+                    seed=25_256, division_rate=0.0, enter_leave=0.0)
+    points = interior_points(mv.labels[0])
+    lo = micro.config.object_size_range[0]
+    assert all(extent(mv.labels[0], o) > lo * 256 * 1.3 for o in points)
+    out = {}
+    for zoom in ("off", "auto"):
+        s = VideoSession(micro, mv.movie, axes="TYX", zoom=zoom, workers=1)
+        for obj, pt in points.items():
+            s.add_points(0, obj, [pt], [1])
+        scores = [r.scores for r in s.propagate()]
+        out[zoom] = (s.labels().copy(), scores)
+        assert all(s.window(o, t) is None for o in points for t in range(3))
+    np.testing.assert_array_equal(out["off"][0], out["auto"][0])
+    for a, b in zip(out["off"][1], out["auto"][1]):
+        np.testing.assert_array_equal(a, b)
