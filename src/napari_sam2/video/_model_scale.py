@@ -15,7 +15,7 @@ from .prompts import FramePrompts
 from .windows import Window, ZoomPlanner, prompt_extent
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._model_runner import ModelRunner
+    from ..model.sam2 import SAM2Model
     from .frames import FrameSource
 
 __all__ = ["MIN_OBJECT_PX", "ModelScale", "model_region"]
@@ -40,15 +40,15 @@ class ModelScale:
         frames: the session's frame source (its ROI is the region the model sees).
         image_size: the model's square input size in pixels.
         zoom: the automatic-zoom planner (mode, cell-diameter hint, window placement).
-        runner: the session's model runner (the model and device a click's size is asked of).
+        model: the session's model (a click's size is asked of it, on its device).
     """
 
     def __init__(
-        self, frames: FrameSource, image_size: int, zoom: ZoomPlanner, runner: ModelRunner
+        self, frames: FrameSource, image_size: int, zoom: ZoomPlanner, model: SAM2Model
     ) -> None:
         self.frames = frames
-        #: the model and device the click size is asked of
-        self.runner = runner
+        #: the model a click's size is asked of (on its device)
+        self.model = model
         self.image_size = int(image_size)
         self.zoom = zoom
 
@@ -144,13 +144,13 @@ class ModelScale:
         if not len(pos):
             return None
         return click_diameter(
-            self.runner.model,
+            self.model,
             functools.partial(self.frames.window_inputs, frame),
             functools.partial(self.frames.model_frame, frame),
             tuple(pos.mean(axis=0)),
             self.zoom.region,
             (self.zoom.lo, self.zoom.hi),
-            self.runner.device,
+            self.model.device,
         )
 
     def track_window(self, obj: TrackedObject, t: int, before: int) -> Window | None:

@@ -115,7 +115,7 @@ class VideoSession:
             zoom, cfg.object_size_range, cfg.image_size, self.runner.region(), cell_diameter
         )
         #: object sizes at the model's input and the zoom windows objects run in
-        self.scale = ModelScale(self.frames, cfg.image_size, self._zoom, self.runner)
+        self.scale = ModelScale(self.frames, cfg.image_size, self._zoom, self.model)
         self._guard = ThreadGuard("VideoSession")  # one thread at a time
         #: divisions found while tracking: {daughter_id: mother_id} (see ``video.lineage``)
         self.lineage: dict[int, int] = {}
