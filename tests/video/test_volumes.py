@@ -192,8 +192,9 @@ def test_volume_time_memory_does_not_grow_with_timepoints(tmp_path, model):
     from napari_sam2.video._disk_volume import PageBudget
 
     t, z = 10, 5
-    movie = np.lib.format.open_memmap(tmp_path / "m.npy", "w+", np.uint16, (t, z, 32, 40))
-    movie[:] = np.stack([_stack(z) for _ in range(t)])
+    # files of ~1 MB, so that a few pages of the last reads (4 KiB each) are far below half
+    movie = np.lib.format.open_memmap(tmp_path / "m.npy", "w+", np.uint16, (t, z, 96, 120))
+    movie[:] = np.stack([_stack(z, 96, 120) for _ in range(t)])
     movie.flush()
     out = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.uint16, movie.shape)
     session = VolumeTimeSession(model, movie, axes="TZYX", out=out)
