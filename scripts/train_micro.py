@@ -82,6 +82,10 @@ RECIPE = TrainConfig(
 #: "generalist": every family of ``napari_sam2.train.looks`` except the held-out one
 #: (``--holdout``, default brightfield), fine-tuned from given weights (``--init``) with SAM 2's
 #: losses on 8-frame clips; the looks draw their own sizes, density and motion per clip.
+#: ``--kinds-fraction`` mixes clips of the original nuclei generator back in, so fine-tuning
+#: on new looks does not forget the nuclei the shipped model tracks; e.g.
+#: ``--init runs/generalist2/model.pt --kinds-fraction 0.3 --families nuclei cytoplasm
+#: cytoplasm phase bacteria bacteria --seed 13 --lr 5e-5``.
 VARIANTS = {
     "nuclei": {},
     "cells": {"kinds": ("nuclei", "phase"), "seed": 0},
@@ -94,6 +98,8 @@ VARIANTS = {
         "focal_alpha": 0.25,
         "balanced_bce_weight": 0.0,
         "seed": 11,
+        "kinds": ("nuclei",),
+        "kinds_fraction": 0.0,
     },
 }
 
@@ -123,6 +129,10 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", choices=FAMILIES, default=None,
                     help="look families to train on (variant generalist; default: all of "
                     f"{', '.join(FAMILIES)} except --holdout)")
+    ap.add_argument("--kinds-fraction", type=float, default=None,
+                    help="variant generalist: share of clips from the original nuclei generator "
+                    "(radius 14-34 px, as the shipped model learnt) mixed among the looks "
+                    "(default: 0)")
     ap.add_argument("--holdout", choices=(*FAMILIES, "none"), default="brightfield",
                     help="family kept out of training (variant generalist), to report as the "
                     "estimate for unseen looks (default: brightfield)")
@@ -133,7 +143,8 @@ def main() -> None:
     for arg, name in (("clip_len", "clip_len"), ("lr", "lr"), ("focal_alpha", "focal_alpha"),
                       ("balanced_bce", "balanced_bce_weight"), ("motion_step", "motion_step"),
                       ("single_frame_fraction", "single_frame_fraction"),
-                      ("density", "density"), ("seed", "seed")):
+                      ("density", "density"), ("seed", "seed"),
+                      ("kinds_fraction", "kinds_fraction")):
         value = getattr(args, arg)
         if value is not None:
             setattr(recipe, name, tuple(value) if isinstance(value, list) else value)

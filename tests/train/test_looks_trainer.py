@@ -32,3 +32,37 @@ def test_clip_stream_rejects_unknown_family():
     stream = clip_stream(get_config("test_tiny_256"), tcfg, np.random.default_rng(3))
     with pytest.raises(ValueError, match="unknown look family"):
         list(itertools.islice(stream, 4))
+
+
+def test_clip_stream_mixes_the_kinds_movies_in(monkeypatch):
+    import napari_sam2.train.clips as clips
+
+    def tagged(tag):
+        def stream(cfg, tcfg, size, rng):
+            while True:
+                yield tag
+        return stream
+
+    monkeypatch.setattr(clips, "_look_stream", tagged("look"))
+    monkeypatch.setattr(clips, "_kind_stream", tagged("kind"))
+    cfg = get_config("test_tiny_256")
+    for fraction, lo, hi in ((0.0, 0, 0), (0.3, 0.2, 0.4), (1.0, 1.0, 1.0)):
+        tcfg = TrainConfig(families=("nuclei",), kinds=("nuclei",), kinds_fraction=fraction)
+        drawn = list(itertools.islice(clip_stream(cfg, tcfg, np.random.default_rng(1)), 400))
+        share = drawn.count("kind") / len(drawn)
+        assert lo <= share <= hi, (fraction, share)
+    bad = TrainConfig(families=("nuclei",), kinds_fraction=1.5)
+    with pytest.raises(ValueError, match="kinds_fraction"):
+        next(clip_stream(cfg, bad, np.random.default_rng(1)))
+
+
+def test_checkpoint_config_follows_the_registered_size_range():
+    from dataclasses import replace
+
+    from napari_sam2.model.config import config_from_dict, config_to_dict
+
+    cfg = get_config("micro")
+    assert "object_size_range" not in config_to_dict(cfg)
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    tuned = replace(cfg, object_size_range=(0.2, 0.3))
+    assert config_from_dict(config_to_dict(tuned)).object_size_range == (0.2, 0.3)

@@ -303,8 +303,17 @@ def get_config(name: str) -> SAM2Config:
 
 
 def config_to_dict(config: SAM2Config) -> dict:
-    """Plain nested dict of a config (stored inside our checkpoints; loads with weights_only)."""
-    return asdict(config)
+    """Plain nested dict of a config (stored inside our checkpoints; loads with weights_only).
+
+    ``object_size_range`` is left out when it equals the registered config's: it tunes the
+    automatic zoom rather than describing the weights, so a checkpoint follows the registry's
+    current value instead of freezing the one of the day it was written.
+    """
+    data = asdict(config)
+    known = CONFIGS.get(config.name)
+    if known is not None and config.object_size_range == known.object_size_range:
+        data.pop("object_size_range")
+    return data
 
 
 def config_from_dict(data: dict) -> SAM2Config:

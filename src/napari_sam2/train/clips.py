@@ -95,12 +95,27 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
         :class:`Clip` of ``clip_len`` frames and up to ``max_objects`` objects of frame 0
         (a division's daughters keep their mother's target, see :func:`_family_labels`).
     """
+    size = tcfg.frame_size or cfg.image_size
+    if not tcfg.families:
+        yield from _kind_stream(cfg, tcfg, size, rng)
+        return
+    if not 0.0 <= tcfg.kinds_fraction <= 1.0:
+        raise ValueError(f"kinds_fraction must lie in [0, 1], got {tcfg.kinds_fraction}")
+    looks = _look_stream(cfg, tcfg, size, rng)
+    if tcfg.kinds_fraction == 0.0:
+        yield from looks
+        return
+    kinds = _kind_stream(cfg, tcfg, size, rng)
+    while True:
+        yield next(kinds if rng.random() < tcfg.kinds_fraction else looks)
+
+
+def _kind_stream(
+    cfg: SAM2Config, tcfg: TrainConfig, size: int, rng: np.random.Generator
+) -> Iterator[Clip]:
+    """Endless clips from random :func:`~.synthetic.make_movie` movies of ``tcfg.kinds``."""
     from .synthetic import make_movie
 
-    size = tcfg.frame_size or cfg.image_size
-    if tcfg.families:
-        yield from _look_stream(cfg, tcfg, size, rng)
-        return
     while True:
         kind = tcfg.kinds[int(rng.integers(len(tcfg.kinds)))]
         r0, r1 = tcfg.radius

@@ -32,6 +32,9 @@ class TrainConfig:
             :func:`~napari_sam2.train.looks.make_look` movie with all its parameters drawn at
             random, and ``kinds``, ``radius`` and ``density`` are not used (``motion_step``,
             when set, still overrides the random-walk step).
+        kinds_fraction: with ``families``, the share of clips drawn from the ``kinds`` movies
+            instead (with ``radius`` and ``density``); mixing the original nuclei generator
+            back in keeps what a model trained on it knew while it learns new looks.
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
         density: range of the fraction of the frame that the cells cover (their mean disc area
@@ -63,6 +66,7 @@ class TrainConfig:
     balanced_bce_weight: float = 0.0
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
     families: tuple[str, ...] = ()
+    kinds_fraction: float = 0.0
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
     density: tuple[float, float] = (0.15, 0.45)
