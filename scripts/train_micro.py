@@ -84,8 +84,9 @@ RECIPE = TrainConfig(
 #: losses on 8-frame clips; the looks draw their own sizes, density and motion per clip.
 #: ``--kinds-fraction`` mixes clips of the original nuclei generator back in, so fine-tuning
 #: on new looks does not forget the nuclei the shipped model tracks; e.g.
-#: ``--init runs/generalist2/model.pt --kinds-fraction 0.3 --families nuclei cytoplasm
-#: cytoplasm phase bacteria bacteria --seed 13 --lr 5e-5``.
+#: ``--init runs/generalist2/model.pt --kinds-fraction 0.35 --kinds nuclei nuclei phase
+#: --families nuclei cytoplasm cytoplasm phase bacteria bacteria --seed 13 --lr 5e-5`` (the
+#: generator's "phase" kind is the plugin's phase-contrast sample).
 VARIANTS = {
     "nuclei": {},
     "cells": {"kinds": ("nuclei", "phase"), "seed": 0},
@@ -133,6 +134,9 @@ def main() -> None:
                     help="variant generalist: share of clips from the original nuclei generator "
                     "(radius 14-34 px, as the shipped model learnt) mixed among the looks "
                     "(default: 0)")
+    ap.add_argument("--kinds", nargs="+", choices=("nuclei", "phase", "bacteria"), default=None,
+                    help="kinds of the original generator (napari_sam2.train.synthetic) drawn "
+                    "with --kinds-fraction; repeat a kind to draw it more often (default: recipe)")
     ap.add_argument("--holdout", choices=(*FAMILIES, "none"), default="brightfield",
                     help="family kept out of training (variant generalist), to report as the "
                     "estimate for unseen looks (default: brightfield)")
@@ -144,7 +148,7 @@ def main() -> None:
                       ("balanced_bce", "balanced_bce_weight"), ("motion_step", "motion_step"),
                       ("single_frame_fraction", "single_frame_fraction"),
                       ("density", "density"), ("seed", "seed"),
-                      ("kinds_fraction", "kinds_fraction")):
+                      ("kinds_fraction", "kinds_fraction"), ("kinds", "kinds")):
         value = getattr(args, arg)
         if value is not None:
             setattr(recipe, name, tuple(value) if isinstance(value, list) else value)
