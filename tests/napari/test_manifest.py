@@ -32,7 +32,7 @@ def test_npe2_validate_cli():
 def test_manifest_contributions(manifest):
     c = manifest.contributions
     assert [w.display_name for w in c.widgets] == ["SAM 2 tracking", "SAM 2 3-D"]
-    assert {s.key for s in c.sample_data} == {"nuclei", "phase"}
+    assert {s.key for s in c.sample_data} == {"nuclei", "phase", "bacteria"}
     assert c.readers[0].filename_patterns == [
         "*labels*.tif",
         "*labels*.tiff",
@@ -44,18 +44,18 @@ def test_manifest_contributions(manifest):
 
 def test_every_python_name_imports(manifest):
     names = [cmd.python_name for cmd in manifest.contributions.commands]
-    assert len(names) == 6
+    assert len(names) == 7
     for python_name in names:
         module, attr = python_name.split(":")
         obj = getattr(importlib.import_module(module), attr)
         assert callable(obj), python_name
 
 
-@pytest.mark.parametrize("kind", ["nuclei", "phase"])
+@pytest.mark.parametrize("kind", ["nuclei", "phase", "bacteria"])
 def test_sample_data(kind):
     from napari_sam2._napari import _sample_data
 
-    fn = {"nuclei": _sample_data.make_nuclei_sample, "phase": _sample_data.make_phase_sample}[kind]
+    fn = getattr(_sample_data, f"make_{kind}_sample")
     ((data, meta, layer_type),) = fn()
     assert layer_type == "image"
     assert data.shape == (_sample_data.SAMPLE_FRAMES, *_sample_data.SAMPLE_SHAPE)
