@@ -50,6 +50,7 @@ step-4075 weights (docs/micro_model.md has the story):
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -140,9 +141,16 @@ def main() -> None:
     ap.add_argument("--holdout", choices=(*FAMILIES, "none"), default="brightfield",
                     help="family kept out of training (variant generalist), to report as the "
                     "estimate for unseen looks (default: brightfield)")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    ap.add_argument("--clip-workers", type=int, default=0,
+                    help="render clips in N background processes (for a GPU; default: 0)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="save and stop after this many minutes (re-run to continue)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps})
+    recipe = TrainConfig(**{**RECIPE.__dict__, **VARIANTS[args.variant], "steps": args.steps,
+                            "bf16": args.bf16})
     # command-line overrides of the recipe (None: keep the recipe's value)
     for arg, name in (("clip_len", "clip_len"), ("lr", "lr"), ("focal_alpha", "focal_alpha"),
                       ("balanced_bce", "balanced_bce_weight"), ("motion_step", "motion_step"),
@@ -170,7 +178,9 @@ def main() -> None:
         from napari_sam2.weights.load import load_model
 
         start = load_model(args.init, device="cpu")
-    train(start, recipe, args.out, log=log)
+    stop_at = time.time() + 60 * args.minutes if args.minutes else None
+    train(start, recipe, args.out, log=log, device=args.device, clip_workers=args.clip_workers,
+          stop_at=stop_at)
 
 
 if __name__ == "__main__":

@@ -113,3 +113,38 @@ def test_density_sets_how_crowded_training_clips_are():
     (sparse_n, sparse_touch), (dense_n, dense_touch) = crowding((0.1, 0.1)), crowding((0.6, 0.6))
     assert dense_n > 3 * sparse_n, (sparse_n, dense_n)
     assert dense_touch > sparse_touch, (sparse_touch, dense_touch)
+
+
+def test_clip_workers_render_clips_in_background_processes(tmp_path):
+    from napari_sam2.train.clip_workers import ClipWorkers
+
+    cfg = get_config("test_tiny_256")
+    tcfg = TrainConfig(clip_len=2, max_objects=3, families=("nuclei", "bacteria"),
+                       frame_size=64, seed=5)
+    with ClipWorkers(cfg, tcfg, 2) as workers:
+        clips = [next(workers) for _ in range(4)]
+        procs = list(workers._procs)
+    s = cfg.image_size
+    for clip in clips:
+        assert clip.images.shape == (2, 3, s, s) and clip.images.dtype == torch.float32
+        assert clip.targets.shape[:2][0] == 2 and 1 <= clip.targets.shape[1] <= 3
+        assert set(torch.unique(clip.targets).tolist()) <= {0.0, 1.0}
+        assert clip.targets[0].flatten(1).sum(1).min() > 0
+    assert not any(p.is_alive() for p in procs)  # closed with the context
+
+
+def test_training_stops_at_the_deadline_and_resumes(tmp_path):
+    import time
+
+    torch.set_num_threads(1)
+    tcfg = TrainConfig(steps=50, clip_len=1, max_objects=2, correction_rounds=0,
+                       warmup_steps=1, kinds=("nuclei",), radius=(22.0, 30.0), frame_size=96,
+                       save_every=100)
+    train("test_tiny_256", tcfg, tmp_path, log=None, stop_at=time.time())
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1]  # one step, then saved and stopped
+    assert (tmp_path / "last.pt").exists()
+    tcfg.steps = 3
+    train("test_tiny_256", tcfg, tmp_path, log=None, clip_workers=1)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3]

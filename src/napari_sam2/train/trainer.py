@@ -69,6 +69,8 @@ def train(
     clips: Callable[[np.random.Generator], Iterator[Clip]] | None = None,
     device: str = "cpu",
     log: Callable[[dict], None] | None = print,
+    clip_workers: int = 0,
+    stop_at: float | None = None,
 ) -> SAM2Model:
     """Train (or continue training) a model; resumes from ``out_dir/last.pt`` when present.
 
@@ -79,6 +81,11 @@ def train(
         clips: clip generator factory (default: synthetic movies); called with the RNG.
         device: torch device.
         log: called with each step's metrics dict (None: silent).
+        clip_workers: render the synthetic clips in this many background processes
+            (:class:`~napari_sam2.train.clip_workers.ClipWorkers`; for a GPU, which trains
+            faster than one core renders); 0: in this process, reproducibly.
+        stop_at: wall-clock time (``time.time()``, seconds) after which the run saves its
+            state and returns, even before ``tcfg.steps`` (re-run to continue).
 
     Returns:
         The trained model (eval mode).
@@ -97,7 +104,12 @@ def train(
     opt = _optimizer(params, tcfg)
     rng = np.random.default_rng(tcfg.seed)
     step = restore_training_state(out, model, opt, rng)
-    stream = (clips or (lambda r: clip_stream(model.config, tcfg, r)))(rng)
+    if clips is None and clip_workers > 0:
+        from .clip_workers import ClipWorkers
+
+        stream = ClipWorkers(model.config, tcfg, clip_workers, start_step=step)
+    else:
+        stream = (clips or (lambda r: clip_stream(model.config, tcfg, r)))(rng)
     metrics = (out / "metrics.jsonl").open("a")
     autocast = (
         torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
@@ -131,8 +143,13 @@ def train(
             metrics.flush()
             if log:
                 log(rec)
-            if step % tcfg.save_every == 0 or step == tcfg.steps:
+            late = stop_at is not None and time.time() >= stop_at
+            if step % tcfg.save_every == 0 or step == tcfg.steps or late:
                 save_training_state(out, model, opt, step, rng, tcfg)
+            if late:
+                break
     finally:
         metrics.close()
+        if hasattr(stream, "close"):
+            stream.close()
     return model.eval()
