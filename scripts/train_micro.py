@@ -135,9 +135,11 @@ def main() -> None:
                     help="variant generalist: share of clips from the original nuclei generator "
                     "(radius 14-34 px, as the shipped model learnt) mixed among the looks "
                     "(default: 0)")
-    ap.add_argument("--kinds", nargs="+", choices=("nuclei", "phase", "bacteria"), default=None,
-                    help="kinds of the original generator (napari_sam2.train.synthetic) drawn "
-                    "with --kinds-fraction; repeat a kind to draw it more often (default: recipe)")
+    ap.add_argument("--kinds", nargs="+", choices=("nuclei", "phase", "bacteria", "zstack"),
+                    default=None,
+                    help="kinds of the original generator (napari_sam2.train.synthetic; "
+                    "zstack: slices of a z-stack of nuclei as frames) drawn with "
+                    "--kinds-fraction; repeat a kind to draw it more often (default: recipe)")
     ap.add_argument("--holdout", choices=(*FAMILIES, "none"), default="brightfield",
                     help="family kept out of training (variant generalist), to report as the "
                     "estimate for unseen looks (default: brightfield)")

@@ -66,3 +66,14 @@ def test_checkpoint_config_follows_the_registered_size_range():
     assert config_from_dict(config_to_dict(cfg)) == cfg
     tuned = replace(cfg, object_size_range=(0.2, 0.3))
     assert config_from_dict(config_to_dict(tuned)).object_size_range == (0.2, 0.3)
+
+
+def test_zstack_clips_show_nuclei_that_end():
+    cfg = get_config("test_tiny_256")
+    tcfg = TrainConfig(clip_len=6, max_objects=6, kinds=("zstack",), frame_size=96,
+                       radius=(10.0, 16.0))
+    clips = list(itertools.islice(clip_stream(cfg, tcfg, np.random.default_rng(2)), 6))
+    present = [c.targets.flatten(2).sum(2) > 0 for c in clips]  # (K, N) per clip
+    assert all(p[0].all() for p in present)  # every object is on the first slice
+    assert any((~p[1:]).any() for p in present)  # some end inside the clip
+    assert all(c.images.shape == (6, 3, cfg.image_size, cfg.image_size) for c in clips)

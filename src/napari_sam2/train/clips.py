@@ -113,7 +113,8 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
 def _kind_stream(
     cfg: SAM2Config, tcfg: TrainConfig, size: int, rng: np.random.Generator
 ) -> Iterator[Clip]:
-    """Endless clips from random :func:`~.synthetic.make_movie` movies of ``tcfg.kinds``."""
+    """Endless clips from random :func:`~.synthetic.make_movie` movies of ``tcfg.kinds``
+    (the kind ``"zstack"``: :func:`_zstack_frames`, slices of a z-stack as frames)."""
     from .synthetic import make_movie
 
     while True:
@@ -125,6 +126,12 @@ def _kind_stream(
         n_cells = int(
             np.clip(area / (math.pi * ((lo + hi) / 2) ** 2) * rng.uniform(*tcfg.density), 2, 60)
         )
+        if kind == "zstack":
+            movie, labels = _zstack_frames(size, tcfg.clip_len, (lo, hi), n_cells, rng)
+            clip = _movie_clip(movie, labels, {}, cfg, tcfg, rng)
+            if clip is not None:
+                yield clip
+            continue
         overrides = dict(
             kind=kind,
             n_frames=tcfg.clip_len,
@@ -145,6 +152,35 @@ def _kind_stream(
         clip = _movie_clip(mv.movie, mv.labels, mv.lineage, cfg, tcfg, rng)
         if clip is not None:
             yield clip
+
+
+def _zstack_frames(
+    size: int, n_frames: int, radius: tuple[float, float], n_cells: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n_frames`` consecutive slices (every 2nd to 5th) of a random z-stack of touching
+    nuclei (:func:`~.zstack.make_zstack`), as a movie: nuclei grow, peak, shrink and vanish
+    from frame to frame, which a model propagating along z must follow and then end.
+
+    Returns:
+        (movie (n_frames, size, size) uint8 or uint16, labels (n_frames, size, size) uint16).
+    """
+    from .zstack import make_zstack
+
+    z_scale = float(rng.uniform(0.3, 1.0))
+    stride = int(rng.integers(2, 6))
+    span = (n_frames - 1) * stride + 1
+    n_z = max(span, int(np.ceil(2 * radius[1] * z_scale)) + 4)
+    stack, _ = make_zstack((n_z, size, size), count=max(2, n_cells // 2), radius=radius,
+                           z_scale=z_scale, noise=float(rng.uniform(0.005, 0.06)),
+                           seed=int(rng.integers(2**31)))
+    start = int(rng.integers(0, n_z - span + 1))
+    pick = slice(start, start + span, stride)
+    top = float(rng.choice([255.0, float(rng.uniform(800, 60000))]))
+    dtype = np.uint8 if top == 255.0 else np.uint16
+    gain = float(rng.uniform(0.4, 1.0)) * top
+    movie = np.clip(stack.image[pick] * gain, 0, top).astype(dtype)
+    return movie, stack.labels[pick]
 
 
 def _look_stream(

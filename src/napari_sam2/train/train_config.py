@@ -26,7 +26,8 @@ class TrainConfig:
         balanced_bce_weight: extra BCE in which an object's pixels and the background weigh
             equally, whatever the object's size; helps a model trained from scratch out of the
             "everything is background" minimum (0 = SAM 2's losses only).
-        kinds: synthetic movie kinds to sample (:func:`~napari_sam2.train.synthetic.make_movie`).
+        kinds: synthetic movie kinds to sample (:func:`~napari_sam2.train.synthetic.make_movie`),
+            or ``"zstack"``: consecutive slices of a z-stack of nuclei as the frames.
         families: appearance families of :mod:`napari_sam2.train.looks` to sample instead of
             ``kinds`` (e.g. ``("nuclei", "phase", "bacteria")``); when given, each clip is a
             :func:`~napari_sam2.train.looks.make_look` movie with all its parameters drawn at
