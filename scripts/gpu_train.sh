@@ -30,7 +30,7 @@ nvidia-smi -L | tee "$OUT/train.log"
 # the schedule is sized for a few thousand GPU steps; --minutes stops it early and saves
 python3 scripts/train_micro.py --variant generalist --init "$INIT" \
   --families nuclei cytoplasm cytoplasm phase bacteria bacteria --holdout brightfield \
-  --kinds-fraction 0.35 --kinds nuclei nuclei phase --seed 17 --lr 1e-4 --steps 3000 \
+  --kinds-fraction 0.35 --kinds nuclei nuclei phase zstack --seed 17 --lr 1e-4 --steps 3000 \
   --device cuda --bf16 --clip-workers 14 --threads 2 --minutes "$MINUTES" --out "$RUN" \
   2>&1 | tee -a "$OUT/train.log"
 cp "$RUN/model.pt" "$RUN/metrics.jsonl" "$OUT/" 2>/dev/null

@@ -85,7 +85,7 @@ RECIPE = TrainConfig(
 #: losses on 8-frame clips; the looks draw their own sizes, density and motion per clip.
 #: ``--kinds-fraction`` mixes clips of the original nuclei generator back in, so fine-tuning
 #: on new looks does not forget the nuclei the shipped model tracks; e.g.
-#: ``--init runs/generalist2/model.pt --kinds-fraction 0.35 --kinds nuclei nuclei phase
+#: ``--init runs/generalist2/model.pt --kinds-fraction 0.35 --kinds nuclei nuclei phase zstack
 #: --families nuclei cytoplasm cytoplasm phase bacteria bacteria --seed 13 --lr 5e-5`` (the
 #: generator's "phase" kind is the plugin's phase-contrast sample).
 VARIANTS = {
