@@ -246,7 +246,10 @@ def test_automatic_zoom_runs_small_cells_of_a_zstack_in_windows():
 
 def test_volume_time_session_passes_the_zoom_to_slices_and_time():
     """A small nucleus in a 256-px wide 3-D + time movie: the z-sessions and the session that
-    follows it through time run it in windows (zoom="auto"); with zoom="off" they do not."""
+    follows it through time run it in windows (zoom="auto"); with zoom="off" they do not.
+    The window side of the click is kept at later timepoints: seeded there from the model's
+    own (wider than the cell) mask, the z-session used to size the window from that mask,
+    ran whole slices and gave masks far too large."""
     from napari_sam2 import load_model
 
     micro = load_model("micro", device="cpu")
@@ -263,9 +266,41 @@ def test_volume_time_session_passes_the_zoom_to_slices_and_time():
         assert len(filled) > 1
         list(session.propagate("forward"))
         in_time = [session._tracks[1].time.window(1, t) for t in range(2)]
+        later = np.flatnonzero((session.labels()[1] == 1).any(axis=(1, 2)))
+        assert session._zs[0] == 1 and len(later) > 1  # t = 1 filled along z
+        in_z_later = [session._zs[1].window(1, int(s)) for s in later]
         if zoom == "auto":
-            assert all(w is not None and w[2] - w[0] < 256 for w in in_z + in_time)
+            windows = in_z + in_time + in_z_later
+            assert all(w is not None for w in windows)
+            assert {w[2] - w[0] for w in windows} == {in_z[0][2] - in_z[0][0]}  # one side
+            assert in_z[0][2] - in_z[0][0] < 256
+            voxels = [int((session.labels()[t] == 1).sum()) for t in range(2)]
+            assert voxels[1] < 2 * voxels[0]  # not far larger than at the click
         else:
-            assert in_z + in_time == [None] * (len(filled) + 2)
-        assert (session.labels()[1] == 1).any()
+            assert in_z + in_time + in_z_later == [None] * (len(filled) + 2 + len(later))
         session.close()
+
+
+def test_time_sessions_keep_no_spare_memories_and_trim_the_heap(model, monkeypatch):
+    """Memory flat in T: each object's bank in time stops growing once it holds what attention
+    reaches (no spare memories: every propagation restarts at a prompted timepoint), and the C
+    heap's free pages are handed back after every timepoint."""
+    from napari_sam2.video import volume_time
+
+    trims = []
+    monkeypatch.setattr(volume_time, "trim_heap", lambda: trims.append(1) or True)
+    t = 24
+    movie = np.stack([_stack(5, 32, 40) for _ in range(t)])
+    session = VolumeTimeSession(model, movie, axes="TZYX", zoom="off")
+    session.add_points(0, 2, 1, [(16, 20)], [1])
+    bank = session._tracks[1].time._objects[1].bank
+    sizes = []
+    for _ in session.propagate("forward"):
+        sizes.append(len(bank))
+    s = session._tracks[1].time.settings
+    assert s.stored_memory_frames == 0 and session.settings.stored_memory_frames > 0
+    reach = max((s.num_memory_frames + 1) * s.memory_stride + 1, s.max_object_pointers)
+    assert max(sizes) <= reach + 2  # the reach behind the front, the front, the prompt
+    assert sizes[-1] == sizes[reach + 2]  # flat once full, well before T = 20
+    assert len(trims) == t
+    session.close()

@@ -13,6 +13,7 @@ the pages of a memory-mapped movie or label volume are handed back as they are r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from ..io.label_checks import check_labels
 from ..model.sam2 import SAM2Model
 from ._axes import _parse_axes, _shape_str
 from ._disk_volume import PageBudget
+from ._heap import trim_heap
 from ._parallel import WorkerPool, auto_workers
 from ._tiff_pages import _open_tiff
 from .frames import FrameSource, frame_source_for
@@ -111,6 +113,38 @@ class _Track:
         self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
         self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
         self.prompted: set[int] = set()
+        #: automatic zoom: the window side (frame px) its first prompt was segmented in
+        #: (None: whole slices); ``sized`` once that prompt has run
+        self.side: int | None = None
+        self.sized = False
+
+
+def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
+    """Side (frame px) of the window an object was segmented in on a frame (None: none)."""
+    w = session.window(obj_id, frame)
+    return None if w is None else int(w[2] - w[0])
+
+
+def _seed(session: VideoSession, frame: int, obj_id: int, mask: np.ndarray, side) -> None:
+    """``session.add_mask(frame, obj_id, mask)`` in a window of ``side`` px around the mask.
+
+    A mask prompt of a new object would size its zoom window from the mask's extent. The masks
+    handed between the time session and the z-sessions are the model's own, often wider than
+    the cell, and such a width can cross the size above which the whole slice is used: the
+    object then runs unzoomed on the next timepoint's slices (masks far too large). So the
+    side decided on the object's first prompt is kept: the window is placed around the mask
+    with that side (``side`` None: whole slices, or zoom off: plain ``add_mask``).
+    """
+    if side is None or session.zoom != "auto":
+        session.add_mask(frame, obj_id, mask)
+        return
+    obj = session._obj(obj_id)
+    obj.side, obj.sized = int(side), True
+    session.zoom = "off"  # a sized object is placed, not sized again, while zoom is off
+    try:
+        session.add_mask(frame, obj_id, mask)
+    finally:
+        session.zoom = "auto"
 
 
 class VolumeTimeSession:
@@ -254,7 +288,7 @@ class VolumeTimeSession:
             time = VideoSession(
                 self.model,
                 src,
-                settings=self.settings,
+                settings=self._time_settings(),
                 precision=self.precision,
                 keep_labels=False,
                 zoom=self.zoom,
@@ -263,6 +297,16 @@ class VolumeTimeSession:
             tr = _Track(obj_id, time)
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
+
+    def _time_settings(self) -> MemorySettings:
+        """Settings of the time sessions: no spare memories (``stored_memory_frames`` 0).
+
+        Every propagation through time starts again at an object's first prompted timepoint
+        and goes one timepoint at a time, so the memories attention reaches (the stride and
+        pointer windows behind the front, and the prompted timepoints) are all it ever needs;
+        spares would only make each bank grow over its first ~50 timepoints.
+        """
+        return dataclasses.replace(self.settings, stored_memory_frames=0)
 
     def _read_at(self, tr: _Track, t: int, z: int) -> None:
         """Make the time session's frame t the plane (t, z) (dropping an encoding made from
@@ -329,8 +373,10 @@ class VolumeTimeSession:
                 "click inside the cell, or draw a box around it"
             )
         tr = self._track(obj_id)
+        if not tr.sized:  # the window side of its first prompt, kept through time and z
+            tr.side, tr.sized = _window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
-        tr.time.add_mask(t, obj_id, mask[zc])
+        _seed(tr.time, t, obj_id, mask[zc], tr.side)
         tr.centre[t] = zc
         tr.prompted.add(t)
         return mask
@@ -409,7 +455,7 @@ class VolumeTimeSession:
             for obj_id, z in starts.items():
                 if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
                     zs.remove_object(obj_id)
-                zs.add_mask(z, obj_id, seeds[obj_id])
+                _seed(zs, z, obj_id, seeds[obj_id], self._tracks[obj_id].side)
             for _ in propagate_along_z(zs, starts, "both", self.guard):
                 pass
             for obj_id in starts:
@@ -417,3 +463,6 @@ class VolumeTimeSession:
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc
         self._label_pages.note(self._labels, self._labels[t].nbytes)
+        # this timepoint's encodings, z-session memories and logits are freed by now: hand
+        # their pages back, or the C heap keeps them and the process grows with T
+        trim_heap()
