@@ -304,3 +304,55 @@ def test_time_sessions_keep_no_spare_memories_and_trim_the_heap(model, monkeypat
     assert sizes[-1] == sizes[reach + 2]  # flat once full, well before T = 20
     assert len(trims) == t
     session.close()
+
+
+def _disc(shape, centre, r) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r
+
+
+def _found(shape, masks: dict):
+    from napari_sam2.video.volumes import _ObjectSlices
+
+    found = _ObjectSlices(shape)
+    for obj_id, per_slice in masks.items():
+        for z, m in per_slice.items():
+            found.crops.setdefault(obj_id, {})[z] = ((0, 0, *shape), m)
+    return found
+
+
+def test_guard_ignores_a_neighbours_mask_past_its_end():
+    """B's mask outlives B and jumps onto A; B is ended there (no overlap with its last slice)
+    before the neighbour rule looks at A, so A keeps all its slices."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 8
+    a, b = _disc(shape, (10, 10), 4), _disc(shape, (10, 20), 4)
+    image = np.zeros((nz, *shape), np.float32)
+    image[1:7][:, a] = 1.0
+    image[0:3][:, b] = 1.0
+    found = _found(
+        shape,
+        {
+            1: {z: a for z in range(1, 7)},
+            2: {**{z: b for z in range(3)}, **{z: a for z in range(3, 7)}},
+        },
+    )
+    _guard(found, {1: 3, 2: 1}, nz, lambda z: image[z])
+    assert sorted(found.crops[1]) == list(range(1, 7))
+    assert sorted(found.crops[2]) == [0, 1, 2]
+
+
+def test_guard_keeps_touching_cells_that_overlap_from_the_start():
+    """Two touching cells whose (too wide) masks share ~60 % from their start slice on: the
+    neighbour rule ends a mask only where its share rises, so both keep their slices."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 6
+    a, c = _disc(shape, (12, 12), 5), _disc(shape, (12, 15), 5)
+    assert np.count_nonzero(a & c) > 0.5 * np.count_nonzero(a)
+    image = np.zeros((nz, *shape), np.float32)
+    image[:, a | c] = 1.0
+    found = _found(shape, {1: {z: a for z in range(nz)}, 2: {z: c for z in range(nz)}})
+    _guard(found, {1: 2, 2: 3}, nz, lambda z: image[z])
+    assert sorted(found.crops[1]) == sorted(found.crops[2]) == list(range(nz))
