@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from napari_sam2.train.zstack import make_zstack, make_zstack_movie
+from napari_sam2.video._volume_planes import _Planes
 from napari_sam2.video.frames import FrameSource
 from napari_sam2.video.session import VideoSession
-from napari_sam2.video.volume_time import VolumeTimeSession, _Planes
+from napari_sam2.video.volume_time import VolumeTimeSession
 from napari_sam2.video.volumes import (
     central_slice,
     end_along_z,
