@@ -175,12 +175,12 @@ def synthetic_4d(model, log) -> dict:
     labels, secs = track_movie(model, mv.image, mv.labels)
     out["one id per cell"] = {**score_movie(labels, mv.labels, mv.lineage), "seconds": secs}
     labels, lineage, secs = track_with_divisions(model, mv.image, mv.labels)
-    out["divisions"] = {
+    out["with divisions"] = {
         **score_movie(labels, mv.labels, mv.lineage, lineage),
         "seconds": secs,
         "lineage": {str(k): v for k, v in lineage.items()},
     }
-    out.update(shape=list(mv.image.shape), divisions=len(mv.lineage) // 2)
+    out.update(shape=list(mv.image.shape), true_divisions=len(mv.lineage) // 2)
     log(f"4-D synthetic: {out}")
     return out
 

@@ -284,12 +284,14 @@ def test_volume_time_session_passes_the_zoom_to_slices_and_time():
 
 def test_time_sessions_keep_no_spare_memories_and_trim_the_heap(model, monkeypatch):
     """Memory flat in T: each object's bank in time stops growing once it holds what attention
-    reaches (no spare memories: every propagation restarts at a prompted timepoint), and the C
-    heap's free pages are handed back after every timepoint."""
+    reaches (no spare memories: every propagation restarts at a prompted timepoint), large
+    blocks get their own memory maps (a fixed glibc mmap threshold), and the C heap's free
+    pages are handed back after every timepoint."""
     from napari_sam2.video import volume_time
 
-    trims = []
+    trims, fixed = [], []
     monkeypatch.setattr(volume_time, "trim_heap", lambda: trims.append(1) or True)
+    monkeypatch.setattr(volume_time, "fix_mmap_threshold", lambda: fixed.append(1) or True)
     t = 24
     movie = np.stack([_stack(5, 32, 40) for _ in range(t)])
     session = VolumeTimeSession(model, movie, axes="TZYX", zoom="off")
@@ -303,8 +305,20 @@ def test_time_sessions_keep_no_spare_memories_and_trim_the_heap(model, monkeypat
     reach = max((s.num_memory_frames + 1) * s.memory_stride + 1, s.max_object_pointers)
     assert max(sizes) <= reach + 2  # the reach behind the front, the front, the prompt
     assert sizes[-1] == sizes[reach + 2]  # flat once full, well before T = 20
-    assert len(trims) == t
+    assert len(trims) == t and fixed == [1]  # large blocks mapped, free pages returned
     session.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux glibc")
+def test_heap_helpers_reach_glibc():
+    import platform
+
+    from napari_sam2.video._heap import fix_mmap_threshold, trim_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert fix_mmap_threshold() is True
+    assert isinstance(trim_heap(), bool)
 
 
 def _disc(shape, centre, r) -> np.ndarray:

@@ -8,7 +8,9 @@ z-session per timepoint that is dropped after it). The central slice of the next
 the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
 timepoints: the z-sessions share one worker pool (no threads are started per timepoint), and
 the pages of a memory-mapped movie or label volume are handed back as they are read and written
-(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies.
+(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies; the sessions that
+follow objects through time keep no spare memories; and the C heap keeps neither large
+tensors nor the free pages of a finished timepoint (:mod:`napari_sam2.video._heap`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ..io.label_checks import check_labels
 from ..model.sam2 import SAM2Model
 from ._disk_volume import PageBudget, release_pages
-from ._heap import trim_heap
+from ._heap import fix_mmap_threshold, trim_heap
 from ._parallel import WorkerPool, auto_workers
 from ._volume_planes import _open_4d, _Planes
 from .frames import FrameSource, frame_source_for
@@ -142,6 +144,7 @@ class VolumeTimeSession:
         #: {daughter id: mother id} of the divisions found
         self.lineage: dict[int, int] = {}
         nz = self.num_slices
+        fix_mmap_threshold()  # large tensors out of the C heaps: flat peak memory in T
         self._movie_pages = PageBudget()  # resident pages of a memory-mapped movie, read
         self._label_pages = PageBudget()  # ... and of memory-mapped labels, written
         # one pool for every timepoint's z-session: threads are not started per timepoint
