@@ -7,8 +7,9 @@ click at t = 0, the bundled model,
 volume. The peak resident set size (:func:`peak_mib`) of each run is printed with the ratio.
 
 Run: ``python benchmarks/bench_3d_memory.py [--frames 20 200] [--shape 8 64 64]
-[--stored-memory-frames N]`` (``MemorySettings.stored_memory_frames``: tracked-frame memories
-kept per object beyond those attention needs; default 32).
+[--stored-memory-frames N]`` (``MemorySettings.stored_memory_frames`` of the z-sessions:
+tracked-slice memories kept per object beyond those attention needs; default 32; the sessions
+that follow a cell through time keep none).
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ class VolumeTimeSession:
         channel: channel index the model sees (C axis only).
         contrast_limits: (lo, hi) intensity window; default: robust percentiles of planes
             sampled over time and z (one window for the whole movie).
-        settings: memory-bank settings of the time and z propagation.
+        settings: memory-bank settings of the time and z propagation (through time without
+            spare memories: ``stored_memory_frames`` is 0 there, see :meth:`_time_settings`).
         precision: ``"fp32"`` or ``"bf16"``.
         guard: end objects along z where they end (:func:`end_along_z`).
         out: optional (T, Z, Y, X) integer array the labels are written into.
