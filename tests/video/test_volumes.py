@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from napari_sam2.train.zstack import make_zstack, make_zstack_movie
+from napari_sam2.video._volume_planes import _Planes
 from napari_sam2.video.frames import FrameSource
 from napari_sam2.video.session import VideoSession
-from napari_sam2.video.volume_time import VolumeTimeSession, _Planes
+from napari_sam2.video.volume_time import VolumeTimeSession
 from napari_sam2.video.volumes import (
     central_slice,
     end_along_z,
@@ -246,7 +247,10 @@ def test_automatic_zoom_runs_small_cells_of_a_zstack_in_windows():
 
 def test_volume_time_session_passes_the_zoom_to_slices_and_time():
     """A small nucleus in a 256-px wide 3-D + time movie: the z-sessions and the session that
-    follows it through time run it in windows (zoom="auto"); with zoom="off" they do not."""
+    follows it through time run it in windows (zoom="auto"); with zoom="off" they do not.
+    The window side of the click is kept at later timepoints: seeded there from the model's
+    own (wider than the cell) mask, the z-session used to size the window from that mask,
+    ran whole slices and gave masks far too large."""
     from napari_sam2 import load_model
 
     micro = load_model("micro", device="cpu")
@@ -263,9 +267,107 @@ def test_volume_time_session_passes_the_zoom_to_slices_and_time():
         assert len(filled) > 1
         list(session.propagate("forward"))
         in_time = [session._tracks[1].time.window(1, t) for t in range(2)]
+        later = np.flatnonzero((session.labels()[1] == 1).any(axis=(1, 2)))
+        assert session._zs[0] == 1 and len(later) > 1  # t = 1 filled along z
+        in_z_later = [session._zs[1].window(1, int(s)) for s in later]
         if zoom == "auto":
-            assert all(w is not None and w[2] - w[0] < 256 for w in in_z + in_time)
+            windows = in_z + in_time + in_z_later
+            assert all(w is not None for w in windows)
+            assert {w[2] - w[0] for w in windows} == {in_z[0][2] - in_z[0][0]}  # one side
+            assert in_z[0][2] - in_z[0][0] < 256
+            voxels = [int((session.labels()[t] == 1).sum()) for t in range(2)]
+            assert voxels[1] < 2 * voxels[0]  # not far larger than at the click
         else:
-            assert in_z + in_time == [None] * (len(filled) + 2)
-        assert (session.labels()[1] == 1).any()
+            assert in_z + in_time + in_z_later == [None] * (len(filled) + 2 + len(later))
         session.close()
+
+
+def test_time_sessions_keep_no_spare_memories_and_trim_the_heap(model, monkeypatch):
+    """Memory flat in T: each object's bank in time stops growing once it holds what attention
+    reaches (no spare memories: every propagation restarts at a prompted timepoint), large
+    blocks get their own memory maps (a fixed glibc mmap threshold), and the C heap's free
+    pages are handed back after every timepoint."""
+    from napari_sam2.video import volume_time
+
+    trims, fixed = [], []
+    monkeypatch.setattr(volume_time, "trim_heap", lambda: trims.append(1) or True)
+    monkeypatch.setattr(volume_time, "fix_mmap_threshold", lambda: fixed.append(1) or True)
+    t = 24
+    movie = np.stack([_stack(5, 32, 40) for _ in range(t)])
+    session = VolumeTimeSession(model, movie, axes="TZYX", zoom="off")
+    session.add_points(0, 2, 1, [(16, 20)], [1])
+    bank = session._tracks[1].time._objects[1].bank
+    sizes = []
+    for _ in session.propagate("forward", fill_z=False):  # the time sessions are what grew
+        sizes.append(len(bank))
+    s = session._tracks[1].time.settings
+    assert s.stored_memory_frames == 0 and session.settings.stored_memory_frames > 0
+    reach = max((s.num_memory_frames + 1) * s.memory_stride + 1, s.max_object_pointers)
+    assert max(sizes) <= reach + 2  # the reach behind the front, the front, the prompt
+    assert sizes[-1] == sizes[reach + 2]  # flat once full, well before T = 20
+    assert len(trims) == t and fixed == [1]  # large blocks mapped, free pages returned
+    session.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux glibc")
+def test_heap_helpers_reach_glibc():
+    import platform
+
+    from napari_sam2.video._heap import fix_mmap_threshold, trim_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert fix_mmap_threshold() is True
+    assert isinstance(trim_heap(), bool)
+
+
+def _disc(shape, centre, r) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r
+
+
+def _found(shape, masks: dict):
+    from napari_sam2.video.volumes import _ObjectSlices
+
+    found = _ObjectSlices(shape)
+    for obj_id, per_slice in masks.items():
+        for z, m in per_slice.items():
+            found.crops.setdefault(obj_id, {})[z] = ((0, 0, *shape), m)
+    return found
+
+
+def test_guard_ignores_a_neighbours_mask_past_its_end():
+    """B's mask outlives B and jumps onto A; B is ended there (no overlap with its last slice)
+    before the neighbour rule looks at A, so A keeps all its slices."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 8
+    a, b = _disc(shape, (10, 10), 4), _disc(shape, (10, 20), 4)
+    image = np.zeros((nz, *shape), np.float32)
+    image[1:7][:, a] = 1.0
+    image[0:3][:, b] = 1.0
+    found = _found(
+        shape,
+        {
+            1: {z: a for z in range(1, 7)},
+            2: {**{z: b for z in range(3)}, **{z: a for z in range(3, 7)}},
+        },
+    )
+    _guard(found, {1: 3, 2: 1}, nz, lambda z: image[z])
+    assert sorted(found.crops[1]) == list(range(1, 7))
+    assert sorted(found.crops[2]) == [0, 1, 2]
+
+
+def test_guard_keeps_touching_cells_that_overlap_from_the_start():
+    """Two touching cells whose (too wide) masks share ~60 % from their start slice on: the
+    neighbour rule ends a mask only where its share rises, so both keep their slices."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 6
+    a, c = _disc(shape, (12, 12), 5), _disc(shape, (12, 15), 5)
+    assert np.count_nonzero(a & c) > 0.5 * np.count_nonzero(a)
+    image = np.zeros((nz, *shape), np.float32)
+    image[:, a | c] = 1.0
+    found = _found(shape, {1: {z: a for z in range(nz)}, 2: {z: c for z in range(nz)}})
+    _guard(found, {1: 2, 2: 3}, nz, lambda z: image[z])
+    assert sorted(found.crops[1]) == sorted(found.crops[2]) == list(range(nz))

@@ -8,95 +8,32 @@ z-session per timepoint that is dropped after it). The central slice of the next
 the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
 timepoints: the z-sessions share one worker pool (no threads are started per timepoint), and
 the pages of a memory-mapped movie or label volume are handed back as they are read and written
-(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies.
+(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies; the sessions that
+follow objects through time keep no spare memories; and the C heap keeps neither large
+tensors nor the free pages of a finished timepoint (:mod:`napari_sam2.video._heap`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..io.label_checks import check_labels
 from ..model.sam2 import SAM2Model
-from ._axes import _parse_axes, _shape_str
-from ._disk_volume import PageBudget
+from ._disk_volume import PageBudget, release_pages
+from ._heap import fix_mmap_threshold, trim_heap
 from ._parallel import WorkerPool, auto_workers
-from ._tiff_pages import _open_tiff
+from ._volume_planes import _open_4d, _Planes
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
+from .volume_divisions import daughter_masks
 from .volumes import central_slice, propagate_along_z, z_settings
 
 __all__ = ["VolumeTimeSession"]
-
-
-# ------------------------------------------------------------------------------ 4-D data
-
-
-class _Planes:
-    """Array-like view of (t, z) planes of a (T, Z, [C], Y, X) movie as a stack of frames.
-
-    ``plane(i)`` gives the (t, z) of frame i; only integer frame indices are read (what
-    :class:`FrameSource` does). Shape: (N, [C,] Y, X) with axes ``"T[C]YX"``. ``budget``
-    counts the bytes read, so that the resident pages of a memory-mapped movie are handed back.
-    """
-
-    def __init__(
-        self,
-        movie: Any,
-        axes: str,
-        count: int,
-        plane: Callable[[int], tuple],
-        budget: PageBudget | None = None,
-    ) -> None:
-        self._movie = movie
-        self._axes = axes
-        self._plane = plane
-        self._budget = budget
-        rest = [a for a in axes if a in "CYX"]
-        self.axes = "T" + "".join(rest)
-        self.shape = (count, *(movie.shape[axes.index(a)] for a in rest))
-        self.dtype = movie.dtype
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        i, *rest = index if isinstance(index, tuple) else (index,)
-        t, z = self._plane(int(i))
-        sub = dict(zip(self.axes[1:], rest, strict=False))
-        idx = []
-        for a in self._axes:
-            if a == "T":
-                idx.append(t)
-            elif a == "Z":
-                idx.append(z)
-            elif a == "1":
-                idx.append(0)
-            else:
-                idx.append(sub.get(a, slice(None)))
-        out = np.asarray(self._movie[tuple(idx)])
-        if self._budget is not None:
-            self._budget.note(self._movie, out.nbytes)
-        return out
-
-
-def _open_4d(movie: Any, axes: str) -> tuple[Any, str, Any]:
-    """(array-like, validated axes, TiffFile to close or None) of a T, Z, [C], Y, X movie."""
-    tif = None
-    if isinstance(movie, (str, os.PathLike)):
-        movie, tif, _, _ = _open_tiff(movie)
-    shape = tuple(int(n) for n in movie.shape)
-    full = _parse_axes(axes, shape)
-    if "T" not in full or "Z" not in full:
-        raise ValueError(
-            f"VolumeTimeSession needs axes with T and Z (e.g. 'TZYX', 'TCZYX'); got {axes!r}. "
-            "A z-stack without time is a VideoSession with axes='ZYX'."
-        )
-    if 0 in shape:
-        raise ValueError(f"The movie is empty (shape {_shape_str(shape)}).")
-    return movie, full, tif
 
 
 # ------------------------------------------------------------------------------ 3-D + time
@@ -111,6 +48,42 @@ class _Track:
         self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
         self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
         self.prompted: set[int] = set()
+        #: automatic zoom: the window side (frame px) its first prompt was segmented in
+        #: (None: whole slices); ``sized`` once that prompt has run
+        self.side: int | None = None
+        self.sized = False
+        #: divisions: last timepoint of a mother's track (None: not divided); whether the
+        #: track is a daughter (born at its first prompted timepoint, followed forward only)
+        self.ended: int | None = None
+        self.born = False
+
+
+def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
+    """Side (frame px) of the window an object was segmented in on a frame (None: none)."""
+    w = session.window(obj_id, frame)
+    return None if w is None else int(w[2] - w[0])
+
+
+def _seed(session: VideoSession, frame: int, obj_id: int, mask: np.ndarray, side) -> None:
+    """``session.add_mask(frame, obj_id, mask)`` in a window of ``side`` px around the mask.
+
+    A mask prompt of a new object would size its zoom window from the mask's extent. The masks
+    handed between the time session and the z-sessions are the model's own, often wider than
+    the cell, and such a width can cross the size above which the whole slice is used: the
+    object then runs unzoomed on the next timepoint's slices (masks far too large). So the
+    side decided on the object's first prompt is kept: the window is placed around the mask
+    with that side (``side`` None: whole slices, or zoom off: plain ``add_mask``).
+    """
+    if side is None or session.zoom != "auto":
+        session.add_mask(frame, obj_id, mask)
+        return
+    obj = session._obj(obj_id)
+    obj.side, obj.sized = int(side), True
+    session.zoom = "off"  # a sized object is placed, not sized again, while zoom is off
+    try:
+        session.add_mask(frame, obj_id, mask)
+    finally:
+        session.zoom = "auto"
 
 
 class VolumeTimeSession:
@@ -124,7 +97,8 @@ class VolumeTimeSession:
         channel: channel index the model sees (C axis only).
         contrast_limits: (lo, hi) intensity window; default: robust percentiles of planes
             sampled over time and z (one window for the whole movie).
-        settings: memory-bank settings of the time and z propagation.
+        settings: memory-bank settings of the time and z propagation (through time without
+            spare memories: ``stored_memory_frames`` is 0 there, see :meth:`_time_settings`).
         precision: ``"fp32"`` or ``"bf16"``.
         guard: end objects along z where they end (:func:`end_along_z`).
         out: optional (T, Z, Y, X) integer array the labels are written into.
@@ -133,6 +107,10 @@ class VolumeTimeSession:
             (:mod:`napari_sam2.video.windows`); ``"off"``: every object sees whole slices.
         cell_diameter: typical cell diameter in y-x pixels for sizing the windows (None:
             estimated from the image around the first click).
+        divisions: detect divisions while propagating forward
+            (:mod:`napari_sam2.video.volume_divisions`): a cell whose 3-D mask falls apart
+            ends, its two pieces go on as daughters with new ids, recorded in
+            :attr:`lineage` as ``{daughter: mother}``.
     """
 
     def __init__(
@@ -149,6 +127,7 @@ class VolumeTimeSession:
         out: np.ndarray | None = None,
         zoom: str = "auto",
         cell_diameter: float | None = None,
+        divisions: bool = False,
     ) -> None:
         self.model = model.eval()
         self._movie, self._axes, self._tif = _open_4d(movie, axes)
@@ -162,7 +141,11 @@ class VolumeTimeSession:
         self.guard = guard
         self.zoom = zoom
         self.cell_diameter = cell_diameter
+        self.divisions = bool(divisions)
+        #: {daughter id: mother id} of the divisions found
+        self.lineage: dict[int, int] = {}
         nz = self.num_slices
+        fix_mmap_threshold()  # large tensors out of the C heaps: flat peak memory in T
         self._movie_pages = PageBudget()  # resident pages of a memory-mapped movie, read
         self._label_pages = PageBudget()  # ... and of memory-mapped labels, written
         # one pool for every timepoint's z-session: threads are not started per timepoint
@@ -171,6 +154,8 @@ class VolumeTimeSession:
         probe = self._source(every, contrast_limits)
         self.contrast_limits = probe.contrast_limits  # one window for every plane
         probe.close()
+        # the planes sampled over the whole movie (and the kernel's read-ahead around them)
+        release_pages(self._movie)
         expected = (self.num_frames, nz, *self.frame_shape)
         if out is not None:
             check_labels(out, shape=expected, name="out", check_values=False)
@@ -254,7 +239,7 @@ class VolumeTimeSession:
             time = VideoSession(
                 self.model,
                 src,
-                settings=self.settings,
+                settings=self._time_settings(),
                 precision=self.precision,
                 keep_labels=False,
                 zoom=self.zoom,
@@ -263,6 +248,40 @@ class VolumeTimeSession:
             tr = _Track(obj_id, time)
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
+
+    def _divide(self, t: int, mother: _Track) -> None:
+        """Split ``mother`` into two daughters at t when its 3-D mask fell apart there."""
+        if t == 0 or t - 1 not in mother.centre:
+            return
+        before = int(np.count_nonzero(self._labels[t - 1] == mother.obj_id))
+        parts = daughter_masks(self._labels[t] == mother.obj_id, before)
+        if parts is None:
+            return
+        mother.ended = t - 1
+        mother.centre.pop(t, None)
+        top = max(max(self._tracks), *self.lineage, *self.lineage.values(), 0)
+        lab = self._labels[t]
+        for k, part in enumerate(parts):
+            obj_id = top + 1 + k
+            lab[part] = obj_id
+            zc = central_slice(part)
+            tr = self._track(obj_id)
+            tr.side, tr.sized, tr.born = mother.side, True, True
+            self._read_at(tr, t, zc)
+            _seed(tr.time, t, obj_id, part[zc], tr.side)
+            tr.centre[t] = zc
+            tr.prompted.add(t)
+            self.lineage[obj_id] = mother.obj_id
+
+    def _time_settings(self) -> MemorySettings:
+        """Settings of the time sessions: no spare memories (``stored_memory_frames`` 0).
+
+        Every propagation through time starts again at an object's first prompted timepoint
+        and goes one timepoint at a time, so the memories attention reaches (the stride and
+        pointer windows behind the front, and the prompted timepoints) are all it ever needs;
+        spares would only make each bank grow over its first ~50 timepoints.
+        """
+        return dataclasses.replace(self.settings, stored_memory_frames=0)
 
     def _read_at(self, tr: _Track, t: int, z: int) -> None:
         """Make the time session's frame t the plane (t, z) (dropping an encoding made from
@@ -329,8 +348,10 @@ class VolumeTimeSession:
                 "click inside the cell, or draw a box around it"
             )
         tr = self._track(obj_id)
+        if not tr.sized:  # the window side of its first prompt, kept through time and z
+            tr.side, tr.sized = _window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
-        tr.time.add_mask(t, obj_id, mask[zc])
+        _seed(tr.time, t, obj_id, mask[zc], tr.side)
         tr.centre[t] = zc
         tr.prompted.add(t)
         return mask
@@ -363,7 +384,11 @@ class VolumeTimeSession:
         if direction in ("forward", "both"):
             hi = last if stop is None or direction == "both" else int(stop)
             for t in range(min(first.values()), hi + 1):
-                active = [tr for tr in tracks if first[tr.obj_id] <= t]
+                active = [  # daughters found on the way join after their division
+                    tr
+                    for tr in self._tracks.values()
+                    if tr.prompted and min(tr.prompted) <= t and (tr.ended is None or t <= tr.ended)
+                ]
                 self._timepoint(t, active, reverse=False, fill_z=fill_z)
                 yield t
         if direction in ("backward", "both"):
@@ -373,7 +398,8 @@ class VolumeTimeSession:
                 active = [
                     tr
                     for tr in tracks
-                    if (first[tr.obj_id] > t if direction == "both" else first[tr.obj_id] >= t)
+                    if not tr.born
+                    and (first[tr.obj_id] > t if direction == "both" else first[tr.obj_id] >= t)
                 ]
                 self._timepoint(t, active, reverse=True, fill_z=fill_z)
                 yield t
@@ -409,11 +435,17 @@ class VolumeTimeSession:
             for obj_id, z in starts.items():
                 if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
                     zs.remove_object(obj_id)
-                zs.add_mask(z, obj_id, seeds[obj_id])
+                _seed(zs, z, obj_id, seeds[obj_id], self._tracks[obj_id].side)
             for _ in propagate_along_z(zs, starts, "both", self.guard):
                 pass
             for obj_id in starts:
                 zc = central_slice(self._labels[t] == obj_id)
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc
+            if self.divisions and not reverse:
+                for obj_id in starts:
+                    self._divide(t, self._tracks[obj_id])
         self._label_pages.note(self._labels, self._labels[t].nbytes)
+        # this timepoint's encodings, z-session memories and logits are freed by now: hand
+        # their pages back, or the C heap keeps them and the process grows with T
+        trim_heap()
