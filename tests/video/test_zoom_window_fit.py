@@ -84,23 +84,6 @@ def test_whole_frame_masks():
     d = 0.9 * RANGE[0] * 1024
     assert z.side_for(d) is None
     assert fitted_side(z, None, disc_logits(FRAME, (500, 500), d)) is KEEP
-    # tracked frames never move a whole-frame object into a window
-    assert fitted_side(z, None, disc_logits(FRAME, (500, 500), 30.0), tracked=True) is KEEP
-
-
-def test_tracked_frames_only_shrink_with_hysteresis():
-    z = planner()
-    side = z.side_for(40.0)
-    w = z.place((500.0, 500.0), side)
-    # a mask that grew beyond the range (mostly a leak on tracked frames): same side
-    assert fitted_side(z, w, disc_logits(w, (500, 500), 0.6 * side), tracked=True) is KEEP
-    # within the range: same side (no jitter)
-    for frac in (0.12, 0.2, 0.3, 0.45):
-        assert fitted_side(z, w, disc_logits(w, (500, 500), frac * side), tracked=True) is KEEP
-    # below the range: shrinks to put the mask at the target
-    new = fitted_side(z, w, disc_logits(w, (500, 500), 0.07 * side), tracked=True)
-    assert isinstance(new, int) and new < side
-    assert new == pytest.approx(z.side_for(0.07 * side), rel=0.15)
 
 
 def test_refit_window_centres_on_the_mask_and_keeps_the_clicks_inside():

@@ -11,9 +11,9 @@ import numpy as np
 
 from ._click_size import click_diameter
 from ._objects import TrackedObject
-from ._window_fit import KEEP, contradicts, fitted_side, refit_agrees, refit_window
+from ._window_fit import KEEP, contradicts, refit_agrees, refit_window
 from .prompts import FramePrompts
-from .windows import Window, ZoomPlanner, logits_extent, prompt_extent
+from .windows import Window, ZoomPlanner, prompt_extent
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model.sam2 import SAM2Model
@@ -221,13 +221,4 @@ class ModelScale:
             prev = obj.windows[src]
         entry = obj.bank.get(src)
         self.zoom.region = model_region(self.frames)
-        logits = None if entry is None else entry.mask_logits
-        side = fitted_side(self.zoom, prev, logits, tracked=True)
-        if side is None:  # comfortable on the whole frame now
-            obj.side = None
-            return None
-        if side is not KEEP:  # the mask left the size range: re-size around it
-            obj.side = int(side)  # type: ignore[call-overload]
-            centre, _ = logits_extent(logits, prev)  # type: ignore[arg-type,misc]
-            return self.zoom.place(centre, obj.side)
-        return self.zoom.follow(prev, logits)
+        return self.zoom.follow(prev, None if entry is None else entry.mask_logits)
