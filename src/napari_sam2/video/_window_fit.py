@@ -5,8 +5,8 @@ An object's window side comes from an estimate (the click size of :mod:`._click_
 the window measures the object better, so it is checked:
 
 * the mask **touches the window's border** (more than :data:`EDGE_SHARE` of the border is
-  covered): the object is larger than the window; the window grows to put the mask at the
-  target size, at least :data:`GROW` times;
+  covered; sides on the frame's own edge do not count): the object is larger than the
+  window; the window grows to put the mask at the target size, at least :data:`GROW` times;
 * the mask's size (the diameter of the disc of its area) is **larger than the high end** of
   the model's ``object_size_range`` (as a fraction of the window's side) or **smaller than its
   low end**: the window is re-sized to put the object at the target size (the geometric
@@ -96,12 +96,27 @@ def mask_diameter(logits: torch.Tensor, rect: Sequence[int]) -> float:
     return 2.0 * math.sqrt(float(pos.sum()) * px / math.pi)
 
 
-def touches_border(logits: torch.Tensor, share: float = EDGE_SHARE) -> bool:
-    """Whether a (…, h, w) low-resolution mask covers more than ``share`` of its border."""
+def touches_border(
+    logits: torch.Tensor,
+    share: float = EDGE_SHARE,
+    sides: tuple[bool, bool, bool, bool] = (True, True, True, True),
+) -> bool:
+    """Whether a (…, h, w) low-resolution mask covers more than ``share`` of its border.
+
+    Args:
+        logits: the mask logits (positive inside).
+        share: fraction of the counted border.
+        sides: which sides count, (top, bottom, left, right): a window side on the frame's
+            own edge says nothing about the object's size (cells are cut there).
+    """
     pos = logits.reshape(logits.shape[-2:]) > 0
     h, w = pos.shape
-    border = int(pos[0].sum() + pos[-1].sum() + pos[1:-1, 0].sum() + pos[1:-1, -1].sum())
-    return border > share * (2 * (h + w) - 4)
+    top, bottom, left, right = sides
+    lines = [pos[0]] * top + [pos[-1]] * bottom + [pos[:, 0]] * left + [pos[:, -1]] * right
+    if not lines:
+        return False
+    covered = sum(int(v.sum()) for v in lines)
+    return covered > share * sum(len(v) for v in lines)
 
 
 def fitted_side(
@@ -131,7 +146,9 @@ def fitted_side(
         return KEEP if side is None else side
     side = window[2] - window[0]
     frac = extent / side
-    if touches_border(logits):
+    ry0, rx0, ry1, rx1 = zoom.region
+    inner = (window[0] > ry0, window[2] < ry1, window[1] > rx0, window[3] < rx1)
+    if touches_border(logits, sides=inner):
         grown = zoom.side_for(extent)
         if grown is None:
             return None

@@ -26,10 +26,8 @@ the edge 0.41 (side/8, 1 move) and 0.40 (side/4, 0 moves): following the object 
 more than keeping the memory's frame still, so "every" with side/8 is the default. (Measured
 before the click-size estimate was final; the ranking, not the level, is the result.)
 
-An object large enough at the whole-frame input (down to :data:`WHOLE_FRAME_SHARE` of the
-range's low end: the model still segments objects a little smaller than it was trained on
-better there than in an upscaled window) has no window and runs exactly as without zoom;
-``zoom="off"`` gives no object a window (the results are those of the plain session).
+An object large enough at the whole-frame input has no window and runs exactly as without
+zoom; ``zoom="off"`` gives no object a window (the results are those of the plain session).
 """
 
 from __future__ import annotations
@@ -62,11 +60,6 @@ Window = tuple[int, int, int, int]
 ZOOM_MODES = ("auto", "off")
 RECENTRE_MODES = ("every", "edge")
 
-#: objects down to this share of the low end of ``object_size_range`` (at the whole-frame
-#: input) still run on the whole frame: micro's one-click J on validation nuclei 20 / 24 px wide
-#: on 256-px frames (0.078 / 0.094 of its input, below its 0.11) was 0.860 / 0.826 on the whole
-#: frame vs 0.807 / 0.820 in windows; at 16 px (0.0625) 0.538 vs 0.730 (6 cells x 8 frames)
-WHOLE_FRAME_SHARE = 0.65
 #: smallest window side in frame pixels (below it the model would see fewer pixels than it has)
 MIN_SIDE = 16
 #: placements are snapped to multiples of side / SNAP pixels
@@ -222,12 +215,6 @@ class ZoomPlanner:
         (the geometric middle of the comfortable range)."""
         return math.sqrt(self.lo * self.hi)
 
-    @property
-    def whole_frame_min(self) -> float:
-        """Smallest diameter, as a fraction of the model's input side, at which an object runs
-        on the whole (resized) region: :data:`WHOLE_FRAME_SHARE` of the range's low end."""
-        return self.lo * WHOLE_FRAME_SHARE
-
     def side_for(self, diameter: float) -> int | None:
         """Window side in frame pixels for an object ``diameter`` px wide, or None when the
         object is large enough at the whole-region input (or zoom is off)."""
@@ -235,7 +222,7 @@ class ZoomPlanner:
             return None
         y0, x0, y1, x1 = self.region
         longest, shortest = max(y1 - y0, x1 - x0), min(y1 - y0, x1 - x0)
-        if diameter >= self.whole_frame_min * longest:  # comfortable on the whole region
+        if diameter >= self.lo * longest:  # comfortable on the whole (resized) region
             return None
         side = int(round(diameter / self.target))
         side = max(MIN_SIDE, min(side, shortest))
