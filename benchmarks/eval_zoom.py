@@ -26,14 +26,14 @@ Measured (micro, 1 thread of a 2-core Intel Xeon with AVX-512/AMX shared with ot
 the times are upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide
 error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 
-| bin | frame | J | J / trained size | baseline J |
-|---|---|---|---|---|
-| trained size (d 28-60) | 256 | 0.683 | 1.00 | 0.793 |
-| d 8 px | 512 | 0.383 | 0.56 | 0.678 |
-| d 16 px | 256 / 512 / 1024 | 0.671 / 0.622 / 0.618 | 0.98 / 0.91 / 0.90 | 0.53 / 0.85 / 0.77 |
-| d 32 px | 1024 / 2048 | 0.586 / 0.455 | 0.86 / 0.67 | 0.82 / 0.78 |
-| d 64 px | 2048 | 0.575 | 0.84 | 0.633 |
-| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.683 | - | 0.565 |
+| bin | frame | J | J / trained size | baseline J | NoC@90 (reached 0.9) |
+|---|---|---|---|---|---|
+| trained size (d 28-60) | 256 | 0.683 | 1.00 | 0.793 | 4.0 (25%) |
+| d 8 px | 512 | 0.383 | 0.56 | 0.678 | 5.0 (0%) |
+| d 16 px | 256 / 512 / 1024 | 0.671 / 0.622 / 0.618 | 0.98 / 0.91 / 0.90 | 0.53 / 0.85 / 0.77 | 5 |
+| d 32 px | 1024 / 2048 | 0.586 / 0.455 | 0.86 / 0.67 | 0.82 / 0.78 | 5.0 (0%) |
+| d 64 px | 2048 | 0.575 | 0.84 | 0.633 | 5.0 (0%) |
+| HeLa, 12 largest nuclei, 10 frames | 1100 x 700 | 0.683 | - | 0.565 | 4.0 (25%) |
 
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]

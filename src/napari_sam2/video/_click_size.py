@@ -46,7 +46,9 @@ import torch
 from ._cell_size import blob_diameter
 from .windows import MIN_SIDE, Window, remap_logits
 
-__all__ = ["CONFIDENT", "ClickSize", "click_diameter", "model_click_size", "zoom_ladder"]
+__all__ = [
+    "CONFIDENT", "ClickSize", "click_diameter", "model_click_size", "zoom_agreement", "zoom_ladder",
+]
 
 #: ratio between the sides of consecutive rungs of the ladder
 LADDER_STEP = math.sqrt(2.0)
@@ -133,7 +135,7 @@ def _candidates(
     return torch.cat(logits), torch.cat(ious)
 
 
-def _agreement(a: torch.Tensor, wa: Window, b: torch.Tensor, wb: Window) -> torch.Tensor:
+def zoom_agreement(a: torch.Tensor, wa: Window, b: torch.Tensor, wb: Window) -> torch.Tensor:
     """(Ma, Mb) mask IoU in frame pixels between candidates (Ma, h, w) over window ``wa`` and
     (Mb, h, w) over the larger window ``wb`` (``a`` is assumed inside ``wa``)."""
     pa = (a > 0).flatten(1).float()  # (Ma, hw)
@@ -188,7 +190,7 @@ def model_click_size(
     prev = torch.zeros(k_n, m_n)  # agreement with the next smaller rung
     nxt = torch.zeros(k_n, m_n)  # with the next larger rung
     for k in range(k_n - 1):
-        iou = _agreement(logits[k], rungs[k], logits[k + 1], rungs[k + 1])  # (M, M)
+        iou = zoom_agreement(logits[k], rungs[k], logits[k + 1], rungs[k + 1])  # (M, M)
         iou = iou * credible[k][:, None] * credible[k + 1][None, :]
         nxt[k] = iou.max(1).values
         prev[k + 1] = iou.max(0).values
@@ -215,6 +217,7 @@ def click_diameter(
     region: Sequence[int],
     size_range: tuple[float, float],
     device: torch.device | str = "cpu",
+    hint: float | None = None,
 ) -> float:
     """Diameter (frame px) of the object under a click.
 
@@ -232,10 +235,16 @@ def click_diameter(
         region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
         size_range: the model's comfortable object diameters as fractions of its input side.
         device: where the model runs.
+        hint: a typical cell diameter (frame px, ``cell_diameter``) used instead of the blob
+            scale: the model's confident size still wins when it is more than
+            :data:`DISAGREE` times larger or smaller (a hint 3x off is corrected).
     """
     y0, x0, y1, x1 = region
-    d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
-    blob = blob_diameter(image(), click, 4.0, d_max)
+    if hint is not None:
+        blob = float(hint)
+    else:
+        d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
+        blob = blob_diameter(image(), click, 4.0, d_max)
     est = model_click_size(model, inputs, click, region, size_range, device)
     if est is not None and est.score >= CONFIDENT:
         ratio = est.diameter / blob

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._click_size import click_diameter
 from ._objects import TrackedObject
+from ._window_fit import KEEP, contradicts, refit_agrees, refit_window
 from .prompts import FramePrompts
 from .windows import Window, ZoomPlanner, prompt_extent
 
@@ -51,6 +52,8 @@ class ModelScale:
         self.model = model
         self.image_size = int(image_size)
         self.zoom = zoom
+        #: objects whose re-sized prompt window needs no agreement check (see accept_refit)
+        self._unconfirmed: set[int] = set()
 
     def size_at_model(self, extent: tuple[float, float]) -> tuple[float, float]:
         """How large a (height, width) extent in frame pixels is at the model's input.
@@ -108,12 +111,14 @@ class ModelScale:
         """The window an object's prompts on a frame run in (None: the whole frame / ROI).
 
         The object's window side is decided on its first prompt (and again on a box or mask
-        prompt of an unsegmented frame): from the box or mask, else the ``cell_diameter``
-        hint, else estimated around the clicks. The window stays where the object was
+        prompt of an unsegmented frame): from the box or mask, else estimated around the
+        clicks, the ``cell_diameter`` hint standing in for the blob scale (the model's
+        confident size overrides a hint more than 2x off). The window stays where the object was
         segmented on that frame while the prompts fit inside it, else it is placed around them.
         """
         zoom = self.zoom
         zoom.region = model_region(self.frames)
+        obj.size_checked = True
         if not obj.sized and not zoom.active:
             return None
         where = prompt_extent(p.points, p.labels, p.box, p.mask_box)
@@ -122,11 +127,10 @@ class ModelScale:
         centre, extent = where
         sized_by_shape = p.box is not None or p.mask_box is not None
         if zoom.active and (not obj.sized or (is_init and sized_by_shape)):
+            obj.size_checked = sized_by_shape  # a size from a click or hint is checked
             if sized_by_shape:
                 diameter = max(extent[2] - extent[0], extent[3] - extent[1])
-            elif zoom.cell_diameter is not None:
-                diameter = zoom.cell_diameter
-            else:
+            else:  # the hint stands in for the blob scale; the model checks it
                 diameter = self.click_diameter(frame, p)
             obj.side = None if diameter is None else zoom.side_for(diameter)
             obj.sized = True
@@ -137,12 +141,63 @@ class ModelScale:
             return window
         return zoom.place(centre, obj.side)
 
-    def click_diameter(self, frame: int, p: FramePrompts) -> float | None:
-        """Diameter (frame px) of the object under its positive clicks (None: none), asked of
-        the model at several zoom levels, else the blob scale (``video/_click_size.py``)."""
+    def refit_prompt_window(
+        self, obj: TrackedObject, frame: int, p: FramePrompts, window: Window | None, logits
+    ) -> Window | None | object:
+        """Check an object's window against its first mask there (``video/_window_fit.py``).
+
+        Args:
+            obj: the object, just prompted in ``window`` (by :meth:`prompt_window`).
+            frame: the frame.
+            p: its prompts on that frame.
+            window: the window its mask was made in (None: the whole frame / ROI).
+            logits: (1, 1, h, w) low-resolution logits of that mask.
+
+        Returns:
+            The window to decode the prompts in again (None: the whole frame), or
+            :data:`~._window_fit.KEEP` when the mask fits its window, the size came from a
+            box or mask, or the window was checked already (each size is checked once).
+        """
+        if obj.size_checked:
+            return KEEP
+        obj.size_checked = True
+        pos = p.points[np.asarray(p.labels) > 0]
+        new = refit_window(self.zoom, window, logits, pos)
+        hint = self.zoom.cell_diameter
+        if len(pos) and hint is not None and contradicts(hint, window, logits, self.zoom):
+            # the hint does not fit this object: size it from the image alone
+            side = self.zoom.side_for(self.click_diameter(frame, p, use_hint=False) or 0.0)
+            current = None if window is None else window[2] - window[0]
+            if side != current:
+                new = None if side is None else self.zoom.place(tuple(pos.mean(axis=0)), side)
+                self._unconfirmed.add(obj.obj_id)
+        if new is not KEEP:
+            obj.side = None if new is None else new[2] - new[0]
+        return new
+
+    def accept_refit(
+        self, obj: TrackedObject, first: tuple[Window | None, object], second: tuple
+    ) -> bool:
+        """Whether the mask in the re-sized window (``second``: window, logits) confirms the
+        first (``first``); if not, the object's side is the first window's again."""
+        if obj.obj_id in self._unconfirmed:  # sized again from the image: nothing to confirm
+            self._unconfirmed.discard(obj.obj_id)
+            return True
+        if refit_agrees(self.zoom, first, second):  # type: ignore[arg-type]
+            return True
+        wa = first[0]
+        obj.side = None if wa is None else wa[2] - wa[0]
+        return False
+
+    def click_diameter(
+        self, frame: int, p: FramePrompts, use_hint: bool = True
+    ) -> float | None:
+        """Diameter (frame px) of the object under its positive clicks, asked of the model at
+        several zoom levels, else the ``cell_diameter`` hint, else the blob scale
+        (``video/_click_size.py``); without positive clicks the hint (or None)."""
         pos = p.points[np.asarray(p.labels) > 0]
         if not len(pos):
-            return None
+            return self.zoom.cell_diameter
         return click_diameter(
             self.model,
             functools.partial(self.frames.window_inputs, frame),
@@ -151,6 +206,7 @@ class ModelScale:
             self.zoom.region,
             (self.zoom.lo, self.zoom.hi),
             self.model.device,
+            hint=self.zoom.cell_diameter if use_hint else None,
         )
 
     def track_window(self, obj: TrackedObject, t: int, before: int) -> Window | None:

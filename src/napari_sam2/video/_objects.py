@@ -21,7 +21,8 @@ class TrackedObject:
             frame -> (entry, whether it becomes a conditioning frame).
         tracked: frame -> produced while tracking backwards.
         side: automatic zoom: window side in frame pixels (None: the whole frame), decided on
-            the first prompt (``sized`` then True).
+            the first prompt (``sized`` then True); ``size_checked`` False while a size
+            estimated from a click or a hint waits for its check against the first mask.
         windows: frame -> the window (y0, x0, y1, x1) the object was segmented in there.
     """
 
@@ -33,6 +34,7 @@ class TrackedObject:
         self.tracked: dict[int, bool] = {}
         self.side: int | None = None
         self.sized = False
+        self.size_checked = True
         self.windows: dict[int, Window] = {}
 
     @property

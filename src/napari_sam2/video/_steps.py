@@ -21,6 +21,7 @@ from ._model_runner import ModelRunner
 from ._model_scale import ModelScale
 from ._objects import TrackedObject, by_window
 from ._parallel import Failed, captured
+from ._window_fit import KEEP
 from .frame_result import FrameResult
 from .memory_bank import MemoryEntry, MemorySelection
 from .windows import Window
@@ -58,6 +59,12 @@ def prompt_frame(
             sel = obj.bank.select(frame, s, runner.frames.num_frames, reverse)
         multimask = s.multimask_first_click and runner.model.use_multimask(is_init, p.num_points)
     head = runner.prompt_head(feats, p, window, prev, sel, multimask)
+    refit = scale.refit_prompt_window(obj, frame, p, window, head.mask_logits)
+    if refit is not KEEP:  # the mask says the window's size was wrong: decode again there
+        feats = runner.view_features(frame, refit)  # type: ignore[arg-type]
+        head2 = runner.prompt_head(feats, p, refit, prev, sel, multimask)  # type: ignore[arg-type]
+        if scale.accept_refit(obj, (window, head.mask_logits), (refit, head2.mask_logits)):
+            window, head = refit, head2  # type: ignore[assignment]
     entry = runner.entry(head, 0, reverse)
     obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
     obj.set_window(frame, window)

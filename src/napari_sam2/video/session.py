@@ -68,7 +68,8 @@ class VideoSession:
             windows of the frame that follow them (see :mod:`napari_sam2.video.windows`);
             "off": every object sees the whole frame (or ROI).
         cell_diameter: typical cell diameter in frame pixels, used to size the windows of
-            objects given by clicks (None: estimated from the image around the first click).
+            objects given by clicks unless the model's size there is confidently more than
+            2x off (None: estimated from the image around the first click).
     """
 
     def __init__(
