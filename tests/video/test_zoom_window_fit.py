@@ -156,3 +156,23 @@ def test_a_cell_diameter_hint_3x_off_is_corrected_by_the_model(micro, small_nucl
         ratios.append(mask_extent(s.add_points(0, obj, [pt], [1])) / truth[obj])
     good = [1 / 1.7 < r < 1.7 for r in ratios]
     assert len(ratios) == 4 and sum(good) >= 2, ratios
+
+
+def test_a_mask_prompt_keeps_a_given_window_side():
+    model = load_model("test_tiny_256")
+    movie = np.random.default_rng(0).integers(0, 255, (2, 512, 512), dtype=np.uint8)
+    mask = np.zeros((512, 512), bool)
+    mask[200:300, 180:290] = True  # 110 px: a window sized from it would be much larger
+    s = VideoSession(model, movie, zoom="auto")
+    s.add_mask(0, 1, mask, window_side=64)
+    y0, x0, y1, x1 = s.window(1, 0)
+    assert (y1 - y0, x1 - x0) == (64, 64)
+    assert y0 <= 250 <= y1 and x0 <= 235 <= x1  # placed around the mask
+    s.add_mask(1, 1, mask)  # later masks keep the given side too
+    w = s.window(1, 1)
+    assert w[2] - w[0] == 64
+    off = VideoSession(model, movie, zoom="off")
+    off.add_mask(0, 1, mask, window_side=64)  # ignored with zoom off
+    assert off.window(1, 0) is None
+    with pytest.raises(ValueError, match="window_side"):
+        s.add_mask(0, 2, mask, window_side=0)

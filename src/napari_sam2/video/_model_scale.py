@@ -126,7 +126,8 @@ class ModelScale:
             return obj.windows.get(frame)
         centre, extent = where
         sized_by_shape = p.box is not None or p.mask_box is not None
-        if zoom.active and (not obj.sized or (is_init and sized_by_shape)):
+        resize = not obj.sized or (is_init and sized_by_shape and not obj.side_fixed)
+        if zoom.active and resize:
             obj.size_checked = sized_by_shape  # a size from a click or hint is checked
             if sized_by_shape:
                 diameter = max(extent[2] - extent[0], extent[3] - extent[1])
@@ -140,6 +141,14 @@ class ModelScale:
         if window is not None and window[2] - window[0] == obj.side and zoom.fits(window, extent):
             return window
         return zoom.place(centre, obj.side)
+
+    def fix_side(self, obj: TrackedObject, side: int | None) -> None:
+        """Give an object's window side (frame px; None: the whole frame) instead of sizing it
+        from its prompts: its prompts then run in windows of this side placed around them."""
+        if side is not None and side < 1:
+            raise ValueError(f"window_side must be a positive number of pixels, got {side}")
+        obj.side = None if side is None else int(side)
+        obj.sized = obj.side_fixed = obj.size_checked = True
 
     def refit_prompt_window(
         self, obj: TrackedObject, frame: int, p: FramePrompts, window: Window | None, logits

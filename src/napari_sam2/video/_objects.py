@@ -22,7 +22,9 @@ class TrackedObject:
         tracked: frame -> produced while tracking backwards.
         side: automatic zoom: window side in frame pixels (None: the whole frame), decided on
             the first prompt (``sized`` then True); ``size_checked`` False while a size
-            estimated from a click or a hint waits for its check against the first mask.
+            estimated from a click or a hint waits for its check against the first mask;
+            ``side_fixed`` True when the side was given (``add_mask(window_side=...)``) and is
+            not sized again from later boxes or masks.
         windows: frame -> the window (y0, x0, y1, x1) the object was segmented in there.
     """
 
@@ -35,6 +37,7 @@ class TrackedObject:
         self.side: int | None = None
         self.sized = False
         self.size_checked = True
+        self.side_fixed = False
         self.windows: dict[int, Window] = {}
 
     @property

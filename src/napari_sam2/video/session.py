@@ -1,12 +1,10 @@
 """The video session: prompts on any frames in, a mask for every object on every frame out.
 
-A :class:`VideoSession` holds the model, a :class:`~napari_sam2.video.frames.FrameSource`, the
-objects (prompts, one :class:`~napari_sam2.video.memory_bank.MemoryBank` each) and three parts:
-the :class:`~._model_runner.ModelRunner` (encoding cache, device, precision, batched model
-steps), the :class:`~._label_volume.LabelVolume` (the (T, H, W) labels, in memory or on disk)
-and the :class:`~._model_scale.ModelScale` (sizes at the model's input, zoom windows). An
-optional region of interest is all the model sees; prompts and results stay full-frame. All
-objects of a frame share one image encoding and run batched (:mod:`._steps`).
+A :class:`VideoSession` holds the model, a :class:`~.frames.FrameSource`, the objects (prompts,
+one memory bank each) and three parts: a :class:`~._model_runner.ModelRunner` (encoding cache,
+device, precision, batched steps), a :class:`~._label_volume.LabelVolume` ((T, H, W) labels, in
+memory or on disk) and a :class:`~._model_scale.ModelScale` (sizes at the model's input, zoom
+windows). A region of interest is all the model sees; a frame's objects share one encoding.
 """
 
 from __future__ import annotations
@@ -317,13 +315,18 @@ class VideoSession:
         obj.prompts[frame] = FramePrompts(p.points, p.labels, b)
         return self._run_prompt(obj, frame)
 
-    def add_mask(self, frame: int, obj_id: int, mask) -> np.ndarray:
+    def add_mask(
+        self, frame: int, obj_id: int, mask: np.ndarray, window_side: int | None = None
+    ) -> np.ndarray:
         """Give an object's mask (H, W) on a frame; it replaces clicks and box there (its part
-        outside the :attr:`roi` is ignored)."""
+        outside the :attr:`roi` is ignored); returns the (H, W) bool mask made. ``window_side``
+        (frame px, automatic zoom): windows of this side around the mask, not sized from it."""
         frame = check_frame_index(frame, self.num_frames)
         m = validate_mask(mask, self.frame_shape)
         inside_region(self.runner.region(), mask=m)
         obj = self._obj(obj_id)
+        if window_side is not None and self.zoom == "auto":
+            self.scale.fix_side(obj, window_side)
         obj.prompts[frame] = FramePrompts(mask=m)
         return self._run_prompt(obj, frame)
 

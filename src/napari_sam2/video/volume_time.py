@@ -74,16 +74,7 @@ def _seed(session: VideoSession, frame: int, obj_id: int, mask: np.ndarray, side
     side decided on the object's first prompt is kept: the window is placed around the mask
     with that side (``side`` None: whole slices, or zoom off: plain ``add_mask``).
     """
-    if side is None or session.zoom != "auto":
-        session.add_mask(frame, obj_id, mask)
-        return
-    obj = session._obj(obj_id)
-    obj.side, obj.sized = int(side), True
-    session.zoom = "off"  # a sized object is placed, not sized again, while zoom is off
-    try:
-        session.add_mask(frame, obj_id, mask)
-    finally:
-        session.zoom = "auto"
+    session.add_mask(frame, obj_id, mask, window_side=side)
 
 
 class VolumeTimeSession:
