@@ -17,6 +17,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_train}
 MINUTES=${MINUTES:-7.5}
+DEVICE=${DEVICE:-cuda}    # DEVICE=cpu WORKERS=1 MINUTES=0.5: a smoke run of this script on a CPU
+WORKERS=${WORKERS:-14}
 RUN=/tmp/gpu_run
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -31,7 +33,7 @@ nvidia-smi -L | tee "$OUT/train.log"
 python3 scripts/train_micro.py --variant generalist --init "$INIT" \
   --families nuclei cytoplasm cytoplasm phase bacteria bacteria --holdout brightfield \
   --kinds-fraction 0.35 --kinds nuclei nuclei phase zstack --seed 17 --lr 1e-4 --steps 3000 \
-  --device cuda --bf16 --clip-workers 14 --threads 2 --minutes "$MINUTES" --out "$RUN" \
+  --device "$DEVICE" $([ "$DEVICE" = cuda ] && echo --bf16) --clip-workers "$WORKERS" --threads 2 --minutes "$MINUTES" --out "$RUN" \
   2>&1 | tee -a "$OUT/train.log"
 cp "$RUN/model.pt" "$RUN/metrics.jsonl" "$OUT/" 2>/dev/null
 ls -la "$OUT"
