@@ -29,12 +29,15 @@ pytestmark = pytest.mark.skipif(
 SEED0 = TRAIN_SEED_END + 5000
 N_OBJECTS = 3
 N_FRAMES = 5
-#: J of the shipped micro.pt on each family's movie (measured on CPU, float32)
+#: J of the shipped micro.pt on each family's movie (measured on CPU, float32). With the click
+#: size rule of ``_click_size.WHOLE_FRAME_CONFIDENT`` cytoplasm rose from 0.095, phase fell from
+#: 0.341 and bacteria from 0.450 (on the validation movies: cytoplasm 0.324 -> 0.434, phase and
+#: bacteria unchanged).
 MEASURED = {
     "nuclei": 0.727,
-    "cytoplasm": 0.095,
-    "phase": 0.341,
-    "bacteria": 0.450,
+    "cytoplasm": 0.343,
+    "phase": 0.300,
+    "bacteria": 0.358,
     "brightfield": 0.125,
 }
 TOLERANCE = 0.05
