@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ._cell_size import blob_diameter
-from .windows import MIN_SIDE, Window, remap_logits
+from .windows import MIN_SIDE, Window, fits_whole_region, remap_logits
 
 __all__ = [
     "CONFIDENT", "ClickSize", "click_diameter", "model_click_size", "zoom_agreement", "zoom_ladder",
@@ -259,7 +259,7 @@ def click_diameter(
     ratio = est.diameter / blob
     if est.score >= CONFIDENT and (ratio > DISAGREE or ratio < 1 / DISAGREE):
         return est.diameter
-    whole = est.diameter >= size_range[0] * max(y1 - y0, x1 - x0)  # no window needed
+    whole = fits_whole_region(est.diameter, size_range[0], region)
     if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE and whole:
         return est.diameter
     return blob

@@ -49,7 +49,10 @@ class _Track:
         self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
         self.prompted: set[int] = set()
         #: automatic zoom: the window side (frame px) its first prompt was segmented in
-        #: (None: whole slices); ``sized`` once that prompt has run
+        #: (None: whole slices); ``sized`` once that prompt has run. Masks handed between the
+        #: time session and the z-sessions keep this side (``add_mask(window_side=...)``): the
+        #: model's own masks are often wider than the cell, and a window sized from them can
+        #: cross the whole-slice threshold (masks far too large at later timepoints).
         self.side: int | None = None
         self.sized = False
         #: divisions: last timepoint of a mother's track (None: not divided); whether the
@@ -62,19 +65,6 @@ def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
     """Side (frame px) of the window an object was segmented in on a frame (None: none)."""
     w = session.window(obj_id, frame)
     return None if w is None else int(w[2] - w[0])
-
-
-def _seed(session: VideoSession, frame: int, obj_id: int, mask: np.ndarray, side) -> None:
-    """``session.add_mask(frame, obj_id, mask)`` in a window of ``side`` px around the mask.
-
-    A mask prompt of a new object would size its zoom window from the mask's extent. The masks
-    handed between the time session and the z-sessions are the model's own, often wider than
-    the cell, and such a width can cross the size above which the whole slice is used: the
-    object then runs unzoomed on the next timepoint's slices (masks far too large). So the
-    side decided on the object's first prompt is kept: the window is placed around the mask
-    with that side (``side`` None: whole slices, or zoom off: plain ``add_mask``).
-    """
-    session.add_mask(frame, obj_id, mask, window_side=side)
 
 
 class VolumeTimeSession:
@@ -259,7 +249,7 @@ class VolumeTimeSession:
             tr = self._track(obj_id)
             tr.side, tr.sized, tr.born = mother.side, True, True
             self._read_at(tr, t, zc)
-            _seed(tr.time, t, obj_id, part[zc], tr.side)
+            tr.time.add_mask(t, obj_id, part[zc], window_side=tr.side)
             tr.centre[t] = zc
             tr.prompted.add(t)
             self.lineage[obj_id] = mother.obj_id
@@ -342,7 +332,7 @@ class VolumeTimeSession:
         if not tr.sized:  # the window side of its first prompt, kept through time and z
             tr.side, tr.sized = _window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
-        _seed(tr.time, t, obj_id, mask[zc], tr.side)
+        tr.time.add_mask(t, obj_id, mask[zc], window_side=tr.side)
         tr.centre[t] = zc
         tr.prompted.add(t)
         return mask
@@ -426,7 +416,7 @@ class VolumeTimeSession:
             for obj_id, z in starts.items():
                 if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
                     zs.remove_object(obj_id)
-                _seed(zs, z, obj_id, seeds[obj_id], self._tracks[obj_id].side)
+                zs.add_mask(z, obj_id, seeds[obj_id], window_side=self._tracks[obj_id].side)
             for _ in propagate_along_z(zs, starts, "both", self.guard):
                 pass
             for obj_id in starts:

@@ -44,6 +44,7 @@ from ..model.sam2 import FrameFeatures
 
 __all__ = [
     "ZOOM_MODES",
+    "fits_whole_region",
     "RECENTRE_MODES",
     "Window",
     "WindowEncodings",
@@ -139,6 +140,14 @@ def remap_logits(logits: torch.Tensor, src: Sequence[int], dst: Sequence[int]) -
     return out + _OUTSIDE_LOGIT
 
 
+def fits_whole_region(diameter: float, lo: float, region: Sequence[int]) -> bool:
+    """Whether an object ``diameter`` frame px wide is comfortable at the model's input when the
+    whole ``region`` (y0, x0, y1, x1) is resized to it: its share of the region's longer side
+    is at least ``lo``, the low end of the model's ``object_size_range`` (no window needed)."""
+    y0, x0, y1, x1 = region
+    return diameter >= lo * max(y1 - y0, x1 - x0)
+
+
 class ZoomPlanner:
     """Decides whether an object gets a window, its side and where it goes.
 
@@ -222,7 +231,7 @@ class ZoomPlanner:
             return None
         y0, x0, y1, x1 = self.region
         longest, shortest = max(y1 - y0, x1 - x0), min(y1 - y0, x1 - x0)
-        if diameter >= self.lo * longest:  # comfortable on the whole (resized) region
+        if fits_whole_region(diameter, self.lo, self.region):
             return None
         side = int(round(diameter / self.target))
         side = max(MIN_SIDE, min(side, shortest))
