@@ -101,3 +101,28 @@ def test_objects_comfortable_on_the_whole_frame_run_as_zoom_off(micro):
     np.testing.assert_array_equal(out["off"][0], out["auto"][0])
     for a, b in zip(out["off"][1], out["auto"][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_choose_diameter_rule():
+    """The rule between blob (or hint) and model sizes, on estimates measured on validation
+    movies (frame px; regions are whole frames)."""
+    from napari_sam2.video._click_size import ClickSize, choose_diameter
+
+    def est(d, score):
+        return ClickSize(d, score, (0, 0, 16, 16))
+
+    lo = 0.11
+    # no model estimate, or model and blob agree: the blob measures the object
+    assert choose_diameter(14.0, None, (0, 0, 512, 512), lo) == 14.0
+    assert choose_diameter(14.0, est(17.0, 0.9), (0, 0, 512, 512), lo) == 14.0
+    # confident model, 3x the blob: the blob found the dark nucleus of a stained cell
+    assert choose_diameter(10.0, est(30.0, 0.4), (0, 0, 1024, 1024), lo) == 30.0
+    # less confident, but large enough for the whole 256-px frame: the model
+    assert choose_diameter(11.9, est(36.8, 0.16), (0, 0, 256, 256), lo) == 36.8
+    # ... and not when it would still need a window on a larger frame
+    assert choose_diameter(11.9, est(36.8, 0.16), (0, 0, 1024, 1024), lo) == 11.9
+    # a model size 16-19x a clear blob is a cluster or the whole region, not the nucleus
+    assert choose_diameter(20.0, est(384.0, 0.14), (0, 0, 2048, 2048), lo) == 20.0
+    assert choose_diameter(47.6, est(512.0, 0.35), (0, 0, 2048, 2048), lo) == 47.6
+    # a tiny blob (texture) does not bound the model: 45-px phase cell, 5-px blob
+    assert choose_diameter(5.0, est(84.8, 0.16), (0, 0, 256, 256), lo) == 84.8

@@ -47,7 +47,8 @@ from ._cell_size import blob_diameter
 from .windows import MIN_SIDE, Window, fits_whole_region, remap_logits
 
 __all__ = [
-    "CONFIDENT", "ClickSize", "click_diameter", "model_click_size", "zoom_agreement", "zoom_ladder",
+    "CONFIDENT", "ClickSize", "choose_diameter", "click_diameter", "model_click_size",
+    "zoom_agreement", "zoom_ladder",
 ]
 
 #: ratio between the sides of consecutive rungs of the ladder
@@ -62,6 +63,14 @@ DISAGREE = 2.0
 #: 0.434 / 0.251 -> 0.438, brightfield 0.225 -> 0.279 / 0.323 -> 0.355, nuclei, phase and the
 #: size bins (8-64 px on 256-2048 px) unchanged.
 WHOLE_FRAME_CONFIDENT = 0.1
+#: a model size more than this many times a blob of at least RELIABLE_BLOB px is not used: the
+#: model drew a cluster or the whole region (a generalist candidate gave 320-448 px for 25-35 px
+#: nuclei on 2048-px frames at scores 0.11-0.14, and 170 px for a 15-px nucleus on a 1024-px
+#: frame; micro 512 px for a 48-px nucleus); true ratios on the validation looks stay under 5
+MAX_DISAGREE = 6.0
+#: blob diameters (frame px) below this are too small to bound the model's size (texture or
+#: noise, e.g. 5 px blobs on 45-78 px phase and brightfield cells whose model size was right)
+RELIABLE_BLOB = 8.0
 #: stability: area above +STABILITY_OFFSET over area above -STABILITY_OFFSET (logits)
 STABILITY_OFFSET = 1.0
 #: smallest credible object diameter in frame pixels (users' cells are 8-80 px wide; below
@@ -228,12 +237,9 @@ def click_diameter(
     """Diameter (frame px) of the object under a click.
 
     The model decides which structure was clicked, the blob scale measures it: the blob
-    estimate (:func:`._cell_size.blob_diameter`) is used unless the model is confident
-    (score >= :data:`CONFIDENT`) and its size differs from the blob's by more than
-    :data:`DISAGREE` times (the blob scale then measured a part of the object, such as the
-    dark nucleus of a cytoplasm-stained cell, or a cluster), or the model's size is over
-    :data:`DISAGREE` times the blob's, large enough to need no window, and scored at least
-    :data:`WHOLE_FRAME_CONFIDENT`.
+    estimate (:func:`._cell_size.blob_diameter`) is used unless :func:`choose_diameter` finds
+    the model's size more credible (the blob scale then measured a part of the object, such
+    as the dark nucleus of a cytoplasm-stained cell, or a cluster).
 
     Args:
         model: a :class:`~napari_sam2.model.sam2.SAM2Model`.
@@ -254,12 +260,32 @@ def click_diameter(
         d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
         blob = blob_diameter(image(), click, 4.0, d_max)
     est = model_click_size(model, inputs, click, region, size_range, device)
+    return choose_diameter(blob, est, region, size_range[0])
+
+
+def choose_diameter(blob: float, est: ClickSize | None, region: Sequence[int], lo: float) -> float:
+    """The click-size rule: the blob's (or hint's) diameter or the model's (frame px).
+
+    The model's size is used when it differs from the blob's more than :data:`DISAGREE` times
+    and is confident (score >= :data:`CONFIDENT`), or when it is over :data:`DISAGREE` times
+    larger, needs no window (:func:`~.windows.fits_whole_region`) and scores at least
+    :data:`WHOLE_FRAME_CONFIDENT`; never when it is over :data:`MAX_DISAGREE` times a blob of
+    at least :data:`RELIABLE_BLOB` px.
+
+    Args:
+        blob: blob-scale (or ``cell_diameter`` hint) diameter in frame pixels.
+        est: the model's estimate (:func:`model_click_size`), or None.
+        region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
+        lo: low end of the model's ``object_size_range`` (fraction of its input side).
+    """
     if est is None:
         return blob
     ratio = est.diameter / blob
+    if blob >= RELIABLE_BLOB and ratio > MAX_DISAGREE:
+        return blob
     if est.score >= CONFIDENT and (ratio > DISAGREE or ratio < 1 / DISAGREE):
         return est.diameter
-    whole = fits_whole_region(est.diameter, size_range[0], region)
+    whole = fits_whole_region(est.diameter, lo, region)
     if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE and whole:
         return est.diameter
     return blob
