@@ -131,6 +131,9 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", choices=FAMILIES, default=None,
                     help="look families to train on (variant generalist; default: all of "
                     f"{', '.join(FAMILIES)} except --holdout)")
+    ap.add_argument("--window-fraction", type=float, default=None,
+                    help="share of clips cut as automatic-zoom windows around one object "
+                    "(small objects enlarged as the zoom shows them; default: recipe)")
     ap.add_argument("--kinds-fraction", type=float, default=None,
                     help="variant generalist: share of clips from the original nuclei generator "
                     "(radius 14-34 px, as the shipped model learnt) mixed among the looks "
@@ -158,7 +161,8 @@ def main() -> None:
                       ("balanced_bce", "balanced_bce_weight"), ("motion_step", "motion_step"),
                       ("single_frame_fraction", "single_frame_fraction"),
                       ("density", "density"), ("seed", "seed"),
-                      ("kinds_fraction", "kinds_fraction"), ("kinds", "kinds")):
+                      ("kinds_fraction", "kinds_fraction"), ("kinds", "kinds"),
+                      ("window_fraction", "window_fraction")):
         value = getattr(args, arg)
         if value is not None:
             setattr(recipe, name, tuple(value) if isinstance(value, list) else value)

@@ -77,3 +77,52 @@ def test_zstack_clips_show_nuclei_that_end():
     assert all(p[0].all() for p in present)  # every object is on the first slice
     assert any((~p[1:]).any() for p in present)  # some end inside the clip
     assert all(c.images.shape == (6, 3, cfg.image_size, cfg.image_size) for c in clips)
+
+
+def test_zoom_window_clips_show_an_object_as_the_zoom_does():
+    """window_fraction=1: each clip is a window of the frame in which one object's extent is
+    a share of the input inside the model's object_size_range; 0 leaves the stream as it was."""
+    from napari_sam2.train.clips import _zoom_window
+    from napari_sam2.train.synthetic import make_movie
+
+    cfg = get_config("test_tiny_256")
+    lo, hi = cfg.object_size_range
+    mv = make_movie(kind="nuclei", shape=(256, 256), radius=(6.0, 8.0), n_cells=12, n_frames=2,
+                    seed=5, division_rate=0.0, enter_leave=0.0)
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(20):
+        movie, labels = _zoom_window(mv.movie, mv.labels, cfg, rng)
+        side = labels.shape[1]
+        assert movie.shape[:3] == labels.shape == (2, side, side) and 16 <= side < 256
+        extents = []
+        for i in np.unique(labels[0])[1:]:
+            ys, xs = np.nonzero(labels[0] == i)
+            extents.append(max(np.ptp(ys), np.ptp(xs)) + 1)
+        shares.append(max(extents) / side)  # the chosen object is among the largest
+    assert lo <= np.median(shares) <= hi and max(shares) < 1.0
+
+    with pytest.raises(ValueError, match="window_fraction"):
+        next(clip_stream(cfg, TrainConfig(window_fraction=2.0), np.random.default_rng(0)))
+
+
+def test_window_fraction_sets_the_share_of_window_clips(monkeypatch):
+    import napari_sam2.train.clips as clips
+
+    calls = []
+    real = clips._zoom_window
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(clips, "_zoom_window", counted)
+    cfg = get_config("test_tiny_256")
+    for fraction, lo, hi in ((0.0, 0, 0), (0.5, 3, 9), (1.0, 12, 12)):
+        calls.clear()
+        tcfg = TrainConfig(clip_len=1, max_objects=2, families=("nuclei",), frame_size=128,
+                           window_fraction=fraction)
+        stream = clip_stream(cfg, tcfg, np.random.default_rng(2))
+        clips_ = list(itertools.islice(stream, 12))
+        assert all(c.images.shape[-2:] == (cfg.image_size,) * 2 for c in clips_)
+        assert lo <= len(calls) <= hi, (fraction, len(calls))

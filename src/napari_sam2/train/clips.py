@@ -96,6 +96,8 @@ def clip_stream(cfg: SAM2Config, tcfg: TrainConfig, rng: np.random.Generator) ->
         (a division's daughters keep their mother's target, see :func:`_family_labels`).
     """
     size = tcfg.frame_size or cfg.image_size
+    if not 0.0 <= tcfg.window_fraction <= 1.0:
+        raise ValueError(f"window_fraction must lie in [0, 1], got {tcfg.window_fraction}")
     if not tcfg.families:
         yield from _kind_stream(cfg, tcfg, size, rng)
         return
@@ -210,8 +212,11 @@ def _movie_clip(
     tcfg: TrainConfig,
     rng: np.random.Generator,
 ) -> Clip | None:
-    """Clip of up to ``tcfg.max_objects`` random objects of frame 0 (>= 30 px), or None."""
+    """Clip of up to ``tcfg.max_objects`` random objects of frame 0 (>= 30 px), or None; with
+    probability ``tcfg.window_fraction`` cut as a zoom window first (:func:`_zoom_window`)."""
     labels = _family_labels(labels, lineage)
+    if tcfg.window_fraction > 0 and rng.random() < tcfg.window_fraction:
+        movie, labels = _zoom_window(movie, labels, cfg, rng)
     ids, counts = np.unique(labels[0], return_counts=True)
     keep = [(int(i), int(c)) for i, c in zip(ids, counts) if i and c >= 30]
     if not keep:
@@ -219,6 +224,46 @@ def _movie_clip(
     rng.shuffle(keep)
     ids_sel = [i for i, _ in keep[: tcfg.max_objects]]
     return _to_model(movie, labels, ids_sel, cfg)
+
+
+def _zoom_window(
+    movie: np.ndarray, labels: np.ndarray, cfg: SAM2Config, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a (K, w, w) window around one random object of frame 0, as the automatic zoom does
+    (:mod:`napari_sam2.video.windows`): its side puts the object's extent at a random share of
+    the model's input inside ``cfg.object_size_range`` (1.2 x its low end to 0.8 x its high
+    end), so a small object is shown enlarged and as blurred as the zoom shows it. The window
+    is placed around the object with a jitter of up to w / 8 and stays inside the frame; an
+    object too large for any window of the frame leaves the movie whole.
+
+    Args:
+        movie: (K, H, W[, C]) frames.
+        labels: (K, H, W) ids.
+        cfg: the model config (``object_size_range``).
+        rng: draws the object, the share and the jitter.
+
+    Returns:
+        (movie, labels) cut to the window, or unchanged.
+    """
+    from ..video.windows import MIN_SIDE
+
+    ids = [int(i) for i in np.unique(labels[0]) if i]
+    if not ids:
+        return movie, labels
+    ys, xs = np.nonzero(labels[0] == ids[int(rng.integers(len(ids)))])
+    extent = max(np.ptp(ys), np.ptp(xs)) + 1
+    lo, hi = cfg.object_size_range
+    share = float(rng.uniform(1.2 * lo, 0.8 * hi))
+    h, w = labels.shape[1:3]
+    side = int(round(extent / share))
+    if side >= min(h, w):
+        return movie, labels
+    side = max(side, MIN_SIDE)
+    cy, cx = np.array([ys.mean(), xs.mean()]) + rng.uniform(-side / 8, side / 8, 2)
+    y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+    x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+    win = (slice(None), slice(y0, y0 + side), slice(x0, x0 + side))
+    return np.ascontiguousarray(movie[win]), np.ascontiguousarray(labels[win])
 
 
 def finetune_clips(

@@ -36,6 +36,10 @@ class TrainConfig:
         kinds_fraction: with ``families``, the share of clips drawn from the ``kinds`` movies
             instead (with ``radius`` and ``density``); mixing the original nuclei generator
             back in keeps what a model trained on it knew while it learns new looks.
+        window_fraction: the share of clips cut as automatic-zoom windows around one object
+            (its extent at a random share of the model's input inside ``object_size_range``,
+            small objects enlarged and blurred as the zoom shows them); 0 leaves the stream of
+            clips as it was.
         frame_size: side of the synthetic frames (pixels); the model input size by default.
         radius: cell radius range in pixels of the synthetic frames.
         density: range of the fraction of the frame that the cells cover (their mean disc area
@@ -68,6 +72,7 @@ class TrainConfig:
     kinds: tuple[str, ...] = ("nuclei", "phase", "bacteria")
     families: tuple[str, ...] = ()
     kinds_fraction: float = 0.0
+    window_fraction: float = 0.0
     frame_size: int | None = None
     radius: tuple[float, float] = (14.0, 34.0)
     density: tuple[float, float] = (0.15, 0.45)
