@@ -117,7 +117,7 @@ def test_choose_diameter_rule():
     assert choose_diameter(14.0, est(17.0, 0.9), (0, 0, 512, 512), lo) == 14.0
     # confident model, 3x the blob: the blob found the dark nucleus of a stained cell
     assert choose_diameter(10.0, est(30.0, 0.4), (0, 0, 1024, 1024), lo) == 30.0
-    # less confident, but large enough for the whole 256-px frame: the model
+    # less confident, 3x the blob, large enough for the whole 256-px frame: the model
     assert choose_diameter(11.9, est(36.8, 0.16), (0, 0, 256, 256), lo) == 36.8
     # ... and not when it would still need a window on a larger frame
     assert choose_diameter(11.9, est(36.8, 0.16), (0, 0, 1024, 1024), lo) == 11.9
@@ -126,3 +126,5 @@ def test_choose_diameter_rule():
     assert choose_diameter(47.6, est(512.0, 0.35), (0, 0, 2048, 2048), lo) == 47.6
     # a tiny blob (texture) does not bound the model: 45-px phase cell, 5-px blob
     assert choose_diameter(5.0, est(84.8, 0.16), (0, 0, 256, 256), lo) == 84.8
+    # less confident and only 2.3x the blob: the blob (an 18-px nucleus on a 256-px slice)
+    assert choose_diameter(20.0, est(45.25, 0.21), (0, 0, 256, 256), lo) == 20.0
