@@ -242,6 +242,7 @@ class VolumeTimeSession:
         mother.centre.pop(t, None)
         top = max(max(self._tracks), *self.lineage, *self.lineage.values(), 0)
         lab = self._labels[t]
+        lab[lab == mother.obj_id] = 0  # the mother ends at t - 1: fragments go with her
         for k, part in enumerate(parts):
             obj_id = top + 1 + k
             lab[part] = obj_id
