@@ -29,18 +29,16 @@ __all__ = [
 #: z-propagation stops where an object's mask overlaps its previous slice's mask by less than
 #: this fraction of the smaller of the two (the mask jumped onto something else).
 MIN_SLICE_OVERLAP = 0.3
-#: ... or where more than this fraction of its mask lies on other objects' masks (it slid onto
-#: a touching neighbour), and that fraction has risen by more than :data:`SHARED_RISE` since the
-#: start slice (touching cells whose masks overlap from the start keep going) ...
-MAX_SHARED = 0.5
-#: rise of the shared fraction over the start slice's that counts as sliding onto a neighbour.
-#: Chosen on synthetic stacks of seeds 2000-2001, as :data:`MIN_CONTRAST_RATIO`.
-SHARED_RISE = 0.3
+#: ... or where more than this fraction of its mask lies on the masks of objects prompted on a
+#: slice nearer to that slice than its own (it slid into a cell another prompt claims: a cell
+#: above or below it, or a touching neighbour) ...
+MAX_CLAIMED_SHARE = 0.35
 #: ... or where the object's contrast (mean intensity inside its mask minus the mean of a ring
 #: around it) falls below this fraction of its contrast on the start slice: the mask outlives
 #: the cell (SAM 2 keeps a confident mask on empty slices once it has memories of the object).
-#: 0.4 was chosen on synthetic stacks of seeds 2000-2001 (the evaluation uses seeds from 1000).
-MIN_CONTRAST_RATIO = 0.4
+#: This and :data:`MAX_CLAIMED_SHARE` were chosen on synthetic stacks of seeds 2000-2009 (the
+#: evaluation uses seeds from 1000).
+MIN_CONTRAST_RATIO = 0.45
 
 
 def is_volume_axes(axes: str | None) -> bool:
@@ -82,21 +80,17 @@ def _ended_slices(
     start: int,
     image: Callable[[int], np.ndarray] | None,
     others: Callable[[int], np.ndarray],
-    shared: bool = True,
+    claimed: Callable[[int], np.ndarray] | None = None,
 ) -> list[int]:
     """Slices past an object's ends (see :func:`end_along_z`); ``mask(z)`` is its (Y, X) mask,
-    ``others(z)`` the pixels of other objects (left out of the contrast ring; with ``shared``
-    also the neighbour rule's)."""
+    ``others(z)`` the pixels of other objects (left out of the contrast ring), ``claimed(z)``
+    the pixels of the objects prompted nearer to slice z (None: no neighbour rule)."""
     first = mask(start)
     ref = None
     if image is not None:
         ref = mask_contrast(image(start), first, others(start))
         if abs(ref) < 1e-6:
             ref = None  # no contrast to lose (e.g. a prompt on a flat region)
-    limit = MAX_SHARED
-    if shared and first.any():
-        start_share = np.count_nonzero(first & others(start)) / np.count_nonzero(first)
-        limit = max(MAX_SHARED, start_share + SHARED_RISE)
     gone = []
     for step in (1, -1):
         prev = first
@@ -108,8 +102,8 @@ def _ended_slices(
             if not ended and n:
                 inter = int(np.count_nonzero(cur & prev))
                 ended = inter < MIN_SLICE_OVERLAP * min(n, int(prev.sum()))
-                if not ended and shared:
-                    ended = np.count_nonzero(cur & others(z)) > limit * n
+                if not ended and claimed is not None:
+                    ended = np.count_nonzero(cur & claimed(z)) > MAX_CLAIMED_SHARE * n
                 if not ended and ref is not None:
                     ended = mask_contrast(image(z), cur, others(z)) / ref < MIN_CONTRAST_RATIO
             elif not n:
@@ -119,6 +113,12 @@ def _ended_slices(
             prev = cur
             z += step
     return gone
+
+
+def _nearer(starts: dict[int, int], obj_id: int, z: int) -> list[int]:
+    """The objects prompted on a slice strictly nearer to slice z than ``obj_id``'s."""
+    own = abs(z - starts[obj_id])
+    return [o for o, s in starts.items() if o != obj_id and abs(z - s) < own]
 
 
 def end_along_z(
@@ -131,13 +131,12 @@ def end_along_z(
 
     Walking up and down from ``start``, the object ends at the first slice where its mask is
     empty, overlaps the previous slice's mask by less than :data:`MIN_SLICE_OVERLAP` of the
-    smaller mask (it jumped onto another object), lies for more than :data:`MAX_SHARED` on
-    other objects and :data:`SHARED_RISE` more than on the start slice (it slid onto a
-    neighbour; with per-object masks before they are composed, see :func:`propagate_along_z`),
-    or (given ``image``) where its contrast falls
-    below :data:`MIN_CONTRAST_RATIO` of the start slice's (:func:`mask_contrast`); it is erased
-    from that slice on. A 3-D cell is one run of slices, so a mask past the end is a false
-    positive.
+    smaller mask (it jumped onto another object), or (given ``image``) where its contrast
+    falls below :data:`MIN_CONTRAST_RATIO` of the start slice's (:func:`mask_contrast`); it
+    is erased from that slice on. A 3-D cell is one run of slices, so a mask past the end is a
+    false positive. :func:`propagate_along_z` also applies the neighbour rule
+    (:data:`MAX_CLAIMED_SHARE`), which needs each object's own mask before the objects are
+    composed into labels.
 
     Args:
         labels: (Z, Y, X) label volume (modified).
@@ -210,9 +209,11 @@ def propagate_along_z(
 
     Objects prompted on the same slice run together (one encoding per slice, shared through
     the session's encoding cache). Each object's masks are kept apart until all have run, each
-    is ended along z (``guard``, :func:`end_along_z`'s rules), and then they are written: where
-    two overlap, the object whose start slice is nearer wins (ties: the smaller id). Pixels of
-    other labels are kept. Stopping the generator early writes the slices done so far.
+    is ended along z (``guard``: :func:`end_along_z`'s rules, then the neighbour rule: it ends
+    where more than :data:`MAX_CLAIMED_SHARE` of its mask lies on the masks of objects
+    prompted on a slice nearer to that slice), and then they are written: where two overlap,
+    the object whose start slice is nearer wins (ties: the smaller id). Pixels of other labels
+    are kept. Stopping the generator early writes the slices done so far.
 
     Args:
         session: a :class:`VideoSession` over a z-stack (frames are slices).
@@ -269,30 +270,30 @@ def _guard(
     """End every object along z, in two rounds, in place.
 
     First each object alone (its masks' overlap from slice to slice and its contrast), then the
-    neighbour rule against the other objects' masks that were kept: a neighbour's mask past its
-    own end (SAM 2 keeps one on empty slices) is not a reason to end an object it lies on.
+    neighbour rule against the masks the others kept (of the objects prompted nearer to each
+    slice): a neighbour's mask past its own end (SAM 2 keeps one on empty slices) is not a
+    reason to end an object it lies on.
     """
 
-    def ended(obj_id: int, shared: bool) -> list[int]:
+    def pixels(ids: list[int], z: int) -> np.ndarray:
+        out = np.zeros(found.shape, bool)
+        for o in ids:
+            out |= found.mask(o, z)
+        return out
+
+    def ended(obj_id: int, neighbours: bool) -> list[int]:
         others = [o for o in starts if o != obj_id]
-
-        def other_pixels(z: int) -> np.ndarray:
-            out = np.zeros(found.shape, bool)
-            for o in others:
-                out |= found.mask(o, z)
-            return out
-
         return _ended_slices(
             lambda z: found.mask(obj_id, z),
             num_slices,
             int(starts[obj_id]),
             image,
-            other_pixels,
-            shared,
+            lambda z: pixels(others, z),
+            (lambda z: pixels(_nearer(starts, obj_id, z), z)) if neighbours else None,
         )
 
-    for shared in (False, True):
-        gone = {obj_id: ended(obj_id, shared) for obj_id in starts}  # all before any drop
+    for neighbours in (False, True):
+        gone = {obj_id: ended(obj_id, neighbours) for obj_id in starts}  # all before any drop
         for obj_id, slices in gone.items():
             for z in slices:
                 found.drop(obj_id, z)
