@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .video.segment_options import Segmentation, SegmentOptions
 
 __all__ = ["segment", "segment_movie"]
@@ -117,8 +115,8 @@ def segment(
     o = options if options is not None else SegmentOptions()
     axes3d = detect_volume_axes(movie, o.movie.axes)
     if axes3d is not None:  # z-stack or 3-D + time (also when only the TIFF says so)
-        o.check_3d()
-        return Segmentation(_segment_volume(movie, prompts, axes3d, o))
+        o.check_3d(axes3d)
+        return _segment_volume(movie, prompts, axes3d, o)
     if o.region.tile is not None:
         from .video.tiling import segment_tiled
 
@@ -135,7 +133,7 @@ def segment(
     return _segment_2d(movie, prompts, o)
 
 
-def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> np.ndarray:
+def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> Segmentation:
     from .video.movie_run import progress_callback
     from .video.volume_pipeline import segment_volume
     from .weights.load import resolve_model
@@ -146,6 +144,8 @@ def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> n
         channel=o.movie.channel, contrast_limits=o.movie.contrast_limits,
         precision=o.model.precision, out=o.output.out, cancel=o.output.cancel,
         progress=lambda total: progress_callback(o.output.progress, total, "propagating"),
+        zoom=o.region.zoom, cell_diameter=o.region.cell_diameter,
+        divisions=o.track.tracks_divisions,
     )
 
 

@@ -159,3 +159,72 @@ def test_segment_movie_reads_zyx_axes_from_the_tiff(tmp_path, model):
     tifffile.imwrite(path, _stack(), imagej=True, metadata={"axes": "ZYX"})
     labels = segment_movie(str(path), [{"z": 2, "y": 16, "x": 20, "obj_id": 1}], model=model)
     assert labels.shape == (5, 32, 40) and (labels[2] == 1).any()
+
+
+@pytest.fixture(scope="module")
+def micro():
+    """The bundled model: a cell that divides needs masks that follow it."""
+    return load_model("micro", device="cpu")
+
+
+def _dividing_movie(frames: int = 4) -> np.ndarray:
+    """(T, 7, 64, 64): one round nucleus on t = 0, 1 that has split into two, 24 px apart
+    (centre to centre), from t = 2 on."""
+    shape = (7, 64, 64)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+
+    def ball(y, x, r):
+        return ((zz - 3) * 2.0) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+
+    movie = np.full((frames, *shape), 0.1, np.float32)
+    movie[:2][:, ball(32, 32, 10)] = 0.9
+    movie[2:][:, ball(32, 20, 8) | ball(32, 44, 8)] = 0.9
+    return movie
+
+
+def test_segment_movie_tzyx_divisions_give_daughters_and_lineage(micro):
+    movie = _dividing_movie()
+    click = [{"frame": 0, "z": 3, "y": 32, "x": 32, "obj_id": 1}]
+    labels, lineage = segment_movie(
+        movie, click, axes="TZYX", model=micro, divisions=True, return_lineage=True
+    )
+    assert labels.shape == movie.shape
+    assert sorted(lineage.values()) == [1, 1] and 1 not in lineage  # two daughters of 1
+    daughters = sorted(lineage)
+    assert daughters[0] > 1
+    last = max(t for t in range(len(movie)) if (labels[t] == 1).any())
+    for t in range(last + 1, len(movie)):  # after the division: daughters only, one per side
+        assert set(np.unique(labels[t])) <= {0, *daughters}
+        for d in daughters:
+            assert (labels[t] == d).any()
+        assert (labels[t, :, :, :32] == daughters[0]).any() != (
+            labels[t, :, :, :32] == daughters[1]
+        ).any()
+    plain, none = segment_movie(movie, click, axes="TZYX", model=micro, return_lineage=True)
+    assert none == {} and set(np.unique(plain)) == {0, 1}  # one id per cell without divisions
+
+
+def test_cli_segment_4d_divisions_write_parents_to_the_ctc_folder(tmp_path, micro, monkeypatch):
+    ctc_metrics = pytest.importorskip("ctc_metrics")
+    import napari_sam2.cli.segment as seg
+
+    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: micro)
+    movie = tmp_path / "dividing.npy"
+    np.save(movie, _dividing_movie())
+    clicks = tmp_path / "c.csv"
+    clicks.write_text("frame,z,y,x,obj_id\n0,3,32,32,1\n")
+    ctc = tmp_path / "01_RES"
+    common = ["segment", str(movie), "--axes", "TZYX", "--prompts", str(clicks)]
+    rc = cli.main([*common, "--divisions", "--out", str(tmp_path / "l.tif"), "--ctc", str(ctc)])
+    assert rc == 0
+    rows = [list(map(int, r.split())) for r in (ctc / "res_track.txt").read_text().splitlines()]
+    mother = [r for r in rows if r[0] == 1]
+    daughters = [r for r in rows if r[3] == 1]
+    assert len(mother) == 1 and mother[0][3] == 0 and len(daughters) == 2
+    assert all(d[1] == mother[0][2] + 1 for d in daughters)  # born the timepoint after
+    assert int(ctc_metrics.validate_sequence(str(ctc), threads=1)["Valid"]) == 1
+    # a z-stack has no time to divide in
+    np.save(movie, _dividing_movie()[0])
+    clicks.write_text("z,y,x,obj_id\n3,32,32,1\n")
+    zyx = ["segment", str(movie), "--axes", "ZYX", "--prompts", str(clicks), "--divisions"]
+    assert cli.main([*zyx, "--out", str(tmp_path / "z.tif")]) != 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.pipeline import segment, segment_movie
+from napari_sam2.video.lineage import DivisionSettings
 from napari_sam2.video.segment_options import (
     ModelOptions,
     MovieOptions,
@@ -91,7 +92,8 @@ def test_each_group_refuses_bad_values(build, match):
         ({"tile": 32, "find_cells": 0}, "tile cannot be combined with find_cells"),
         ({"tile": 32, "divisions": True}, "tile cannot be combined with divisions"),
         ({"axes": "ZYX", "seed_labels": np.ones((4, 4), np.uint8)}, "seed_labels is not available"),
-        ({"axes": "TZYX", "divisions": True}, "divisions is not available for 3-D"),
+        ({"axes": "ZYX", "divisions": True}, "divisions is not available for 3-D"),
+        ({"axes": "TZYX", "divisions": DivisionSettings()}, "3-D cells take divisions=True"),
         ({"axes": "CZYX", "roi": (0, 0, 4, 4)}, "roi is not available for 3-D"),
     ],
 )
@@ -101,6 +103,13 @@ def test_combinations_are_refused_before_any_work(keywords, match):
     # segment_movie refuses them before it opens the movie or loads the model: neither exists
     with pytest.raises(ValueError, match=match):
         segment_movie("no-such-movie.tif", [(0, 1, 1, 1)], model="no-such-model", **keywords)
+
+
+def test_divisions_are_accepted_on_3d_with_time():
+    o = SegmentOptions.from_keywords(axes="TZYX", divisions=True)
+    assert o.track.tracks_divisions
+    assert "divisions" not in dict(o.options_without_3d())
+    assert "divisions" in dict(o.options_without_3d("ZYX"))
 
 
 def test_division_settings_are_checked_up_front():

@@ -358,9 +358,9 @@ def test_guard_ignores_a_neighbours_mask_past_its_end():
     assert sorted(found.crops[2]) == [0, 1, 2]
 
 
-def test_guard_keeps_touching_cells_that_overlap_from_the_start():
-    """Two touching cells whose (too wide) masks share ~60 % from their start slice on: the
-    neighbour rule ends a mask only where its share rises, so both keep their slices."""
+def test_guard_keeps_touching_cells_prompted_on_one_slice():
+    """Two touching cells whose (too wide) masks share ~60 % on every slice, prompted on the
+    same slice: neither is prompted nearer to any slice, so both keep their slices."""
     from napari_sam2.video.volumes import _guard
 
     shape, nz = (24, 32), 6
@@ -369,5 +369,47 @@ def test_guard_keeps_touching_cells_that_overlap_from_the_start():
     image = np.zeros((nz, *shape), np.float32)
     image[:, a | c] = 1.0
     found = _found(shape, {1: {z: a for z in range(nz)}, 2: {z: c for z in range(nz)}})
-    _guard(found, {1: 2, 2: 3}, nz, lambda z: image[z])
+    _guard(found, {1: 2, 2: 2}, nz, lambda z: image[z])
     assert sorted(found.crops[1]) == sorted(found.crops[2]) == list(range(nz))
+
+
+def test_guard_ends_cells_stacked_in_z_where_the_other_begins():
+    """Cell 1 (slices 0-4, prompted on 2) sits on cell 2 (slices 5-9, prompted on 7), both
+    bright; each mask runs on through the other cell (overlap and contrast stay). Past the
+    middle, each lies on a cell prompted nearer, so each ends where the other begins."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 10
+    a, b = _disc(shape, (12, 14), 5), _disc(shape, (12, 17), 5)
+    image = np.zeros((nz, *shape), np.float32)
+    image[:5][:, a] = 1.0
+    image[5:][:, b] = 1.0
+    found = _found(shape, {1: {z: a for z in range(nz)}, 2: {z: b for z in range(nz)}})
+    _guard(found, {1: 2, 2: 7}, nz, lambda z: image[z])
+    assert sorted(found.crops[1]) == [0, 1, 2, 3, 4]
+    assert sorted(found.crops[2]) == [5, 6, 7, 8, 9]
+
+
+def test_guard_on_tracked_start_slices_uses_the_share_rise():
+    """Start slices found by tracking (3-D + time) claim nothing: touching cells whose masks
+    overlap ~60 % from their start slices keep going; a mask that slides wholly onto its
+    neighbour (its share rises by more than SHARED_RISE) ends there."""
+    from napari_sam2.video.volumes import _guard
+
+    shape, nz = (24, 32), 6
+    a, c = _disc(shape, (12, 12), 5), _disc(shape, (12, 15), 5)
+    image = np.zeros((nz, *shape), np.float32)
+    image[:, a | c] = 1.0
+    masks = {1: {z: a for z in range(nz)}, 2: {z: c for z in range(nz)}}
+    found = _found(shape, masks)
+    _guard(found, {1: 2, 2: 3}, nz, lambda z: image[z], claims=False)
+    assert sorted(found.crops[1]) == sorted(found.crops[2]) == list(range(nz))
+    found = _found(shape, masks)  # the same start slices as prompts: each ends where the
+    _guard(found, {1: 2, 2: 3}, nz, lambda z: image[z])  # other was prompted nearer
+    assert sorted(found.crops[1]) == [0, 1, 2] and sorted(found.crops[2]) == [3, 4, 5]
+    path = {z: _disc(shape, (12, x), 5) for z, x in enumerate((24, 24, 24, 19, 14, 12))}
+    for z, m in path.items():  # cell 3 drifts onto cell 1 (bright all the way)
+        image[z][m] = 1.0
+    found = _found(shape, {1: {z: a for z in range(nz)}, 3: path})
+    _guard(found, {1: 2, 3: 1}, nz, lambda z: image[z], claims=False)
+    assert sorted(found.crops[3]) == [0, 1, 2, 3]  # on 4 and 5 it lies on cell 1

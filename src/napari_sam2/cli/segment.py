@@ -26,6 +26,7 @@ from .common import (
     _parse_roi,
     _tqdm,
 )
+from .divisions import division_summary
 
 
 def _warn_too_small(session, quiet: bool) -> None:
@@ -120,17 +121,6 @@ def _prompt_summary(args, points, boxes, seed, found: list[int]) -> str:
     if args.find_cells is not None:
         parts.append(f"{len(found)} cell(s) found on frame {args.find_cells}")
     return ", ".join(parts)
-
-
-def _division_summary(lineage: dict[int, int], ctc: str | None) -> str:
-    """'divisions: 2 (lineage in DIR/res_track.txt): 1 -> 5, 6; 3 -> 7, 8'."""
-    mothers: dict[int, list[int]] = {}
-    for daughter, mother in sorted(lineage.items()):
-        mothers.setdefault(mother, []).append(daughter)
-    where = f" (lineage in {Path(ctc) / 'res_track.txt'})" if ctc else ""
-    shown = "; ".join(f"{m} -> {', '.join(map(str, ds))}" for m, ds in sorted(mothers.items())[:5])
-    more = "; ..." if len(mothers) > 5 else ""
-    return f"divisions: {len(mothers)}{where}" + (f": {shown}{more}" if shown else "")
 
 
 def _check_outputs(args: argparse.Namespace, out: Path) -> None:
@@ -337,7 +327,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         f"{_device_label(model)})"
     )
     if args.divisions:
-        print(_division_summary(lineage, args.ctc))
+        print(division_summary(lineage, args.ctc))
     print(f"wrote {', '.join(written)}")
     print(f"labels: {labels.dtype}, {' x '.join(map(str, labels.shape))} (T, Y, X){px}")
     return EXIT_OK if saved else EXIT_ERROR

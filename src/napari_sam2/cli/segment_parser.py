@@ -96,7 +96,8 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         "--divisions",
         action="store_true",
         help="track cell divisions: daughters get new ids, the lineage goes to --ctc "
-        "res_track.txt (forward in time from the first prompted frame)",
+        "res_track.txt (forward in time from the first prompted frame; 3-D + time: a cell "
+        "whose 3-D mask falls apart)",
     )
     p.add_argument(
         "--out",

@@ -19,6 +19,7 @@ from .common import (
     _Interrupt,
     _tqdm,
 )
+from .divisions import division_summary
 
 
 def volume_axes(args: argparse.Namespace, movie: Any) -> str | None:
@@ -52,19 +53,22 @@ def segment_volume_cli(
     settings,
     model,
 ) -> int:
-    """Run ``segment`` on 3-D data and write the hyperstack label TIFF, CTC folder and CSV."""
+    """Run ``segment`` on 3-D data and write the hyperstack label TIFF, CTC folder and CSV
+    (with ``--divisions`` on 3-D + time, the lineage goes to the CTC folder's res_track.txt)."""
     import numpy as np
 
     from ..io.volumes import measure_volumes, save_labels_hyperstack
     from ..pipeline import segment_movie
 
-    for flag, value in (
+    refused = [
         ("--seed-labels", args.seed_labels),
         ("--find-cells", args.find_cells),
-        ("--divisions", args.divisions),
         ("--roi", args.roi),
         ("--tile", args.tile),
-    ):
+    ]
+    if "T" not in axes:  # divisions of 3-D cells need time
+        refused.insert(2, ("--divisions", args.divisions))
+    for flag, value in refused:
         if value is not None and value is not False:
             raise CLIError(f"{flag} is not available for 3-D data (axes {axes}): give clicks/boxes")
     voxel = _voxel_size(args, movie)
@@ -83,9 +87,10 @@ def segment_volume_cli(
     t0 = time.perf_counter()
     with _Interrupt(unit) as stop:
         try:
-            labels = segment_movie(
+            labels, lineage = segment_movie(
                 movie,
                 points,
+                return_lineage=True,
                 boxes=boxes,
                 model=model,
                 settings=settings,
@@ -96,7 +101,12 @@ def segment_volume_cli(
                 precision=args.precision,
                 cancel=stop.event,
                 progress=progress,
+                zoom=args.zoom,
+                cell_diameter=args.cell_diameter,
+                divisions=bool(args.divisions),
             )
+        except ValueError as err:
+            raise CLIError(str(err)) from err
         finally:
             if bar is not None:
                 bar.close()
@@ -109,7 +119,7 @@ def segment_volume_cli(
         from ..io.ctc import save_ctc
 
         movie_labels = labels if labels.ndim == 4 else labels[None]
-        written.append(str(save_ctc(args.ctc, movie_labels)) + os.sep)
+        written.append(str(save_ctc(args.ctc, movie_labels, lineage=lineage)) + os.sep)
     if args.csv:
         from ..io.measurements import save_measurements_csv
 
@@ -125,6 +135,8 @@ def segment_volume_cli(
         f"segmented {len(np.unique(labels)) - 1} object(s) in {elapsed:.1f} s "
         f"({model.config.name} on {_device_label(model)})"
     )
+    if args.divisions:
+        print(division_summary(lineage, args.ctc))
     print(f"wrote {', '.join(written)}")
     print(f"labels: {labels.dtype}, {shape} ({'T, ' if labels.ndim == 4 else ''}Z, Y, X){vs}")
     return EXIT_OK

@@ -12,7 +12,8 @@ Options that travel together form one group; :class:`SegmentOptions` holds one o
 
 Every value is checked when its group is built, and combinations that cannot work (``tile`` with
 ``roi``, ``find_cells`` or ``divisions``; divisions tracked backward; ``out`` with
-``labels_path``; options that have no 3-D meaning with a Z axis) are refused when the
+``labels_path``; options that have no 3-D meaning with a Z axis, divisions of a z-stack without
+time) are refused when the
 :class:`SegmentOptions` is built, before any model is loaded or frame is read. No torch import.
 """
 
@@ -216,6 +217,8 @@ class TrackOptions:
         divisions: None or False (no division tracking), True (default
             :class:`~napari_sam2.video.lineage.DivisionSettings`) or a ``DivisionSettings``:
             a cell whose mask splits ends its track and its daughters continue with new ids.
+            3-D + time (axes ``"TZYX"``) takes True: a 3-D mask that falls apart
+            (:mod:`napari_sam2.video.volume_divisions`).
     """
 
     settings: Any = None
@@ -293,7 +296,8 @@ class SegmentOptions:
     Raises:
         ValueError: a value out of range (from the group that holds it) or a combination that
             cannot work: ``tile`` with ``find_cells`` or ``divisions``; ``seed_labels``,
-            ``find_cells``, ``divisions``, ``roi`` or ``tile`` with 3-D ``axes``.
+            ``find_cells``, ``roi`` or ``tile`` with 3-D ``axes``; ``divisions`` on a z-stack
+            without time, or other than True on 3-D + time.
     """
 
     model: ModelOptions = field(default_factory=ModelOptions)
@@ -314,23 +318,41 @@ class SegmentOptions:
         if self.movie.is_3d:
             self.check_3d()
 
-    def check_3d(self) -> None:
-        """Refuse the options that have no 3-D meaning (for a z-stack or 3-D + time)."""
-        for name, value in self.options_without_3d():
+    def check_3d(self, axes: str | None = None) -> None:
+        """Refuse the options that have no 3-D meaning (for a z-stack or 3-D + time).
+
+        Args:
+            axes: the movie's 3-D axes (default: ``movie.axes``; a TIFF may name them).
+        """
+        axes = (axes or self.movie.axes or "").upper()
+        for name, value in self.options_without_3d(axes):
             if value is not None and value is not False:
                 raise ValueError(
-                    f"{name} is not available for 3-D data (axes with a Z): give clicks or boxes"
+                    f"{name} is not available for 3-D data (axes {axes}): give clicks or boxes"
                 )
+        if self.track.tracks_divisions and self.track.divisions is not True:
+            raise ValueError(
+                "divisions of 3-D cells take divisions=True (the 3-D rule of "
+                "napari_sam2.video.volume_divisions); DivisionSettings are for 2-D movies"
+            )
 
-    def options_without_3d(self) -> list[tuple[str, Any]]:
-        """(name, value) of the options that have no 3-D meaning."""
-        return [
+    def options_without_3d(self, axes: str | None = None) -> list[tuple[str, Any]]:
+        """(name, value) of the options that have no 3-D meaning (``divisions`` has one on
+        3-D + time, axes with a T: :mod:`napari_sam2.video.volume_divisions`).
+
+        Args:
+            axes: the movie's 3-D axes (default: ``movie.axes``).
+        """
+        axes = (axes or self.movie.axes or "").upper()
+        out = [
             ("seed_labels", self.seeds.seed_labels),
             ("find_cells", self.seeds.find_cells),
-            ("divisions", self.track.divisions),
             ("roi", self.region.roi),
             ("tile", self.region.tile),
         ]
+        if "T" not in axes:
+            out.insert(2, ("divisions", self.track.divisions))
+        return out
 
     @classmethod
     def keywords(cls) -> dict[str, str]:

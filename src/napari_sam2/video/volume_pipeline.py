@@ -14,6 +14,7 @@ import numpy as np
 from ..io.prompt_csv import as_box_prompts, as_point_prompts
 from .frames import frame_source_for
 from .prompts import BoxPrompt, PointPrompt
+from .segment_options import Segmentation
 from .session import VideoSession
 from .volume_time import VolumeTimeSession
 from .volumes import propagate_along_z, z_settings
@@ -81,7 +82,10 @@ def segment_volume(
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     guard: bool = True,
-) -> np.ndarray:
+    zoom: str = "auto",
+    cell_diameter: float | None = None,
+    divisions: bool = False,
+) -> Segmentation:
     """Segment a z-stack along z, or follow 3-D cells through time (see ``segment_movie``).
 
     Clicks and boxes carry ``z`` (their slice); for a z-stack a prompt without ``z`` uses its
@@ -103,9 +107,16 @@ def segment_volume(
         cancel: a ``threading.Event`` that stops after the current slice / timepoint.
         progress: ``progress(total)`` -> (update(done), close()).
         guard: end objects along z where they end.
+        zoom: ``"auto"`` (small cells run in windows that follow them) or ``"off"``.
+        cell_diameter: typical cell diameter in y-x pixels for the windows (None: estimated
+            around each first click).
+        divisions: 3-D + time only: a cell whose 3-D mask falls apart ends, its two pieces go
+            on as daughters with new ids (:mod:`napari_sam2.video.volume_divisions`).
 
     Returns:
-        (Z, Y, X) or (T, Z, Y, X) uint16 labels (``out`` when given).
+        A :class:`~napari_sam2.video.segment_options.Segmentation`: (Z, Y, X) or
+        (T, Z, Y, X) uint16 labels (``out`` when given) and the lineage
+        ``{daughter: mother}`` of the divisions found (empty without ``divisions``).
     """
     points, box_list = as_point_prompts(prompts), as_box_prompts(boxes)
     if not points and not box_list:
@@ -121,6 +132,9 @@ def segment_volume(
             precision=precision,
             guard=guard,
             out=out,
+            zoom=zoom,
+            cell_diameter=cell_diameter,
+            divisions=divisions,
         )
         try:
             for p in [*points, *box_list]:
@@ -142,9 +156,13 @@ def segment_volume(
                     )
             total = session.num_frames
             _run(session.propagate(direction), total, cancel, progress)
-            return session.labels()
+            return Segmentation(session.labels(), dict(session.lineage))
         finally:
             session.close()
+    if divisions:
+        raise ValueError(
+            f"divisions need a time axis: axes {axes!r} are a z-stack (use 'TZYX' for 3-D + time)"
+        )
     frames = frame_source_for(
         movie, model.config, axes=axes, channel=channel, contrast_limits=contrast_limits
     )
@@ -153,7 +171,12 @@ def segment_volume(
             raise ValueError(f"axes {axes!r} hold no z axis with more than one slice")
         nz = frames.num_frames
         session = VideoSession(
-            model, frames, settings=z_settings(settings, nz), precision=precision
+            model,
+            frames,
+            settings=z_settings(settings, nz),
+            precision=precision,
+            zoom=zoom,
+            cell_diameter=cell_diameter,
         )
         if out is not None:
             session.set_label_volume(out)
@@ -170,7 +193,7 @@ def segment_volume(
             starts.setdefault(obj, z)
         total = nz * len(set(starts.values()))
         _run(propagate_along_z(session, starts, direction, guard), total, cancel, progress)
-        return session.labels()
+        return Segmentation(session.labels())
     finally:
         frames.close()
 

@@ -242,6 +242,7 @@ class VolumeTimeSession:
         mother.centre.pop(t, None)
         top = max(max(self._tracks), *self.lineage, *self.lineage.values(), 0)
         lab = self._labels[t]
+        lab[lab == mother.obj_id] = 0  # the mother ends at t - 1: fragments go with her
         for k, part in enumerate(parts):
             obj_id = top + 1 + k
             lab[part] = obj_id
@@ -417,7 +418,8 @@ class VolumeTimeSession:
                 if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
                     zs.remove_object(obj_id)
                 zs.add_mask(z, obj_id, seeds[obj_id], window_side=self._tracks[obj_id].side)
-            for _ in propagate_along_z(zs, starts, "both", self.guard):
+            # the start slices come from tracking, not from prompts: no slice is claimed
+            for _ in propagate_along_z(zs, starts, "both", self.guard, claims=False):
                 pass
             for obj_id in starts:
                 zc = central_slice(self._labels[t] == obj_id)

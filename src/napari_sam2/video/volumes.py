@@ -29,17 +29,24 @@ __all__ = [
 #: z-propagation stops where an object's mask overlaps its previous slice's mask by less than
 #: this fraction of the smaller of the two (the mask jumped onto something else).
 MIN_SLICE_OVERLAP = 0.3
-#: ... or where more than this fraction of its mask lies on other objects' masks (it slid onto
-#: a touching neighbour), and that fraction has risen by more than :data:`SHARED_RISE` since the
-#: start slice (touching cells whose masks overlap from the start keep going) ...
+#: ... or, when the start slices are prompts (a z-stack), where more than this fraction of
+#: its mask lies on the masks of objects prompted on a slice nearer to that slice than its own
+#: (it slid into a cell another prompt claims: a cell above or below it, or a touching
+#: neighbour) ...
+MAX_CLAIMED_SHARE = 0.35
+#: ... or, when the start slices were found by tracking (3-D + time), where more than this
+#: fraction of its mask lies on other objects' masks, and that fraction has risen by more
+#: than :data:`SHARED_RISE` since the start slice (touching cells whose masks overlap from the
+#: start keep going) ...
 MAX_SHARED = 0.5
-#: rise of the shared fraction over the start slice's that counts as sliding onto a neighbour.
-#: Chosen on synthetic stacks of seeds 2000-2001, as :data:`MIN_CONTRAST_RATIO`.
+#: rise of the shared fraction over the start slice's that counts as sliding onto a neighbour
+#: (chosen on synthetic stacks of seeds 2000-2001).
 SHARED_RISE = 0.3
 #: ... or where the object's contrast (mean intensity inside its mask minus the mean of a ring
 #: around it) falls below this fraction of its contrast on the start slice: the mask outlives
 #: the cell (SAM 2 keeps a confident mask on empty slices once it has memories of the object).
-#: 0.4 was chosen on synthetic stacks of seeds 2000-2001 (the evaluation uses seeds from 1000).
+#: 0.4 was chosen on synthetic stacks of seeds 2000-2001, :data:`MAX_CLAIMED_SHARE` on seeds
+#: 2000-2009 (the evaluation uses seeds from 1000).
 MIN_CONTRAST_RATIO = 0.4
 
 
@@ -82,21 +89,17 @@ def _ended_slices(
     start: int,
     image: Callable[[int], np.ndarray] | None,
     others: Callable[[int], np.ndarray],
-    shared: bool = True,
+    slid: Callable[[int, np.ndarray], bool] | None = None,
 ) -> list[int]:
     """Slices past an object's ends (see :func:`end_along_z`); ``mask(z)`` is its (Y, X) mask,
-    ``others(z)`` the pixels of other objects (left out of the contrast ring; with ``shared``
-    also the neighbour rule's)."""
+    ``others(z)`` the pixels of other objects (left out of the contrast ring), ``slid(z, m)``
+    whether its mask m on slice z slid onto a neighbour (None: no neighbour rule)."""
     first = mask(start)
     ref = None
     if image is not None:
         ref = mask_contrast(image(start), first, others(start))
         if abs(ref) < 1e-6:
             ref = None  # no contrast to lose (e.g. a prompt on a flat region)
-    limit = MAX_SHARED
-    if shared and first.any():
-        start_share = np.count_nonzero(first & others(start)) / np.count_nonzero(first)
-        limit = max(MAX_SHARED, start_share + SHARED_RISE)
     gone = []
     for step in (1, -1):
         prev = first
@@ -108,8 +111,8 @@ def _ended_slices(
             if not ended and n:
                 inter = int(np.count_nonzero(cur & prev))
                 ended = inter < MIN_SLICE_OVERLAP * min(n, int(prev.sum()))
-                if not ended and shared:
-                    ended = np.count_nonzero(cur & others(z)) > limit * n
+                if not ended and slid is not None:
+                    ended = slid(z, cur)
                 if not ended and ref is not None:
                     ended = mask_contrast(image(z), cur, others(z)) / ref < MIN_CONTRAST_RATIO
             elif not n:
@@ -119,6 +122,12 @@ def _ended_slices(
             prev = cur
             z += step
     return gone
+
+
+def _nearer(starts: dict[int, int], obj_id: int, z: int) -> list[int]:
+    """The objects prompted on a slice strictly nearer to slice z than ``obj_id``'s."""
+    own = abs(z - starts[obj_id])
+    return [o for o, s in starts.items() if o != obj_id and abs(z - s) < own]
 
 
 def end_along_z(
@@ -131,13 +140,12 @@ def end_along_z(
 
     Walking up and down from ``start``, the object ends at the first slice where its mask is
     empty, overlaps the previous slice's mask by less than :data:`MIN_SLICE_OVERLAP` of the
-    smaller mask (it jumped onto another object), lies for more than :data:`MAX_SHARED` on
-    other objects and :data:`SHARED_RISE` more than on the start slice (it slid onto a
-    neighbour; with per-object masks before they are composed, see :func:`propagate_along_z`),
-    or (given ``image``) where its contrast falls
-    below :data:`MIN_CONTRAST_RATIO` of the start slice's (:func:`mask_contrast`); it is erased
-    from that slice on. A 3-D cell is one run of slices, so a mask past the end is a false
-    positive.
+    smaller mask (it jumped onto another object), or (given ``image``) where its contrast
+    falls below :data:`MIN_CONTRAST_RATIO` of the start slice's (:func:`mask_contrast`); it
+    is erased from that slice on. A 3-D cell is one run of slices, so a mask past the end is a
+    false positive. :func:`propagate_along_z` also applies the neighbour rule
+    (:data:`MAX_CLAIMED_SHARE`), which needs each object's own mask before the objects are
+    composed into labels.
 
     Args:
         labels: (Z, Y, X) label volume (modified).
@@ -205,20 +213,27 @@ def propagate_along_z(
     starts: dict[int, int],
     direction: str = "both",
     guard: bool = True,
+    claims: bool = True,
 ) -> Iterator[int]:
     """Propagate a z-session's objects along z, each from its own slice, into its labels.
 
     Objects prompted on the same slice run together (one encoding per slice, shared through
     the session's encoding cache). Each object's masks are kept apart until all have run, each
-    is ended along z (``guard``, :func:`end_along_z`'s rules), and then they are written: where
-    two overlap, the object whose start slice is nearer wins (ties: the smaller id). Pixels of
-    other labels are kept. Stopping the generator early writes the slices done so far.
+    is ended along z (``guard``: :func:`end_along_z`'s rules, then the neighbour rule of
+    ``claims``), and then they are written: where two overlap,
+    the object whose start slice is nearer wins (ties: the smaller id). Pixels of other labels
+    are kept. Stopping the generator early writes the slices done so far.
 
     Args:
         session: a :class:`VideoSession` over a z-stack (frames are slices).
         starts: {obj_id: first slice} of the objects to propagate.
         direction: ``"forward"`` (increasing z), ``"backward"`` (decreasing z) or ``"both"``.
         guard: erase each object past its ends along z.
+        claims: the start slices are prompts (clicks, boxes or masks on those slices): an
+            object ends where more than :data:`MAX_CLAIMED_SHARE` of its mask lies on the masks
+            of objects prompted on a slice nearer to that slice. False (start slices found by
+            tracking, as in 3-D + time): where more than :data:`MAX_SHARED` of its mask lies on
+            other objects' masks, :data:`SHARED_RISE` more than on its start slice.
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -235,13 +250,19 @@ def propagate_along_z(
                 found.add(res)
                 yield res.frame
     finally:
-        _compose(session, found, starts, guard)
+        _compose(session, found, starts, guard, claims)
 
 
-def _compose(session: VideoSession, found: _ObjectSlices, starts: dict[int, int], guard: bool):
+def _compose(
+    session: VideoSession,
+    found: _ObjectSlices,
+    starts: dict[int, int],
+    guard: bool,
+    claims: bool = True,
+) -> None:
     nz = session.num_frames
     if guard:
-        _guard(found, starts, nz, slice_image(session))
+        _guard(found, starts, nz, slice_image(session), claims)
     if not session.keep_labels:
         return
     labels = session.labels()
@@ -265,34 +286,61 @@ def _guard(
     starts: dict[int, int],
     num_slices: int,
     image: Callable[[int], np.ndarray],
+    claims: bool = True,
 ) -> None:
     """End every object along z, in two rounds, in place.
 
     First each object alone (its masks' overlap from slice to slice and its contrast), then the
-    neighbour rule against the other objects' masks that were kept: a neighbour's mask past its
-    own end (SAM 2 keeps one on empty slices) is not a reason to end an object it lies on.
+    neighbour rule against the masks the others kept: a neighbour's mask past its own end
+    (SAM 2 keeps one on empty slices) is not a reason to end an object it lies on. With
+    ``claims`` the start slices are prompts, and an object ends where more than
+    :data:`MAX_CLAIMED_SHARE` of its mask lies on objects prompted nearer to the slice; without,
+    where its share on all other masks exceeds :data:`MAX_SHARED` and has risen by
+    :data:`SHARED_RISE` since its start slice.
     """
 
-    def ended(obj_id: int, shared: bool) -> list[int]:
+    def pixels(ids: list[int], z: int) -> np.ndarray:
+        out = np.zeros(found.shape, bool)
+        for o in ids:
+            out |= found.mask(o, z)
+        return out
+
+    def claimed_rule(obj_id: int) -> Callable[[int, np.ndarray], bool]:
+        def slid(z: int, cur: np.ndarray) -> bool:
+            near = pixels(_nearer(starts, obj_id, z), z)
+            return np.count_nonzero(cur & near) > MAX_CLAIMED_SHARE * np.count_nonzero(cur)
+
+        return slid
+
+    def rise_rule(obj_id: int, others: list[int]) -> Callable[[int, np.ndarray], bool]:
+        start = int(starts[obj_id])
+        first = found.mask(obj_id, start)
+        limit = MAX_SHARED
+        if first.any():
+            share = np.count_nonzero(first & pixels(others, start)) / np.count_nonzero(first)
+            limit = max(MAX_SHARED, share + SHARED_RISE)
+
+        def slid(z: int, cur: np.ndarray) -> bool:
+            return np.count_nonzero(cur & pixels(others, z)) > limit * np.count_nonzero(cur)
+
+        return slid
+
+    def ended(obj_id: int, neighbours: bool) -> list[int]:
         others = [o for o in starts if o != obj_id]
-
-        def other_pixels(z: int) -> np.ndarray:
-            out = np.zeros(found.shape, bool)
-            for o in others:
-                out |= found.mask(o, z)
-            return out
-
+        slid = None
+        if neighbours:
+            slid = claimed_rule(obj_id) if claims else rise_rule(obj_id, others)
         return _ended_slices(
             lambda z: found.mask(obj_id, z),
             num_slices,
             int(starts[obj_id]),
             image,
-            other_pixels,
-            shared,
+            lambda z: pixels(others, z),
+            slid,
         )
 
-    for shared in (False, True):
-        gone = {obj_id: ended(obj_id, shared) for obj_id in starts}  # all before any drop
+    for neighbours in (False, True):
+        gone = {obj_id: ended(obj_id, neighbours) for obj_id in starts}  # all before any drop
         for obj_id, slices in gone.items():
             for z in slices:
                 found.drop(obj_id, z)
