@@ -25,7 +25,7 @@ from .postprocess import fill_small_holes
 from .prompts import FramePrompts
 from .windows import Window, WindowEncodings, remap_logits
 
-__all__ = ["ModelRunner"]
+__all__ = ["ModelRunner", "stack_features"]
 
 
 _FALLBACK_BUDGET = 512 << 20  # bytes per object chunk when free memory cannot be queried
@@ -421,11 +421,18 @@ class ModelRunner:
         feats: FrameFeatures,
         chunk: list[tuple[TrackedObject, MemorySelection]],
         before: int,
-        window: Window | None = None,
+        windows: Sequence[Window | None],
     ):
         """Memory attention, decoder and memory encoder for one chunk of (object, memory
-        selection) pairs with equal layouts (and one zoom ``window``, or None); reads the
-        banks, writes nothing (thread-safe).
+        selection) pairs with equal layouts; reads the banks, writes nothing (thread-safe).
+
+        Args:
+            feats: the image encoding the objects are tracked on: batch 1 (shared by the whole
+                chunk) or one per object (each object's zoom window, see
+                :func:`stack_features`).
+            chunk: the objects and their memory selections (equal layouts).
+            before: the frame before (the mask prior comes from there).
+            windows: the zoom window of each object (None: the ROI).
 
         Returns:
             (HeadOutput, memory features (n, c, h, w), their position encoding); both None when
@@ -437,16 +444,31 @@ class ModelRunner:
         prior = None
         if self.model.config.track_mask_prior and chunk[0][0].bank.get(before) is not None:
             # the adjacent frame's masks as mask prompts (micro model's protocol)
-            prior = torch.cat([self.prior_logits(o, before, window) for o, _ in chunk])
-            prior = prior.to(self.device).float().clamp(-32.0, 32.0)
-        with torch.inference_mode(), self.autocast():
-            pix = self.conditioned(feats, sels)
-            head = self.model.predict_masks(
-                pix, feats.expand(n).high_res, mask_input=prior, multimask=True
+            prior = torch.cat(
+                [self.prior_logits(o, before, w) for (o, _), w in zip(chunk, windows)]
             )
+            prior = prior.to(self.device).float().clamp(-32.0, 32.0)
+        fx = feats.expand(n)
+        with torch.inference_mode(), self.autocast():
+            pix = self.conditioned(fx, sels)
+            head = self.model.predict_masks(pix, fx.high_res, mask_input=prior, multimask=True)
             if self.settings.num_memory_frames == 0:
                 return head, None, None
             mem, pos = self.model.encode_memory(
-                feats.expand(n), head.mask_logits_hr, head.object_score_logits, binarize=False
+                fx, head.mask_logits_hr, head.object_score_logits, binarize=False
             )
         return head, mem, pos
+
+
+def stack_features(parts: Sequence[FrameFeatures]) -> FrameFeatures:
+    """One batch of B encodings from B batch-1 encodings (e.g. of different zoom windows)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if all(p is first for p in parts):
+        return first.expand(len(parts))
+    return FrameFeatures(
+        torch.cat([p.vision for p in parts]),
+        torch.cat([p.vision_pos for p in parts]),
+        tuple(torch.cat([p.high_res[i] for p in parts]) for i in range(len(first.high_res))),  # type: ignore[arg-type]
+    )
