@@ -118,3 +118,21 @@ def test_windows_that_merge_and_split_give_the_masks_of_windows_run_one_by_one(m
             torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
             assert iou(alone_masks[i][t], masks[i][t]) > 0.99
         assert np.mean([iou(m, g) for m, g in zip(masks[i], truth[:, i - 1])]) > 0.7
+
+
+def test_window_encodings_split_over_workers(micro):
+    """With several workers a frame's windows are encoded in one batch per worker, side by
+    side: the same encodings as one batch."""
+    _, movie, _ = approach_and_part((64,))
+    windows = [(0, 0, 96, 96), (40, 90, 125, 175), (60, 200, 160, 300)]
+    feats = {}
+    for workers in (1, 2):
+        s = VideoSession(micro, movie, workers=workers)
+        feats[workers] = s.runner._encode_windows(0, windows)
+        assert s.stats["window_encodings"] == 3
+    for a, b in zip(
+        (feats[1].vision, feats[1].vision_pos, *feats[1].high_res),
+        (feats[2].vision, feats[2].vision_pos, *feats[2].high_res),
+    ):
+        assert a.shape[0] == 3
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -6,6 +6,7 @@ steps, on the session's device and precision."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -197,8 +198,19 @@ class ModelRunner:
         return self.windows.get(t, [window])[window]
 
     def _encode_windows(self, t: int, windows: list[Window]) -> FrameFeatures:
-        """Run the image encoder on windows of frame t as one batch (no caching)."""
-        feats = self._encode_images(self.frames.window_inputs(t, windows).to(self.device))
+        """Run the image encoder on windows of frame t (no caching): one batch, or with several
+        workers one batch per worker side by side (one intra-op thread each)."""
+        images = self.frames.window_inputs(t, windows).to(self.device)
+        parts = min(self.pool.size, len(windows))
+        if parts > 1:
+            size = -(-len(windows) // parts)
+            tasks = [
+                functools.partial(self._encode_images, images[i : i + size])
+                for i in range(0, len(windows), size)
+            ]
+            feats = stack_features(self.pool.run(tasks))
+        else:
+            feats = self._encode_images(images)
         self.stats["window_encodings"] = self.stats.get("window_encodings", 0) + len(windows)
         return feats
 
@@ -461,7 +473,7 @@ class ModelRunner:
 
 
 def stack_features(parts: Sequence[FrameFeatures]) -> FrameFeatures:
-    """One batch of B encodings from B batch-1 encodings (e.g. of different zoom windows)."""
+    """One batch from several encodings (e.g. of different zoom windows), in order."""
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
