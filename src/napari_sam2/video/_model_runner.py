@@ -477,8 +477,8 @@ def stack_features(parts: Sequence[FrameFeatures]) -> FrameFeatures:
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    if all(p is first for p in parts):
-        return first.expand(len(parts))
+    if first.vision.shape[0] == 1 and all(p is first for p in parts):
+        return first.expand(len(parts))  # one encoding for all: broadcast, no copy
     return FrameFeatures(
         torch.cat([p.vision for p in parts]),
         torch.cat([p.vision_pos for p in parts]),
