@@ -31,14 +31,14 @@ batch per window takes the decoder and memory encoder from 30 % to about 17 % of
 attention, compute-bound, is unchanged): 0.51-0.60 -> 0.42-0.43 CPU s per frame, the masks
 unchanged (J 0.683 both).
 
-Overlapping windows are not merged into one shared placement. Tried: objects of one side whose
-previous masks fit together in one window, at least side / 8 inside it, shared a window placed
-around their masks (greedy, re-grouped every frame). Each merge or split moves an object in
-its window by up to about a quarter of the side, which the memory attention takes as a jump
-of the object: HeLa (10 frames) 12 -> 10.3 encodings per frame but J 0.683 -> 0.654 (0.666 with
-side / 4: 3 merges); validation size bins (seeds 25000) 32-px nuclei on 1024-px frames J 0.576
--> 0.449; 100 nuclei on a 1024-px frame 97 -> 92 encodings per frame, J 0.743 -> 0.728; two
-touching synthetic nuclei 19 px wide (85-px windows), tracked at J ~0.8 each in their own
+Overlapping windows are not merged into one shared placement. Measured and not kept: objects of
+one side whose previous masks fit together in one window, at least side / 8 inside it, shared a
+window placed around their masks (greedy, re-grouped every frame). Each merge or split moves an
+object in its window by up to about a quarter of the side, which the memory attention takes as a
+jump of the object: HeLa (10 frames) 12 -> 10.3 encodings per frame but J 0.683 -> 0.654 (0.666
+with side / 4: 3 merges); validation size bins (seeds 25000) 32-px nuclei on 1024-px frames J
+0.576 -> 0.449; 100 nuclei on a 1024-px frame 97 -> 92 encodings per frame, J 0.743 -> 0.728;
+two touching synthetic nuclei 19 px wide (85-px windows), tracked at J ~0.8 each in their own
 windows, were both lost within 4 frames of sharing one. Merging only windows within one grid
 step of each other would keep the loss at the grid's own jitter, but cells that close overlap,
 so it saves nothing. Only windows that coincide share an encoding.
