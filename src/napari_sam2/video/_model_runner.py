@@ -6,6 +6,7 @@ steps, on the session's device and precision."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -25,7 +26,7 @@ from .postprocess import fill_small_holes
 from .prompts import FramePrompts
 from .windows import Window, WindowEncodings, remap_logits
 
-__all__ = ["ModelRunner"]
+__all__ = ["ModelRunner", "stack_features"]
 
 
 _FALLBACK_BUDGET = 512 << 20  # bytes per object chunk when free memory cannot be queried
@@ -197,8 +198,19 @@ class ModelRunner:
         return self.windows.get(t, [window])[window]
 
     def _encode_windows(self, t: int, windows: list[Window]) -> FrameFeatures:
-        """Run the image encoder on windows of frame t as one batch (no caching)."""
-        feats = self._encode_images(self.frames.window_inputs(t, windows).to(self.device))
+        """Run the image encoder on windows of frame t (no caching): one batch, or with several
+        workers one batch per worker side by side (one intra-op thread each)."""
+        images = self.frames.window_inputs(t, windows).to(self.device)
+        parts = min(self.pool.size, len(windows))
+        if parts > 1:
+            size = -(-len(windows) // parts)
+            tasks = [
+                functools.partial(self._encode_images, images[i : i + size])
+                for i in range(0, len(windows), size)
+            ]
+            feats = stack_features(self.pool.run(tasks))
+        else:
+            feats = self._encode_images(images)
         self.stats["window_encodings"] = self.stats.get("window_encodings", 0) + len(windows)
         return feats
 
@@ -421,11 +433,18 @@ class ModelRunner:
         feats: FrameFeatures,
         chunk: list[tuple[TrackedObject, MemorySelection]],
         before: int,
-        window: Window | None = None,
+        windows: Sequence[Window | None],
     ):
         """Memory attention, decoder and memory encoder for one chunk of (object, memory
-        selection) pairs with equal layouts (and one zoom ``window``, or None); reads the
-        banks, writes nothing (thread-safe).
+        selection) pairs with equal layouts; reads the banks, writes nothing (thread-safe).
+
+        Args:
+            feats: the image encoding the objects are tracked on: batch 1 (shared by the whole
+                chunk) or one per object (each object's zoom window, see
+                :func:`stack_features`).
+            chunk: the objects and their memory selections (equal layouts).
+            before: the frame before (the mask prior comes from there).
+            windows: the zoom window of each object (None: the ROI).
 
         Returns:
             (HeadOutput, memory features (n, c, h, w), their position encoding); both None when
@@ -437,16 +456,31 @@ class ModelRunner:
         prior = None
         if self.model.config.track_mask_prior and chunk[0][0].bank.get(before) is not None:
             # the adjacent frame's masks as mask prompts (micro model's protocol)
-            prior = torch.cat([self.prior_logits(o, before, window) for o, _ in chunk])
-            prior = prior.to(self.device).float().clamp(-32.0, 32.0)
-        with torch.inference_mode(), self.autocast():
-            pix = self.conditioned(feats, sels)
-            head = self.model.predict_masks(
-                pix, feats.expand(n).high_res, mask_input=prior, multimask=True
+            prior = torch.cat(
+                [self.prior_logits(o, before, w) for (o, _), w in zip(chunk, windows)]
             )
+            prior = prior.to(self.device).float().clamp(-32.0, 32.0)
+        fx = feats.expand(n)
+        with torch.inference_mode(), self.autocast():
+            pix = self.conditioned(fx, sels)
+            head = self.model.predict_masks(pix, fx.high_res, mask_input=prior, multimask=True)
             if self.settings.num_memory_frames == 0:
                 return head, None, None
             mem, pos = self.model.encode_memory(
-                feats.expand(n), head.mask_logits_hr, head.object_score_logits, binarize=False
+                fx, head.mask_logits_hr, head.object_score_logits, binarize=False
             )
         return head, mem, pos
+
+
+def stack_features(parts: Sequence[FrameFeatures]) -> FrameFeatures:
+    """One batch from several encodings (e.g. of different zoom windows), in order."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if first.vision.shape[0] == 1 and all(p is first for p in parts):
+        return first.expand(len(parts))  # one encoding for all: broadcast, no copy
+    return FrameFeatures(
+        torch.cat([p.vision for p in parts]),
+        torch.cat([p.vision_pos for p in parts]),
+        tuple(torch.cat([p.high_res[i] for p in parts]) for i in range(len(first.high_res))),  # type: ignore[arg-type]
+    )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ._label_volume import LabelVolume
-from ._model_runner import ModelRunner
+from ._model_runner import ModelRunner, stack_features
 from ._model_scale import ModelScale
 from ._objects import TrackedObject, by_window
 from ._parallel import Failed, captured
@@ -147,9 +147,11 @@ def track_frame(
 ) -> FrameResult:
     """Track ``objects`` on frame t (from their memories) and write them into the labels.
 
-    With several workers the next frame to visit (``ahead``) is encoded meanwhile. Objects
+    With several workers the next frame to visit (``ahead``) is encoded meanwhile when some
+    object needs this frame's whole-frame encoding. Objects
     with windows (automatic zoom) are tracked in their windows, placed from their previous
-    masks; objects with equal memory layouts (and windows) run batched, in chunks.
+    masks; objects with equal memory layouts run batched, in chunks, each on its own window's
+    encoding.
     """
     s = runner.settings
     results: dict[int, MemoryEntry] = {}
@@ -163,23 +165,26 @@ def track_frame(
             results[obj.obj_id] = obj.bank.cond[t]
             windows[obj.obj_id] = obj.windows.get(t)
             continue
-        window = windows[obj.obj_id] = scale.track_window(obj, t, before)
+        windows[obj.obj_id] = scale.track_window(obj, t, before)
         sel = obj.bank.select(t, s, num_frames, reverse)
         key = sel.signature()
         if use_prior:
             key = (key, obj.bank.get(before) is not None)
-        if window is not None:
-            key = (window, key)
         groups.setdefault(key, []).append((obj, sel))
     feats = {None: runner.features(t)} if any(w is None for w in windows.values()) else {}
     feats.update(runner.windows.get(t, [w for w in windows.values() if w is not None]))
     parts = runner.pool.size
+    # objects with equal memory layouts run as one batch whatever their windows: each object
+    # brings its window's encoding (so its masks do not depend on the batch it runs in)
     jobs = [chunk for members in groups.values() for chunk in runner.chunks(members, parts)]
     tasks = []
     for chunk in jobs:
-        window = windows[chunk[0][0].obj_id]
-        tasks.append(functools.partial(runner.track_chunk, feats[window], chunk, before, window))
-    encode_ahead = ahead is not None and parts > 1 and bool(jobs)
+        wins = [windows[o.obj_id] for o, _ in chunk]
+        chunk_feats = stack_features([feats[w] for w in wins])
+        tasks.append(functools.partial(runner.track_chunk, chunk_feats, chunk, before, wins))
+    # the whole next frame is encoded ahead only when this frame needed it (objects in
+    # windows are placed from this frame's masks, so their windows cannot be encoded ahead)
+    encode_ahead = ahead is not None and parts > 1 and bool(jobs) and None in feats
     if encode_ahead:  # a failure there is raised when frame `ahead` itself is visited
         tasks.append(captured(functools.partial(runner.encode, ahead)))
     outputs = runner.pool.run(tasks)
