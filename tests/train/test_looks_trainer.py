@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from napari_sam2.model.config import get_config
 from napari_sam2.train.clips import clip_stream
@@ -80,28 +81,43 @@ def test_zstack_clips_show_nuclei_that_end():
 
 
 def test_zoom_window_clips_show_an_object_as_the_zoom_does():
-    """window_fraction=1: each clip is a window of the frame in which one object's extent is
-    a share of the input inside the model's object_size_range; 0 leaves the stream as it was."""
-    from napari_sam2.train.clips import _zoom_window
+    """window_fraction=1: each clip is read through windows that follow one object, in which
+    its extent is a share of the input inside the model's object_size_range; the window
+    inputs are those of the automatic zoom (the whole frame's normalisation)."""
+    from napari_sam2.train.clips import _to_model, _zoom_windows
     from napari_sam2.train.synthetic import make_movie
+    from napari_sam2.video.frames import FrameSource
 
     cfg = get_config("test_tiny_256")
     lo, hi = cfg.object_size_range
-    mv = make_movie(kind="nuclei", shape=(256, 256), radius=(6.0, 8.0), n_cells=12, n_frames=2,
-                    seed=5, division_rate=0.0, enter_leave=0.0)
+    mv = make_movie(kind="nuclei", shape=(256, 256), radius=(6.0, 8.0), n_cells=12, n_frames=3,
+                    seed=5, division_rate=0.0, enter_leave=0.0, step=4.0)
     rng = np.random.default_rng(0)
     shares = []
     for _ in range(20):
-        movie, labels = _zoom_window(mv.movie, mv.labels, cfg, rng)
-        side = labels.shape[1]
-        assert movie.shape[:3] == labels.shape == (2, side, side) and 16 <= side < 256
-        extents = []
-        for i in np.unique(labels[0])[1:]:
-            ys, xs = np.nonzero(labels[0] == i)
-            extents.append(max(np.ptp(ys), np.ptp(xs)) + 1)
-        shares.append(max(extents) / side)  # the chosen object is among the largest
+        windows = _zoom_windows(mv.labels, cfg, rng)
+        assert len(windows) == 3
+        sides = {(y1 - y0, x1 - x0) for y0, x0, y1, x1 in windows}
+        assert len(sides) == 1 and next(iter(sides))[0] == next(iter(sides))[1]
+        side = next(iter(sides))[0]
+        assert 16 <= side < 256 and all(0 <= v <= 256 for w in windows for v in w)
+        # the object whose window it is: the one nearest the first window's centre
+        y0, x0, y1, x1 = windows[0]
+        ids = [i for i in np.unique(mv.labels[0]) if i]
+        cents = {i: np.argwhere(mv.labels[0] == i).mean(0) for i in ids}
+        obj = min(ids, key=lambda i: np.hypot(*(cents[i] - ((y0 + y1) / 2, (x0 + x1) / 2))))
+        for t, (y0, x0, y1, x1) in enumerate(windows):  # followed: inside its window
+            cy, cx = np.argwhere(mv.labels[t] == obj).mean(0)
+            assert y0 <= cy < y1 and x0 <= cx < x1
+        ys, xs = np.nonzero(mv.labels[0] == obj)
+        shares.append((max(np.ptp(ys), np.ptp(xs)) + 1) / side)
     assert lo <= np.median(shares) <= hi and max(shares) < 1.0
 
+    clip = _to_model(mv.movie, mv.labels, [obj], cfg, windows)
+    src = FrameSource(mv.movie, axes="TYX", image_size=cfg.image_size,
+                      pixel_mean=cfg.pixel_mean, pixel_std=cfg.pixel_std, prefetch=False)
+    torch.testing.assert_close(clip.images[2], src.window_inputs(2, [windows[2]])[0])
+    assert clip.targets[0].mean() > (mv.labels[0] == obj).mean()  # enlarged
     with pytest.raises(ValueError, match="window_fraction"):
         next(clip_stream(cfg, TrainConfig(window_fraction=2.0), np.random.default_rng(0)))
 
@@ -110,13 +126,13 @@ def test_window_fraction_sets_the_share_of_window_clips(monkeypatch):
     import napari_sam2.train.clips as clips
 
     calls = []
-    real = clips._zoom_window
+    real = clips._zoom_windows
 
     def counted(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(clips, "_zoom_window", counted)
+    monkeypatch.setattr(clips, "_zoom_windows", counted)
     cfg = get_config("test_tiny_256")
     for fraction, lo, hi in ((0.0, 0, 0), (0.5, 3, 9), (1.0, 12, 12)):
         calls.clear()

@@ -37,8 +37,16 @@ class Clip:
     targets: torch.Tensor
 
 
-def _to_model(movie: np.ndarray, labels: np.ndarray, ids: list[int], cfg: SAM2Config) -> Clip:
-    """Normalise a (K, H, W) movie like the video session does and resize masks to S x S."""
+def _to_model(
+    movie: np.ndarray,
+    labels: np.ndarray,
+    ids: list[int],
+    cfg: SAM2Config,
+    windows: list[tuple[int, int, int, int]] | None = None,
+) -> Clip:
+    """Normalise a (K, H, W) movie like the video session does and resize masks to S x S;
+    with ``windows`` (one (y0, x0, y1, x1) per frame), each frame's window instead, read as
+    the automatic zoom reads it (the whole frame's normalisation, then resized)."""
     src = FrameSource(
         movie,
         axes="TYX",
@@ -47,7 +55,11 @@ def _to_model(movie: np.ndarray, labels: np.ndarray, ids: list[int], cfg: SAM2Co
         pixel_std=cfg.pixel_std,
         prefetch=False,
     )
-    images = torch.stack([src.model_input(t) for t in range(len(movie))])
+    if windows is None:
+        images = torch.stack([src.model_input(t) for t in range(len(movie))])
+    else:
+        images = torch.cat([src.window_inputs(t, [w]) for t, w in enumerate(windows)])
+        labels = np.stack([lab[y0:y1, x0:x1] for lab, (y0, x0, y1, x1) in zip(labels, windows)])
     masks = torch.from_numpy(np.stack([labels == i for i in ids], axis=1)).float()  # (K, N, H, W)
     s = cfg.image_size
     if masks.shape[-2:] != (s, s):
@@ -213,57 +225,71 @@ def _movie_clip(
     rng: np.random.Generator,
 ) -> Clip | None:
     """Clip of up to ``tcfg.max_objects`` random objects of frame 0 (>= 30 px), or None; with
-    probability ``tcfg.window_fraction`` cut as a zoom window first (:func:`_zoom_window`)."""
+    probability ``tcfg.window_fraction`` read through zoom windows (:func:`_zoom_windows`)."""
     labels = _family_labels(labels, lineage)
+    windows = None
     if tcfg.window_fraction > 0 and rng.random() < tcfg.window_fraction:
-        movie, labels = _zoom_window(movie, labels, cfg, rng)
-    ids, counts = np.unique(labels[0], return_counts=True)
+        windows = _zoom_windows(labels, cfg, rng)
+    first = labels[0]
+    if windows is not None:
+        y0, x0, y1, x1 = windows[0]
+        first = first[y0:y1, x0:x1]
+    ids, counts = np.unique(first, return_counts=True)
     keep = [(int(i), int(c)) for i, c in zip(ids, counts) if i and c >= 30]
     if not keep:
         return None
     rng.shuffle(keep)
     ids_sel = [i for i, _ in keep[: tcfg.max_objects]]
-    return _to_model(movie, labels, ids_sel, cfg)
+    return _to_model(movie, labels, ids_sel, cfg, windows)
 
 
-def _zoom_window(
-    movie: np.ndarray, labels: np.ndarray, cfg: SAM2Config, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a (K, w, w) window around one random object of frame 0, as the automatic zoom does
-    (:mod:`napari_sam2.video.windows`): its side puts the object's extent at a random share of
-    the model's input inside ``cfg.object_size_range`` (1.2 x its low end to 0.8 x its high
-    end), so a small object is shown enlarged and as blurred as the zoom shows it. The window
-    is placed around the object with a jitter of up to w / 8 and stays inside the frame; an
-    object too large for any window of the frame leaves the movie whole.
+def _zoom_windows(
+    labels: np.ndarray, cfg: SAM2Config, rng: np.random.Generator
+) -> list[tuple[int, int, int, int]] | None:
+    """Square windows that follow one random object of frame 0 through the clip, as the
+    automatic zoom's windows do (:mod:`napari_sam2.video.windows`): the side puts the object's
+    extent at a random share of the model's input inside ``cfg.object_size_range`` (1.2 x its
+    low end to 0.8 x its high end), so a small object is shown enlarged and as blurred as the
+    zoom shows it; each frame's window is centred on the object's mask in that frame (the
+    previous frame's centre where it is gone) plus one jitter of up to side / 8 for the clip,
+    inside the frame.
 
     Args:
-        movie: (K, H, W[, C]) frames.
         labels: (K, H, W) ids.
         cfg: the model config (``object_size_range``).
         rng: draws the object, the share and the jitter.
 
     Returns:
-        (movie, labels) cut to the window, or unchanged.
+        One (y0, x0, y1, x1) per frame, or None when the frame has no object or the object is
+        too large for a window of the frame.
     """
     from ..video.windows import MIN_SIDE
 
     ids = [int(i) for i in np.unique(labels[0]) if i]
     if not ids:
-        return movie, labels
-    ys, xs = np.nonzero(labels[0] == ids[int(rng.integers(len(ids)))])
+        return None
+    obj = ids[int(rng.integers(len(ids)))]
+    ys, xs = np.nonzero(labels[0] == obj)
     extent = max(np.ptp(ys), np.ptp(xs)) + 1
     lo, hi = cfg.object_size_range
     share = float(rng.uniform(1.2 * lo, 0.8 * hi))
     h, w = labels.shape[1:3]
     side = int(round(extent / share))
     if side >= min(h, w):
-        return movie, labels
+        return None
     side = max(side, MIN_SIDE)
-    cy, cx = np.array([ys.mean(), xs.mean()]) + rng.uniform(-side / 8, side / 8, 2)
-    y0 = int(np.clip(round(cy - side / 2), 0, h - side))
-    x0 = int(np.clip(round(cx - side / 2), 0, w - side))
-    win = (slice(None), slice(y0, y0 + side), slice(x0, x0 + side))
-    return np.ascontiguousarray(movie[win]), np.ascontiguousarray(labels[win])
+    jitter = rng.uniform(-side / 8, side / 8, 2)
+    centre = np.array([ys.mean(), xs.mean()])
+    windows = []
+    for frame in labels:
+        ys, xs = np.nonzero(frame == obj)
+        if len(ys):
+            centre = np.array([ys.mean(), xs.mean()])
+        cy, cx = centre + jitter
+        y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+        x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+        windows.append((y0, x0, y0 + side, x0 + side))
+    return windows
 
 
 def finetune_clips(
