@@ -63,10 +63,6 @@ DISAGREE = 2.0
 #: 0.434 / 0.251 -> 0.438, brightfield 0.225 -> 0.279 / 0.323 -> 0.355, nuclei, phase and the
 #: size bins (8-64 px on 256-2048 px) unchanged.
 WHOLE_FRAME_CONFIDENT = 0.1
-#: ... and over this many times the blob's (model sizes 2.3x an 18-px nucleus at score 0.21
-#: came from an averaged model; the cytoplasm cells' ratios are 2.7-4.5; on the validation
-#: movies the change from 2.0 moved one bacterium of 104 clicks per model)
-WHOLE_FRAME_DISAGREE = 2.5
 #: a model size more than this many times a blob of at least RELIABLE_BLOB px is not used: the
 #: model drew a cluster or the whole region (a generalist candidate gave 320-448 px for 25-35 px
 #: nuclei on 2048-px frames at scores 0.11-0.14, and 170 px for a 15-px nucleus on a 1024-px
@@ -290,6 +286,6 @@ def choose_diameter(blob: float, est: ClickSize | None, region: Sequence[int], l
     if est.score >= CONFIDENT and (ratio > DISAGREE or ratio < 1 / DISAGREE):
         return est.diameter
     whole = fits_whole_region(est.diameter, lo, region)
-    if est.score >= WHOLE_FRAME_CONFIDENT and ratio > WHOLE_FRAME_DISAGREE and whole:
+    if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE and whole:
         return est.diameter
     return blob
