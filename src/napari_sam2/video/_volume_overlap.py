@@ -27,17 +27,22 @@ from scipy import ndimage
 __all__ = ["paint_deepest", "without_neighbours"]
 
 
-def _depth(mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Distance (pixels) of each pixel of ``mask`` inside ``box`` to the mask's edge."""
-    y0, x0, y1, x1 = box
-    crop = np.pad(mask[y0:y1, x0:x1], 1)  # the frame's border is not the mask's edge: pad
-    return ndimage.distance_transform_edt(crop)[1:-1, 1:-1]
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, x0, y1, x1) bounding rectangle of a (Y, X) mask, end exclusive (None: empty)."""
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not ys.size:
+        return None
+    return int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
 
 
 def paint_deepest(
     lab: np.ndarray, objects: Sequence[tuple[int, np.ndarray]], free: np.ndarray
 ) -> None:
     """Write overlapping masks into a label slice, each pixel to its deepest object, in place.
+
+    The depth of a pixel is its distance (pixels) to the edge of the object's whole mask, on
+    the mask's bounding rectangle only (cost: the objects' own areas, not the slice's per
+    object).
 
     Args:
         lab: (Y, X) integer labels of one slice (modified).
@@ -46,29 +51,21 @@ def paint_deepest(
 
     Ties in depth go to the object listed first.
     """
-    masks = [(int(o), np.asarray(m, bool)) for o, m in objects]
-    masks = [(o, m) for o, m in masks if (m & free).any()]
-    if not masks:
-        return
-    if len(masks) == 1:
-        lab[masks[0][1] & free] = masks[0][0]
-        return
-    union = np.zeros(lab.shape, bool)
-    for _, m in masks:
-        union |= m
-    ys, xs = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
-    box = (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
-    best = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
-    owner = np.zeros(best.shape, lab.dtype)
-    for o, m in masks:
-        d = _depth(m, box)
-        win = d > best
-        best[win] = d[win]
-        owner[win] = o
-    y0, x0, y1, x1 = box
-    sub = lab[y0:y1, x0:x1]
-    write = (owner > 0) & free[y0:y1, x0:x1]
-    sub[write] = owner[write]
+    best = np.zeros(lab.shape, np.float32)
+    owner = np.zeros(lab.shape, lab.dtype)
+    for obj_id, mask in objects:
+        m = np.asarray(mask, bool)
+        box = _box(m)
+        if box is None:
+            continue
+        y0, x0, y1, x1 = box
+        # padded: the rectangle's border is not the mask's edge
+        depth = ndimage.distance_transform_edt(np.pad(m[y0:y1, x0:x1], 1))[1:-1, 1:-1]
+        win = depth > best[y0:y1, x0:x1]
+        best[y0:y1, x0:x1][win] = depth[win]
+        owner[y0:y1, x0:x1][win] = obj_id
+    write = (owner > 0) & free
+    lab[write] = owner[write]
 
 
 def without_neighbours(mask: np.ndarray, previous: np.ndarray, obj_id: int) -> np.ndarray:
