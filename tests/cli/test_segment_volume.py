@@ -67,6 +67,19 @@ def test_segment_movie_tzyx(model):
         )
 
 
+def _npy_inputs(tmp_path, monkeypatch, model, name: str, array: np.ndarray, prompts: str):
+    """The CLI's model replaced by ``model``; ``array`` saved as ``name`` and the prompt CSV
+    text written beside it. Returns (movie path, prompts path)."""
+    import napari_sam2.cli.segment as seg
+
+    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
+    movie = tmp_path / name
+    np.save(movie, array)
+    clicks = tmp_path / "c.csv"
+    clicks.write_text(prompts)
+    return movie, clicks
+
+
 def test_cli_segment_4d_tiff_keeps_voxel_size(tmp_path, model, monkeypatch):
     import napari_sam2.cli.segment as seg
 
@@ -107,13 +120,8 @@ def test_cli_segment_4d_tiff_keeps_voxel_size(tmp_path, model, monkeypatch):
 
 
 def test_cli_segment_zstack_with_given_voxel_size(tmp_path, model, monkeypatch):
-    import napari_sam2.cli.segment as seg
-
-    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: model)
-    movie = tmp_path / "stack.npy"
-    np.save(movie, _stack())
-    clicks = tmp_path / "c.csv"
-    clicks.write_text("z,y,x,obj_id\n2,16,20,1\n")
+    movie, clicks = _npy_inputs(tmp_path, monkeypatch, model, "stack.npy", _stack(),
+                                "z,y,x,obj_id\n2,16,20,1\n")
     out = tmp_path / "z.tif"
     rc = cli.main(
         [
@@ -206,13 +214,8 @@ def test_segment_movie_tzyx_divisions_give_daughters_and_lineage(micro):
 
 def test_cli_segment_4d_divisions_write_parents_to_the_ctc_folder(tmp_path, micro, monkeypatch):
     ctc_metrics = pytest.importorskip("ctc_metrics")
-    import napari_sam2.cli.segment as seg
-
-    monkeypatch.setattr(seg, "_load_model_cli", lambda *a, **k: micro)
-    movie = tmp_path / "dividing.npy"
-    np.save(movie, _dividing_movie())
-    clicks = tmp_path / "c.csv"
-    clicks.write_text("frame,z,y,x,obj_id\n0,3,32,32,1\n")
+    movie, clicks = _npy_inputs(tmp_path, monkeypatch, micro, "dividing.npy", _dividing_movie(),
+                                "frame,z,y,x,obj_id\n0,3,32,32,1\n")
     ctc = tmp_path / "01_RES"
     common = ["segment", str(movie), "--axes", "TZYX", "--prompts", str(clicks)]
     rc = cli.main([*common, "--divisions", "--out", str(tmp_path / "l.tif"), "--ctc", str(ctc)])

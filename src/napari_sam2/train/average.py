@@ -61,13 +61,11 @@ def average_checkpoints(
             continue
         acc = sum(float(w) / total * s["model"][k].double() for w, s in zip(weights, states))
         avg[k] = acc.to(v.dtype)
-    payload = {k: v for k, v in states[-1].items() if k != "model"}
-    payload["model"] = avg
-    payload["init"] = note or "average of " + ", ".join(
+    from ..weights.load import load_model, save_checkpoint
+
+    model = load_model(paths[-1], device="cpu")
+    model.load_state_dict(avg)
+    extra = {k: v for k, v in states[-1].items() if k not in ("model", "config")}
+    extra["init"] = note or "average of " + ", ".join(
         f"{w / total:.3g} x {Path(p).name}" for p, w in zip(paths, weights))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
-    return out
+    return save_checkpoint(out, model, **extra)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..model.config import SAM2Config
 from ..video.frames import FrameSource
+from ..video.windows import MIN_SIDE
 from .train_config import TrainConfig
 
 __all__ = ["Clip", "clip_stream", "finetune_clips"]
@@ -263,8 +264,6 @@ def _zoom_windows(
         One (y0, x0, y1, x1) per frame, or None when the frame has no object or the object is
         too large for a window of the frame.
     """
-    from ..video.windows import MIN_SIDE
-
     ids = [int(i) for i in np.unique(labels[0]) if i]
     if not ids:
         return None
