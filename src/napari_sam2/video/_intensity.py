@@ -21,6 +21,13 @@ WINDOW_SAMPLE_FRAMES = 16
 WINDOW_SAMPLE_PIXELS = 1 << 15
 #: Percentiles (in %) that define the automatic intensity window.
 WINDOW_PERCENTILES = (0.5, 99.5)
+#: Share of the sampled blocks (see :func:`block_extremes`) whose extremes define the tails:
+#: the darkest / brightest 0.01 %.
+TAIL_SHARE = 1e-4
+#: A tail reaching this many window widths past the percentile window holds objects (sparse
+#: cells on a large frame cover under 0.5 % of the pixels, so WINDOW_PERCENTILES lands in the
+#: background); the window is widened to include them.
+TAIL_WIDTHS = 3.0
 
 Window = tuple[float, float]
 
@@ -190,11 +197,18 @@ def estimate_windows(
     exact32 = dtype.itemsize <= 2 or dtype == np.float32
     work = np.float32 if exact32 else np.float64
     samples: list[list[np.ndarray]] = [[] for _ in groups]
+    tails: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in groups]
+    n_blocks = len(ts) * max(1, height // stride) * max(1, width // stride) * len(groups[0])
+    k_tail = max(1, round(n_blocks * TAIL_SHARE))
     for t in ts:
-        frame = read(int(t))[::stride, ::stride]
+        full = read(int(t))
+        frame = full[::stride, ::stride]
         for i, g in enumerate(groups):
             v = frame if frame.ndim == 2 else frame[..., g]
             samples[i].append(np.array(v, dtype=work).ravel())
+            tails[i].append(
+                block_extremes(full if full.ndim == 2 else full[..., g], stride, k_tail, work)
+            )
     windows = []
     for i in range(len(samples)):
         v = np.concatenate(samples[i])
@@ -207,10 +221,99 @@ def estimate_windows(
         lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
         if not hi > lo:  # e.g. sparse bright spots on a flat background
             lo, hi = v.min(), v.max()
+        dark = np.concatenate([d for d, _ in tails[i]])
+        bright = np.concatenate([b for _, b in tails[i]])
+        lo, hi = widen_for_tails(float(lo), float(hi), dark, bright, k_tail)
         windows.append((float(lo), float(hi)))
     if not composite:
         windows = windows * len(used)
     return windows
+
+
+def block_extremes(
+    frame: np.ndarray, stride: int, k: int, work: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """Darkest and brightest 2 x 2 patch in each ``stride x stride`` block of a frame.
+
+    A patch's value is its brightest pixel for the dark side and its darkest pixel for the bright
+    side, so an isolated hot or dead pixel does not count as an object; an object of 2 px or more
+    does, however small it is next to the sampling stride.
+
+    Args:
+        frame: (H, W) or (H, W, k) intensities.
+        stride: block side in pixels (the sampling stride of :func:`estimate_windows`).
+        k: how many of the darkest / brightest block values to keep.
+        work: float dtype of the result.
+
+    Returns:
+        ``(dark, bright)``: the ``k`` darkest and ``k`` brightest block values (fewer when the
+        frame has fewer blocks), 1-D, unsorted; NaN blocks are left out.
+    """
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        v = np.asarray(frame, dtype=work).ravel()
+        return _extreme(v, k, False), _extreme(v, k, True)
+    a, b = frame[:-1, :-1], frame[1:, :-1]
+    c, d = frame[:-1, 1:], frame[1:, 1:]
+    out = []
+    for pick, reduce in ((np.maximum, np.min), (np.minimum, np.max)):
+        patch = pick(a, b)  # one frame-sized temporary at a time
+        pick(patch, c, out=patch)
+        pick(patch, d, out=patch)
+        h, w = patch.shape[0] // stride * stride, patch.shape[1] // stride * stride
+        if h == 0 or w == 0:
+            v = np.asarray(patch, dtype=work).ravel()
+        else:
+            blocks = patch[:h, :w].reshape(
+                h // stride, stride, w // stride, stride, *patch.shape[2:]
+            )
+            v = np.asarray(reduce(blocks, axis=(1, 3)), dtype=work).ravel()
+            del blocks
+        del patch
+        out.append(_extreme(v, k, reduce is np.max))
+    return out[0], out[1]
+
+
+def _extreme(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
+    """The ``k`` largest (or smallest) finite values of 1-D ``v``, unsorted."""
+    if v.dtype.kind == "f":
+        v = v[np.isfinite(v)]
+    if v.size <= k:
+        return v
+    return np.partition(v, v.size - k)[v.size - k:] if largest else np.partition(v, k - 1)[:k]
+
+
+def widen_for_tails(
+    lo: float, hi: float, dark: np.ndarray, bright: np.ndarray, k: int
+) -> Window:
+    """The percentile window ``(lo, hi)`` widened to sparse objects far outside it.
+
+    When cells cover under 0.5 % of a movie's pixels (a few small nuclei on a large frame), the
+    percentile window is the background's noise: the cells saturate and the noise fills the
+    model's whole input range. If the brightest (darkest) blocks reach more than
+    :data:`TAIL_WIDTHS` window widths above ``hi`` (below ``lo``), that end moves to the
+    ``k``-th brightest (darkest) block. Windows of movies whose cells cover more of the frame are
+    returned unchanged.
+
+    Args:
+        lo, hi: the percentile window.
+        dark, bright: the darkest / brightest block values of all sampled frames, from
+            :func:`block_extremes` (intensity units).
+        k: the rank that defines the tail (:data:`TAIL_SHARE` of the sampled blocks).
+
+    Returns:
+        ``(lo, hi)``.
+    """
+    width = hi - lo
+    if width <= 0 or dark.size == 0 or bright.size == 0:
+        return lo, hi
+    k_dark, k_bright = min(k, dark.size), min(k, bright.size)
+    bottom = float(np.partition(dark, k_dark - 1)[k_dark - 1])
+    top = float(np.partition(bright, bright.size - k_bright)[bright.size - k_bright])
+    if top > hi + TAIL_WIDTHS * width:
+        hi = top
+    if bottom < lo - TAIL_WIDTHS * width:
+        lo = bottom
+    return lo, hi
 
 
 def apply_window(x: np.ndarray, window: Window) -> np.ndarray:
