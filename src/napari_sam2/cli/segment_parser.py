@@ -155,7 +155,8 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         nargs=2,
         type=float,
         metavar=("LO", "HI"),
-        help="intensity window (default: 0.5-99.5 percentiles of the movie)",
+        help="intensity window (default: 0.5-99.5 percentiles of the movie, widened to sparse "
+        "cells)",
     )
     p.add_argument(
         "--tile",
