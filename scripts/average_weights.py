@@ -2,7 +2,7 @@
 
 The bundled ``micro.pt`` is built with::
 
-    python scripts/average_weights.py OLD_MICRO.pt GENERALIST.pt --weights 0.5 0.5 \\
+    python scripts/average_weights.py NUCLEI_MODEL.pt GENERALIST.pt --weights 0.4 0.6 \\
         --out src/napari_sam2/weights/micro.pt
 
 (see ``docs/micro_model.md`` for the two inputs and the measured numbers).

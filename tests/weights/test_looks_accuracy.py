@@ -29,16 +29,16 @@ pytestmark = pytest.mark.skipif(
 SEED0 = TRAIN_SEED_END + 5000
 N_OBJECTS = 3
 N_FRAMES = 5
-#: J of the shipped micro.pt on each family's movie (measured on CPU, float32). With the click
-#: size rule of ``_click_size.WHOLE_FRAME_CONFIDENT`` cytoplasm rose from 0.095, phase fell from
-#: 0.341 and bacteria from 0.450 (on the validation movies: cytoplasm 0.324 -> 0.434, phase and
-#: bacteria unchanged).
+#: J of the shipped micro.pt (the 0.4 / 0.6 average of the nuclei model and the generalist run,
+#: docs/micro_model.md) on each family's movie, measured on CPU in float32. Three objects per
+#: movie, so single objects move these a lot: cytoplasm is lower here than on the validation
+#: movies (0.212 here, 0.443 over 20 validation objects).
 MEASURED = {
-    "nuclei": 0.727,
-    "cytoplasm": 0.343,
-    "phase": 0.300,
-    "bacteria": 0.358,
-    "brightfield": 0.125,
+    "nuclei": 0.752,
+    "cytoplasm": 0.212,
+    "phase": 0.472,
+    "bacteria": 0.405,
+    "brightfield": 0.351,
 }
 TOLERANCE = 0.05
 FLOORS = {k: v - TOLERANCE for k, v in MEASURED.items()}
