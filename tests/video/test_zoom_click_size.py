@@ -129,3 +129,8 @@ def test_choose_diameter_rule():
     assert choose_diameter(5.0, est(84.8, 0.16), (0, 0, 256, 256), lo) == 84.8
     # less confident and under 2x the blob: the blob
     assert choose_diameter(20.0, est(36.0, 0.21), (0, 0, 256, 256), lo) == 20.0
+    # a cell_diameter hint is overridden only by a confident model: a 16-20 px z-stack nucleus
+    # sized 45 px by the shipped weights (score 0.17) keeps the user's 18 px
+    assert choose_diameter(20.0, est(45.25, 0.17), (0, 0, 256, 256), lo) == 45.25
+    assert choose_diameter(18.0, est(45.25, 0.17), (0, 0, 256, 256), lo, hint=True) == 18.0
+    assert choose_diameter(6.0, est(18.0, 0.4), (0, 0, 512, 512), lo, hint=True) == 18.0

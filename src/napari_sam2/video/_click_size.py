@@ -250,8 +250,8 @@ def click_diameter(
         size_range: the model's comfortable object diameters as fractions of its input side.
         device: where the model runs.
         hint: a typical cell diameter (frame px, ``cell_diameter``) used instead of the blob
-            scale: the model's confident size still wins when it is more than
-            :data:`DISAGREE` times larger or smaller (a hint 3x off is corrected).
+            scale: the model's confident size (score >= :data:`CONFIDENT`) still wins when it
+            is more than :data:`DISAGREE` times larger or smaller (a hint 3x off is corrected).
     """
     y0, x0, y1, x1 = region
     if hint is not None:
@@ -260,23 +260,26 @@ def click_diameter(
         d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
         blob = blob_diameter(image(), click, 4.0, d_max)
     est = model_click_size(model, inputs, click, region, size_range, device)
-    return choose_diameter(blob, est, region, size_range[0])
+    return choose_diameter(blob, est, region, size_range[0], hint=hint is not None)
 
 
-def choose_diameter(blob: float, est: ClickSize | None, region: Sequence[int], lo: float) -> float:
+def choose_diameter(
+    blob: float, est: ClickSize | None, region: Sequence[int], lo: float, hint: bool = False
+) -> float:
     """The click-size rule: the blob's (or hint's) diameter or the model's (frame px).
 
     The model's size is used when it differs from the blob's more than :data:`DISAGREE` times
-    and is confident (score >= :data:`CONFIDENT`), or when it is over :data:`DISAGREE` times
-    larger, needs no window (:func:`~.windows.fits_whole_region`) and scores at least
-    :data:`WHOLE_FRAME_CONFIDENT`; never when it is over :data:`MAX_DISAGREE` times a blob of
-    at least :data:`RELIABLE_BLOB` px.
+    and is confident (score >= :data:`CONFIDENT`), or, for a blob (not a hint), when it is over
+    :data:`DISAGREE` times larger, needs no window (:func:`~.windows.fits_whole_region`) and
+    scores at least :data:`WHOLE_FRAME_CONFIDENT`; never when it is over :data:`MAX_DISAGREE`
+    times a blob of at least :data:`RELIABLE_BLOB` px.
 
     Args:
         blob: blob-scale (or ``cell_diameter`` hint) diameter in frame pixels.
         est: the model's estimate (:func:`model_click_size`), or None.
         region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
         lo: low end of the model's ``object_size_range`` (fraction of its input side).
+        hint: ``blob`` is the user's ``cell_diameter``: only a confident model size overrides it.
     """
     if est is None:
         return blob
@@ -285,6 +288,8 @@ def choose_diameter(blob: float, est: ClickSize | None, region: Sequence[int], l
         return blob
     if est.score >= CONFIDENT and (ratio > DISAGREE or ratio < 1 / DISAGREE):
         return est.diameter
+    if hint:
+        return blob
     whole = fits_whole_region(est.diameter, lo, region)
     if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE and whole:
         return est.diameter
