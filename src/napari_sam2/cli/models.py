@@ -29,7 +29,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     bundled = bundled_checkpoint_path()  # weights.registry: listing does not import torch
     micro = {
         "name": BUNDLED_MODEL,
-        "description": "bundled micro model for microscopy (~2.5 M params, 256 px input)",
+        "description": (
+            "bundled: nuclei, stained cells; weaker on phase, bacteria (2.0 M params, 256 px)"
+        ),
         "status": "bundled" if bundled.is_file() else "missing",
         "path": str(bundled),
         "size": bundled.stat().st_size if bundled.is_file() else None,
