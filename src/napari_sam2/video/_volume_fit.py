@@ -6,8 +6,9 @@ object's size: small nuclei (y-x radius 8-12 voxels on 128-px slices) get masks 
 their section, and the mask hardly shrinks towards a nucleus' tips (a section of 60 voxels
 gets a mask of 290), so a z-stack's 3-D masks were 1.5-2 times the nuclei's volume
 (docs/3d.md). The image does show where the object ends. Each object's intensity level is
-chosen once, on its start slice (the prompted or tracked slice), by Otsu's method over its mask
-and a margin around it as wide as the mask's radius (the object and its background); on every
+chosen once, on its start slice (the prompted or tracked slice): :data:`LEVEL_SHARE` of the way
+from the background to Otsu's threshold over its mask and a margin around it as wide as the
+mask's radius (the object and its background); on every
 slice its mask then keeps the pixels on the object's side of that level (brighter for a bright
 object, darker for a dark one; the image smoothed with a Gaussian of
 :data:`SMOOTH_SIGMA` pixels), the largest connected piece, holes filled. A slice where nothing
@@ -24,13 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SMOOTH_SIGMA", "MIN_KEPT", "ImageFit", "fit_level", "smooth"]
+__all__ = ["LEVEL_SHARE", "SMOOTH_SIGMA", "MIN_KEPT", "ImageFit", "fit_level", "smooth"]
 
 #: Gaussian smoothing (pixels) of a slice before its pixels are compared with the level
 #: (texture and noise inside a nucleus would otherwise punch holes into the fitted mask).
 SMOOTH_SIGMA = 1.0
 #: an object is fitted only if its fitted start mask keeps at least this share of the model's
 MIN_KEPT = 0.25
+#: the level lies this share of the way from the background (median of the margin) to Otsu's
+#: threshold: a blurred edge is fainter than Otsu's level between object and background, and
+#: a nucleus' tips are dimmer than its middle (0.75-0.85 equally good on synthetic stacks of
+#: seeds 2000-2009: mean 3-D IoU 0.820-0.825; Otsu's level itself 0.788)
+LEVEL_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,9 @@ def fit_level(mask: np.ndarray, image: np.ndarray) -> ImageFit | None:
     values = img[region]
     if inside == outside or values.min() == values.max():
         return None
-    fit = ImageFit(float(threshold_otsu(values)), inside > outside)
+    background = float(np.median(img[margin]))
+    level = background + LEVEL_SHARE * (float(threshold_otsu(values)) - background)
+    fit = ImageFit(level, inside > outside)
     if fit.apply(m, img).sum() < MIN_KEPT * n:
         return None
     return fit
