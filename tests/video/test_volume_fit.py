@@ -106,3 +106,26 @@ def test_fitted_zstack_masks_follow_small_nuclei_with_the_bundled_model():
         truth = stack.labels == n.obj_id
         before, after = (_iou(labels[f] == n.obj_id, truth) for f in (False, True))
         assert after > before + 0.05 and after > 0.6, (n.obj_id, before, after)
+
+
+def test_fit_keeps_masks_that_follow_the_image_and_dim_sections():
+    """A mask that already follows its cell is kept as drawn (KEEP_AS_IS), and a dimmer,
+    out-of-focus section keeps its pixels (the slice's own level, nearer the background)."""
+    shape, nz = (40, 40), 3
+    cell = _disc(shape, (20, 20), 8)
+    image = np.full((nz, *shape), 0.1, np.float32)
+    image[0][cell] = image[1][cell] = 0.9
+    image[2][cell] = 0.3  # out of focus: dimmer than the start slice's level
+    near = _disc(shape, (20, 20), 8.5)  # half a pixel wider than the cell all round
+    found = _ObjectSlices(shape)
+    for z in range(nz):
+        found.crops.setdefault(1, {})[z] = ((0, 0, *shape), near.copy())
+    fit = fit_level(near, smooth(image[0]))
+    assert fit is not None and fit.level > 0.3
+    found.fit_to_image({1: 0}, nz, lambda z: image[z])
+    for z in range(nz):
+        assert (found.mask(1, z) == near).all()  # the fitted part keeps >= KEEP_AS_IS of it
+    wide = _disc(shape, (20, 20), 14)
+    found.crops[1][2] = ((0, 0, *shape), wide)
+    found.fit_to_image({1: 0}, nz, lambda z: image[z])
+    assert _iou(found.mask(1, 2), cell) > 0.8  # cut to the dim section, not emptied

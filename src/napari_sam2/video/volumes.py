@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ._volume_fit import ImageFit, fit_level, smooth
+from ._volume_fit import ImageFit, fit_level, fit_slice, smooth
 from ._volume_overlap import paint_deepest
 from .memory_bank import MemorySettings
 from .session import VideoSession
@@ -230,9 +230,10 @@ class _ObjectSlices:
                 continue
             img = smooth(image(z))
             for o in todo:
-                box, crop = self.crops[o][z]
-                y0, x0, y1, x1 = box
-                self.crops[o][z] = (box, fits[o].apply(crop, img[y0:y1, x0:x1]))
+                box = self.crops[o][z][0]
+                cut = fit_slice(fits[o], self.mask(o, z), img, box)
+                if cut is not None:
+                    self.crops[o][z] = (box, cut)
 
 
 def propagate_along_z(
