@@ -88,6 +88,9 @@ class ImageFit:
         Args:
             mask: (H, W) bool mask of the object on that slice.
             image: (H, W) smoothed intensities of the slice.
+
+        Returns:
+            The fit to apply on that slice.
         """
         own = slice_level(mask, image)
         if own is None or own.bright != self.bright:
