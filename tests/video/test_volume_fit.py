@@ -129,3 +129,17 @@ def test_fit_keeps_masks_that_follow_the_image_and_dim_sections():
     found.crops[1][2] = ((0, 0, *shape), wide)
     found.fit_to_image({1: 0}, nz, lambda z: image[z])
     assert _iou(found.mask(1, 2), cell) > 0.8  # cut to the dim section, not emptied
+
+
+def test_fit_keeps_both_halves_of_a_dividing_cell():
+    """Two daughters under one wide mask are both kept (pieces of at least PIECE_SHARE of the
+    mask), so the 3-D mask falls apart where division detection looks for it."""
+    shape = (40, 60)
+    left, right = _disc(shape, (20, 19), 9), _disc(shape, (20, 41), 9)
+    image = np.where(left | right, 0.9, 0.1).astype(np.float32)
+    wide = np.zeros(shape, bool)
+    wide[10:31, 9:52] = True  # each daughter is over a quarter of it
+    fit = fit_level(wide, smooth(image))
+    assert fit is not None
+    cut = fit.apply(wide, smooth(image))
+    assert _iou(cut, left | right) > 0.8 and (cut & left).any() and (cut & right).any()
