@@ -94,8 +94,8 @@ class VolumeTimeSession:
             ends, its two pieces go on as daughters with new ids, recorded in
             :attr:`lineage` as ``{daughter: mother}``.
         fit: fit each timepoint's masks along z to the image (:mod:`._volume_fit`), as for
-            z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.692, TRA 0.884
-            -> 0.879; docs/3d.md).
+            z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.689, mean TRA
+            0.884 both; docs/3d.md).
     """
 
     def __init__(
