@@ -3,7 +3,8 @@
 1. Synthetic z-stacks (:func:`napari_sam2.train.zstack.make_zstack`: touching ellipsoids of
    y-x radius 8-30 voxels, z radius half of that): one click on each nucleus in its central
    slice, default settings; mean 3-D IoU per nucleus and the share of nuclei with no mask on
-   any slice past their ends, with the z guard (default) and without it.
+   any slice past their ends: default (z guard, masks fitted to the image), without the fit,
+   and without the guard.
 2. A synthetic 3-D + time movie (drifting, dividing nuclei, 20 timepoints): one click per
    nucleus on its central slice at t = 0; mean IoU of every reference nucleus at every
    timepoint with its best-matching label, and CTC TRA / SEG / DET (py-ctcmetrics); once
@@ -74,12 +75,16 @@ def best_iou(pred: np.ndarray, truth: np.ndarray) -> list[float]:
     return out
 
 
+#: z-stack runs: name -> (guard, fit); the first is the default of ``segment_movie``
+ZSTACK_RUNS = {"guard": (True, True), "guard, no fit": (True, False), "no guard": (False, True)}
+
+
 def zstacks(model, n: int, log, seed0: int = 1000) -> dict:
     from napari_sam2.pipeline import segment_movie
     from napari_sam2.train.zstack import make_zstack
 
     res = {}
-    for guard in (True, False):
+    for key, (guard, fit) in ZSTACK_RUNS.items():
         ious, clean, t0 = [], [], time.perf_counter()
         for seed in range(n):
             stack, nuclei = make_zstack(seed=seed0 + seed)
@@ -87,16 +92,15 @@ def zstacks(model, n: int, log, seed0: int = 1000) -> dict:
             for nu in nuclei:
                 z, y, x = central_click(stack.labels, nu.obj_id)
                 prompts.append({"z": z, "y": y, "x": x, "obj_id": nu.obj_id})
-            if guard:
+            if guard and fit:
                 labels = segment_movie(stack.image, prompts, axes="ZYX", model=model)
             else:
-                labels = _unguarded(model, stack.image, prompts)
+                labels = _run_along_z(model, stack.image, prompts, guard, fit)
             for nu in nuclei:
                 p, t = labels == nu.obj_id, stack.labels == nu.obj_id
                 ious.append(iou(p, t))
                 zs = t.any(axis=(1, 2))
                 clean.append(not (p.any(axis=(1, 2)) & ~zs).any())
-        key = "guard" if guard else "no guard"
         res[key] = {
             "mean_iou": float(np.mean(ious)),
             "no_mask_past_end": float(np.mean(clean)),
@@ -107,7 +111,7 @@ def zstacks(model, n: int, log, seed0: int = 1000) -> dict:
     return res
 
 
-def _unguarded(model, image, prompts):
+def _run_along_z(model, image, prompts, guard: bool, fit: bool):
     from napari_sam2.video.session import VideoSession
     from napari_sam2.video.volumes import propagate_along_z, z_settings
 
@@ -116,7 +120,7 @@ def _unguarded(model, image, prompts):
     for p in prompts:
         session.add_points(p["z"], p["obj_id"], [(p["y"], p["x"])], [1])
         starts[p["obj_id"]] = p["z"]
-    for _ in propagate_along_z(session, starts, guard=False):
+    for _ in propagate_along_z(session, starts, guard=guard, fit=fit):
         pass
     return session.labels()
 

@@ -41,8 +41,10 @@ def test_overlap_goes_to_the_mask_each_pixel_lies_deepest_in():
 
 
 def test_compose_of_tracked_start_slices_uses_depth_not_start_distance(model):
-    """In 3-D + time (start slices from tracking) a cell's pixels go to the mask centred on it,
-    even where a neighbour's start slice is nearer; z-stacks keep the nearer-prompt rule."""
+    """In 3-D + time (start slices from tracking), and for z-stacks whose masks are fitted to
+    the image (the default), a cell's pixels go to the mask centred on it, even where a
+    neighbour's start slice is nearer; the model's unfitted masks of a z-stack keep the
+    nearer-prompt rule."""
     shape, nz = (24, 40), 4
     session = VideoSession(model, np.zeros((nz, *shape), np.float32), axes="ZYX")
     a = _disc(shape, (12, 10), 6)
@@ -52,10 +54,11 @@ def test_compose_of_tracked_start_slices_uses_depth_not_start_distance(model):
         found.crops.setdefault(1, {})[z] = ((0, 0, *shape), a)
         found.crops.setdefault(2, {})[z] = ((0, 0, *shape), b)
     starts = {1: 0, 2: 3}
-    _compose(session, found, starts, guard=False, claims=False)
-    lab = session.labels()
-    assert all((lab[z][12, 5:12] == 1).all() for z in range(nz))
-    _compose(session, found, starts, guard=False, claims=True)
+    for claims in (False, True):
+        _compose(session, found, starts, guard=False, claims=claims)
+        lab = session.labels()
+        assert all((lab[z][12, 5:12] == 1).all() for z in range(nz))
+    _compose(session, found, starts, guard=False, claims=True, fit=False)
     lab = session.labels()
     assert (lab[3][12, 9:12] == 2).all() and (lab[0][12, 5:12] == 1).all()
 

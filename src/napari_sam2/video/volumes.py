@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ._volume_fit import ImageFit, fit_level, fit_slice, smooth
 from ._volume_overlap import paint_deepest
 from .memory_bank import MemorySettings
 from .session import VideoSession
@@ -33,8 +34,14 @@ MIN_SLICE_OVERLAP = 0.3
 #: ... or, when the start slices are prompts (a z-stack), where more than this fraction of
 #: its mask lies on the masks of objects prompted on a slice nearer to that slice than its own
 #: (it slid into a cell another prompt claims: a cell above or below it, or a touching
-#: neighbour) ...
-MAX_CLAIMED_SHARE = 0.35
+#: neighbour). The masks are fitted to the image first (:mod:`._volume_fit`), so a share
+#: this high means the object's own pixels are mostly another's; chosen on synthetic stacks of
+#: seeds 2000-2009 (0.35 was best for the model's unfitted masks) ...
+MAX_CLAIMED_SHARE = 0.6
+#: ... the same share for the model's masks when they are not fitted (``fit=False``): they are
+#: 1.6-2.5 times small nuclei, so a share this high ends too little (validation stacks: 85 %
+#: of nuclei end cleanly with 0.6, 95 % with 0.35)
+UNFITTED_CLAIMED_SHARE = 0.35
 #: ... or, when the start slices were found by tracking (3-D + time), where more than this
 #: fraction of its mask lies on other objects' masks, and that fraction has risen by more
 #: than :data:`SHARED_RISE` since the start slice (touching cells whose masks overlap from the
@@ -46,8 +53,7 @@ SHARED_RISE = 0.3
 #: ... or where the object's contrast (mean intensity inside its mask minus the mean of a ring
 #: around it) falls below this fraction of its contrast on the start slice: the mask outlives
 #: the cell (SAM 2 keeps a confident mask on empty slices once it has memories of the object).
-#: 0.4 was chosen on synthetic stacks of seeds 2000-2001, :data:`MAX_CLAIMED_SHARE` on seeds
-#: 2000-2009 (the evaluation uses seeds from 1000).
+#: 0.4 was chosen on synthetic stacks of seeds 2000-2001 (the evaluation uses seeds from 1000).
 MIN_CONTRAST_RATIO = 0.4
 
 
@@ -208,6 +214,31 @@ class _ObjectSlices:
     def drop(self, obj_id: int, z: int) -> None:
         self.crops.get(obj_id, {}).pop(z, None)
 
+    def fit_to_image(
+        self, starts: dict[int, int], num_slices: int, image: Callable[[int], np.ndarray]
+    ) -> None:
+        """Fit each object's masks to the image (:mod:`._volume_fit`), one slice at a time:
+        its level from its mask on its start slice, then every slice's mask cut to it."""
+        fits: dict[int, ImageFit] = {}
+        for z in sorted({int(v) for v in starts.values()}):
+            ids = [o for o, s in starts.items() if int(s) == z and z in self.crops.get(o, {})]
+            if ids:
+                img = smooth(image(z))
+                for o in ids:
+                    fit = fit_level(self.mask(o, z), img)
+                    if fit is not None:
+                        fits[o] = fit
+        for z in range(num_slices):
+            todo = [o for o in fits if z in self.crops[o]]
+            if not todo:
+                continue
+            img = smooth(image(z))
+            for o in todo:
+                box = self.crops[o][z][0]
+                cut = fit_slice(fits[o], self.mask(o, z), img, box)
+                if cut is not None:
+                    self.crops[o][z] = (box, cut)
+
 
 def propagate_along_z(
     session: VideoSession,
@@ -215,16 +246,19 @@ def propagate_along_z(
     direction: str = "both",
     guard: bool = True,
     claims: bool = True,
+    fit: bool = True,
 ) -> Iterator[int]:
     """Propagate a z-session's objects along z, each from its own slice, into its labels.
 
     Objects prompted on the same slice run together (one encoding per slice, shared through
-    the session's encoding cache). Each object's masks are kept apart until all have run, each
-    is ended along z (``guard``: :func:`end_along_z`'s rules, then the neighbour rule of
-    ``claims``), and then they are written: where two overlap, the object whose start slice is
-    nearer wins (ties: the smaller id), or, without ``claims``, the object whose own mask the
-    pixel lies deepest in (:func:`~._volume_overlap.paint_deepest`). Pixels of other labels
-    are kept. Stopping the generator early writes the slices done so far.
+    the session's encoding cache). Each object's masks are kept apart until all have run,
+    fitted to the image (``fit``: :mod:`._volume_fit`), each is ended along z (``guard``:
+    :func:`end_along_z`'s rules, then the neighbour rule of ``claims``), and then they are
+    written: where two overlap, the object whose own mask the pixel lies deepest in
+    (:func:`~._volume_overlap.paint_deepest`), or, for the model's masks from prompts
+    (``claims`` without ``fit``), the object whose start slice is nearer (ties: the
+    smaller id). Pixels of other labels are kept. Stopping the generator early writes the
+    slices done so far.
 
     Args:
         session: a :class:`VideoSession` over a z-stack (frames are slices).
@@ -235,8 +269,11 @@ def propagate_along_z(
             object ends where more than :data:`MAX_CLAIMED_SHARE` of its mask lies on the masks
             of objects prompted on a slice nearer to that slice. False (start slices found by
             tracking, as in 3-D + time): where more than :data:`MAX_SHARED` of its mask lies on
-            other objects' masks, :data:`SHARED_RISE` more than on its start slice; overlaps
-            then go to the deepest mask, not to the nearer start slice.
+            other objects' masks, :data:`SHARED_RISE` more than on its start slice.
+        fit: cut each object's masks to the pixels as bright (or dark) as the object
+            (:mod:`._volume_fit`); False keeps the model's masks. On the validation stacks
+            (seeds 2000-2009) fitted masks shared out by depth gave a mean 3-D IoU of 0.842,
+            by nearer start slice 0.806; the model's masks 0.575 and 0.551.
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -253,7 +290,7 @@ def propagate_along_z(
                 found.add(res)
                 yield res.frame
     finally:
-        _compose(session, found, starts, guard, claims)
+        _compose(session, found, starts, guard, claims, fit)
 
 
 def _compose(
@@ -262,10 +299,14 @@ def _compose(
     starts: dict[int, int],
     guard: bool,
     claims: bool = True,
+    fit: bool = True,
 ) -> None:
     nz = session.num_frames
+    if fit:
+        found.fit_to_image(starts, nz, slice_image(session))
     if guard:
-        _guard(found, starts, nz, slice_image(session), claims)
+        share = MAX_CLAIMED_SHARE if fit else UNFITTED_CLAIMED_SHARE
+        _guard(found, starts, nz, slice_image(session), claims, share)
     if not session.keep_labels:
         return
     labels = session.labels()
@@ -278,10 +319,11 @@ def _compose(
             continue
         lab[mine] = 0
         free = lab == 0
-        if not claims:  # tracked start slices: each pixel to the object it lies deepest in
+        if fit or not claims:  # each pixel to the object whose mask it lies deepest in
             paint_deepest(lab, [(o, found.mask(o, z)) for o in sorted(present)], free)
             continue
-        # nearest start slice first, so it is painted last and wins
+        # the model's masks from prompts: nearest start slice first, so it is painted last
+        # and wins
         for o in sorted(present, key=lambda o: (-abs(z - starts[o]), -o)):
             m = found.mask(o, z) & free
             lab[m] = o
@@ -293,6 +335,7 @@ def _guard(
     num_slices: int,
     image: Callable[[int], np.ndarray],
     claims: bool = True,
+    claimed_share: float = MAX_CLAIMED_SHARE,
 ) -> None:
     """End every object along z, in two rounds, in place.
 
@@ -300,7 +343,9 @@ def _guard(
     neighbour rule against the masks the others kept: a neighbour's mask past its own end
     (SAM 2 keeps one on empty slices) is not a reason to end an object it lies on. With
     ``claims`` the start slices are prompts, and an object ends where more than
-    :data:`MAX_CLAIMED_SHARE` of its mask lies on objects prompted nearer to the slice; without,
+    ``claimed_share`` (:data:`MAX_CLAIMED_SHARE` for fitted masks,
+    :data:`UNFITTED_CLAIMED_SHARE` for the model's) of its mask lies on objects prompted
+    nearer to the slice; without,
     where its share on all other masks exceeds :data:`MAX_SHARED` and has risen by
     :data:`SHARED_RISE` since its start slice.
     """
@@ -314,7 +359,7 @@ def _guard(
     def claimed_rule(obj_id: int) -> Callable[[int, np.ndarray], bool]:
         def slid(z: int, cur: np.ndarray) -> bool:
             near = pixels(_nearer(starts, obj_id, z), z)
-            return np.count_nonzero(cur & near) > MAX_CLAIMED_SHARE * np.count_nonzero(cur)
+            return np.count_nonzero(cur & near) > claimed_share * np.count_nonzero(cur)
 
         return slid
 
