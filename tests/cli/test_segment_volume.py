@@ -231,3 +231,34 @@ def test_cli_segment_4d_divisions_write_parents_to_the_ctc_folder(tmp_path, micr
     clicks.write_text("z,y,x,obj_id\n3,32,32,1\n")
     zyx = ["segment", str(movie), "--axes", "ZYX", "--prompts", str(clicks), "--divisions"]
     assert cli.main([*zyx, "--out", str(tmp_path / "z.tif")]) != 0
+
+
+def test_fit_masks_switch_keeps_the_models_masks(micro, tmp_path, monkeypatch, capsys):
+    """The fit only removes pixels: ``fit_masks=False`` (``--no-fit``) keeps the bundled
+    model's wider masks of small nuclei; on a movie without a z axis the switch is refused with
+    the fix."""
+    from napari_sam2.io.tiff import load_labels_tiff
+    from napari_sam2.train.zstack import make_zstack
+
+    stack, nuclei = make_zstack((16, 64, 64), count=1, radius=(8.0, 10.0), seed=5)
+    zc, yc, xc = (int(round(v)) for v in nuclei[0].centre)
+    click = [{"z": zc, "y": yc, "x": xc, "obj_id": 1}]
+    fitted = segment_movie(stack.image, click, axes="ZYX", model=micro)
+    raw = segment_movie(stack.image, click, axes="ZYX", model=micro, fit_masks=False)
+    assert np.count_nonzero(fitted) < 0.9 * np.count_nonzero(raw)
+    assert not (fitted.astype(bool) & ~raw.astype(bool)).any()  # nothing added
+    movie, clicks = _npy_inputs(tmp_path, monkeypatch, micro, "stack.npy", stack.image,
+                                f"z,y,x,obj_id\n{zc},{yc},{xc},1\n")
+    out = tmp_path / "raw.tif"
+    args = ["segment", str(movie), "--axes", "ZYX", "--prompts", str(clicks), "-q"]
+    assert cli.main([*args, "--no-fit", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(load_labels_tiff(out), raw)
+    with pytest.raises(ValueError, match="fit_masks=False only applies to 3-D data"):
+        segment_movie(stack.image[:3], [(0, yc, xc, 1)], axes="TYX", model=micro,
+                      fit_masks=False)
+    flat, flat_clicks = _npy_inputs(tmp_path, monkeypatch, micro, "flat.npy", stack.image[:3],
+                                    f"frame,y,x,obj_id\n0,{yc},{xc},1\n")
+    rc = cli.main(["segment", str(flat), "--axes", "TYX", "--prompts", str(flat_clicks),
+                   "--no-fit", "--out", str(tmp_path / "never.tif"), "-q"])
+    assert rc != 0 and "--no-fit only applies to 3-D data" in capsys.readouterr().err
+    assert not (tmp_path / "never.tif").exists()

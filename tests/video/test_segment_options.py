@@ -41,7 +41,7 @@ def test_keywords_land_in_their_groups_and_groups_are_frozen():
         "model", "device", "precision", "axes", "channel", "contrast_limits", "allow_partial",
         "boxes", "seed_labels", "seed_frame", "find_cells", "find_options", "zoom",
         "cell_diameter", "roi", "tile", "tile_margin", "settings", "direction", "divisions",
-        "out", "labels_path", "progress", "cancel",
+        "fit_masks", "out", "labels_path", "progress", "cancel",
     }
     # keywords on top of a base keep the base's other values
     again = SegmentOptions.from_keywords(o, direction="both")

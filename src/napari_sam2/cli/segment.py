@@ -177,6 +177,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .volume import segment_volume_cli, volume_axes
 
     axes3d = volume_axes(args, movie)
+    if axes3d is None and args.no_fit:
+        raise CLIError("--no-fit only applies to 3-D data (masks fitted along z); this movie "
+                       "has no z axis: leave --no-fit out, or give --axes naming Z")
     model = _load_model_cli(args.model, args.device, quiet, compile=args.compile)
     if axes3d is not None:  # z-stack or 3-D + time
         return segment_volume_cli(args, movie, axes3d, points, boxes, channel, out, settings, model)

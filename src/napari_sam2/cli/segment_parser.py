@@ -100,6 +100,12 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         "whose 3-D mask falls apart)",
     )
     p.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="3-D data: keep the model's masks along z as drawn (default: each object's masks "
+        "are fitted to the image, keeping the pixels as bright or dark as the object)",
+    )
+    p.add_argument(
         "--out",
         metavar="LABELS.tif",
         help="output label TIFF (default: MOVIE_labels.tif next to the movie)",

@@ -104,6 +104,7 @@ def segment_volume_cli(
                 zoom=args.zoom,
                 cell_diameter=args.cell_diameter,
                 divisions=bool(args.divisions),
+                fit_masks=not args.no_fit,
             )
         except ValueError as err:
             raise CLIError(str(err)) from err

@@ -219,11 +219,15 @@ class TrackOptions:
             a cell whose mask splits ends its track and its daughters continue with new ids.
             3-D + time (axes ``"TZYX"``) takes True: a 3-D mask that falls apart
             (:mod:`napari_sam2.video.volume_divisions`).
+        fit_masks: 3-D data only: each object's masks along z keep the pixels as bright (or
+            dark) as the object (:mod:`napari_sam2.video._volume_fit`); False keeps the
+            model's masks as drawn.
     """
 
     settings: Any = None
     direction: str = "both"
     divisions: Any = None
+    fit_masks: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in _DIRECTIONS:

@@ -85,6 +85,7 @@ def segment_volume(
     zoom: str = "auto",
     cell_diameter: float | None = None,
     divisions: bool = False,
+    fit: bool = True,
 ) -> Segmentation:
     """Segment a z-stack along z, or follow 3-D cells through time (see ``segment_movie``).
 
@@ -112,6 +113,8 @@ def segment_volume(
             around each first click).
         divisions: 3-D + time only: a cell whose 3-D mask falls apart ends, its two pieces go
             on as daughters with new ids (:mod:`napari_sam2.video.volume_divisions`).
+        fit: fit each object's masks along z to the image (:mod:`._volume_fit`); False keeps
+            the model's masks.
 
     Returns:
         A :class:`~napari_sam2.video.segment_options.Segmentation`: (Z, Y, X) or
@@ -135,6 +138,7 @@ def segment_volume(
             zoom=zoom,
             cell_diameter=cell_diameter,
             divisions=divisions,
+            fit=fit,
         )
         try:
             for p in [*points, *box_list]:
@@ -192,7 +196,7 @@ def segment_volume(
                 )
             starts.setdefault(obj, z)
         total = nz * len(set(starts.values()))
-        _run(propagate_along_z(session, starts, direction, guard), total, cancel, progress)
+        _run(propagate_along_z(session, starts, direction, guard, fit=fit), total, cancel, progress)
         return Segmentation(session.labels())
     finally:
         frames.close()
