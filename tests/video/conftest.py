@@ -33,3 +33,20 @@ def movie():
         out[k][(yy - 14 - k) ** 2 + (xx - 16 - k) ** 2 < 64] += 2000
         out[k][(yy - 32) ** 2 + (xx - 46 + k) ** 2 < 49] += 1500
     return np.clip(out, 0, 65535).astype(np.uint16)
+
+
+def clicked_zstack_labels(model, image: np.ndarray, nuclei, **propagate) -> np.ndarray:
+    """(Z, Y, X) labels of a z-stack with one click at each nucleus' centre on its central
+    slice, propagated along z (``propagate``: keywords of ``propagate_along_z``, e.g. ``fit``
+    or ``guard``)."""
+    from napari_sam2.video.session import VideoSession
+    from napari_sam2.video.volumes import propagate_along_z
+
+    session = VideoSession(model, image, axes="ZYX")
+    starts = {}
+    for n in nuclei:
+        zc, yc, xc = (int(round(v)) for v in n.centre)
+        session.add_points(zc, n.obj_id, [(yc, xc)], [1])
+        starts[n.obj_id] = zc
+    list(propagate_along_z(session, starts, **propagate))
+    return session.labels().copy()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from conftest import clicked_zstack_labels
 from napari_sam2.train.zstack import make_zstack
 from napari_sam2.video._volume_fit import MIN_KEPT, ImageFit, fit_level, smooth
-from napari_sam2.video.session import VideoSession
-from napari_sam2.video.volumes import _ObjectSlices, propagate_along_z
+from napari_sam2.video.volumes import _ObjectSlices
 
 
 def _disc(shape, centre, r) -> np.ndarray:
@@ -92,16 +92,8 @@ def test_fitted_zstack_masks_follow_small_nuclei_with_the_bundled_model():
 
     micro = load_model("micro", device="cpu")
     stack, nuclei = make_zstack((16, 64, 64), count=2, radius=(8.0, 10.0), seed=5)
-    labels = {}
-    for fit in (False, True):
-        session = VideoSession(micro, stack.image, axes="ZYX")
-        starts = {}
-        for n in nuclei:
-            zc, yc, xc = (int(round(v)) for v in n.centre)
-            session.add_points(zc, n.obj_id, [(yc, xc)], [1])
-            starts[n.obj_id] = zc
-        list(propagate_along_z(session, starts, fit=fit))
-        labels[fit] = session.labels().copy()
+    labels = {fit: clicked_zstack_labels(micro, stack.image, nuclei, fit=fit)
+              for fit in (False, True)}
     for n in nuclei:
         truth = stack.labels == n.obj_id
         before, after = (_iou(labels[f] == n.obj_id, truth) for f in (False, True))

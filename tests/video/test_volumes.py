@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import clicked_zstack_labels
 from napari_sam2.train.zstack import make_zstack, make_zstack_movie
 from napari_sam2.video._volume_planes import _Planes
 from napari_sam2.video.frames import FrameSource
@@ -140,16 +141,8 @@ def test_guard_ends_cells_with_the_bundled_model():
 
     micro = load_model("micro", device="cpu")
     stack, nuclei = make_zstack((20, 64, 64), count=2, radius=(8.0, 12.0), seed=3)
-    runs = {}
-    for guard in (False, True):
-        session = VideoSession(micro, stack.image, axes="ZYX")
-        starts = {}
-        for n in nuclei:
-            zc, yc, xc = (int(round(v)) for v in n.centre)
-            session.add_points(zc, n.obj_id, [(yc, xc)], [1])
-            starts[n.obj_id] = zc
-        list(propagate_along_z(session, starts, guard=guard))
-        runs[guard] = session.labels().copy()
+    runs = {guard: clicked_zstack_labels(micro, stack.image, nuclei, guard=guard)
+            for guard in (False, True)}
     for n in nuclei:
         truth = (stack.labels == n.obj_id).any(axis=(1, 2))
         past = [(lab == n.obj_id).any(axis=(1, 2)) & ~truth for lab in (runs[False], runs[True])]
