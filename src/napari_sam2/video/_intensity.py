@@ -26,8 +26,22 @@ WINDOW_PERCENTILES = (0.5, 99.5)
 TAIL_SHARE = 1e-4
 #: A tail reaching this many window widths past the percentile window holds objects (sparse
 #: cells on a large frame cover under 0.5 % of the pixels, so WINDOW_PERCENTILES lands in the
-#: background); the window is widened to include them.
+#: background); the window is widened to include them. Windows that hold structure (dense
+#: cells) keep it unless the tail is this far out: widening would compress their contrast.
 TAIL_WIDTHS = 3.0
+#: Percentiles (in %) of the window's core: a movie whose core is only noise holds sparse cells
+#: at most (under 1 % of the pixels), so the percentile window's content is noise and the odd
+#: cell edge, which widening only compresses.
+CORE_PERCENTILES = (1.0, 99.0)
+#: A core at most this many noise sigmas wide is only noise: Gaussian noise alone spans 4.7
+#: sigmas between the 1st and 99th percentiles; the margin allows a gently uneven background
+#: and sparse cells' halos. Dense cells give 9-90 sigmas on the synthetic looks.
+CORE_SIGMAS = 8.0
+#: With a noise-only core, a tail this many noise sigmas past the window's end holds objects.
+#: The tails are 2 x 2 patch values (:func:`block_extremes`), so noise alone keeps them inside
+#: the window; 3 sigmas past it finds cells down to a signal-to-noise ratio (cell minus
+#: background over the noise sigma) of about 5.
+TAIL_SIGMAS = 3.0
 
 Window = tuple[float, float]
 
@@ -198,6 +212,7 @@ def estimate_windows(
     work = np.float32 if exact32 else np.float64
     samples: list[list[np.ndarray]] = [[] for _ in groups]
     tails: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in groups]
+    diffs: list[list[np.ndarray]] = [[] for _ in groups]
     n_blocks = len(ts) * max(1, height // stride) * max(1, width // stride) * len(groups[0])
     k_tail = max(1, round(n_blocks * TAIL_SHARE))
     for t in ts:
@@ -206,9 +221,9 @@ def estimate_windows(
         for i, g in enumerate(groups):
             v = frame if frame.ndim == 2 else frame[..., g]
             samples[i].append(np.array(v, dtype=work).ravel())
-            tails[i].append(
-                block_extremes(full if full.ndim == 2 else full[..., g], stride, k_tail, work)
-            )
+            part = full if full.ndim == 2 else full[..., g]
+            tails[i].append(block_extremes(part, stride, k_tail, work))
+            diffs[i].append(adjacent_differences(part, stride, work))
     windows = []
     for i in range(len(samples)):
         v = np.concatenate(samples[i])
@@ -218,12 +233,18 @@ def estimate_windows(
         if v.size == 0:
             windows.append((0.0, 1.0))
             continue
-        lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
+        lo, c_lo, c_hi, hi = np.percentile(
+            v, (WINDOW_PERCENTILES[0], *CORE_PERCENTILES, WINDOW_PERCENTILES[1]),
+            overwrite_input=True,
+        )
         if not hi > lo:  # e.g. sparse bright spots on a flat background
             lo, hi = v.min(), v.max()
         dark = np.concatenate([d for d, _ in tails[i]])
         bright = np.concatenate([b for _, b in tails[i]])
-        lo, hi = widen_for_tails(float(lo), float(hi), dark, bright, k_tail)
+        noise = noise_sigma(np.concatenate(diffs[i]))
+        lo, hi = widen_for_tails(
+            float(lo), float(hi), dark, bright, k_tail, noise=noise, core=float(c_hi - c_lo)
+        )
         windows.append((float(lo), float(hi)))
     if not composite:
         windows = windows * len(used)
@@ -273,6 +294,45 @@ def block_extremes(
     return out[0], out[1]
 
 
+def adjacent_differences(frame: np.ndarray, stride: int, work: type) -> np.ndarray:
+    """Differences of horizontally adjacent pixels on the ``stride`` sampling grid of a frame.
+
+    Args:
+        frame: (H, W) or (H, W, k) intensities.
+        stride: sampling stride in pixels (rows and columns of :func:`estimate_windows`).
+        work: float dtype of the result.
+
+    Returns:
+        1-D ``frame[y, x + 1] - frame[y, x]`` for every ``stride``-th row and column; empty for
+        frames narrower than 2 px.
+    """
+    if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] < 2:
+        return np.zeros(0, work)
+    rows = np.asarray(frame[::stride], dtype=work)
+    return (rows[:, 1::stride] - rows[:, :-1:stride]).ravel()
+
+
+def noise_sigma(diffs: np.ndarray) -> float:
+    """Robust standard deviation of pixel noise from differences of adjacent pixels.
+
+    Neighbouring pixels share the signal (cells and illumination change little from one pixel
+    to the next) but not the noise, so their difference is noise with ``sqrt(2)`` sigma; the
+    median absolute deviation ignores the few differences across cell edges.
+
+    Args:
+        diffs: 1-D differences from :func:`adjacent_differences` (intensity units).
+
+    Returns:
+        Noise sigma in intensity units; 0.0 when unknown (no finite differences, or noise
+        below the intensity step, as in 8-bit movies with almost no noise).
+    """
+    d = diffs[np.isfinite(diffs)] if diffs.dtype.kind == "f" else diffs
+    if d.size == 0:
+        return 0.0
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return 1.4826 * mad / math.sqrt(2.0)  # MAD -> sigma of a Gaussian; difference -> pixel
+
+
 def _extreme(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
     """The ``k`` largest (or smallest) finite values of 1-D ``v``, unsorted."""
     if v.dtype.kind == "f":
@@ -283,22 +343,38 @@ def _extreme(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
 
 
 def widen_for_tails(
-    lo: float, hi: float, dark: np.ndarray, bright: np.ndarray, k: int
+    lo: float,
+    hi: float,
+    dark: np.ndarray,
+    bright: np.ndarray,
+    k: int,
+    *,
+    noise: float = 0.0,
+    core: float | None = None,
 ) -> Window:
-    """The percentile window ``(lo, hi)`` widened to sparse objects far outside it.
+    """The percentile window ``(lo, hi)`` widened to sparse objects outside it.
 
-    When cells cover under 0.5 % of a movie's pixels (a few small nuclei on a large frame), the
-    percentile window is the background's noise: the cells saturate and the noise fills the
-    model's whole input range. If the brightest (darkest) blocks reach more than
-    :data:`TAIL_WIDTHS` window widths above ``hi`` (below ``lo``), that end moves to the
-    ``k``-th brightest (darkest) block. Windows of movies whose cells cover more of the frame are
-    returned unchanged.
+    When cells cover under 0.5 % of a movie's pixels (a few small nuclei on a large frame, two
+    bacteria on a large field), the percentile window is the background's noise: the cells
+    saturate (or go black) and the noise fills the model's whole input range. An end moves to
+    the ``k``-th brightest (darkest) block when that tail lies far enough past it:
+
+    - the movie's core (:data:`CORE_PERCENTILES`) is only noise (at most
+      :data:`CORE_SIGMAS` noise sigmas wide): more than :data:`TAIL_SIGMAS` noise sigmas past
+      the end, so cells at a moderate signal-to-noise ratio are found; compressing noise loses
+      nothing;
+    - otherwise (dense cells, a strongly uneven background, or the noise is unknown): more than
+      :data:`TAIL_WIDTHS` window widths past the end, so a few very bright cells (mitoses) do
+      not compress the contrast of all the others.
 
     Args:
         lo, hi: the percentile window.
         dark, bright: the darkest / brightest block values of all sampled frames, from
             :func:`block_extremes` (intensity units).
         k: the rank that defines the tail (:data:`TAIL_SHARE` of the sampled blocks).
+        noise: the pixel noise sigma from :func:`noise_sigma` (intensity units); 0 = unknown.
+        core: width of the :data:`CORE_PERCENTILES` window (intensity units; default: the
+            width of ``(lo, hi)``).
 
     Returns:
         ``(lo, hi)``.
@@ -309,9 +385,12 @@ def widen_for_tails(
     k_dark, k_bright = min(k, dark.size), min(k, bright.size)
     bottom = float(np.partition(dark, k_dark - 1)[k_dark - 1])
     top = float(np.partition(bright, bright.size - k_bright)[bright.size - k_bright])
-    if top > hi + TAIL_WIDTHS * width:
+    core = width if core is None else core
+    noise_only = noise > 0 and core <= CORE_SIGMAS * noise
+    reach = TAIL_SIGMAS * noise if noise_only else TAIL_WIDTHS * width
+    if top > hi + reach:
         hi = top
-    if bottom < lo - TAIL_WIDTHS * width:
+    if bottom < lo - reach:
         lo = bottom
     return lo, hi
 
