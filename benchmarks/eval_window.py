@@ -5,7 +5,7 @@ sparse cells (``video/_intensity.py``). Two rules decide when a tail counts as c
 
 * ``widths``: the tail lies more than ``TAIL_WIDTHS`` (3) window widths past the window's end;
 * ``noise`` (the default): as ``widths``, except when the movie's core (its 1-99 percentiles)
-  is only noise (at most ``CORE_SIGMAS`` (8) noise sigmas wide): then ``TAIL_SIGMAS`` (3)
+  is only noise (at most ``CORE_SIGMAS`` (8) noise sigmas wide): then ``TAIL_SIGMAS`` (2.5)
   noise sigmas past the end suffice, so cells at a moderate signal-to-noise ratio are found.
 
 Sections:

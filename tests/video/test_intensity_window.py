@@ -4,21 +4,36 @@ when cells cover under 0.5 % of a frame, and is widened to the cells."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from napari_sam2.video._intensity import WINDOW_PERCENTILES, block_extremes, widen_for_tails
+import napari_sam2.video._intensity as intensity
+from napari_sam2.video._intensity import (
+    WINDOW_PERCENTILES,
+    adjacent_differences,
+    block_extremes,
+    noise_sigma,
+    widen_for_tails,
+)
 from napari_sam2.video.frames import FrameSource
 
 
 def _frames(n_cells: int, size: int = 512, radius: float = 8.0, seed: int = 0,
-            bright: bool = True) -> np.ndarray:
-    """(4, size, size) uint16: noisy background 1000 +- 20 and n_cells disks 3000 (or 200)."""
+            bright: bool = True, snr: float | None = None) -> np.ndarray:
+    """(4, size, size) uint16: noisy background 1000 +- 20 and n_cells disks 3000 (or 200);
+    with ``snr``: disks 1000 +- snr x 20 (cell minus background over the noise sigma), noisy
+    like the background."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
+    sign = 1.0 if bright else -1.0
     out = []
     for _ in range(4):
         frame = rng.normal(1000.0, 20.0, (size, size))
         for y, x in rng.uniform(radius, size - radius, (n_cells, 2)):
-            frame[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = 3000.0 if bright else 200.0
+            disk = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+            if snr is None:
+                frame[disk] = 3000.0 if bright else 200.0
+            else:
+                frame[disk] += sign * snr * 20.0
         out.append(frame)
     return np.clip(np.stack(out), 0, 65535).astype(np.uint16)
 
@@ -78,3 +93,74 @@ def test_widen_for_tails_leaves_close_tails_alone():
     assert widen_for_tails(10.0, 30.0, dark, np.array([200.0, 400.0]), 1) == (10.0, 400.0)
     assert widen_for_tails(10.0, 30.0, dark, np.array([200.0, 400.0]), 2) == (10.0, 200.0)
     assert widen_for_tails(100.0, 110.0, np.array([0.0, 50.0]), bright, 2) == (50.0, 110.0)
+
+
+@pytest.mark.parametrize("bright", [True, False], ids=["bright", "dark"])
+@pytest.mark.parametrize("snr", [5.0, 8.0, 12.0])
+def test_sparse_cells_at_moderate_snr_are_inside_the_window(monkeypatch, bright, snr):
+    movie = _frames(n_cells=5, snr=snr, bright=bright)  # 5 disks: 0.38 % of the frame
+    level = 1000 + (1 if bright else -1) * snr * 20
+    lo, hi = _window(movie)
+    assert lo < level < hi  # the cells' median is inside the window, not clipped
+    assert hi - lo < (snr + 8) * 20  # widened to the cells, not beyond
+    with monkeypatch.context() as m:  # the width-only rule (no noise-only core) misses them
+        m.setattr(intensity, "CORE_SIGMAS", -1.0)
+        old_lo, old_hi = _window(movie)
+    assert not old_lo < level < old_hi
+    assert old_hi - old_lo < 6 * 20  # the window is the background's noise
+
+
+def test_dense_cells_keep_the_window_despite_a_few_brighter_cells(monkeypatch):
+    movie = _frames(n_cells=150, snr=8.0)  # ~11 % of the frame at SNR 8
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:512, 0:512]
+    for t in range(len(movie)):  # 3 cells twice as bright (mitoses): > 3 sigma past the window
+        for y, x in rng.uniform(10, 502, (3, 2)):
+            movie[t][(yy - y) ** 2 + (xx - x) ** 2 <= 64] += 160
+    lo, hi = _window(movie)
+    plo, phi = np.percentile(movie[:, ::3, ::3], WINDOW_PERCENTILES)
+    assert abs(lo - plo) < 5 and abs(hi - phi) < 5
+    with monkeypatch.context() as m:  # were the core taken for noise, they would widen it
+        m.setattr(intensity, "CORE_SIGMAS", 100.0)
+        assert _window(movie)[1] > phi + 50
+
+
+def test_noise_only_movie_keeps_a_sane_window():
+    movie = _frames(n_cells=0)
+    lo, hi = _window(movie)
+    plo, phi = np.percentile(movie[:, ::3, ::3], WINDOW_PERCENTILES)
+    assert abs(lo - plo) < 5 and abs(hi - phi) < 5
+    assert 4 * 20 < hi - lo < 6 * 20  # +-2.6 sigma of the noise, no blow-up
+
+
+def test_noise_only_float_movie_with_nan_keeps_a_sane_window():
+    movie = _frames(n_cells=0).astype(np.float32)
+    movie[:, 100:110, 200:300] = np.nan
+    lo, hi = _window(movie)
+    assert 900 < lo < 960 and 1040 < hi < 1100
+
+
+def test_noise_sigma_ignores_smooth_illumination_and_cell_edges():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256]
+    frame = 500.0 + 2.0 * xx + rng.normal(0.0, 15.0, (256, 256))  # a 500-ADU ramp
+    frame[(yy - 128) ** 2 + (xx - 128) ** 2 < 40**2] += 3000.0  # one large cell
+    sigma = noise_sigma(adjacent_differences(frame, 1, np.float32))
+    assert 14.0 < sigma < 16.0
+    assert noise_sigma(adjacent_differences(np.full((8, 8), 7, np.uint8), 1, np.float32)) == 0.0
+    assert adjacent_differences(np.zeros((0, 0)), 3, np.float32).size == 0
+
+
+def test_widen_for_tails_uses_noise_sigmas_only_when_the_core_is_noise():
+    dark, bright = np.array([-5.0, 5.0]), np.array([60.0, 70.0])
+    # window (10, 30) of noise sigma 4 (5 sigmas wide): tails 30-40 above (7.5-10 sigmas) and
+    # 15 below (3.75 sigmas) count as cells; 5 below (1.25 sigmas) does not
+    assert widen_for_tails(10.0, 30.0, dark, bright, 1, noise=4.0, core=18.0) == (-5.0, 70.0)
+    assert widen_for_tails(10.0, 30.0, dark, bright, 2, noise=4.0) == (10.0, 60.0)
+    # a core of 40 sigmas holds structure: the 3-width rule decides
+    assert widen_for_tails(10.0, 30.0, dark, bright, 1, noise=4.0, core=160.0) == (10.0, 30.0)
+    # noise unknown (0): the 3-width rule
+    assert widen_for_tails(10.0, 30.0, dark, bright, 1, noise=0.0, core=18.0) == (10.0, 30.0)
+    # tails under TAIL_SIGMAS past the window stay outside it
+    assert widen_for_tails(10.0, 30.0, np.array([1.0]), np.array([40.0]), 1, noise=4.0,
+                           core=18.0) == (10.0, 30.0)

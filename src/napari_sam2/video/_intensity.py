@@ -38,10 +38,11 @@ CORE_PERCENTILES = (1.0, 99.0)
 #: and sparse cells' halos. Dense cells give 9-90 sigmas on the synthetic looks.
 CORE_SIGMAS = 8.0
 #: With a noise-only core, a tail this many noise sigmas past the window's end holds objects.
-#: The tails are 2 x 2 patch values (:func:`block_extremes`), so noise alone keeps them inside
-#: the window; 3 sigmas past it finds cells down to a signal-to-noise ratio (cell minus
-#: background over the noise sigma) of about 5.
-TAIL_SIGMAS = 3.0
+#: The tails are 2 x 2 patch values (:func:`block_extremes`): Gaussian noise alone keeps them
+#: about 1 sigma inside the window (the window's end is 2.6 sigmas from the mean), and cells
+#: reach about 0.75 sigma past their mean, so 2.5 sigmas past the window finds cells down to a
+#: signal-to-noise ratio (cell minus background over the noise sigma) of about 5.
+TAIL_SIGMAS = 2.5
 
 Window = tuple[float, float]
 
