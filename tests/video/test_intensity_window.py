@@ -164,3 +164,11 @@ def test_widen_for_tails_uses_noise_sigmas_only_when_the_core_is_noise():
     # tails under TAIL_SIGMAS past the window stay outside it
     assert widen_for_tails(10.0, 30.0, np.array([1.0]), np.array([40.0]), 1, noise=4.0,
                            core=18.0) == (10.0, 30.0)
+
+
+def test_window_estimate_leaves_a_float_movie_untouched():
+    movie = _frames(n_cells=5, snr=8.0).astype(np.float32)
+    keep = movie.copy()
+    lo, hi = _window(movie)
+    assert lo < 1160 < hi
+    np.testing.assert_array_equal(movie, keep)

@@ -224,9 +224,11 @@ def estimate_windows(
             samples[i].append(np.array(v, dtype=work).ravel())
             part = full if full.ndim == 2 else full[..., g]
             tails[i].append(block_extremes(part, stride, k_tail, work))
-            diffs[i].append(adjacent_differences(part, stride, work))
+            diffs[i].append(adjacent_differences(part, 2 * stride, work))
     windows = []
     for i in range(len(samples)):
+        noise = noise_sigma(np.concatenate(diffs[i]))
+        diffs[i] = []
         v = np.concatenate(samples[i])
         samples[i] = []
         if v.dtype.kind == "f":
@@ -242,7 +244,6 @@ def estimate_windows(
             lo, hi = v.min(), v.max()
         dark = np.concatenate([d for d, _ in tails[i]])
         bright = np.concatenate([b for _, b in tails[i]])
-        noise = noise_sigma(np.concatenate(diffs[i]))
         lo, hi = widen_for_tails(
             float(lo), float(hi), dark, bright, k_tail, noise=noise, core=float(c_hi - c_lo)
         )
@@ -295,22 +296,24 @@ def block_extremes(
     return out[0], out[1]
 
 
-def adjacent_differences(frame: np.ndarray, stride: int, work: type) -> np.ndarray:
-    """Differences of horizontally adjacent pixels on the ``stride`` sampling grid of a frame.
+def adjacent_differences(frame: np.ndarray, step: int, work: type) -> np.ndarray:
+    """Differences of horizontally adjacent pixels on a ``step x step`` grid of a frame.
 
     Args:
         frame: (H, W) or (H, W, k) intensities.
-        stride: sampling stride in pixels (rows and columns of :func:`estimate_windows`).
+        step: grid spacing in pixels (:func:`estimate_windows` uses twice its sampling stride:
+            a quarter as many differences as sampled pixels, plenty for a median).
         work: float dtype of the result.
 
     Returns:
-        1-D ``frame[y, x + 1] - frame[y, x]`` for every ``stride``-th row and column; empty for
+        1-D ``frame[y, x + 1] - frame[y, x]`` for every ``step``-th row and column; empty for
         frames narrower than 2 px.
     """
     if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] < 2:
         return np.zeros(0, work)
-    rows = np.asarray(frame[::stride], dtype=work)
-    return (rows[:, 1::stride] - rows[:, :-1:stride]).ravel()
+    right = np.asarray(frame[::step, 1::step], dtype=work)  # may be a view of the movie
+    left = np.asarray(frame[::step, : frame.shape[1] - 1 : step], dtype=work)
+    return np.subtract(right, left).ravel()
 
 
 def noise_sigma(diffs: np.ndarray) -> float:
