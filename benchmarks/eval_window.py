@@ -10,16 +10,17 @@ sparse cells (``video/_intensity.py``). Two rules decide when a tail counts as c
 
 Sections:
 
-* **Windows** (always): the window of every movie under both rules, with its width in noise
-  sigmas: the validation looks of every family (256 px), the size bins of ``eval_zoom.py``,
-  the napari samples, the demo movies, and the sparse cases below; ``core`` is the width of the
-  1-99 percentiles in noise sigmas. ``<-- differs`` marks the movies whose window changes.
+* **Windows** (always): the window of every movie under both rules: the validation looks of
+  every family (256 px), the size bins of ``eval_zoom.py``, the napari samples, the demo
+  movies, and the sparse cases below; ``core`` is the width of the 1-99 percentiles in noise
+  sigmas. ``<-- differs`` marks the movies whose window changes.
 * **Sparse cases**: 5 cells (radius 7-9 px; bacteria: rods 10-11 px wide) on 512 x 512 px, 8
-  frames, flat illumination, no debris, at a measured signal-to-noise ratio (median cell minus
-  median background, over the noise sigma) of 5, 8 and 12, in four looks: dark phase-contrast
-  cells with bright halos, dark phase-contrast bacteria, bright phase-contrast cells with dark
-  halos, bright fluorescent nuclei. Seeds: ``eval_seed(family, k, "validation")``, k = 0, 1.
-  For each: the share of cell pixels inside the window (not clipped to black or white).
+  frames, moving 2 px per frame (no drift), flat illumination, no debris, at a measured
+  signal-to-noise ratio (median cell minus median background, over the noise sigma) of 5, 8
+  and 12, in four looks: dark phase-contrast cells with bright halos, dark phase-contrast
+  bacteria, bright phase-contrast cells with dark halos, bright fluorescent nuclei. Seeds:
+  ``eval_seed(family, k, "validation")``, k = 0, 1. For each: the share of cell pixels inside
+  the window (not clipped to black or white).
 * **J** (``--checkpoint``): one positive click per frame-0 cell (most interior pixel),
   ``segment_movie`` at default settings (automatic zoom), J = mean IoU per object over the
   frames, under both rules; the Otsu baseline of ``eval_looks.py`` beside it.
@@ -28,7 +29,8 @@ Sections:
   with ``--checkpoint``, trpL's one-click J under both rules (``eval_looks.trpl``).
 
 Usage:  python benchmarks/eval_window.py [--checkpoint src/napari_sam2/weights/micro.pt]
-            [--snr 5 8 12] [--seeds 2] [--real] [--threads 1]
+            [--snr 5 8 12] [--j-snr 5 8] [--seeds 2] [--real] [--no-reference]
+            [--threads 1]
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def sparse_movie(family: str, k: int, overrides: dict, snr: float, size: int = 5
     from napari_sam2.train.looks import eval_seed, make_look
 
     ov = dict(n_cells=5, radius=(7.0, 9.0), debris=0, division_rate=0.0, enter_leave=0.0,
-              illumination=0.0, mottle=0.0, read_noise=1.0, dtype="uint16", **overrides)
+              step=2.0, drift=(0.0, 0.0), illumination=0.0, mottle=0.0, read_noise=1.0,
+              dtype="uint16", **overrides)
     if family == "bacteria":
         ov["radius"] = (5.0, 5.5)
     lo, hi = math.log(0.5), math.log(1e6)
