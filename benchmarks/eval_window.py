@@ -20,7 +20,8 @@ Sections:
   and 12, in four looks: dark phase-contrast cells with bright halos, dark phase-contrast
   bacteria, bright phase-contrast cells with dark halos, bright fluorescent nuclei. Seeds:
   ``eval_seed(family, k, "validation")``, k = 0, 1. For each: the share of cell pixels inside
-  the window (not clipped to black or white).
+  the window (not clipped to black or white). ``--uneven``: also each case with the movie's
+  drawn illumination field (0-45 % brighter across the frame) and background mottle.
 * **J** (``--checkpoint``): one positive click per frame-0 cell (most interior pixel),
   ``segment_movie`` at default settings (automatic zoom), J = mean IoU per object over the
   frames, under both rules; the Otsu baseline of ``eval_looks.py`` beside it.
@@ -100,16 +101,18 @@ def measured_snr(movie: np.ndarray, labels: np.ndarray) -> float:
 
 
 def sparse_movie(family: str, k: int, overrides: dict, snr: float, size: int = 512,
-                 frames: int = 8):
+                 frames: int = 8, uneven: bool = False):
     """A validation movie of 5 sparse cells whose measured SNR is within 5 % of ``snr``.
 
     The photon count (``photons``) is found by bisection on its logarithm (SNR grows with it).
+    ``uneven``: keep the movie's drawn illumination field and background mottle (else flat).
     """
     from napari_sam2.train.looks import eval_seed, make_look
 
     ov = dict(n_cells=5, radius=(7.0, 9.0), debris=0, division_rate=0.0, enter_leave=0.0,
-              step=2.0, drift=(0.0, 0.0), illumination=0.0, mottle=0.0, read_noise=1.0,
-              dtype="uint16", **overrides)
+              step=2.0, drift=(0.0, 0.0), read_noise=1.0, dtype="uint16", **overrides)
+    if not uneven:
+        ov.update(illumination=0.0, mottle=0.0)
     if family == "bacteria":
         ov["radius"] = (5.0, 5.5)
     lo, hi = math.log(0.5), math.log(1e6)
@@ -219,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--j-snr", type=float, nargs="*", default=[5.0, 8.0],
                     help="SNRs of the sparse cases scored for J (none: skip)")
     ap.add_argument("--no-reference", action="store_true", help="skip the unchanged-window list")
+    ap.add_argument("--uneven", action="store_true",
+                    help="also the sparse cases with their drawn uneven illumination (windows)")
     ap.add_argument("--real", action="store_true",
                     help="windows of trpL and HeLa; with --checkpoint also trpL's J")
     ap.add_argument("--threads", type=int, default=1)
@@ -246,6 +251,10 @@ def main(argv: list[str] | None = None) -> None:
                 cover = 100 * float(np.mean(mv.labels > 0))
                 windows_row(f"{name} {k}, SNR {got:4.1f}, {cover:.2f} %", mv.movie, mv.labels)
                 cases.append((name, k, snr, mv))
+                if args.uneven:
+                    mv = sparse_movie(family, k, ov, snr, uneven=True)
+                    windows_row(f"  uneven {mv.params['illumination']:.2f}, SNR "
+                                f"{measured_snr(mv.movie, mv.labels):4.1f}", mv.movie, mv.labels)
     model = used = None
     if args.checkpoint:
         model, used = load(args.checkpoint, "test_tiny_256")

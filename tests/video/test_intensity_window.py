@@ -11,6 +11,7 @@ from napari_sam2.video._intensity import (
     WINDOW_PERCENTILES,
     adjacent_differences,
     block_extremes,
+    flat_core,
     noise_sigma,
     widen_for_tails,
 )
@@ -18,16 +19,16 @@ from napari_sam2.video.frames import FrameSource
 
 
 def _frames(n_cells: int, size: int = 512, radius: float = 8.0, seed: int = 0,
-            bright: bool = True, snr: float | None = None) -> np.ndarray:
+            bright: bool = True, snr: float | None = None, ramp: float = 0.0) -> np.ndarray:
     """(4, size, size) uint16: noisy background 1000 +- 20 and n_cells disks 3000 (or 200);
     with ``snr``: disks 1000 +- snr x 20 (cell minus background over the noise sigma), noisy
-    like the background."""
+    like the background; ``ramp``: the background rises by this much from left to right."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     sign = 1.0 if bright else -1.0
     out = []
     for _ in range(4):
-        frame = rng.normal(1000.0, 20.0, (size, size))
+        frame = rng.normal(1000.0, 20.0, (size, size)) + ramp * (xx / size - 0.5)
         for y, x in rng.uniform(radius, size - radius, (n_cells, 2)):
             disk = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
             if snr is None:
@@ -172,3 +173,46 @@ def test_window_estimate_leaves_a_float_movie_untouched():
     lo, hi = _window(movie)
     assert lo < 1160 < hi
     np.testing.assert_array_equal(movie, keep)
+
+
+@pytest.mark.parametrize("bright", [True, False], ids=["bright", "dark"])
+def test_sparse_cells_on_an_uneven_background_are_inside_the_window(monkeypatch, bright):
+    # the background rises by 400 (20 noise sigmas) from left to right, so the percentile
+    # window is 26 sigmas wide; 5 cells at SNR 8 on the bright (dark) side stick out of it
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:512, 0:512]
+    background = 1000.0 + 400.0 * (xx / 512 - 0.5)
+    cells = np.zeros((512, 512), bool)
+    for y, x in zip(rng.uniform(20, 492, 5), rng.uniform(440, 500, 5), strict=True):
+        cells |= (yy - y) ** 2 + (xx - (x if bright else 512 - x)) ** 2 <= 64
+    signal = background + (1 if bright else -1) * 8 * 20.0 * cells
+    movie = np.stack([signal + rng.normal(0.0, 20.0, signal.shape) for _ in range(4)])
+    movie = movie.astype(np.uint16)
+
+    def inside(window: tuple[float, float]) -> float:
+        v = movie[:, cells]
+        return float(np.mean((v > window[0]) & (v < window[1])))
+
+    assert inside(_window(movie)) > 0.7  # the window ends at the cells' 0.01 % tail
+    with monkeypatch.context() as m:  # the width-only rule leaves them clipped
+        m.setattr(intensity, "CORE_SIGMAS", -1.0)
+        assert inside(_window(movie)) < 0.2
+
+
+def test_dense_cells_on_an_uneven_background_keep_the_window():
+    movie = _frames(n_cells=150, snr=8.0, ramp=400.0)
+    lo, hi = _window(movie)
+    plo, phi = np.percentile(movie[:, ::3, ::3], WINDOW_PERCENTILES)
+    assert abs(lo - plo) < 5 and abs(hi - phi) < 5
+
+
+def test_flat_core_ignores_a_smooth_background_but_not_cells():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256]
+    noise = rng.normal(0.0, 10.0, (256, 256))
+    ramp = (1.0 * xx + 0.5 * yy + noise).astype(np.float32)  # 380 across: 38 noise sigmas
+    assert 40.0 < flat_core(ramp) < 60.0  # about 4.7 sigmas: the noise alone
+    dots = noise.astype(np.float32)
+    dots[(yy % 24 < 10) & (xx % 24 < 10)] += 200.0  # dense 10-px cells, 17 % of the frame
+    assert flat_core(dots) > 150.0
+    assert np.isnan(flat_core(np.full((4, 4), np.nan, np.float32)))

@@ -29,13 +29,19 @@ TAIL_SHARE = 1e-4
 #: background); the window is widened to include them. Windows that hold structure (dense
 #: cells) keep it unless the tail is this far out: widening would compress their contrast.
 TAIL_WIDTHS = 3.0
-#: Percentiles (in %) of the window's core: a movie whose core is only noise holds sparse cells
-#: at most (under 1 % of the pixels), so the percentile window's content is noise and the odd
-#: cell edge, which widening only compresses.
+#: Percentiles (in %) of the movie's core: a movie whose core is only noise on a smooth
+#: background holds sparse cells at most (under 1 % of the pixels), so the percentile window's
+#: content is noise and illumination, which widening only compresses.
 CORE_PERCENTILES = (1.0, 99.0)
+#: The core is measured after removing a smooth background: each sampled frame is cut into
+#: this many tiles across (at least 8 x 8 samples each) and every tile's median is subtracted,
+#: so an uneven illumination does not count as structure, while cells (smaller than a tile, or
+#: many of them) do.
+BACKGROUND_TILES = 16
 #: A core at most this many noise sigmas wide is only noise: Gaussian noise alone spans 4.7
-#: sigmas between the 1st and 99th percentiles; the margin allows a gently uneven background
-#: and sparse cells' halos. Dense cells give 9-90 sigmas on the synthetic looks.
+#: sigmas between the 1st and 99th percentiles; the margin allows sparse cells' halos and
+#: what the tiles leave of a strongly uneven illumination. Dense cells give 6-100 sigmas on the
+#: synthetic looks (6.4: a low-contrast brightfield movie whose tails lie inside its window).
 CORE_SIGMAS = 8.0
 #: With a noise-only core, a tail this many noise sigmas past the window's end holds objects.
 #: The tails are 2 x 2 patch values (:func:`block_extremes`): Gaussian noise alone keeps them
@@ -214,6 +220,7 @@ def estimate_windows(
     samples: list[list[np.ndarray]] = [[] for _ in groups]
     tails: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in groups]
     diffs: list[list[np.ndarray]] = [[] for _ in groups]
+    cores: list[list[float]] = [[] for _ in groups]
     n_blocks = len(ts) * max(1, height // stride) * max(1, width // stride) * len(groups[0])
     k_tail = max(1, round(n_blocks * TAIL_SHARE))
     for t in ts:
@@ -221,7 +228,10 @@ def estimate_windows(
         frame = full[::stride, ::stride]
         for i, g in enumerate(groups):
             v = frame if frame.ndim == 2 else frame[..., g]
-            samples[i].append(np.array(v, dtype=work).ravel())
+            sample = np.array(v, dtype=work)
+            samples[i].append(sample.ravel())
+            planes = [sample] if sample.ndim == 2 else np.moveaxis(sample, -1, 0)
+            cores[i] += [flat_core(plane) for plane in planes]
             part = full if full.ndim == 2 else full[..., g]
             tails[i].append(block_extremes(part, stride, k_tail, work))
             diffs[i].append(adjacent_differences(part, 2 * stride, work))
@@ -236,16 +246,15 @@ def estimate_windows(
         if v.size == 0:
             windows.append((0.0, 1.0))
             continue
-        lo, c_lo, c_hi, hi = np.percentile(
-            v, (WINDOW_PERCENTILES[0], *CORE_PERCENTILES, WINDOW_PERCENTILES[1]),
-            overwrite_input=True,
-        )
+        lo, hi = np.percentile(v, WINDOW_PERCENTILES, overwrite_input=True)
         if not hi > lo:  # e.g. sparse bright spots on a flat background
             lo, hi = v.min(), v.max()
         dark = np.concatenate([d for d, _ in tails[i]])
         bright = np.concatenate([b for _, b in tails[i]])
+        core = [c for c in cores[i] if math.isfinite(c)]
         lo, hi = widen_for_tails(
-            float(lo), float(hi), dark, bright, k_tail, noise=noise, core=float(c_hi - c_lo)
+            float(lo), float(hi), dark, bright, k_tail, noise=noise,
+            core=float(np.median(core)) if core else None,
         )
         windows.append((float(lo), float(hi)))
     if not composite:
@@ -314,6 +323,38 @@ def adjacent_differences(frame: np.ndarray, step: int, work: type) -> np.ndarray
     right = np.asarray(frame[::step, 1::step], dtype=work)  # may be a view of the movie
     left = np.asarray(frame[::step, : frame.shape[1] - 1 : step], dtype=work)
     return np.subtract(right, left).ravel()
+
+
+def flat_core(plane: np.ndarray) -> float:
+    """Width of a sampled frame's :data:`CORE_PERCENTILES` once its smooth background is removed.
+
+    The frame is cut into :data:`BACKGROUND_TILES` tiles across (at least 8 x 8 samples each);
+    each tile's median is subtracted, so an illumination gradient or vignetting leaves only
+    noise, while cells keep their contrast (sparse ones are not the tile's median; dense ones
+    fill some tiles and not others).
+
+    Args:
+        plane: (h, w) float samples of one frame and channel (NaN allowed; empty: NaN).
+
+    Returns:
+        The core's width in intensity units; NaN when the frame has no finite sample.
+    """
+    h, w = plane.shape
+    if h == 0 or w == 0:
+        return math.nan
+    side = max(8, math.ceil(max(h, w) / BACKGROUND_TILES))
+    nh, nw = math.ceil(h / side), math.ceil(w / side)
+    tiles = np.full((nh * side, nw * side), np.nan, plane.dtype)
+    tiles[:h, :w] = plane
+    tiles = tiles.reshape(nh, side, nw, side)
+    finite = np.isfinite(tiles)
+    if not finite.any():
+        return math.nan
+    with warnings.catch_warnings():  # an all-NaN tile (a damaged region) has no median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tiles -= np.nanmedian(tiles, axis=(1, 3), keepdims=True)
+    c_lo, c_hi = np.percentile(tiles[finite], CORE_PERCENTILES)
+    return float(c_hi - c_lo)
 
 
 def noise_sigma(diffs: np.ndarray) -> float:
