@@ -4,16 +4,18 @@ The window of a movie is the 0.5-99.5 percentiles of sampled pixels, widened to 
 sparse cells (``video/_intensity.py``). Two rules decide when a tail counts as cells:
 
 * ``widths``: the tail lies more than ``TAIL_WIDTHS`` (3) window widths past the window's end;
-* ``noise`` (the default): as ``widths``, except when the movie's core (its 1-99 percentiles)
-  is only noise (at most ``CORE_SIGMAS`` (8) noise sigmas wide): then ``TAIL_SIGMAS`` (2.5)
-  noise sigmas past the end suffice, so cells at a moderate signal-to-noise ratio are found.
+* ``noise`` (the default): as ``widths``, except when the movie's core (its 1-99 percentiles
+  once a smooth background is subtracted) is only noise (at most ``CORE_SIGMAS`` (8) noise
+  sigmas wide): then ``TAIL_SIGMAS`` (2.5) noise sigmas past the end suffice, so cells at a
+  moderate signal-to-noise ratio are found.
 
 Sections:
 
 * **Windows** (always): the window of every movie under both rules: the validation looks of
   every family (256 px), the size bins of ``eval_zoom.py``, the napari samples, the demo
-  movies, and the sparse cases below; ``core`` is the width of the 1-99 percentiles in noise
-  sigmas. ``<-- differs`` marks the movies whose window changes.
+  movies, and the sparse cases below; ``core`` is the movie's core as the rule measures it
+  (1-99 percentiles once the background's tile medians are subtracted), in noise sigmas.
+  ``<-- differs`` marks the movies whose window changes.
 * **Sparse cases**: 5 cells (radius 7-9 px; bacteria: rods 10-11 px wide) on 512 x 512 px, 8
   frames, moving 2 px per frame (no drift), flat illumination, no debris, at a measured
   signal-to-noise ratio (median cell minus median background, over the noise sigma) of 5, 8
@@ -21,7 +23,8 @@ Sections:
   bacteria, bright phase-contrast cells with dark halos, bright fluorescent nuclei. Seeds:
   ``eval_seed(family, k, "validation")``, k = 0, 1. For each: the share of cell pixels inside
   the window (not clipped to black or white). ``--uneven``: also each case with the movie's
-  drawn illumination field (0-45 % brighter across the frame) and background mottle.
+  drawn illumination field (0-45 % brighter across the frame) and background mottle (also
+  scored for J).
 * **J** (``--checkpoint``): one positive click per frame-0 cell (most interior pixel),
   ``segment_movie`` at default settings (automatic zoom), J = mean IoU per object over the
   frames, under both rules; the Otsu baseline of ``eval_looks.py`` beside it.
@@ -79,13 +82,17 @@ def window(movie: np.ndarray) -> tuple[float, float]:
 
 
 def core_in_sigmas(movie: np.ndarray) -> float:
-    """Width of the movie's core (``CORE_PERCENTILES``) in noise sigmas, on all pixels of up to
-    8 frames (the window samples a grid; this is close to its value)."""
-    frames = movie[:: max(1, len(movie) // 8)][:8]
-    d = np.concatenate([intensity.adjacent_differences(f, 1, np.float32) for f in frames])
+    """The movie's core as the rule measures it (``flat_core``: 1-99 percentiles after the tile
+    medians are subtracted, median over the sampled frames), in noise sigmas."""
+    t, h, w = movie.shape[:3]
+    stride = max(1, math.ceil(math.sqrt(h * w / intensity.WINDOW_SAMPLE_PIXELS)))
+    ts = np.unique(np.round(np.linspace(0, t - 1, min(t, intensity.WINDOW_SAMPLE_FRAMES))))
+    frames = [np.asarray(movie[int(i)], np.float32) for i in ts]
+    d = np.concatenate([intensity.adjacent_differences(f, 2 * stride, np.float32)
+                        for f in frames])
     s = intensity.noise_sigma(d)
-    c_lo, c_hi = np.percentile(frames, intensity.CORE_PERCENTILES)
-    return float(c_hi - c_lo) / s if s > 0 else math.inf
+    core = np.median([intensity.flat_core(f[::stride, ::stride]) for f in frames])
+    return float(core) / s if s > 0 else math.inf
 
 
 def measured_snr(movie: np.ndarray, labels: np.ndarray) -> float:
@@ -255,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                     mv = sparse_movie(family, k, ov, snr, uneven=True)
                     windows_row(f"  uneven {mv.params['illumination']:.2f}, SNR "
                                 f"{measured_snr(mv.movie, mv.labels):4.1f}", mv.movie, mv.labels)
+                    cases.append((f"{name}, uneven", k, snr, mv))
     model = used = None
     if args.checkpoint:
         model, used = load(args.checkpoint, "test_tiny_256")
