@@ -404,11 +404,11 @@ def widen_for_tails(
     saturate (or go black) and the noise fills the model's whole input range. An end moves to
     the ``k``-th brightest (darkest) block when that tail lies far enough past it:
 
-    - the movie's core (:data:`CORE_PERCENTILES`) is only noise (at most
-      :data:`CORE_SIGMAS` noise sigmas wide): more than :data:`TAIL_SIGMAS` noise sigmas past
-      the end, so cells at a moderate signal-to-noise ratio are found; compressing noise loses
-      nothing;
-    - otherwise (dense cells, a strongly uneven background, or the noise is unknown): more than
+    - the movie's core (:func:`flat_core`: its :data:`CORE_PERCENTILES` once a smooth
+      background is subtracted) is only noise (at most :data:`CORE_SIGMAS` noise sigmas wide):
+      more than :data:`TAIL_SIGMAS` noise sigmas past the end, so cells at a moderate
+      signal-to-noise ratio are found; compressing noise and illumination loses nothing;
+    - otherwise (dense cells, a textured background, or the noise is unknown): more than
       :data:`TAIL_WIDTHS` window widths past the end, so a few very bright cells (mitoses) do
       not compress the contrast of all the others.
 
@@ -418,8 +418,8 @@ def widen_for_tails(
             :func:`block_extremes` (intensity units).
         k: the rank that defines the tail (:data:`TAIL_SHARE` of the sampled blocks).
         noise: the pixel noise sigma from :func:`noise_sigma` (intensity units); 0 = unknown.
-        core: width of the :data:`CORE_PERCENTILES` window (intensity units; default: the
-            width of ``(lo, hi)``).
+        core: the movie's core width, the median of :func:`flat_core` over the sampled
+            frames (intensity units; default: the width of ``(lo, hi)``).
 
     Returns:
         ``(lo, hi)``.
