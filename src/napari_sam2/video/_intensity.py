@@ -26,8 +26,29 @@ WINDOW_PERCENTILES = (0.5, 99.5)
 TAIL_SHARE = 1e-4
 #: A tail reaching this many window widths past the percentile window holds objects (sparse
 #: cells on a large frame cover under 0.5 % of the pixels, so WINDOW_PERCENTILES lands in the
-#: background); the window is widened to include them.
+#: background); the window is widened to include them. Windows that hold structure (dense
+#: cells) keep it unless the tail is this far out: widening would compress their contrast.
 TAIL_WIDTHS = 3.0
+#: Percentiles (in %) of the movie's core: a movie whose core is only noise on a smooth
+#: background holds sparse cells at most (under 1 % of the pixels), so the percentile window's
+#: content is noise and illumination, which widening only compresses.
+CORE_PERCENTILES = (1.0, 99.0)
+#: The core is measured after removing a smooth background: each sampled frame is cut into
+#: this many tiles across (at least 8 x 8 samples each) and every tile's median is subtracted,
+#: so an uneven illumination does not count as structure, while cells (smaller than a tile, or
+#: many of them) do.
+BACKGROUND_TILES = 16
+#: A core at most this many noise sigmas wide is only noise: Gaussian noise alone spans 4.7
+#: sigmas between the 1st and 99th percentiles; the margin allows sparse cells' halos and
+#: what the tiles leave of a strongly uneven illumination. Dense cells give 6-100 sigmas on the
+#: synthetic looks (6.4: a low-contrast brightfield movie whose tails lie inside its window).
+CORE_SIGMAS = 8.0
+#: With a noise-only core, a tail this many noise sigmas past the window's end holds objects.
+#: The tails are 2 x 2 patch values (:func:`block_extremes`): Gaussian noise alone keeps them
+#: about 1 sigma inside the window (the window's end is 2.6 sigmas from the mean), and cells
+#: reach about 0.75 sigma past their mean, so 2.5 sigmas past the window finds cells down to a
+#: signal-to-noise ratio (cell minus background over the noise sigma) of about 5.
+TAIL_SIGMAS = 2.5
 
 Window = tuple[float, float]
 
@@ -198,6 +219,8 @@ def estimate_windows(
     work = np.float32 if exact32 else np.float64
     samples: list[list[np.ndarray]] = [[] for _ in groups]
     tails: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in groups]
+    diffs: list[list[np.ndarray]] = [[] for _ in groups]
+    cores: list[list[float]] = [[] for _ in groups]
     n_blocks = len(ts) * max(1, height // stride) * max(1, width // stride) * len(groups[0])
     k_tail = max(1, round(n_blocks * TAIL_SHARE))
     for t in ts:
@@ -205,12 +228,17 @@ def estimate_windows(
         frame = full[::stride, ::stride]
         for i, g in enumerate(groups):
             v = frame if frame.ndim == 2 else frame[..., g]
-            samples[i].append(np.array(v, dtype=work).ravel())
-            tails[i].append(
-                block_extremes(full if full.ndim == 2 else full[..., g], stride, k_tail, work)
-            )
+            sample = np.array(v, dtype=work)
+            samples[i].append(sample.ravel())
+            planes = [sample] if sample.ndim == 2 else np.moveaxis(sample, -1, 0)
+            cores[i] += [flat_core(plane) for plane in planes]
+            part = full if full.ndim == 2 else full[..., g]
+            tails[i].append(block_extremes(part, stride, k_tail, work))
+            diffs[i].append(adjacent_differences(part, 2 * stride, work))
     windows = []
     for i in range(len(samples)):
+        noise = noise_sigma(np.concatenate(diffs[i]))
+        diffs[i] = []
         v = np.concatenate(samples[i])
         samples[i] = []
         if v.dtype.kind == "f":
@@ -223,7 +251,11 @@ def estimate_windows(
             lo, hi = v.min(), v.max()
         dark = np.concatenate([d for d, _ in tails[i]])
         bright = np.concatenate([b for _, b in tails[i]])
-        lo, hi = widen_for_tails(float(lo), float(hi), dark, bright, k_tail)
+        core = [c for c in cores[i] if math.isfinite(c)]
+        lo, hi = widen_for_tails(
+            float(lo), float(hi), dark, bright, k_tail, noise=noise,
+            core=float(np.median(core)) if core else None,
+        )
         windows.append((float(lo), float(hi)))
     if not composite:
         windows = windows * len(used)
@@ -273,6 +305,79 @@ def block_extremes(
     return out[0], out[1]
 
 
+def adjacent_differences(frame: np.ndarray, step: int, work: type) -> np.ndarray:
+    """Differences of horizontally adjacent pixels on a ``step x step`` grid of a frame.
+
+    Args:
+        frame: (H, W) or (H, W, k) intensities.
+        step: grid spacing in pixels (:func:`estimate_windows` uses twice its sampling stride:
+            a quarter as many differences as sampled pixels, plenty for a median).
+        work: float dtype of the result.
+
+    Returns:
+        1-D ``frame[y, x + 1] - frame[y, x]`` for every ``step``-th row and column; empty for
+        frames narrower than 2 px.
+    """
+    if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] < 2:
+        return np.zeros(0, work)
+    right = np.asarray(frame[::step, 1::step], dtype=work)  # may be a view of the movie
+    left = np.asarray(frame[::step, : frame.shape[1] - 1 : step], dtype=work)
+    return np.subtract(right, left).ravel()
+
+
+def flat_core(plane: np.ndarray) -> float:
+    """Width of a sampled frame's :data:`CORE_PERCENTILES` once its smooth background is removed.
+
+    The frame is cut into :data:`BACKGROUND_TILES` tiles across (at least 8 x 8 samples each);
+    each tile's median is subtracted, so an illumination gradient or vignetting leaves only
+    noise, while cells keep their contrast (sparse ones are not the tile's median; dense ones
+    fill some tiles and not others).
+
+    Args:
+        plane: (h, w) float samples of one frame and channel (NaN allowed; empty: NaN).
+
+    Returns:
+        The core's width in intensity units; NaN when the frame has no finite sample.
+    """
+    h, w = plane.shape
+    if h == 0 or w == 0:
+        return math.nan
+    side = max(8, math.ceil(max(h, w) / BACKGROUND_TILES))
+    nh, nw = math.ceil(h / side), math.ceil(w / side)
+    tiles = np.full((nh * side, nw * side), np.nan, plane.dtype)
+    tiles[:h, :w] = plane
+    tiles = tiles.reshape(nh, side, nw, side)
+    finite = np.isfinite(tiles)
+    if not finite.any():
+        return math.nan
+    with warnings.catch_warnings():  # an all-NaN tile (a damaged region) has no median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tiles -= np.nanmedian(tiles, axis=(1, 3), keepdims=True)
+    c_lo, c_hi = np.percentile(tiles[finite], CORE_PERCENTILES)
+    return float(c_hi - c_lo)
+
+
+def noise_sigma(diffs: np.ndarray) -> float:
+    """Robust standard deviation of pixel noise from differences of adjacent pixels.
+
+    Neighbouring pixels share the signal (cells and illumination change little from one pixel
+    to the next) but not the noise, so their difference is noise with ``sqrt(2)`` sigma; the
+    median absolute deviation ignores the few differences across cell edges.
+
+    Args:
+        diffs: 1-D differences from :func:`adjacent_differences` (intensity units).
+
+    Returns:
+        Noise sigma in intensity units; 0.0 when unknown (no finite differences, or noise
+        below the intensity step, as in 8-bit movies with almost no noise).
+    """
+    d = diffs[np.isfinite(diffs)] if diffs.dtype.kind == "f" else diffs
+    if d.size == 0:
+        return 0.0
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return 1.4826 * mad / math.sqrt(2.0)  # MAD -> sigma of a Gaussian; difference -> pixel
+
+
 def _extreme(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
     """The ``k`` largest (or smallest) finite values of 1-D ``v``, unsorted."""
     if v.dtype.kind == "f":
@@ -283,22 +388,38 @@ def _extreme(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
 
 
 def widen_for_tails(
-    lo: float, hi: float, dark: np.ndarray, bright: np.ndarray, k: int
+    lo: float,
+    hi: float,
+    dark: np.ndarray,
+    bright: np.ndarray,
+    k: int,
+    *,
+    noise: float = 0.0,
+    core: float | None = None,
 ) -> Window:
-    """The percentile window ``(lo, hi)`` widened to sparse objects far outside it.
+    """The percentile window ``(lo, hi)`` widened to sparse objects outside it.
 
-    When cells cover under 0.5 % of a movie's pixels (a few small nuclei on a large frame), the
-    percentile window is the background's noise: the cells saturate and the noise fills the
-    model's whole input range. If the brightest (darkest) blocks reach more than
-    :data:`TAIL_WIDTHS` window widths above ``hi`` (below ``lo``), that end moves to the
-    ``k``-th brightest (darkest) block. Windows of movies whose cells cover more of the frame are
-    returned unchanged.
+    When cells cover under 0.5 % of a movie's pixels (a few small nuclei on a large frame, two
+    bacteria on a large field), the percentile window is the background's noise: the cells
+    saturate (or go black) and the noise fills the model's whole input range. An end moves to
+    the ``k``-th brightest (darkest) block when that tail lies far enough past it:
+
+    - the movie's core (:func:`flat_core`: its :data:`CORE_PERCENTILES` once a smooth
+      background is subtracted) is only noise (at most :data:`CORE_SIGMAS` noise sigmas wide):
+      more than :data:`TAIL_SIGMAS` noise sigmas past the end, so cells at a moderate
+      signal-to-noise ratio are found; compressing noise and illumination loses nothing;
+    - otherwise (dense cells, a textured background, or the noise is unknown): more than
+      :data:`TAIL_WIDTHS` window widths past the end, so a few very bright cells (mitoses) do
+      not compress the contrast of all the others.
 
     Args:
         lo, hi: the percentile window.
         dark, bright: the darkest / brightest block values of all sampled frames, from
             :func:`block_extremes` (intensity units).
         k: the rank that defines the tail (:data:`TAIL_SHARE` of the sampled blocks).
+        noise: the pixel noise sigma from :func:`noise_sigma` (intensity units); 0 = unknown.
+        core: the movie's core width, the median of :func:`flat_core` over the sampled
+            frames (intensity units; default: the width of ``(lo, hi)``).
 
     Returns:
         ``(lo, hi)``.
@@ -309,9 +430,12 @@ def widen_for_tails(
     k_dark, k_bright = min(k, dark.size), min(k, bright.size)
     bottom = float(np.partition(dark, k_dark - 1)[k_dark - 1])
     top = float(np.partition(bright, bright.size - k_bright)[bright.size - k_bright])
-    if top > hi + TAIL_WIDTHS * width:
+    core = width if core is None else core
+    noise_only = noise > 0 and core <= CORE_SIGMAS * noise
+    reach = TAIL_SIGMAS * noise if noise_only else TAIL_WIDTHS * width
+    if top > hi + reach:
         hi = top
-    if bottom < lo - TAIL_WIDTHS * width:
+    if bottom < lo - reach:
         lo = bottom
     return lo, hi
 
