@@ -5,12 +5,14 @@
 (t, z_t), with its bounded memory bank), and at every timepoint fills its 3-D extent by
 propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate_along_z`, in a
 z-session per timepoint that is dropped after it). The central slice of the next timepoint is
-the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
-timepoints: the z-sessions share one worker pool (no threads are started per timepoint), and
-the pages of a memory-mapped movie or label volume are handed back as they are read and written
-(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies; the sessions that
-follow objects through time keep no spare memories; and the C heap keeps neither large
-tensors nor the free pages of a finished timepoint (:mod:`napari_sam2.video._heap`).
+the widest slice of this timepoint's 3-D mask. Touching cells keep their identities by the
+labels of the timepoint before (:mod:`napari_sam2.video._volume_identity`). Memory does not
+grow with the number of timepoints: the z-sessions share one worker pool (no threads are
+started per timepoint), and the pages of a memory-mapped movie or label volume are handed back
+as they are read and written (:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D
+movies; the sessions that follow objects through time keep no spare memories; and the C heap
+keeps neither large tensors nor the free pages of a finished timepoint
+(:mod:`napari_sam2.video._heap`).
 """
 
 from __future__ import annotations
