@@ -5,12 +5,14 @@
 (t, z_t), with its bounded memory bank), and at every timepoint fills its 3-D extent by
 propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate_along_z`, in a
 z-session per timepoint that is dropped after it). The central slice of the next timepoint is
-the widest slice of this timepoint's 3-D mask. Memory does not grow with the number of
-timepoints: the z-sessions share one worker pool (no threads are started per timepoint), and
-the pages of a memory-mapped movie or label volume are handed back as they are read and written
-(:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D movies; the sessions that
-follow objects through time keep no spare memories; and the C heap keeps neither large
-tensors nor the free pages of a finished timepoint (:mod:`napari_sam2.video._heap`).
+the widest slice of this timepoint's 3-D mask. Touching cells keep their identities by the
+labels of the timepoint before (:mod:`napari_sam2.video._volume_identity`). Memory does not
+grow with the number of timepoints: the z-sessions share one worker pool (no threads are
+started per timepoint), and the pages of a memory-mapped movie or label volume are handed back
+as they are read and written (:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D
+movies; the sessions that follow objects through time keep no spare memories; and the C heap
+keeps neither large tensors nor the free pages of a finished timepoint
+(:mod:`napari_sam2.video._heap`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..model.sam2 import SAM2Model
 from ._disk_volume import PageBudget, release_pages
 from ._heap import fix_mmap_threshold, trim_heap
 from ._parallel import WorkerPool, auto_workers
+from ._volume_identity import give_back_stolen
 from ._volume_overlap import without_neighbours
 from ._volume_planes import _open_4d, _Planes
 from .frames import FrameSource, frame_source_for
@@ -329,7 +332,9 @@ class VolumeTimeSession:
             for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard, fit=self.fit):
                 pass
         mask = self._labels[t] == obj_id
-        zc = central_slice(mask)
+        # the slice clicked is the cell's for sure; the widest slice of a fill that went on
+        # into a neighbour along z is the neighbour's
+        zc = z if mask[z].any() else central_slice(mask)
         if zc is None:
             raise ValueError(
                 f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
@@ -397,9 +402,11 @@ class VolumeTimeSession:
         before = t + 1 if reverse else t - 1
         starts: dict[int, int] = {}
         seeds: dict[int, np.ndarray] = {}
+        followed: list[int] = []  # the objects whose 3-D mask at t comes from tracking
         for tr in tracks:
             if t in tr.prompted:  # its 3-D mask at t comes from the prompt
                 continue
+            followed.append(tr.obj_id)
             z = tr.centre.get(before)
             if z is None:  # lost before t: follow on the slice last read
                 z = tr.read_slice.get(before)
@@ -427,11 +434,16 @@ class VolumeTimeSession:
                     zs.remove_object(obj_id)
                 zs.add_mask(z, obj_id, seeds[obj_id], window_side=self._tracks[obj_id].side)
             # the start slices come from tracking, not from prompts: no slice is claimed
+            # identity (_volume_identity): the labels of the timepoint before share the
+            # overlaps out, and a cell's voxels taken by a neighbour go back to it
+            previous = self._labels[before] if 0 <= before < self.num_frames else None
             for _ in propagate_along_z(
-                zs, starts, "both", self.guard, claims=False, fit=self.fit
+                zs, starts, "both", self.guard, claims=False, fit=self.fit, previous=previous
             ):
                 pass
-            for obj_id in starts:
+            if previous is not None:
+                give_back_stolen(self._labels[t], previous, followed)
+            for obj_id in followed:
                 zc = central_slice(self._labels[t] == obj_id)
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc

@@ -1,0 +1,91 @@
+"""3-D cells through time keep their identity: the timepoint before decides between neighbours.
+
+In 3-D + time (:class:`~napari_sam2.video.volume_time.VolumeTimeSession`) each object's 3-D
+mask at timepoint t is filled along z from its central slice, by its own sessions. Nuclei touch
+and lie above one another, and the model's mask of one does not stop at its end along z or at
+its side: it goes on into the nucleus above, below or beside it, which is bright too, so
+neither the z guard (:func:`~napari_sam2.video.volumes.end_along_z`) nor the fit to the image
+(:mod:`._volume_fit`) removes it. On the validation movies (seeds 2000-2003, shipped weights)
+this is how labels moved: the intruding mask won the neighbour's voxels on a slice (about as
+deep there as the neighbour's own mask), or the share-rise neighbour rule of the z guard ended
+the *neighbour's* fill because the intruder's mask lay on it; the neighbour kept a sliver, its
+widest slice moved, and from the next timepoint on its label followed the wrong cell or none.
+
+The 2-D tracker sees one slice; the labels of the timepoint before hold every object's 3-D mask,
+and cells move a few voxels per timepoint. Three rules use them, each in one place:
+
+* sharing overlaps (``propagate_along_z(..., previous=...)``): where the masks overlap on a
+  slice, the object that held a pixel at the timepoint before counts
+  :data:`~._volume_overlap.HELD_BONUS` pixels deeper in
+  :func:`~._volume_overlap.paint_deepest`, and the share-rise neighbour rule does not end
+  anyone (the overlap is shared out instead);
+* a **steal** (:func:`give_back_stolen`, after the fill): an object covers less than
+  :data:`MIN_KEPT` of its own voxels of the timepoint before, and other objects now hold at
+  least :data:`MIN_TAKEN` of them: the voxels they hold that were the object's go back to it
+  (the cell has moved by a few voxels since: that is the error left). A cell that moved keeps
+  most of its voxels; a mask that lost its over-reach to a neighbour keeps its core; neither is
+  touched;
+* the central slice of a prompted timepoint is the slice clicked
+  (:meth:`~napari_sam2.video.volume_time.VolumeTimeSession.add_points`), not the widest slice
+  of its fill, which may lie on a neighbour the fill went on into.
+
+A z-stack without time has no timepoint before: none of this runs there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["MIN_KEPT", "MIN_TAKEN", "give_back_stolen"]
+
+#: an object that covers less than this fraction of its voxels of the timepoint before ...
+MIN_KEPT = 0.5
+#: ... of which another object holds at least this fraction, was robbed by that object
+#: (both set once, not tuned: a nucleus of y-x radius 9-14 voxels that moves 2-3 voxels
+#: keeps 0.6-0.8 of its voxels)
+MIN_TAKEN = 0.2
+
+
+def give_back_stolen(
+    labels: np.ndarray,
+    previous: np.ndarray,
+    ids: Sequence[int],
+    min_kept: float = MIN_KEPT,
+    min_taken: float = MIN_TAKEN,
+) -> dict[int, int]:
+    """Give back to each robbed object the voxels of its previous mask a neighbour took.
+
+    Args:
+        labels: (Z, Y, X) labels of this timepoint (modified).
+        previous: (Z, Y, X) labels of the timepoint before (t - 1 forward, t + 1 backward).
+        ids: the objects followed to this timepoint; only their voxels change hands.
+        min_kept: an object robbed covers less than this fraction of its previous voxels ...
+        min_taken: ... and another of ``ids`` holds at least this fraction of them.
+
+    Returns:
+        {robbed object id: voxels given back}.
+    """
+    ids = sorted({int(i) for i in ids})
+    if len(ids) < 2:
+        return {}
+    given: dict[int, int] = {}
+    robbed = []
+    for obj_id in ids:
+        before = previous == obj_id
+        n = int(np.count_nonzero(before))
+        if not n:
+            continue
+        now = labels[before]  # what holds its voxels of the timepoint before, now
+        if np.count_nonzero(now == obj_id) >= min_kept * n:
+            continue
+        held = np.bincount(now.astype(np.int64, copy=False), minlength=max(ids) + 1)
+        thieves = [o for o in ids if o != obj_id and held[o] >= min_taken * n]
+        if thieves:
+            robbed.append((obj_id, before, thieves))
+    for obj_id, before, thieves in robbed:  # all found on the labels as the fill wrote them
+        back = before & np.isin(labels, thieves)
+        labels[back] = obj_id
+        given[obj_id] = int(np.count_nonzero(back))
+    return given
