@@ -117,11 +117,6 @@ def segment(
     if axes3d is not None:  # z-stack or 3-D + time (also when only the TIFF says so)
         o.check_3d(axes3d)
         return _segment_volume(movie, prompts, axes3d, o)
-    if not o.track.fit_masks:
-        raise ValueError(
-            "fit_masks=False only applies to 3-D data (masks fitted along z); this movie has no "
-            "z axis: leave fit_masks out, or pass axes naming Z"
-        )
     if o.region.tile is not None:
         from .video.tiling import segment_tiled
 
@@ -150,7 +145,7 @@ def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> S
         precision=o.model.precision, out=o.output.out, cancel=o.output.cancel,
         progress=lambda total: progress_callback(o.output.progress, total, "propagating"),
         zoom=o.region.zoom, cell_diameter=o.region.cell_diameter,
-        divisions=o.track.tracks_divisions, fit=o.track.fit_masks,
+        divisions=o.track.tracks_divisions, fit=o.track.fits(True),
     )
 
 
@@ -179,6 +174,7 @@ def _segment_2d(movie: Any, prompts: Any, o: SegmentOptions) -> Segmentation:
         allow_partial=o.movie.allow_partial,
         zoom=o.region.zoom,
         cell_diameter=o.region.cell_diameter,
+        fit_masks=o.track.fits(False),
     )
     try:
         if not o.output.cancelled:

@@ -170,7 +170,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if args.tile is not None:
         for flag, value in (("--roi", args.roi), ("--find-cells", args.find_cells),
-                            ("--divisions", args.divisions)):
+                            ("--divisions", args.divisions), ("--fit", args.fit)):
             if value is not None and value is not False:
                 raise CLIError(f"--tile cannot be combined with {flag} (yet): use one of them")
     settings = _memory_settings(args)
@@ -179,7 +179,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     axes3d = volume_axes(args, movie)
     if axes3d is None and args.no_fit:
         raise CLIError("--no-fit only applies to 3-D data (masks fitted along z); this movie "
-                       "has no z axis: leave --no-fit out, or give --axes naming Z")
+                       "has no z axis, and 2-D masks are fitted only with --fit: leave --no-fit "
+                       "out, or give --axes naming Z")
     model = _load_model_cli(args.model, args.device, quiet, compile=args.compile)
     if axes3d is not None:  # z-stack or 3-D + time
         return segment_volume_cli(args, movie, axes3d, points, boxes, channel, out, settings, model)
@@ -232,6 +233,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 roi=roi,
                 zoom=args.zoom,
                 cell_diameter=args.cell_diameter,
+                fit_masks=args.fit,
             )
         except BaseException:
             frames.close()

@@ -99,7 +99,15 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         "res_track.txt (forward in time from the first prompted frame; 3-D + time: a cell "
         "whose 3-D mask falls apart)",
     )
-    p.add_argument(
+    fit = p.add_mutually_exclusive_group()
+    fit.add_argument(
+        "--fit",
+        action="store_true",
+        help="2-D movies: cut each object's masks to its brightness on its prompt frame, as "
+        "they are written (small fluorescent cells whose masks come out too wide; not for "
+        "brightfield or relief images; default: the model's masks)",
+    )
+    fit.add_argument(
         "--no-fit",
         action="store_true",
         help="3-D data: keep the model's masks along z as drawn (default: each object's masks "

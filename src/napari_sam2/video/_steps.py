@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ._frame_fit import FrameFit
 from ._label_volume import LabelVolume
 from ._model_runner import ModelRunner, stack_features
 from ._model_scale import ModelScale
@@ -35,10 +36,12 @@ def prompt_frame(
     volume: LabelVolume,
     obj: TrackedObject,
     frame: int,
+    fit: FrameFit,
 ) -> np.ndarray:
     """Segment one object on a frame from its prompts there and write it into the labels.
 
-    The result is pending (its memory is encoded when propagation starts).
+    The result is pending (its memory is encoded when propagation starts). With ``fit``
+    enabled the object's image level is set from this mask and the written mask is cut to it.
 
     Returns:
         (H, W) bool mask of the object on that frame.
@@ -69,7 +72,9 @@ def prompt_frame(
     obj.pending[frame] = (entry, is_init or s.corrections_as_prompts)
     obj.set_window(frame, window)
     logits = entry.mask_logits.to(runner.device)
-    _, masks = volume.write(frame, [obj.obj_id], runner.frame_crops(logits, window))
+    crop = next(runner.frame_crops(logits, window))
+    fit.set_level(frame, obj.obj_id, crop)
+    _, masks = volume.write(frame, [obj.obj_id], fit.cut(frame, [obj.obj_id], [crop]))
     mask = np.zeros(volume.shape[1:], bool)
     if masks[0] is not None:
         (y0, x0, y1, x1), m = masks[0]
@@ -83,11 +88,13 @@ def seed_masks(
     volume: LabelVolume,
     objs: Sequence[TrackedObject],
     frame: int,
+    fit: FrameFit,
 ) -> None:
     """Take the mask prompts of ``objs`` on a frame as their results, batched: objects are
     grouped by their zoom window (the distinct windows encoded as one batch), each group runs
     in chunks on one encoding, and each chunk's masks are written into the labels together
-    (where they overlap, the highest logit wins)."""
+    (where they overlap, the highest logit wins). With ``fit`` enabled each object's image
+    level is set from its mask and the written masks are cut to it."""
     groups: dict[Window | None, list[TrackedObject]] = {}
     for obj in objs:
         p = obj.prompts[frame]
@@ -108,7 +115,12 @@ def seed_masks(
                 entries.append(entry)
             low = torch.cat([e.mask_logits for e in entries]).to(runner.device)
             ids = [o.obj_id for o in chunk]
-            volume.write(frame, ids, runner.frame_crops(low, window))
+            crops = runner.frame_crops(low, window)
+            if fit.enabled:
+                crops = list(crops)
+                for obj_id, crop in zip(ids, crops):
+                    fit.set_level(frame, obj_id, crop)
+            volume.write(frame, ids, fit.cut(frame, ids, crops))
 
 
 def commit_pending(runner: ModelRunner, objects: Sequence[TrackedObject]) -> None:
@@ -143,6 +155,7 @@ def track_frame(
     t: int,
     objects: list[TrackedObject],
     reverse: bool,
+    fit: FrameFit,
     ahead: int | None = None,
 ) -> FrameResult:
     """Track ``objects`` on frame t (from their memories) and write them into the labels.
@@ -151,7 +164,8 @@ def track_frame(
     object needs this frame's whole-frame encoding. Objects
     with windows (automatic zoom) are tracked in their windows, placed from their previous
     masks; objects with equal memory layouts run batched, in chunks, each on its own window's
-    encoding.
+    encoding. With ``fit`` enabled the written masks (and the result's) are cut to each
+    object's image level; the memory bank keeps the model's own masks.
     """
     s = runner.settings
     results: dict[int, MemoryEntry] = {}
@@ -211,7 +225,7 @@ def track_frame(
         crops = (
             next(runner.frame_crops(low[k : k + 1], windows[i])) for k, i in enumerate(ids)
         )
-    winner, masks = volume.write(t, ids, crops)
+    winner, masks = volume.write(t, ids, fit.cut(t, ids, crops))
     scores = torch.sigmoid(torch.cat([results[i].object_score for i in ids]).float())
     runner.stats["frames_propagated"] += 1
     boxes = np.zeros((len(ids), 4), np.int64)

@@ -105,6 +105,7 @@ def build_session(
     allow_partial: bool = False,
     zoom: str = "auto",
     cell_diameter: float | None = None,
+    fit_masks: bool = False,
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 
@@ -157,7 +158,7 @@ def build_session(
         check_seed_shape(seed, (frames.height, frames.width))
         session = VideoSession(
             net, frames, settings=settings, precision=precision, roi=roi, zoom=zoom,
-            cell_diameter=cell_diameter,
+            cell_diameter=cell_diameter, fit_masks=fit_masks,
         )
         ids = [p.obj_id for p in points] + [b.obj_id for b in box_list]
         if seed is not None:

@@ -219,15 +219,18 @@ class TrackOptions:
             a cell whose mask splits ends its track and its daughters continue with new ids.
             3-D + time (axes ``"TZYX"``) takes True: a 3-D mask that falls apart
             (:mod:`napari_sam2.video.volume_divisions`).
-        fit_masks: 3-D data only: each object's masks along z keep the pixels as bright (or
-            dark) as the object (:mod:`napari_sam2.video._volume_fit`); False keeps the
-            model's masks as drawn.
+        fit_masks: each object's masks keep the pixels as bright (or dark) as the object
+            (:mod:`napari_sam2.video._volume_fit`); False keeps the model's masks as drawn.
+            None (default): True for 3-D data (masks along z), False for 2-D movies, where
+            True fits each frame's masks as they are written
+            (:mod:`napari_sam2.video._frame_fit`: for small fluorescent cells whose masks
+            come out too wide; not for brightfield or relief images).
     """
 
     settings: Any = None
     direction: str = "both"
     divisions: Any = None
-    fit_masks: bool = True
+    fit_masks: bool | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in _DIRECTIONS:
@@ -241,6 +244,12 @@ class TrackOptions:
                 )
             if self.divisions is not True:
                 self.divisions.validate()
+        if self.fit_masks is not None and not isinstance(self.fit_masks, bool):
+            raise ValueError(f"fit_masks must be True, False or None, got {self.fit_masks!r}")
+
+    def fits(self, is_3d: bool) -> bool:
+        """Whether masks are fitted to the image: ``fit_masks``, or when None, on 3-D data."""
+        return is_3d if self.fit_masks is None else self.fit_masks
 
     @property
     def tracks_divisions(self) -> bool:
@@ -316,6 +325,7 @@ class SegmentOptions:
             for name, set_ in (
                 ("find_cells", self.seeds.find_cells is not None),
                 ("divisions", self.track.tracks_divisions),
+                ("fit_masks", self.track.fit_masks is True),
             ):
                 if set_:
                     raise ValueError(f"tile cannot be combined with {name} (yet): use one of them")

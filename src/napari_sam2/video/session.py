@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..model.sam2 import FrameFeatures, SAM2Model
+from ._frame_fit import FrameFit
 from ._label_volume import LabelVolume
 from ._model_runner import ModelRunner
 from ._model_scale import MIN_OBJECT_PX, ModelScale
@@ -68,6 +69,9 @@ class VideoSession:
         cell_diameter: typical cell diameter in frame pixels, used to size the windows of
             objects given by clicks unless the model's size there is confidently more than
             2x off (None: estimated from the image around the first click).
+        fit_masks: cut each object's written masks to its image level, set on its prompt
+            frame (:mod:`._frame_fit`; for small fluorescent cells whose masks come out too
+            wide, not for brightfield or relief images). Default False: the model's masks.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class VideoSession:
         allow_partial: bool = False,
         zoom: str = "auto",
         cell_diameter: float | None = None,
+        fit_masks: bool = False,
     ) -> None:
         self.model = model.eval()
         cfg = model.config
@@ -110,6 +115,8 @@ class VideoSession:
         #: the (T, H, W) labels results are written into
         shape = (self.num_frames, *self.frame_shape)
         self.label_volume = LabelVolume(shape, keep_labels, lambda: max(self._objects, default=0))
+        #: the optional fit of the written masks to the image (``fit_masks``)
+        self.fit = FrameFit(self.frames, fit_masks)
         self._zoom = ZoomPlanner(
             zoom, cfg.object_size_range, cfg.image_size, self.runner.region(), cell_diameter
         )
@@ -366,7 +373,7 @@ class VideoSession:
             obj.prompts[frame] = p
             objs.append(obj)
         with self._guard.use():
-            seed_masks(self.runner, self.scale, self.label_volume, objs, frame)
+            seed_masks(self.runner, self.scale, self.label_volume, objs, frame, self.fit)
         return sorted(prompts)
 
     def add_labels(self, frame: int, label_image) -> list[int]:
@@ -430,7 +437,7 @@ class VideoSession:
 
     def _run_prompt(self, obj: TrackedObject, frame: int) -> np.ndarray:
         with self._guard.use():
-            return prompt_frame(self.runner, self.scale, self.label_volume, obj, frame)
+            return prompt_frame(self.runner, self.scale, self.label_volume, obj, frame, self.fit)
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -496,4 +503,6 @@ class VideoSession:
         self, t: int, objects: list[TrackedObject], reverse: bool, ahead: int | None = None
     ) -> FrameResult:
         """Track ``objects`` on frame t (see :func:`~._steps.track_frame`)."""
-        return track_frame(self.runner, self.scale, self.label_volume, t, objects, reverse, ahead)
+        return track_frame(
+            self.runner, self.scale, self.label_volume, t, objects, reverse, self.fit, ahead
+        )
