@@ -135,3 +135,17 @@ def test_session_fit_masks_shrinks_the_written_labels_to_the_discs(micro):
             b = fitted._objects[o].bank.get(t)
             torch.testing.assert_close(a.mask_logits, b.mask_logits, rtol=0, atol=0)
     assert set(fitted.fit.fits) == {1, 2, 3} and not default.fit.fits
+
+
+def test_fit_masks_option_defaults_per_dimension_and_refusals():
+    """``fit_masks=None`` (the default) fits 3-D data and leaves 2-D movies as drawn; a fit
+    with tiles or a value other than True/False/None is refused."""
+    from napari_sam2.video.segment_options import SegmentOptions, TrackOptions
+
+    assert TrackOptions().fits(True) and not TrackOptions().fits(False)
+    assert TrackOptions(fit_masks=True).fits(False)
+    assert not TrackOptions(fit_masks=False).fits(True)
+    with pytest.raises(ValueError, match="tile cannot be combined with fit_masks"):
+        SegmentOptions.from_keywords(tile=48, fit_masks=True)
+    with pytest.raises(ValueError, match="fit_masks must be True, False or None"):
+        SegmentOptions.from_keywords(fit_masks="yes")
