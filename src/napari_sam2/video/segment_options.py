@@ -244,12 +244,12 @@ class TrackOptions:
                 )
             if self.divisions is not True:
                 self.divisions.validate()
-        if self.fit_masks is not None and not isinstance(self.fit_masks, bool):
+        if self.fit_masks is not None and not isinstance(self.fit_masks, (bool, np.bool_)):
             raise ValueError(f"fit_masks must be True, False or None, got {self.fit_masks!r}")
 
     def fits(self, is_3d: bool) -> bool:
         """Whether masks are fitted to the image: ``fit_masks``, or when None, on 3-D data."""
-        return is_3d if self.fit_masks is None else self.fit_masks
+        return is_3d if self.fit_masks is None else bool(self.fit_masks)
 
     @property
     def tracks_divisions(self) -> bool:
@@ -325,7 +325,7 @@ class SegmentOptions:
             for name, set_ in (
                 ("find_cells", self.seeds.find_cells is not None),
                 ("divisions", self.track.tracks_divisions),
-                ("fit_masks", self.track.fit_masks is True),
+                ("fit_masks", bool(self.track.fit_masks)),
             ):
                 if set_:
                     raise ValueError(f"tile cannot be combined with {name} (yet): use one of them")
