@@ -69,9 +69,8 @@ class VideoSession:
         cell_diameter: typical cell diameter in frame pixels, used to size the windows of
             objects given by clicks unless the model's size there is confidently more than
             2x off (None: estimated from the image around the first click).
-        fit_masks: cut each object's written masks to its image level, set on its prompt
-            frame (:mod:`._frame_fit`; for small fluorescent cells whose masks come out too
-            wide, not for brightfield or relief images). Default False: the model's masks.
+        fit_masks: cut each object's written masks to its image level set on its prompt frame
+            (:mod:`._frame_fit`; small fluorescent cells, not brightfield). False: model's masks.
     """
 
     def __init__(
@@ -152,10 +151,8 @@ class VideoSession:
     @roi.setter
     def roi(self, value: Sequence[int] | None) -> None:
         if self._objects:
-            raise ValueError(
-                "cannot change the region of interest while the session has objects (prompts "
-                "or results): call reset() first"
-            )
+            raise ValueError("cannot change the region of interest while the session has "
+                             "objects (prompts or results): call reset() first")
         self.frames.roi = value  # validates it
         self.runner.clear_cache()
 
@@ -267,17 +264,11 @@ class VideoSession:
         on; its existing values (manual edits) are kept."""
         self.label_volume.use(volume)
 
-    def size_at_model(self, extent: tuple[float, float]) -> tuple[float, float]:
-        """How large a (height, width) extent in frame pixels is at the model's input (see
-        :meth:`~._model_scale.ModelScale.size_at_model`)."""
-        return self.scale.size_at_model(extent)
-
     def too_small_hint(
         self, mask: np.ndarray | None = None, box: Sequence[float] | None = None
     ) -> str | None:
-        """A sentence telling the user to zoom in when an object (its (H, W) bool mask or its
-        (y0, x0, y1, x1) box) is too small for the model, else None (see
-        :meth:`~._model_scale.ModelScale.too_small_hint`)."""
+        """A sentence telling the user to zoom in when an object (its (H, W) bool mask or box
+        (y0, x0, y1, x1)) is too small for the model, else None (``scale.too_small_hint``)."""
         return self.scale.too_small_hint(mask, box)
 
     # ------------------------------------------------------------------ prompts
