@@ -206,7 +206,7 @@ def test_segment_movie_roi(model, movie):
 def test_size_at_model_and_the_too_small_hint(model):
     movie = np.zeros((2, 400, 1000), np.uint16)
     session = VideoSession(model, movie, axes="TYX", zoom="off")  # shrunk to 256 x 256
-    assert session.size_at_model((40, 40)) == pytest.approx((25.6, 10.24))
+    assert session.scale.size_at_model((40, 40)) == pytest.approx((25.6, 10.24))
     mask = np.zeros((400, 1000), bool)
     mask[100:140, 500:540] = True  # 40 x 40 px: 25.6 x 10.2 px at the model's input
     hint = session.too_small_hint(mask=mask)
@@ -215,7 +215,7 @@ def test_size_at_model_and_the_too_small_hint(model):
     assert session.too_small_hint(mask=np.zeros_like(mask)) is None  # nothing segmented
     assert session.too_small_hint(box=(0, 0, 40, 80)) is None  # 25.6 x 20.5 px
     session.roi = (100, 400, 300, 656)  # 200 x 256 px: the cell is now 51 x 40 px
-    assert session.size_at_model((40, 40)) == pytest.approx((51.2, 40.0))
+    assert session.scale.size_at_model((40, 40)) == pytest.approx((51.2, 40.0))
     assert session.too_small_hint(mask=mask) is None
     session.roi = (0, 0, 400, 999)  # (the whole frame would mean no region)
     assert "the region of interest is shrunk" in session.too_small_hint(mask=mask)
