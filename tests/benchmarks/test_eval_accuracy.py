@@ -6,23 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_modules import BENCHMARKS, ROOT, import_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "eval_accuracy.py"
+SCRIPT = BENCHMARKS / "eval_accuracy.py"
 
 
 @pytest.fixture(scope="module")
 def ea():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import eval_accuracy
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return eval_accuracy
+    return import_benchmark("eval_accuracy")
 
 
 def _disk(shape, cy, cx, r):
@@ -116,11 +110,7 @@ def test_link_reference_follows_changing_ids(ea):
 
 def test_cpu_name_reports_the_units_that_set_the_speed(tmp_path):
     """Benchmark tables name the CPU and whether it has AVX-512 / AMX (2x speed differences)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from _models import cpu_name
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    cpu_name = import_benchmark("_models").cpu_name
     xeon = tmp_path / "xeon"
     xeon.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
                     "flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"

@@ -6,23 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_modules import BENCHMARKS, ROOT, import_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "eval_looks.py"
+SCRIPT = BENCHMARKS / "eval_looks.py"
 
 
 @pytest.fixture(scope="module")
 def el():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import eval_looks
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return eval_looks
+    return import_benchmark("eval_looks")
 
 
 def test_object_j_averages_over_frames_where_the_object_exists(el):

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from bench_modules import BENCHMARKS, import_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "eval_window.py"
+SCRIPT = BENCHMARKS / "eval_window.py"
 
 
 @pytest.fixture(scope="module")
 def ew():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import eval_window
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return eval_window
+    return import_benchmark("eval_window")
 
 
 def test_rule_switches_the_noise_case_off_and_back(ew):

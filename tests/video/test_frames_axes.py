@@ -7,25 +7,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from frames_reference import expected_float as _expected_float
+from frames_reference import random_movie as _movie
 
 from napari_sam2.video.frames import FrameSource, infer_axes
-
-MEAN = torch.tensor([0.485, 0.456, 0.406]).reshape(3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).reshape(3, 1, 1)
-
-
-def _movie(t=5, h=24, w=30, dtype=np.uint16, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 1000, (t, h, w)).astype(dtype)
-
-
-def _expected_float(img01: np.ndarray, s: int) -> torch.Tensor:
-    """Reference for the non-uint8 path: (h, w, 3) in [0, 1] -> (3, s, s) normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(img01.transpose(2, 0, 1)))[None].float()
-    x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)[0]
-    return (x - MEAN) / STD
-
 
 # ------------------------------------------------------------------------- axes
 

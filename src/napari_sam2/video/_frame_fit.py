@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from ._sparse import MaskCrop
-from ._volume_fit import ImageFit, fit_level, fit_slice, smooth
+from ._volume_fit import ImageFit, fit_level, fit_slice, margin_radius, smooth
 from .frames import FrameSource
 
 __all__ = ["FrameFit", "frame_image"]
@@ -49,8 +49,7 @@ def frame_image(frames: FrameSource, t: int) -> np.ndarray:
 def _region(crop: MaskCrop, mask: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice]:
     """The crop's rectangle widened by the margin :func:`~._volume_fit.slice_level` reads
     around a mask (its radius plus a pixel), clipped to the frame."""
-    radius = max(3.0, math.sqrt(np.count_nonzero(mask) / math.pi))
-    pad = int(math.ceil(radius)) + 2
+    pad = int(math.ceil(margin_radius(np.count_nonzero(mask)))) + 2
     y0, x0, y1, x1 = crop.box
     return (
         slice(max(y0 - pad, 0), min(y1 + pad, shape[0])),

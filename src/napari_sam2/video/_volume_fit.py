@@ -37,6 +37,7 @@ __all__ = [
     "ImageFit",
     "fit_level",
     "fit_slice",
+    "margin_radius",
     "slice_level",
     "smooth",
 ]
@@ -115,6 +116,12 @@ def smooth(image: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(np.asarray(image, np.float32), SMOOTH_SIGMA)
 
 
+def margin_radius(pixels: int) -> float:
+    """Width (pixels) of the margin :func:`slice_level` reads around a mask of ``pixels``
+    pixels: the radius of a disc of that area, at least 3."""
+    return max(3.0, float(np.sqrt(pixels / np.pi)))
+
+
 def slice_level(mask: np.ndarray, image: np.ndarray) -> ImageFit | None:
     """The level of a mask on one slice: :data:`LEVEL_SHARE` of the way from the median of a
     margin around the mask (as wide as its radius) to Otsu's threshold over the mask and margin.
@@ -132,7 +139,7 @@ def slice_level(mask: np.ndarray, image: np.ndarray) -> ImageFit | None:
     n = int(mask.sum())
     if not n:
         return None
-    radius = max(3.0, float(np.sqrt(n / np.pi)))
+    radius = margin_radius(n)
     ys, xs = np.nonzero(mask)
     pad = int(np.ceil(radius)) + 1
     y0, x0 = max(ys.min() - pad, 0), max(xs.min() - pad, 0)
