@@ -21,9 +21,10 @@ Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline`
   ~20 px wide on a 1024-px frame.
 * **Looks** (``--looks``): J per synthetic look family (``train.looks``, ``--split`` seeds),
   zoom off vs auto; ``--demo``: the ``napari-sam2 demo`` movie, off vs auto; ``--click-time``:
-  seconds from a click to its mask (size estimate included) at 256 and 1024 px; ``--speed``:
-  wall and CPU seconds per tracked frame for HeLa (12 clicks) and 100 boxes on a 1024-px
-  frame (run it against older code with ``PYTHONPATH`` to compare); ``--profile``:
+  seconds from a click to its mask (size estimate included) at 256 and 1024 px;
+  ``--demo-seeds``: movies of the demo's generator with other seeds (validation), off vs auto;
+  ``--speed``: wall and CPU seconds per tracked frame for HeLa (12 clicks) and 100 boxes on a
+  1024-px frame (run it against older code with ``PYTHONPATH`` to compare); ``--profile``:
   where a tracked HeLa frame's time goes (cProfile: image encoding, memory attention, decoder,
   memory encoder, window inputs, label writing, the rest).
 
@@ -43,7 +44,8 @@ error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
             [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
-            [--split validation|test] [--demo] [--click-time] [--speed] [--profile]
+            [--split validation|test] [--demo] [--demo-seeds SEED ...] [--click-time]
+            [--speed] [--profile]
 """
 
 from __future__ import annotations
@@ -330,16 +332,18 @@ def looks(model, args) -> list[dict]:
     return rows
 
 
-def demo_movie(model, args) -> dict:
-    """The ``napari-sam2 demo`` movie (seed 0, 20 frames of 256 px), zoom off vs default."""
+def demo_movie(model, args, seed: int = 0) -> dict:
+    """The ``napari-sam2 demo`` movie (seed 0, 20 frames of 256 px), zoom off vs default; other
+    seeds give validation movies of the same generator and options (``--demo-seeds``)."""
     global ZOOM
     from napari_sam2.cli.demo import interior_points
     from napari_sam2.train.synthetic import make_movie
 
-    mv = make_movie(seed=0, kind="nuclei", n_frames=20, shape=(256, 256), n_cells=16,
+    mv = make_movie(seed=seed, kind="nuclei", n_frames=20, shape=(256, 256), n_cells=16,
                     radius=(14.0, 24.0))
     points = interior_points(mv.labels[0])
-    row = {"look": "demo movie", "objects": len(points)}
+    row = {"look": "demo movie" if seed == 0 else f"demo generator, seed {seed}",
+           "objects": len(points)}
     for zoom in ("off", "auto"):
         ZOOM = zoom
         t0 = time.perf_counter()
@@ -403,6 +407,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--movies", type=int, default=1, help="movies per look family")
     ap.add_argument("--size", type=int, default=256, help="frame side of the look movies")
     ap.add_argument("--demo", action="store_true", help="also the demo movie, off vs auto")
+    ap.add_argument("--demo-seeds", type=int, nargs="+", default=[], metavar="SEED",
+                    help="also demo-generator movies of these seeds, off vs auto (validation:"
+                         " any seed but 0)")
     ap.add_argument("--click-time", action="store_true",
                     help="also seconds per click (size estimate + mask) at 256 / 1024 px")
     ap.add_argument("--speed", action="store_true",
@@ -427,6 +434,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         extra += click_time(model)
     if args.demo:
         extra.append(demo_movie(model, args))
+    for seed in args.demo_seeds:
+        extra.append(demo_movie(model, args, seed))
     if args.looks:
         extra += looks(model, args)
     if args.speed:

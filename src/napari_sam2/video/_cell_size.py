@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["blob_diameter", "diameters_between"]
+__all__ = ["blob_diameter", "blob_diameters", "diameters_between"]
 
 #: ratio between consecutive diameters tried
 STEP = 2 ** 0.25
@@ -34,6 +34,8 @@ STEP = 2 ** 0.25
 CALIBRATION = 1.25
 #: a scale-space peak counts when it reaches this share of the strongest response
 PEAK_SHARE = 0.6
+#: responses within this share of the peak's are on its plateau (:func:`blob_diameters`)
+PLATEAU = 0.95
 
 
 def diameters_between(d_min: float, d_max: float) -> np.ndarray:
@@ -54,6 +56,26 @@ def blob_diameter(
 
     Returns:
         The chosen diameter times :data:`CALIBRATION`, in pixels.
+    """
+    return blob_diameters(image, centre, d_min, d_max)[0]
+
+
+def blob_diameters(
+    image: np.ndarray, centre: tuple[float, float], d_min: float, d_max: float
+) -> tuple[float, float]:
+    """The blob's diameter (:func:`blob_diameter`) and the upper end of its peak (px).
+
+    The response over scale is often flat around its peak (a plateau within :data:`PLATEAU`
+    of the peak's value over 2-3 steps): any scale on it is as likely to be the object's.
+
+    Args:
+        image: (H, W) or (H, W, C) frame (channels are averaged), any dtype.
+        centre: (y, x) click in pixels.
+        d_min, d_max: diameters to try, in pixels (``d_min`` > 0).
+
+    Returns:
+        (the chosen diameter, the largest diameter above it whose response stays within
+        :data:`PLATEAU` of the chosen one's all the way), both times :data:`CALIBRATION`.
     """
     img = np.asarray(image)
     h, w = img.shape[:2]
@@ -81,11 +103,14 @@ def blob_diameter(
         tried.append(float(d))
         values.append(float(resp[ya:yb, xa:xb].max()) if yb > ya and xb > xa else 0.0)
     if not tried:
-        return float(d_min) * CALIBRATION
+        return float(d_min) * CALIBRATION, float(d_min) * CALIBRATION
     v = np.asarray(values)
     # the smallest scale that peaks at least PEAK_SHARE as strongly as the strongest: a click
     # on a cell among touching cells also peaks at the cluster's scale
     padded = np.concatenate([[-1.0], v, [-1.0]])
     peaks = np.flatnonzero((v >= padded[:-2]) & (v >= padded[2:]) & (v >= PEAK_SHARE * v.max()))
-    best_d = tried[int(peaks[0])] if peaks.size else tried[int(np.argmax(v))]
-    return best_d * CALIBRATION
+    best = int(peaks[0]) if peaks.size else int(np.argmax(v))
+    top = best
+    while top + 1 < len(v) and v[top + 1] >= PLATEAU * v[best]:
+        top += 1
+    return tried[best] * CALIBRATION, tried[top] * CALIBRATION

@@ -32,6 +32,17 @@ nuclei by 1.1-2.3x (windows too large; one-click J 0.32-0.49 vs 0.39-0.59 with t
 the blob alone found the nucleus of cytoplasm-stained cells (0.2-0.4x; J 0.13 vs 0.56 with
 the model). One click's estimate encodes 9-16 windows in one batch: 0.2 s on a 256-px frame,
 0.4 s on a 1024-px frame (1 thread of a 2-core Xeon shared with other jobs).
+
+Near the range's low end the blob under-measures some cells (a bright neighbour, a flat
+response over scale), and a window sized from it is too small: micro draws at most about a
+quarter of its input from one click, so a cell filling a third of its window or more is cut
+down and its neighbours take its pixels. Two signs that the blob under-measured move such an
+object to the whole region once they reach :data:`~.windows.WHOLE_MARGIN` (0.7) of the range's
+low end: the model's size is at least :data:`UNDER` times the blob's (score >=
+:data:`WHOLE_FRAME_NEAR`), or the blob's peak stays flat up to :data:`FLAT_PEAK` times its
+diameter. A blob at 0.7-1x the low end with neither sign keeps its window: on the synthetic
+looks' cells 20-26 px wide on 256-px frames windows gave J 0.53-0.81 against 0.16-0.56 on the
+whole frame.
 """
 
 from __future__ import annotations
@@ -43,8 +54,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._cell_size import blob_diameter
-from .windows import MIN_SIDE, Window, fits_whole_region, remap_logits
+from ._cell_size import blob_diameters
+from .windows import (
+    MIN_SIDE,
+    WHOLE_MARGIN,
+    Window,
+    fits_whole_region,
+    remap_logits,
+    whole_region_diameter,
+)
 
 __all__ = [
     "CONFIDENT", "ClickSize", "choose_diameter", "click_diameter", "model_click_size",
@@ -63,6 +81,20 @@ DISAGREE = 2.0
 #: 0.434 / 0.251 -> 0.438, brightfield 0.225 -> 0.279 / 0.323 -> 0.355, nuclei, phase and the
 #: size bins (8-64 px on 256-2048 px) unchanged.
 WHOLE_FRAME_CONFIDENT = 0.1
+#: a model size at least UNDER x the blob's that scores at least WHOLE_FRAME_NEAR says the
+#: blob under-measured the object: from WHOLE_MARGIN x the range's low end it runs on the whole
+#: region (7 demo-generator nuclei 30-40 px wide measured 14-24 px by the blob, 24-40 px by
+#: the model, validation seeds: in windows J 0.43-0.86, median 0.62, on the whole frame
+#: 0.78-0.91); model sizes 1.1-1.4x the blob's were as often right as too large
+UNDER = 1.5
+WHOLE_FRAME_NEAR = 0.2
+#: a blob whose peak stays flat up to this many times its diameter (two steps of the scales
+#: tried, :func:`._cell_size.blob_diameters`) may be larger: the top of the peak decides
+#: whether it runs on the whole region (from WHOLE_MARGIN x the range's low end); demo-generator
+#: nuclei 31-37 px wide measured 14-17 px, flat up to 20-24 px: in windows J 0.40-0.59, on the
+#: whole frame 0.74-0.87. A peak flat over one step says little (cells 20-29 px measured
+#: 20 px, flat up to 24 px, were as often better in windows)
+FLAT_PEAK = 1.4
 #: a model size more than this many times a blob of at least RELIABLE_BLOB px is not used: the
 #: model drew a cluster or the whole region (a generalist candidate gave 320-448 px for 25-35 px
 #: nuclei on 2048-px frames at scores 0.11-0.14, and 170 px for a 15-px nucleus on a 1024-px
@@ -254,17 +286,23 @@ def click_diameter(
             is more than :data:`DISAGREE` times larger or smaller (a hint 3x off is corrected).
     """
     y0, x0, y1, x1 = region
+    top = None
     if hint is not None:
         blob = float(hint)
     else:
         d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
-        blob = blob_diameter(image(), click, 4.0, d_max)
+        blob, top = blob_diameters(image(), click, 4.0, d_max)
     est = model_click_size(model, inputs, click, region, size_range, device)
-    return choose_diameter(blob, est, region, size_range[0], hint=hint is not None)
+    return choose_diameter(blob, est, region, size_range[0], hint=hint is not None, blob_top=top)
 
 
 def choose_diameter(
-    blob: float, est: ClickSize | None, region: Sequence[int], lo: float, hint: bool = False
+    blob: float,
+    est: ClickSize | None,
+    region: Sequence[int],
+    lo: float,
+    hint: bool = False,
+    blob_top: float | None = None,
 ) -> float:
     """The click-size rule: the blob's (or hint's) diameter or the model's (frame px).
 
@@ -272,7 +310,12 @@ def choose_diameter(
     and is confident (score >= :data:`CONFIDENT`), or, for a blob (not a hint), when it is over
     :data:`DISAGREE` times larger, needs no window (:func:`~.windows.fits_whole_region`) and
     scores at least :data:`WHOLE_FRAME_CONFIDENT`; never when it is over :data:`MAX_DISAGREE`
-    times a blob of at least :data:`RELIABLE_BLOB` px.
+    times a blob of at least :data:`RELIABLE_BLOB` px. A blob that under-measured its object
+    (the model's size at least :data:`UNDER` times larger, scoring at least
+    :data:`WHOLE_FRAME_NEAR`, or the blob's peak flat up to ``blob_top`` >= :data:`FLAT_PEAK`
+    x the blob) gives way to the smallest size that needs no window
+    (:func:`~.windows.whole_region_diameter`) when that sign reaches
+    :data:`~.windows.WHOLE_MARGIN` of it.
 
     Args:
         blob: blob-scale (or ``cell_diameter`` hint) diameter in frame pixels.
@@ -280,17 +323,27 @@ def choose_diameter(
         region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
         lo: low end of the model's ``object_size_range`` (fraction of its input side).
         hint: ``blob`` is the user's ``cell_diameter``: only a confident model size overrides it.
+        blob_top: the upper end of the blob's peak (:func:`._cell_size.blob_diameters`, frame
+            px); where the blob's size is used, this one is when it needs no window.
     """
+    whole = whole_region_diameter(lo, region)
+    own = blob
+    if blob_top is not None and blob_top >= FLAT_PEAK * blob:
+        if fits_whole_region(blob_top, lo, region, WHOLE_MARGIN):
+            own = max(blob_top, whole)  # the blob's peak reaches a size the model handles
     if est is None:
-        return blob
+        return own
     ratio = est.diameter / blob
     if blob >= RELIABLE_BLOB and ratio > MAX_DISAGREE:
-        return blob
+        return own
     if est.score >= CONFIDENT and (ratio > DISAGREE or ratio < 1 / DISAGREE):
         return est.diameter
     if hint:
         return blob
-    whole = fits_whole_region(est.diameter, lo, region)
-    if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE and whole:
-        return est.diameter
-    return blob
+    if est.score >= WHOLE_FRAME_CONFIDENT and ratio > DISAGREE:
+        if fits_whole_region(est.diameter, lo, region):
+            return est.diameter
+    if est.score >= WHOLE_FRAME_NEAR and ratio >= UNDER:
+        if fits_whole_region(est.diameter, lo, region, WHOLE_MARGIN):
+            return max(est.diameter, whole)  # the blob under-measured the object
+    return own

@@ -69,6 +69,7 @@ import torch.nn.functional as F
 from ..model.sam2 import FrameFeatures
 
 __all__ = [
+    "WHOLE_MARGIN",
     "ZOOM_MODES",
     "fits_whole_region",
     "RECENTRE_MODES",
@@ -79,6 +80,7 @@ __all__ = [
     "logits_extent",
     "prompt_extent",
     "remap_logits",
+    "whole_region_diameter",
 ]
 
 #: ``(y0, x0, y1, x1)`` square frame rectangle in pixels, end exclusive.
@@ -95,6 +97,9 @@ SNAP = 8
 EDGE_MARGIN = 8
 #: logit given to model-input pixels that a remapped mask does not cover
 _OUTSIDE_LOGIT = -32.0
+#: a size that says the blob scale under-measured an object (:mod:`._click_size`) keeps the
+#: object on the whole region from this share of the range's low end
+WHOLE_MARGIN = 0.7
 
 
 def check_cell_diameter(value: float | None) -> float | None:
@@ -166,12 +171,21 @@ def remap_logits(logits: torch.Tensor, src: Sequence[int], dst: Sequence[int]) -
     return out + _OUTSIDE_LOGIT
 
 
-def fits_whole_region(diameter: float, lo: float, region: Sequence[int]) -> bool:
+def fits_whole_region(
+    diameter: float, lo: float, region: Sequence[int], margin: float = 1.0
+) -> bool:
     """Whether an object ``diameter`` frame px wide is comfortable at the model's input when the
     whole ``region`` (y0, x0, y1, x1) is resized to it: its share of the region's longer side
-    is at least ``lo``, the low end of the model's ``object_size_range`` (no window needed)."""
+    is at least ``margin`` x ``lo``, the low end of the model's ``object_size_range`` (no
+    window needed; ``margin`` :data:`WHOLE_MARGIN` for sizes that are lower bounds)."""
+    return diameter >= margin * whole_region_diameter(lo, region)
+
+
+def whole_region_diameter(lo: float, region: Sequence[int]) -> float:
+    """Smallest object diameter (frame px) comfortable at the model's input when the whole
+    ``region`` (y0, x0, y1, x1) is resized to it: ``lo`` x the region's longer side."""
     y0, x0, y1, x1 = region
-    return diameter >= lo * max(y1 - y0, x1 - x0)
+    return lo * max(y1 - y0, x1 - x0)
 
 
 class ZoomPlanner:
