@@ -165,14 +165,48 @@ def test_a_blob_whose_peak_reaches_the_whole_frame_size_needs_no_window():
     whole = pytest.approx(lo * 256)  # the smallest size that needs no window
     assert choose_diameter(14.1, far, (0, 0, 256, 256), lo, blob_top=20.0) == whole
     assert choose_diameter(14.1, None, (0, 0, 256, 256), lo, blob_top=20.0) == whole
-    # a peak without a plateau, or flat over one step only: the blob keeps its window
+    # a peak without a plateau: the blob keeps its window
     assert choose_diameter(20.0, None, (0, 0, 256, 256), lo, blob_top=20.0) == 20.0
-    assert choose_diameter(20.0, None, (0, 0, 256, 256), lo, blob_top=23.8) == 20.0
+    assert choose_diameter(20.0, None, (0, 0, 256, 256), lo, blob_top=None) == 20.0
     # on a 512-px frame the plateau still needs a window: the blob sizes it
     assert choose_diameter(14.1, None, (0, 0, 512, 512), lo, blob_top=20.0) == 14.1
     # a confident model size half the blob's still wins (the blob measured a cluster)
     small = ClickSize(8.0, 0.5, (0, 0, 16, 16))
     assert choose_diameter(20.0, small, (0, 0, 256, 256), lo, blob_top=28.0) == 8.0
+
+
+def test_a_peak_flat_over_one_step_counts_only_at_the_frame_edge():
+    """:func:`flat_peak_top`: a peak flat over two steps (1.41x) counts anywhere, over one step
+    (1.19x) only where the blob's disc reaches the region's edge (a cell cut there is measured
+    by its visible part)."""
+    from napari_sam2.video._click_size import flat_peak_top
+
+    region = (0, 0, 256, 256)
+    assert flat_peak_top(14.1, 20.0, (128.0, 128.0), region) == 20.0
+    assert flat_peak_top(20.0, 23.8, (128.0, 128.0), region) is None
+    assert flat_peak_top(20.0, 23.8, (245.0, 128.0), region) == 23.8  # 11 px from the edge
+    assert flat_peak_top(20.0, 23.8, (128.0, 5.0), (0, 0, 256, 256)) == 23.8
+    assert flat_peak_top(20.0, 23.8, (128.0, 25.0), (0, 20, 256, 276)) == 23.8  # a ROI's edge
+    assert flat_peak_top(20.0, 20.0, (250.0, 250.0), region) is None  # not flat at all
+
+
+def test_an_edge_cut_nucleus_runs_on_the_whole_frame(micro):
+    """A disc 30 px wide cut by the frame's bottom edge to 30 x 15 px, among discs 30 px wide,
+    on a 256-px frame: the blob measures the visible part (under micro's 28-px low end), the
+    flat top of its peak the cut cell, so no window cuts it further, and the mask covers the
+    visible part."""
+    yy, xx = np.mgrid[:256, :256]
+    rng = np.random.default_rng(3)
+    img = rng.normal(20, 4, (256, 256))
+    for cy, cx in ((256.0, 128.0), (100.0, 60.0), (90.0, 180.0), (180.0, 40.0)):
+        img += 150 / (1 + np.exp((np.hypot(yy - cy, xx - cx) - 15.0) / 1.0))
+    movie = np.clip(img, 0, 255).astype(np.uint8)[None]
+    s = VideoSession(micro, movie, axes="TYX", workers=1)
+    s.add_points(0, 1, [(248.0, 128.0)], [1])
+    assert s.window(1, 0) is None
+    truth = np.hypot(yy - 256.0, xx - 128.0) <= 15.0
+    pred = s.labels()[0] == 1
+    assert np.count_nonzero(truth & pred) / np.count_nonzero(truth | pred) > 0.6
 
 
 def test_blob_plateau_of_a_disc():

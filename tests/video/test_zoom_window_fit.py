@@ -11,8 +11,10 @@ from napari_sam2 import VideoSession, load_model
 from napari_sam2.cli.demo import interior_points
 from napari_sam2.video._window_fit import (
     KEEP,
+    edge_extent,
     fitted_side,
     mask_diameter,
+    mask_size,
     refit_agrees,
     refit_window,
     touches_border,
@@ -92,6 +94,26 @@ def test_whole_frame_masks():
     d = 1.1 * RANGE[0] * 1024
     assert z.side_for(d) is None
     assert fitted_side(z, None, disc_logits(FRAME, (500, 500), d)) is KEEP
+
+
+def test_a_cell_cut_by_the_frame_edge_is_sized_along_the_edge():
+    """A disc cut through its centre by the frame's bottom edge: its area says 0.71x its
+    diameter, its extent along the edge the whole diameter, so a cell comfortable on the whole
+    frame stays there instead of getting a window that would cut it further."""
+    z = planner()
+    d = 1.2 * RANGE[0] * 1024  # 135 px: comfortable on the whole 1024-px frame
+    cut = disc_logits(FRAME, (1024, 500), d)
+    assert mask_diameter(cut, FRAME) == pytest.approx(d / np.sqrt(2), rel=0.08)
+    assert edge_extent(cut, FRAME, FRAME) == pytest.approx(d, rel=0.08)
+    assert mask_size(cut, FRAME, FRAME) == edge_extent(cut, FRAME, FRAME)
+    assert fitted_side(z, None, cut) is KEEP
+    # the same cell inside the frame: no edge, sized by its area
+    inner = disc_logits(FRAME, (500, 500), d)
+    assert edge_extent(inner, FRAME, FRAME) == 0
+    assert mask_size(inner, FRAME, FRAME) == mask_diameter(inner, FRAME)
+    # a window's side that is not on the frame's edge does not count
+    w = z.place((500.0, 500.0), 300)
+    assert edge_extent(disc_logits(w, (500, w[3]), 100.0), w, FRAME) == 0
 
 
 def test_refit_window_centres_on_the_mask_and_keeps_the_clicks_inside():

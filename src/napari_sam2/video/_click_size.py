@@ -40,7 +40,8 @@ down and its neighbours take its pixels. Two signs that the blob under-measured 
 object to the whole region once they reach :data:`~.windows.WHOLE_MARGIN` (0.7) of the range's
 low end: the model's size is at least :data:`UNDER` times the blob's (score >=
 :data:`WHOLE_FRAME_NEAR`), or the blob's peak stays flat up to :data:`FLAT_PEAK` times its
-diameter. A blob at 0.7-1x the low end with neither sign keeps its window: on the synthetic
+diameter (:data:`EDGE_FLAT_PEAK` for a cell that may be cut by the region's edge). A blob at
+0.7-1x the low end with neither sign keeps its window: on the synthetic
 looks' cells 20-26 px wide on 256-px frames windows gave J 0.53-0.81 against 0.16-0.56 on the
 whole frame.
 """
@@ -65,8 +66,8 @@ from .windows import (
 )
 
 __all__ = [
-    "CONFIDENT", "ClickSize", "choose_diameter", "click_diameter", "model_click_size",
-    "zoom_agreement", "zoom_ladder",
+    "CONFIDENT", "ClickSize", "choose_diameter", "click_diameter", "flat_peak_top",
+    "model_click_size", "zoom_agreement", "zoom_ladder",
 ]
 
 #: ratio between the sides of consecutive rungs of the ladder
@@ -95,6 +96,10 @@ WHOLE_FRAME_NEAR = 0.2
 #: whole frame 0.74-0.87. A peak flat over one step says little (cells 20-29 px measured
 #: 20 px, flat up to 24 px, were as often better in windows)
 FLAT_PEAK = 1.4
+#: ... unless the blob's disc at the top of its peak reaches the region's edge: a cell cut there
+#: is measured by its visible part, its extent along the edge lies at the top of the peak, and
+#: one step (2^(1/4) = 1.19x) counts
+EDGE_FLAT_PEAK = 1.15
 #: a model size more than this many times a blob of at least RELIABLE_BLOB px is not used: the
 #: model drew a cluster or the whole region (a generalist candidate gave 320-448 px for 25-35 px
 #: nuclei on 2048-px frames at scores 0.11-0.14, and 170 px for a 15-px nucleus on a 1024-px
@@ -292,8 +297,31 @@ def click_diameter(
     else:
         d_max = max(8.0, size_range[0] * max(y1 - y0, x1 - x0))
         blob, top = blob_diameters(image(), click, 4.0, d_max)
+        top = flat_peak_top(blob, top, click, region)
     est = model_click_size(model, inputs, click, region, size_range, device)
     return choose_diameter(blob, est, region, size_range[0], hint=hint is not None, blob_top=top)
+
+
+def flat_peak_top(
+    blob: float, top: float, click: tuple[float, float], region: Sequence[int]
+) -> float | None:
+    """The top of a blob's peak when the peak is flat enough to say the object may be that
+    large (frame px), else None.
+
+    Args:
+        blob: the blob's diameter, ``top``: the upper end of its peak
+            (:func:`._cell_size.blob_diameters`), frame px.
+        click: (y, x) in frame pixels.
+        region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
+
+    Returns:
+        ``top`` when it is at least :data:`FLAT_PEAK` x ``blob``, or :data:`EDGE_FLAT_PEAK` x
+        ``blob`` when a disc of diameter ``top`` around the click reaches the region's edge
+        (a cell cut there); else None.
+    """
+    y0, x0, y1, x1 = region
+    cut = min(click[0] - y0, click[1] - x0, y1 - click[0], x1 - click[1]) < top / 2
+    return top if top >= (EDGE_FLAT_PEAK if cut else FLAT_PEAK) * blob else None
 
 
 def choose_diameter(
@@ -312,10 +340,9 @@ def choose_diameter(
     scores at least :data:`WHOLE_FRAME_CONFIDENT`; never when it is over :data:`MAX_DISAGREE`
     times a blob of at least :data:`RELIABLE_BLOB` px. A blob that under-measured its object
     (the model's size at least :data:`UNDER` times larger, scoring at least
-    :data:`WHOLE_FRAME_NEAR`, or the blob's peak flat up to ``blob_top`` >= :data:`FLAT_PEAK`
-    x the blob) gives way to the smallest size that needs no window
-    (:func:`~.windows.whole_region_diameter`) when that sign reaches
-    :data:`~.windows.WHOLE_MARGIN` of it.
+    :data:`WHOLE_FRAME_NEAR`, or the blob's peak flat up to ``blob_top``) gives way to the
+    smallest size that needs no window (:func:`~.windows.whole_region_diameter`) when that
+    sign reaches :data:`~.windows.WHOLE_MARGIN` of it.
 
     Args:
         blob: blob-scale (or ``cell_diameter`` hint) diameter in frame pixels.
@@ -323,12 +350,12 @@ def choose_diameter(
         region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
         lo: low end of the model's ``object_size_range`` (fraction of its input side).
         hint: ``blob`` is the user's ``cell_diameter``: only a confident model size overrides it.
-        blob_top: the upper end of the blob's peak (:func:`._cell_size.blob_diameters`, frame
-            px); where the blob's size is used, this one is when it needs no window.
+        blob_top: the top of the blob's flat peak (:func:`flat_peak_top`, frame px) or None;
+            where the blob's size is used, this one is when it needs no window.
     """
     whole = whole_region_diameter(lo, region)
     own = blob
-    if blob_top is not None and blob_top >= FLAT_PEAK * blob:
+    if blob_top is not None and blob_top > blob:
         if fits_whole_region(blob_top, lo, region, WHOLE_MARGIN):
             own = max(blob_top, whole)  # the blob's peak reaches a size the model handles
     if est is None:

@@ -12,6 +12,9 @@ the window measures the object better, so it is checked:
   of the window's side) or **smaller than the range's low end**: the window is re-sized to put
   the object at the target size;
 * a mask on the **whole frame** (no window) smaller than the low end gets a window;
+* a mask's size is the diameter of the disc of its area, or its extent along the frame's edge
+  where the frame cuts it and that is larger (:func:`mask_size`: the cut does not shorten a
+  cell along the edge);
 * a mask more than 2x off a ``cell_diameter`` hint it was sized by (a hint that does not fit
   this object, e.g. a whole-frame blob or a leak for a hint 3x too large) has the object sized
   again from the image alone (:meth:`~._model_scale.ModelScale.refit_prompt_window`); that
@@ -41,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ._click_size import DISAGREE, zoom_agreement
@@ -54,7 +58,9 @@ __all__ = [
     "MIN_EXTENT",
     "TOLERANCE",
     "fitted_side",
+    "edge_extent",
     "mask_diameter",
+    "mask_size",
     "contradicts",
     "refit_agrees",
     "refit_window",
@@ -96,6 +102,40 @@ def mask_diameter(logits: torch.Tensor, rect: Sequence[int]) -> float:
     h, w = pos.shape
     px = (rect[2] - rect[0]) * (rect[3] - rect[1]) / (h * w)
     return 2.0 * math.sqrt(float(pos.sum()) * px / math.pi)
+
+
+def edge_extent(logits: torch.Tensor, rect: Sequence[int], region: Sequence[int]) -> float:
+    """Longest extent (frame px) of a mask along a side of the ``region`` (y0, x0, y1, x1) that
+    its rectangle ``rect`` lies on: a cell cut by the frame's edge keeps its width along the
+    edge there (0 when the mask reaches no such side).
+
+    Args:
+        logits: (1, 1, h, w) or (h, w) low-resolution logits over ``rect``.
+        rect: (y0, x0, y1, x1) frame rectangle the logits cover.
+        region: (y0, x0, y1, x1) frame rectangle the model would otherwise see.
+    """
+    pos = (logits.reshape(logits.shape[-2:]) > 0).cpu().numpy()
+    h, w = pos.shape
+    sy, sx = (rect[2] - rect[0]) / h, (rect[3] - rect[1]) / w
+    lines = (
+        (rect[0] <= region[0], pos[0], sx),
+        (rect[2] >= region[2], pos[-1], sx),
+        (rect[1] <= region[1], pos[:, 0], sy),
+        (rect[3] >= region[3], pos[:, -1], sy),
+    )
+    out = 0.0
+    for on_edge, line, step in lines:
+        idx = np.flatnonzero(line)
+        if on_edge and idx.size:
+            out = max(out, float(idx[-1] - idx[0] + 1) * step)
+    return out
+
+
+def mask_size(logits: torch.Tensor, rect: Sequence[int], region: Sequence[int]) -> float:
+    """An object's size (frame px) from its mask over ``rect``: the diameter of the disc of its
+    area (:func:`mask_diameter`), or its extent along the region's edge where it is cut there
+    and that is larger (:func:`edge_extent`)."""
+    return max(mask_diameter(logits, rect), edge_extent(logits, rect, region))
 
 
 def touches_border(
@@ -140,7 +180,7 @@ def fitted_side(
     if not zoom.active or logits is None:
         return KEEP
     rect = zoom.region if window is None else window
-    extent = mask_diameter(logits, rect)
+    extent = mask_size(logits, rect, zoom.region)
     if extent < MIN_EXTENT:
         return KEEP
     if window is None:
