@@ -52,6 +52,11 @@ class _Track:
         self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
         self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
         self.prompted: set[int] = set()
+        #: t -> the user's prompts at t, in the order given: ("points", z, points, labels) or
+        #: ("box", z, box); replayed into a new z-session of t (one z-session lives at a time)
+        self.prompts: dict[int, list[tuple]] = {}
+        #: t -> the slice the object's fill along z starts from at a prompted t (its last prompt)
+        self.clicked: dict[int, int] = {}
         #: automatic zoom: the window side (frame px) its first prompt was segmented in
         #: (None: whole slices); ``sized`` once that prompt has run. Masks handed between the
         #: time session and the z-sessions keep this side (``add_mask(window_side=...)``): the
@@ -63,6 +68,14 @@ class _Track:
         #: track is a daughter (born at its first prompted timepoint, followed forward only)
         self.ended: int | None = None
         self.born = False
+
+
+def _replay(session: VideoSession, obj_id: int, prompt: tuple) -> None:
+    """Run a recorded prompt (see :attr:`_Track.prompts`) in a z-session."""
+    if prompt[0] == "points":
+        session.add_points(prompt[1], obj_id, prompt[2], prompt[3])
+    else:
+        session.add_box(prompt[1], obj_id, prompt[2])
 
 
 def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
@@ -212,6 +225,9 @@ class VolumeTimeSession:
         zs.runner.pool = self._z_pool  # shared: a z-session lives for one timepoint only
         zs.set_label_volume(self._labels[t])
         self._zs = (t, zs)
+        for o in self.obj_ids:  # a timepoint prompted before: its prompts again
+            for prompt in self._tracks[o].prompts.get(t, []):
+                _replay(zs, o, prompt)
         return zs
 
     def _track(self, obj_id: int) -> _Track:
@@ -289,65 +305,119 @@ class VolumeTimeSession:
     ) -> np.ndarray:
         """Clicks on slice z of timepoint ``frame``: segments the object in 3-D there.
 
+        The objects prompted on one timepoint are filled along z together, as the cells of a
+        z-stack are (:func:`~napari_sam2.video.volumes.propagate_along_z` with its prompt
+        rules): an object's fill ends where it runs onto a cell prompted on a nearer slice, so
+        one cell's fill does not take a neighbour stacked above or below it, and the labels do
+        not depend on the order of the clicks. A new prompt fills every object prompted on
+        that timepoint again.
+
         Args:
             frame: timepoint t.
             z: slice index.
             obj_id: object id (>= 1; one id per cell across time).
             points: (N, 2) clicks as (y, x) pixels.
             labels: (N,) 1 = on the object, 0 = background.
-            fill_z: fill the object along z at once; False segments slice z only (fill
-                later with :meth:`fill_z`; it is then followed through time on slice z).
+            fill_z: fill the objects prompted on that timepoint along z at once; False
+                segments slice z only (fill later with :meth:`fill_z`: many prompts, one
+                fill; without a fill it is followed through time on slice z).
 
         Returns:
             (Z, Y, X) bool mask of the object at that timepoint.
         """
         frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_points(z, obj_id, points, labels)
-        return self._settle(frame, z, obj_id, fill_z)
+        return self._prompt(frame, z, obj_id, ("points", z, points, labels), fill_z)
 
     def add_box(self, frame: int, z: int, obj_id: int, box, *, fill_z: bool = True) -> np.ndarray:
         """A box (y0, x0, y1, x1) on slice z of timepoint ``frame`` (see :meth:`add_points`)."""
         frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_box(z, obj_id, box)
-        return self._settle(frame, z, obj_id, fill_z)
+        return self._prompt(frame, z, obj_id, ("box", z, box), fill_z)
 
     def fill_z(self, frame: int) -> list[int]:
-        """Fill along z, at timepoint ``frame``, the objects prompted there on one slice.
+        """Fill along z, at timepoint ``frame``, the objects prompted there, all together.
 
         Returns:
             The ids filled.
         """
         frame, _ = self._check(frame, 0)
-        ids = [tr.obj_id for tr in self._tracks.values() if frame in tr.prompted]
-        for obj_id in ids:
-            self._settle(frame, self._tracks[obj_id].centre[frame], obj_id, True)
-        return ids
+        return self._fill_prompted(frame)
 
-    def _settle(self, t: int, z: int, obj_id: int, fill_z: bool = True) -> np.ndarray:
-        """Fill a prompted object along z at t and give its central slice to its time session."""
+    def _prompt(self, t: int, z: int, obj_id: int, prompt: tuple, fill_z: bool) -> np.ndarray:
+        """Run one prompt on slice z of t, record it, and fill (or settle on slice z)."""
+        tr = self._track(obj_id)
         zs = self._z_session(t)
+        if t not in tr.prompts and obj_id in zs.obj_ids:  # followed there: the prompt rules
+            zs.remove_object(obj_id)
+        _replay(zs, obj_id, prompt)
+        tr.prompts.setdefault(t, []).append(prompt)
+        tr.clicked[t] = z
         if fill_z:
-            for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard, fit=self.fit):
-                pass
+            self._fill_prompted(t)
+        mask = self._labels[t] == obj_id
+        if not mask.any():  # nothing found: the prompt is dropped, the others filled without it
+            self._drop_last_prompt(t, obj_id)
+            if fill_z:
+                self._fill_prompted(t)
+            raise ValueError(
+                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
+                "click inside the cell, or draw a box around it"
+            )
+        if not fill_z:
+            self._settle(t, obj_id)
+        return mask
+
+    def _drop_last_prompt(self, t: int, obj_id: int) -> None:
+        """Forget an object's last prompt at t (its earlier prompts there stay)."""
+        tr = self._tracks[obj_id]
+        zs = self._z_session(t)
+        last = tr.prompts[t].pop()
+        zs.clear_prompts(last[1], obj_id)
+        for prompt in tr.prompts[t]:
+            if prompt[1] == last[1]:
+                _replay(zs, obj_id, prompt)
+        if tr.prompts[t]:
+            tr.clicked[t] = tr.prompts[t][-1][1]
+        else:
+            del tr.prompts[t]
+            tr.clicked.pop(t)
+            zs.remove_object(obj_id)
+
+    def _fill_prompted(self, t: int) -> list[int]:
+        """Fill every object prompted at t along z together, from its last prompt's slice,
+        and hand each its central slice (see :meth:`_settle`)."""
+        starts = {o: tr.clicked[t] for o, tr in sorted(self._tracks.items()) if t in tr.prompts}
+        if not starts:
+            return []
+        zs = self._z_session(t)
+        for o in starts:  # each fill starts from its prompts alone: no memories of a fill before
+            done = set(zs.prompted_frames(o))
+            for s in range(self.num_slices):
+                if s not in done:
+                    zs.clear_prompts(s, o)
+        for _ in propagate_along_z(zs, starts, "both", self.guard, fit=self.fit):
+            pass
+        for o in starts:
+            if (self._labels[t] == o).any():  # an empty prompt is refused by the caller
+                self._settle(t, o)
+        return list(starts)
+
+    def _settle(self, t: int, obj_id: int) -> None:
+        """Give a prompted object's mask on its clicked slice to its time session."""
+        zs = self._z_session(t)
+        tr = self._tracks[obj_id]
+        z = tr.clicked[t]
         mask = self._labels[t] == obj_id
         # the slice clicked is the cell's for sure; the widest slice of a fill that went on
         # into a neighbour along z is the neighbour's
         zc = z if mask[z].any() else central_slice(mask)
         if zc is None:
-            raise ValueError(
-                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
-                "click inside the cell, or draw a box around it"
-            )
-        tr = self._track(obj_id)
+            return
         if not tr.sized:  # the window side of its first prompt, kept through time and z
             tr.side, tr.sized = _window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
         tr.time.add_mask(t, obj_id, mask[zc], window_side=tr.side)
         tr.centre[t] = zc
         tr.prompted.add(t)
-        return mask
 
     # ------------------------------------------------------------------ propagation
     def propagate(
