@@ -38,7 +38,7 @@ and cells move a few voxels per timepoint. Four rules use them, each in one plac
   (:meth:`~napari_sam2.video.volume_time.VolumeTimeSession.add_points`), not the widest slice
   of its fill, which may lie on a neighbour the fill went on into.
 
-A z-stack without time has no timepoint before: none of this runs there.
+A z-stack without time has no timepoint before: of these it runs only the prompt rules.
 """
 
 from __future__ import annotations
