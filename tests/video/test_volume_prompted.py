@@ -36,14 +36,22 @@ def _movie(frames: int = 2) -> np.ndarray:
     return np.stack([np.roll(vol, t, axis=2) for t in range(frames)])
 
 
-def _clicked(model, order, fill_z: bool = True) -> np.ndarray:
+def _clicked(model, order, fill: str = "each") -> tuple[np.ndarray, np.ndarray]:
+    """Labels at t = 0 after the clicks and after following them forward; ``fill``: "each"
+    click fills, "once" (one ``fill_z`` after the clicks) or "propagate" (its first step)."""
     session = VolumeTimeSession(model, _movie(), axes="TZYX")
     try:
         for obj in order:
             z, y, x = CLICKS[obj]
-            session.add_points(0, z, obj, [(y, x)], [1], fill_z=fill_z)
-        if not fill_z:
+            session.add_points(0, z, obj, [(y, x)], [1], fill_z=fill == "each")
+        if fill == "once":
             assert sorted(session.fill_z(0)) == [1, 2, 3]
+        if fill == "propagate":
+            steps = session.propagate("forward")
+            assert next(steps) == 0
+            first = session.labels()[0].copy()
+            list(steps)
+            return first, session.labels().copy()
         first = session.labels()[0].copy()
         list(session.propagate("forward"))
         return first, session.labels().copy()
@@ -52,13 +60,14 @@ def _clicked(model, order, fill_z: bool = True) -> np.ndarray:
 
 
 def test_click_order_does_not_change_labels(model):
-    """Clicks in id order, reversed, or all before one fill: the same labels at the prompted
-    timepoint and after following the cells through time (the random model's masks overlap
+    """Clicks in id order, reversed, all before one fill, or all before propagating (which
+    fills the prompted timepoint first): the same labels at the prompted timepoint and after
+    following the cells through time (the random model's masks overlap
     everywhere, so every contested voxel is decided by the rules, not by who came first)."""
     first, labels = _clicked(model, [1, 2, 3])
     assert set(np.unique(first)) >= {1, 2, 3}
-    for order, fill_z in (([3, 2, 1], True), ([2, 3, 1], False)):
-        other_first, other = _clicked(model, order, fill_z)
+    for order, fill in (([3, 2, 1], "each"), ([2, 3, 1], "once"), ([2, 1, 3], "propagate")):
+        other_first, other = _clicked(model, order, fill)
         np.testing.assert_array_equal(other_first, first)
         np.testing.assert_array_equal(other, labels)
 

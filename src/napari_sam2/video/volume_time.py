@@ -165,6 +165,8 @@ class VolumeTimeSession:
         self._labels = out if out is not None else np.zeros(expected, np.uint16)
         self._tracks: dict[int, _Track] = {}
         self._zs: tuple[int, VideoSession] | None = None
+        #: prompted timepoints not filled along z since their last prompt (``fill_z=False``)
+        self._unfilled: set[int] = set()
 
     # ------------------------------------------------------------------ basics
     def _source(self, planes: _Planes, limits: Any, prefetch: bool = True) -> FrameSource:
@@ -353,6 +355,8 @@ class VolumeTimeSession:
         tr.clicked[t] = z
         if fill_z:
             self._fill_prompted(t)
+        else:
+            self._unfilled.add(t)
         mask = self._labels[t] == obj_id
         if not mask.any():  # nothing found: the prompt is dropped, the others filled without it
             self._drop_last_prompt(t, obj_id)
@@ -386,6 +390,7 @@ class VolumeTimeSession:
         """Fill every object prompted at t along z together, from its last prompt's slice,
         and hand each its central slice (see :meth:`_settle`)."""
         starts = {o: tr.clicked[t] for o, tr in sorted(self._tracks.items()) if t in tr.prompts}
+        self._unfilled.discard(t)
         if not starts:
             return []
         zs = self._z_session(t)
@@ -432,13 +437,17 @@ class VolumeTimeSession:
         Args:
             direction: ``"forward"``, ``"backward"`` or ``"both"``.
             stop: last timepoint of a one-way run (default: the movie's end that way).
-            fill_z: fill each timepoint along z (3-D cells); False follows the objects on
-                their slice only (one 2-D mask per timepoint, on the slice of the prompt).
+            fill_z: fill each timepoint along z (3-D cells), the prompted timepoints not
+                filled yet first (:meth:`fill_z`); False follows the objects on their slice
+                only (one 2-D mask per timepoint, on the slice of the prompt).
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(
                 f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
             )
+        if fill_z:  # prompted timepoints clicked slice by slice are filled first
+            for t in sorted(self._unfilled):
+                self._fill_prompted(t)
         tracks = [tr for tr in self._tracks.values() if tr.prompted]
         if not tracks:
             raise ValueError("nothing to propagate: add points or a box on a slice first")
