@@ -31,6 +31,7 @@ from ._parallel import WorkerPool, auto_workers
 from ._volume_identity import give_back_stolen
 from ._volume_overlap import without_neighbours
 from ._volume_planes import _open_4d, _Planes
+from ._volume_track import Track, replay, window_side
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
@@ -41,47 +42,6 @@ __all__ = ["VolumeTimeSession"]
 
 
 # ------------------------------------------------------------------------------ 3-D + time
-
-
-class _Track:
-    """One 3-D object followed through time: its time session and central slices."""
-
-    def __init__(self, obj_id: int, session: VideoSession) -> None:
-        self.obj_id = obj_id
-        self.time = session
-        self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
-        self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
-        self.prompted: set[int] = set()
-        #: t -> the user's prompts at t, in the order given: ("points", z, points, labels) or
-        #: ("box", z, box); replayed into a new z-session of t (one z-session lives at a time)
-        self.prompts: dict[int, list[tuple]] = {}
-        #: t -> the slice the object's fill along z starts from at a prompted t (its last prompt)
-        self.clicked: dict[int, int] = {}
-        #: automatic zoom: the window side (frame px) its first prompt was segmented in
-        #: (None: whole slices); ``sized`` once that prompt has run. Masks handed between the
-        #: time session and the z-sessions keep this side (``add_mask(window_side=...)``): the
-        #: model's own masks are often wider than the cell, and a window sized from them can
-        #: cross the whole-slice threshold (masks far too large at later timepoints).
-        self.side: int | None = None
-        self.sized = False
-        #: divisions: last timepoint of a mother's track (None: not divided); whether the
-        #: track is a daughter (born at its first prompted timepoint, followed forward only)
-        self.ended: int | None = None
-        self.born = False
-
-
-def _replay(session: VideoSession, obj_id: int, prompt: tuple) -> None:
-    """Run a recorded prompt (see :attr:`_Track.prompts`) in a z-session."""
-    if prompt[0] == "points":
-        session.add_points(prompt[1], obj_id, prompt[2], prompt[3])
-    else:
-        session.add_box(prompt[1], obj_id, prompt[2])
-
-
-def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
-    """Side (frame px) of the window an object was segmented in on a frame (None: none)."""
-    w = session.window(obj_id, frame)
-    return None if w is None else int(w[2] - w[0])
 
 
 class VolumeTimeSession:
@@ -163,7 +123,7 @@ class VolumeTimeSession:
         if out is not None:
             check_labels(out, shape=expected, name="out", check_values=False)
         self._labels = out if out is not None else np.zeros(expected, np.uint16)
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[int, Track] = {}
         self._zs: tuple[int, VideoSession] | None = None
         #: prompted timepoints not filled along z since their last prompt (``fill_z=False``)
         self._unfilled: set[int] = set()
@@ -229,12 +189,12 @@ class VolumeTimeSession:
         self._zs = (t, zs)
         for o in self.obj_ids:  # a timepoint prompted before: its prompts again
             for prompt in self._tracks[o].prompts.get(t, []):
-                _replay(zs, o, prompt)
+                replay(zs, o, prompt)
         return zs
 
-    def _track(self, obj_id: int) -> _Track:
+    def _track(self, obj_id: int) -> Track:
         if obj_id not in self._tracks:
-            tr: _Track
+            tr: Track
 
             def plane(t: int) -> tuple[int, int]:
                 return t, tr.read_slice[t]
@@ -253,11 +213,11 @@ class VolumeTimeSession:
                 zoom=self.zoom,
                 cell_diameter=self.cell_diameter,
             )
-            tr = _Track(obj_id, time)
+            tr = Track(obj_id, time)
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
 
-    def _divide(self, t: int, mother: _Track) -> None:
+    def _divide(self, t: int, mother: Track) -> None:
         """Split ``mother`` into two daughters at t when its 3-D mask fell apart there."""
         if t == 0 or t - 1 not in mother.centre:
             return
@@ -292,7 +252,7 @@ class VolumeTimeSession:
         """
         return dataclasses.replace(self.settings, stored_memory_frames=0)
 
-    def _read_at(self, tr: _Track, t: int, z: int) -> None:
+    def _read_at(self, tr: Track, t: int, z: int) -> None:
         """Make the time session's frame t the plane (t, z) (dropping an encoding made from
         another slice)."""
         if tr.read_slice.get(t) == z:
@@ -350,7 +310,7 @@ class VolumeTimeSession:
         zs = self._z_session(t)
         if t not in tr.prompts and obj_id in zs.obj_ids:  # followed there: the prompt rules
             zs.remove_object(obj_id)
-        _replay(zs, obj_id, prompt)
+        replay(zs, obj_id, prompt)
         tr.prompts.setdefault(t, []).append(prompt)
         tr.clicked[t] = z
         if fill_z:
@@ -378,7 +338,7 @@ class VolumeTimeSession:
         zs.clear_prompts(last[1], obj_id)
         for prompt in tr.prompts[t]:
             if prompt[1] == last[1]:
-                _replay(zs, obj_id, prompt)
+                replay(zs, obj_id, prompt)
         if tr.prompts[t]:
             tr.clicked[t] = tr.prompts[t][-1][1]
         else:
@@ -418,7 +378,7 @@ class VolumeTimeSession:
         if zc is None:
             return
         if not tr.sized:  # the window side of its first prompt, kept through time and z
-            tr.side, tr.sized = _window_side(zs, obj_id, z), True
+            tr.side, tr.sized = window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
         tr.time.add_mask(t, obj_id, mask[zc], window_side=tr.side)
         tr.centre[t] = zc
@@ -476,7 +436,7 @@ class VolumeTimeSession:
                 self._timepoint(t, active, reverse=True, fill_z=fill_z)
                 yield t
 
-    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool, fill_z: bool) -> None:
+    def _timepoint(self, t: int, tracks: list[Track], reverse: bool, fill_z: bool) -> None:
         """Track ``tracks`` to timepoint t on their central slices, then fill along z."""
         before = t + 1 if reverse else t - 1
         starts: dict[int, int] = {}
