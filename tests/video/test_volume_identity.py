@@ -178,3 +178,35 @@ def test_with_the_timepoint_before_no_cell_is_ended_by_its_neighbours_mask():
     kept = found()
     _guard(kept, {1: 2, 3: 1}, nz, lambda z: image[z], False, neighbour_rule=False)
     assert sorted(kept.crops[3]) == sorted(kept.crops[1]) == list(range(nz))
+
+
+def test_fills_of_stacked_cells_end_on_the_voxels_the_other_held():
+    """Two cells stacked along z, each mask going on through the other's slices (the model's
+    masks do not shrink): with the labels of the timepoint before, each ends on the first
+    slice where its mask lies mostly on the other's voxels; a touching neighbour beside it,
+    whose mask lies only partly on the other's voxels, is not ended."""
+    from napari_sam2.video._volume_identity import MAX_HELD_SHARE, held_by_others
+    from napari_sam2.video.volumes import _guard, _ObjectSlices
+
+    shape, nz = (24, 40), 8
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    disc = (yy - 12) ** 2 + (xx - 12) ** 2 <= 25
+    beside = (yy - 12) ** 2 + (xx - 19) ** 2 <= 25  # cell 3, overlapping cell 1's disc
+    image = np.zeros((nz, *shape), np.float32)
+    image[:, disc | beside] = 1.0
+    previous = np.zeros((nz, *shape), np.uint16)
+    previous[:4][:, disc] = 1  # cell 1 below, cell 2 above
+    previous[4:][:, disc] = 2
+    previous[:, beside & ~disc] = 3
+    share = held_by_others(beside, previous[2], 3)
+    assert 0 < share < MAX_HELD_SHARE  # the neighbour's mask lies partly on cell 1
+    found = _ObjectSlices(shape)
+    for obj_id, m in ((1, disc), (2, disc), (3, beside)):
+        for z in range(nz):
+            found.crops.setdefault(obj_id, {})[z] = ((0, 0, *shape), m)
+    starts = {1: 1, 2: 6, 3: 3}
+    _guard(found, starts, nz, lambda z: image[z], claims=False, previous=previous)
+    assert sorted(found.crops[1]) == [0, 1, 2, 3]
+    assert sorted(found.crops[2]) == [4, 5, 6, 7]
+    assert sorted(found.crops[3]) == list(range(nz))
+    assert held_by_others(np.zeros(shape, bool), previous[0], 1) == 0.0

@@ -410,3 +410,22 @@ def test_guard_on_tracked_start_slices_uses_the_share_rise():
     found = _found(shape, {1: {z: a for z in range(nz)}, 3: path})
     _guard(found, {1: 2, 3: 1}, nz, lambda z: image[z], claims=False)
     assert sorted(found.crops[3]) == [0, 1, 2, 3]  # on 4 and 5 it lies on cell 1
+
+
+def test_prompted_objects_end_where_their_mask_went_to_a_neighbour():
+    """After the overlaps are shared out, a prompted object left with a sliver of its own
+    mask on a slice (the rest lay deeper in a neighbour's mask) ends there: the sliver and
+    every slice beyond are erased; a slice where it kept most of its mask stays."""
+    from napari_sam2.video.volumes import MIN_KEPT_SHARE, _end_where_outweighed
+
+    shape, nz = (24, 32), 8
+    a = _disc(shape, (12, 12), 6)
+    found = _found(shape, {1: {z: a for z in range(nz)}})
+    labels = np.zeros((nz, *shape), np.uint16)
+    labels[:, a] = 1
+    sliver = a & (np.arange(shape[1]) < 8)  # what it kept on slices 5-7
+    assert 0 < sliver.sum() < MIN_KEPT_SHARE * a.sum()
+    labels[5:][:, a & ~sliver] = 2  # a neighbour's deeper mask won the rest
+    _end_where_outweighed(labels, found, {1: 2})
+    assert [int((labels[z] == 1).sum()) for z in range(nz)] == [int(a.sum())] * 5 + [0] * 3
+    assert (labels[5:][:, a & ~sliver] == 2).all()  # the neighbour's voxels stay its own

@@ -153,11 +153,12 @@ def segment_volume(
             pairs = _grouped(points, box_list, lambda p: (p.frame, p.z))
             for (t, z, obj), (box, pts) in sorted(pairs.items()):
                 if box is not None:
-                    session.add_box(t, z, obj, (box.y0, box.x0, box.y1, box.x1))
+                    session.add_box(t, z, obj, (box.y0, box.x0, box.y1, box.x1), fill_z=False)
                 if pts:
-                    session.add_points(
-                        t, z, obj, [(p.y, p.x) for p in pts], [int(p.positive) for p in pts]
-                    )
+                    clicks, signs = [(p.y, p.x) for p in pts], [int(p.positive) for p in pts]
+                    session.add_points(t, z, obj, clicks, signs, fill_z=False)
+            for t in sorted({t for t, _, _ in pairs}):  # one fill per prompted timepoint
+                session.fill_z(t)
             total = session.num_frames
             _run(session.propagate(direction), total, cancel, progress)
             return Segmentation(session.labels(), dict(session.lineage))

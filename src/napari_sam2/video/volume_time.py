@@ -31,6 +31,7 @@ from ._parallel import WorkerPool, auto_workers
 from ._volume_identity import give_back_stolen
 from ._volume_overlap import without_neighbours
 from ._volume_planes import _open_4d, _Planes
+from ._volume_track import Track, replay, window_side
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
@@ -41,34 +42,6 @@ __all__ = ["VolumeTimeSession"]
 
 
 # ------------------------------------------------------------------------------ 3-D + time
-
-
-class _Track:
-    """One 3-D object followed through time: its time session and central slices."""
-
-    def __init__(self, obj_id: int, session: VideoSession) -> None:
-        self.obj_id = obj_id
-        self.time = session
-        self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
-        self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
-        self.prompted: set[int] = set()
-        #: automatic zoom: the window side (frame px) its first prompt was segmented in
-        #: (None: whole slices); ``sized`` once that prompt has run. Masks handed between the
-        #: time session and the z-sessions keep this side (``add_mask(window_side=...)``): the
-        #: model's own masks are often wider than the cell, and a window sized from them can
-        #: cross the whole-slice threshold (masks far too large at later timepoints).
-        self.side: int | None = None
-        self.sized = False
-        #: divisions: last timepoint of a mother's track (None: not divided); whether the
-        #: track is a daughter (born at its first prompted timepoint, followed forward only)
-        self.ended: int | None = None
-        self.born = False
-
-
-def _window_side(session: VideoSession, obj_id: int, frame: int) -> int | None:
-    """Side (frame px) of the window an object was segmented in on a frame (None: none)."""
-    w = session.window(obj_id, frame)
-    return None if w is None else int(w[2] - w[0])
 
 
 class VolumeTimeSession:
@@ -150,8 +123,10 @@ class VolumeTimeSession:
         if out is not None:
             check_labels(out, shape=expected, name="out", check_values=False)
         self._labels = out if out is not None else np.zeros(expected, np.uint16)
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[int, Track] = {}
         self._zs: tuple[int, VideoSession] | None = None
+        #: prompted timepoints not filled along z since their last prompt (``fill_z=False``)
+        self._unfilled: set[int] = set()
 
     # ------------------------------------------------------------------ basics
     def _source(self, planes: _Planes, limits: Any, prefetch: bool = True) -> FrameSource:
@@ -212,11 +187,14 @@ class VolumeTimeSession:
         zs.runner.pool = self._z_pool  # shared: a z-session lives for one timepoint only
         zs.set_label_volume(self._labels[t])
         self._zs = (t, zs)
+        for o in self.obj_ids:  # a timepoint prompted before: its prompts again
+            for prompt in self._tracks[o].prompts.get(t, []):
+                replay(zs, o, prompt)
         return zs
 
-    def _track(self, obj_id: int) -> _Track:
+    def _track(self, obj_id: int) -> Track:
         if obj_id not in self._tracks:
-            tr: _Track
+            tr: Track
 
             def plane(t: int) -> tuple[int, int]:
                 return t, tr.read_slice[t]
@@ -235,11 +213,11 @@ class VolumeTimeSession:
                 zoom=self.zoom,
                 cell_diameter=self.cell_diameter,
             )
-            tr = _Track(obj_id, time)
+            tr = Track(obj_id, time)
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
 
-    def _divide(self, t: int, mother: _Track) -> None:
+    def _divide(self, t: int, mother: Track) -> None:
         """Split ``mother`` into two daughters at t when its 3-D mask fell apart there."""
         if t == 0 or t - 1 not in mother.centre:
             return
@@ -274,7 +252,7 @@ class VolumeTimeSession:
         """
         return dataclasses.replace(self.settings, stored_memory_frames=0)
 
-    def _read_at(self, tr: _Track, t: int, z: int) -> None:
+    def _read_at(self, tr: Track, t: int, z: int) -> None:
         """Make the time session's frame t the plane (t, z) (dropping an encoding made from
         another slice)."""
         if tr.read_slice.get(t) == z:
@@ -289,65 +267,122 @@ class VolumeTimeSession:
     ) -> np.ndarray:
         """Clicks on slice z of timepoint ``frame``: segments the object in 3-D there.
 
+        The objects prompted on one timepoint are filled along z together, as the cells of a
+        z-stack are (:func:`~napari_sam2.video.volumes.propagate_along_z` with its prompt
+        rules): an object's fill ends where it runs onto a cell prompted on a nearer slice, so
+        one cell's fill does not take a neighbour stacked above or below it, and the labels do
+        not depend on the order of the clicks. A new prompt fills every object prompted on
+        that timepoint again.
+
         Args:
             frame: timepoint t.
             z: slice index.
             obj_id: object id (>= 1; one id per cell across time).
             points: (N, 2) clicks as (y, x) pixels.
             labels: (N,) 1 = on the object, 0 = background.
-            fill_z: fill the object along z at once; False segments slice z only (fill
-                later with :meth:`fill_z`; it is then followed through time on slice z).
+            fill_z: fill the objects prompted on that timepoint along z at once; False
+                segments slice z only (fill later with :meth:`fill_z`: many prompts, one
+                fill; without a fill it is followed through time on slice z).
 
         Returns:
             (Z, Y, X) bool mask of the object at that timepoint.
         """
         frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_points(z, obj_id, points, labels)
-        return self._settle(frame, z, obj_id, fill_z)
+        return self._prompt(frame, z, obj_id, ("points", z, points, labels), fill_z)
 
     def add_box(self, frame: int, z: int, obj_id: int, box, *, fill_z: bool = True) -> np.ndarray:
         """A box (y0, x0, y1, x1) on slice z of timepoint ``frame`` (see :meth:`add_points`)."""
         frame, z = self._check(frame, z)
-        zs = self._z_session(frame)
-        zs.add_box(z, obj_id, box)
-        return self._settle(frame, z, obj_id, fill_z)
+        return self._prompt(frame, z, obj_id, ("box", z, box), fill_z)
 
     def fill_z(self, frame: int) -> list[int]:
-        """Fill along z, at timepoint ``frame``, the objects prompted there on one slice.
+        """Fill along z, at timepoint ``frame``, the objects prompted there, all together.
 
         Returns:
             The ids filled.
         """
         frame, _ = self._check(frame, 0)
-        ids = [tr.obj_id for tr in self._tracks.values() if frame in tr.prompted]
-        for obj_id in ids:
-            self._settle(frame, self._tracks[obj_id].centre[frame], obj_id, True)
-        return ids
+        return self._fill_prompted(frame)
 
-    def _settle(self, t: int, z: int, obj_id: int, fill_z: bool = True) -> np.ndarray:
-        """Fill a prompted object along z at t and give its central slice to its time session."""
+    def _prompt(self, t: int, z: int, obj_id: int, prompt: tuple, fill_z: bool) -> np.ndarray:
+        """Run one prompt on slice z of t, record it, and fill (or settle on slice z)."""
+        tr = self._track(obj_id)
         zs = self._z_session(t)
+        if t not in tr.prompts and obj_id in zs.obj_ids:  # followed there: the prompt rules
+            zs.remove_object(obj_id)
+        replay(zs, obj_id, prompt)
+        tr.prompts.setdefault(t, []).append(prompt)
+        tr.clicked[t] = z
         if fill_z:
-            for _ in propagate_along_z(zs, {obj_id: z}, "both", self.guard, fit=self.fit):
-                pass
+            self._fill_prompted(t)
+        else:
+            self._unfilled.add(t)
+        mask = self._labels[t] == obj_id
+        if not mask.any():  # nothing found: the prompt is dropped, the others filled without it
+            self._drop_last_prompt(t, obj_id)
+            if fill_z:
+                self._fill_prompted(t)
+            raise ValueError(
+                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
+                "click inside the cell, or draw a box around it"
+            )
+        if not fill_z:
+            self._settle(t, obj_id)
+        return mask
+
+    def _drop_last_prompt(self, t: int, obj_id: int) -> None:
+        """Forget an object's last prompt at t (its earlier prompts there stay)."""
+        tr = self._tracks[obj_id]
+        zs = self._z_session(t)
+        last = tr.prompts[t].pop()
+        zs.clear_prompts(last[1], obj_id)
+        for prompt in tr.prompts[t]:
+            if prompt[1] == last[1]:
+                replay(zs, obj_id, prompt)
+        if tr.prompts[t]:
+            tr.clicked[t] = tr.prompts[t][-1][1]
+        else:
+            del tr.prompts[t]
+            tr.clicked.pop(t)
+            zs.remove_object(obj_id)
+
+    def _fill_prompted(self, t: int) -> list[int]:
+        """Fill every object prompted at t along z together, from its last prompt's slice,
+        and hand each its central slice (see :meth:`_settle`)."""
+        starts = {o: tr.clicked[t] for o, tr in sorted(self._tracks.items()) if t in tr.prompts}
+        self._unfilled.discard(t)
+        if not starts:
+            return []
+        zs = self._z_session(t)
+        for o in starts:  # each fill starts from its prompts alone: no memories of a fill before
+            done = set(zs.prompted_frames(o))
+            for s in range(self.num_slices):
+                if s not in done:
+                    zs.clear_prompts(s, o)
+        for _ in propagate_along_z(zs, starts, "both", self.guard, fit=self.fit):
+            pass
+        for o in starts:
+            if (self._labels[t] == o).any():  # an empty prompt is refused by the caller
+                self._settle(t, o)
+        return list(starts)
+
+    def _settle(self, t: int, obj_id: int) -> None:
+        """Give a prompted object's mask on its clicked slice to its time session."""
+        zs = self._z_session(t)
+        tr = self._tracks[obj_id]
+        z = tr.clicked[t]
         mask = self._labels[t] == obj_id
         # the slice clicked is the cell's for sure; the widest slice of a fill that went on
         # into a neighbour along z is the neighbour's
         zc = z if mask[z].any() else central_slice(mask)
         if zc is None:
-            raise ValueError(
-                f"the prompt on frame {t}, slice {z} gave an empty mask for object {obj_id}: "
-                "click inside the cell, or draw a box around it"
-            )
-        tr = self._track(obj_id)
+            return
         if not tr.sized:  # the window side of its first prompt, kept through time and z
-            tr.side, tr.sized = _window_side(zs, obj_id, z), True
+            tr.side, tr.sized = window_side(zs, obj_id, z), True
         self._read_at(tr, t, zc)
         tr.time.add_mask(t, obj_id, mask[zc], window_side=tr.side)
         tr.centre[t] = zc
         tr.prompted.add(t)
-        return mask
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -362,13 +397,17 @@ class VolumeTimeSession:
         Args:
             direction: ``"forward"``, ``"backward"`` or ``"both"``.
             stop: last timepoint of a one-way run (default: the movie's end that way).
-            fill_z: fill each timepoint along z (3-D cells); False follows the objects on
-                their slice only (one 2-D mask per timepoint, on the slice of the prompt).
+            fill_z: fill each timepoint along z (3-D cells), the prompted timepoints not
+                filled yet first (:meth:`fill_z`); False follows the objects on their slice
+                only (one 2-D mask per timepoint, on the slice of the prompt).
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(
                 f"direction must be 'forward', 'backward' or 'both', got {direction!r}"
             )
+        if fill_z:  # prompted timepoints clicked slice by slice are filled first
+            for t in sorted(self._unfilled):
+                self._fill_prompted(t)
         tracks = [tr for tr in self._tracks.values() if tr.prompted]
         if not tracks:
             raise ValueError("nothing to propagate: add points or a box on a slice first")
@@ -397,7 +436,7 @@ class VolumeTimeSession:
                 self._timepoint(t, active, reverse=True, fill_z=fill_z)
                 yield t
 
-    def _timepoint(self, t: int, tracks: list[_Track], reverse: bool, fill_z: bool) -> None:
+    def _timepoint(self, t: int, tracks: list[Track], reverse: bool, fill_z: bool) -> None:
         """Track ``tracks`` to timepoint t on their central slices, then fill along z."""
         before = t + 1 if reverse else t - 1
         starts: dict[int, int] = {}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ._volume_fit import ImageFit, fit_level, fit_slice, smooth
+from ._volume_identity import MAX_HELD_SHARE, held_by_others
 from ._volume_overlap import paint_deepest
 from .memory_bank import MemorySettings
 from .session import VideoSession
@@ -55,6 +56,11 @@ SHARED_RISE = 0.3
 #: the cell (SAM 2 keeps a confident mask on empty slices once it has memories of the object).
 #: 0.4 was chosen on synthetic stacks of seeds 2000-2001 (the evaluation uses seeds from 1000).
 MIN_CONTRAST_RATIO = 0.4
+#: ... and, for prompted objects, after the overlaps are shared out
+#: (:func:`~._volume_overlap.paint_deepest`), from the first slice where the object kept less
+#: than this share of its own mask (validation stacks, seeds 2000-2009: 54 -> 56 of 60 nuclei
+#: ended cleanly, mean IoU 0.769 both; the slivers left past an end lay on a neighbour)
+MIN_KEPT_SHARE = 0.2
 
 
 def is_volume_axes(axes: str | None) -> bool:
@@ -277,9 +283,11 @@ def propagate_along_z(
             by nearer start slice 0.806; the model's masks 0.575 and 0.551.
         previous: (Z, Y, X) labels of the timepoint before (3-D + time, ``claims`` False),
             or None: where masks overlap, the object that held a pixel there counts
-            :data:`~._volume_overlap.HELD_BONUS` pixels deeper, and no object is ended by
-            the neighbour rule (the share rise ended the cell whose neighbour's mask lay
-            on it, not the neighbour; :mod:`._volume_identity`).
+            :data:`~._volume_overlap.HELD_BONUS` pixels deeper, and the neighbour rule is
+            that of the voxels held then: an object ends where more than
+            :data:`~._volume_identity.MAX_HELD_SHARE` of its mask lies on other objects'
+            voxels of the timepoint before (the share rise ended the cell whose neighbour's
+            mask lay on it, not the neighbour; :mod:`._volume_identity`).
 
     Yields:
         The index of each slice visited (repeated when several start slices exist).
@@ -314,7 +322,7 @@ def _compose(
     if guard:
         share = MAX_CLAIMED_SHARE if fit else UNFITTED_CLAIMED_SHARE
         # 3-D + time: the labels of the timepoint before share the overlaps out instead
-        _guard(found, starts, nz, slice_image(session), claims, share, previous is None)
+        _guard(found, starts, nz, slice_image(session), claims, share, previous=previous)
     if not session.keep_labels:
         return
     labels = session.labels()
@@ -336,6 +344,27 @@ def _compose(
         for o in sorted(present, key=lambda o: (-abs(z - starts[o]), -o)):
             m = found.mask(o, z) & free
             lab[m] = o
+    if guard and claims:
+        _end_where_outweighed(labels, found, starts)
+
+
+def _end_where_outweighed(labels: np.ndarray, found: _ObjectSlices, starts: dict[int, int]) -> None:
+    """End each prompted object on the first slice, walking away from its start slice, where
+    it kept less than :data:`MIN_KEPT_SHARE` of its own mask when the overlaps were shared
+    out: the rest lies deeper in other objects' masks, so the slice belongs to them (erased
+    from that slice on, in place; ``labels`` is (Z, Y, X))."""
+    nz = labels.shape[0]
+    for o in sorted(starts):
+        for step in (1, -1):
+            z, ended = int(starts[o]) + step, False
+            while 0 <= z < nz:
+                own = labels[z] == o
+                n = int(np.count_nonzero(found.mask(o, z)))
+                if not ended and n:
+                    ended = np.count_nonzero(own) < MIN_KEPT_SHARE * n
+                if ended:
+                    labels[z][own] = 0
+                z += step
 
 
 def _guard(
@@ -346,6 +375,7 @@ def _guard(
     claims: bool = True,
     claimed_share: float = MAX_CLAIMED_SHARE,
     neighbour_rule: bool = True,
+    previous: np.ndarray | None = None,
 ) -> None:
     """End every object along z, in two rounds, in place.
 
@@ -357,8 +387,11 @@ def _guard(
     :data:`UNFITTED_CLAIMED_SHARE` for the model's) of its mask lies on objects prompted
     nearer to the slice; without,
     where its share on all other masks exceeds :data:`MAX_SHARED` and has risen by
-    :data:`SHARED_RISE` since its start slice. ``neighbour_rule`` False: the first round
-    only.
+    :data:`SHARED_RISE` since its start slice. Given ``previous`` (the (Z, Y, X) labels of
+    the timepoint before, 3-D + time), instead where more than
+    :data:`~._volume_identity.MAX_HELD_SHARE` of its mask lies on voxels other objects held
+    then (:func:`~._volume_identity.held_by_others`). ``neighbour_rule`` False: the first
+    round only.
     """
 
     def pixels(ids: list[int], z: int) -> np.ndarray:
@@ -387,10 +420,18 @@ def _guard(
 
         return slid
 
+    def held_rule(obj_id: int) -> Callable[[int, np.ndarray], bool]:
+        def slid(z: int, cur: np.ndarray) -> bool:
+            return held_by_others(cur, previous[z], obj_id) > MAX_HELD_SHARE
+
+        return slid
+
     def ended(obj_id: int, neighbours: bool) -> list[int]:
         others = [o for o in starts if o != obj_id]
         slid = None
-        if neighbours:
+        if neighbours and previous is not None:
+            slid = held_rule(obj_id)
+        elif neighbours:
             slid = claimed_rule(obj_id) if claims else rise_rule(obj_id, others)
         return _ended_slices(
             lambda z: found.mask(obj_id, z),
