@@ -4,8 +4,9 @@ An object's low-resolution logits (S/4 x S/4) are upsampled to the frame bilinea
 of ``F.interpolate(..., mode="bilinear", align_corners=False)``), but only over the rectangle of
 the frame where they can be positive: an upsampled pixel mixes the 2 x 2 low-resolution pixels
 around it, so it is positive only next to a positive one. The objects of a frame then compete
-for pixels on their rectangles, on a common scale (see :func:`composite`). Cost and memory go from N x H x W (every object at frame size)
-to the objects' own areas: 200 cells on 2048 x 2048 frames ran at 21 s and 6.3 GB per frame
+for pixels on their rectangles, objects of different zoom windows weighted by their
+magnification (:func:`contest_factor`). Cost and memory go from N x H x W (every object at frame
+size) to the objects' own areas: 200 cells on 2048 x 2048 frames ran at 21 s and 6.3 GB per frame
 with full-frame logits (``benchmarks/bench_many_cells.py``).
 """
 
