@@ -4,10 +4,17 @@ on a common scale: the magnified object's finer mask decides their shared bounda
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_sam2.video._sparse import CropUpsampler, MaskCrop, composite, contest_factor
+from napari_sam2.video._sparse import (
+    MAGNIFICATION_POWER,
+    CropUpsampler,
+    MaskCrop,
+    composite,
+    contest_factor,
+)
 
 FRAME = 128  # frame side, px
 LOW_WHOLE = 32  # whole-frame logits: 4 frame px per logit px
@@ -48,7 +55,7 @@ def test_steps_follow_the_magnification():
     crop_a, crop_b = _crops()
     assert crop_a is not None and crop_b is not None
     assert crop_a.step == 0.5 and crop_b.step == 4.0
-    assert contest_factor(crop_a.step, crop_b.step) == 8.0
+    assert contest_factor(crop_a.step, crop_b.step) == pytest.approx(8.0**MAGNIFICATION_POWER)
     assert contest_factor(4.0, 4.0) == 1.0
 
 

@@ -19,6 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: how strongly a finer object's logits are preferred at a shared boundary: they are weighted by
+#: their relative magnification to this power (``docs/benchmarks.md``, "Automatic zoom")
+MAGNIFICATION_POWER = 0.5
+
 __all__ = ["MaskCrop", "CropUpsampler", "composite", "contest_factor", "crop_to_box"]
 
 
@@ -144,7 +148,7 @@ class CropUpsampler:
 def contest_factor(step: float, reference: float) -> float:
     """The factor an object's logits are multiplied by in the competition of :func:`composite`
     (1.0 exactly when its step equals the ``reference`` step): its magnification relative to
-    the reference, ``reference / step``.
+    the reference, ``reference / step``, to the power :data:`MAGNIFICATION_POWER`.
 
     Where an object segmented in a zoom window touches one segmented on the whole frame, the
     windowed mask resolves the shared boundary at k times finer frame pixels (its window is
@@ -158,7 +162,9 @@ def contest_factor(step: float, reference: float) -> float:
         step: the object's frame pixels per low-resolution logit pixel.
         reference: the step the competition is measured in.
     """
-    return 1.0 if step == reference else float(reference) / float(step)
+    if step == reference:
+        return 1.0
+    return (float(reference) / float(step)) ** MAGNIFICATION_POWER
 
 
 def composite(
