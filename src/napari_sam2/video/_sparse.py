@@ -154,7 +154,9 @@ def contest_factor(step: float, reference: float) -> float:
     windowed mask resolves the shared boundary at k times finer frame pixels (its window is
     magnified k times), while the whole-frame mask is smooth there (bilinear from logits
     several frame pixels apart) and usually reaches too far into its neighbour. Weighting
-    logits by magnification lets the finer mask decide the boundary where both are positive.
+    logits by magnification lets the finer mask decide the boundary where both are positive;
+    the square root (:data:`MAGNIFICATION_POWER`) keeps a windowed mask that has itself grown
+    into its neighbour from taking all of the neighbour's pixels.
     (Dividing instead, which makes the logits a signed distance in frame pixels, hands the
     boundary to the coarse mask and was measured worse; ``docs/benchmarks.md``.)
 
