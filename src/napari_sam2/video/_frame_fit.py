@@ -114,7 +114,7 @@ class FrameFit:
                 yield crop
             else:
                 logits = np.where(kept, crop.logits, 0.0).astype(crop.logits.dtype)
-                yield MaskCrop(crop.y0, crop.x0, logits)
+                yield MaskCrop(crop.y0, crop.x0, logits, crop.step)
 
     def _local(self, t: int, crop: MaskCrop) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """The object's (h, w) bool mask and smoothed image on the rectangle around the crop,

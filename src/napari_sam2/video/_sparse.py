@@ -4,8 +4,9 @@ An object's low-resolution logits (S/4 x S/4) are upsampled to the frame bilinea
 of ``F.interpolate(..., mode="bilinear", align_corners=False)``), but only over the rectangle of
 the frame where they can be positive: an upsampled pixel mixes the 2 x 2 low-resolution pixels
 around it, so it is positive only next to a positive one. The objects of a frame then compete
-for pixels on their rectangles. Cost and memory go from N x H x W (every object at frame size)
-to the objects' own areas: 200 cells on 2048 x 2048 frames ran at 21 s and 6.3 GB per frame
+for pixels on their rectangles, objects of different zoom windows weighted by their
+magnification (:func:`contest_factor`). Cost and memory go from N x H x W (every object at frame
+size) to the objects' own areas: 200 cells on 2048 x 2048 frames ran at 21 s and 6.3 GB per frame
 with full-frame logits (``benchmarks/bench_many_cells.py``).
 """
 
@@ -18,7 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MaskCrop", "CropUpsampler", "composite", "crop_to_box"]
+#: how strongly a finer object's logits are preferred at a shared boundary: they are weighted by
+#: their relative magnification to this power (``docs/benchmarks.md``, "Automatic zoom")
+MAGNIFICATION_POWER = 0.5
+
+__all__ = ["MaskCrop", "CropUpsampler", "composite", "contest_factor", "crop_to_box"]
 
 
 @dataclass
@@ -28,11 +33,15 @@ class MaskCrop:
     Attributes:
         y0, x0: top-left corner in frame pixels.
         logits: (h, w) float32 logits of frame pixels [y0:y0+h, x0:x0+w] (CPU).
+        step: frame pixels per low-resolution logit pixel (the geometric mean of the two
+            axes): the scale the object was segmented at. An object in a window magnified k
+            times has a step k times smaller than on the whole frame.
     """
 
     y0: int
     x0: int
     logits: np.ndarray
+    step: float = 1.0
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -99,6 +108,7 @@ class CropUpsampler:
         self.low_hw = tuple(low_hw)
         self.roi = tuple(roi)
         y0, x0, y1, x1 = roi
+        self.step = float(np.sqrt((y1 - y0) / low_hw[0] * (x1 - x0) / low_hw[1]))
         self._rows = _Axis(low_hw[0], y1 - y0, device)
         self._cols = _Axis(low_hw[1], x1 - x0, device)
 
@@ -124,7 +134,7 @@ class CropUpsampler:
                     mode="bilinear",
                     align_corners=False,
                 )[0, 0, r0:r1, c0:c1]
-                yield MaskCrop(self.roi[0] + r0, self.roi[1] + c0, full.cpu().numpy())
+                yield MaskCrop(self.roi[0] + r0, self.roi[1] + c0, full.cpu().numpy(), self.step)
                 continue
             src = low[k, a:, p:]
             # columns, then rows: PyTorch's order of operations
@@ -132,14 +142,40 @@ class CropUpsampler:
             tmp = src[:, j0] * ca.w0[c0:c1] + src[:, j1] * ca.w1[c0:c1]
             i0, i1 = ra.i0[r0:r1] - a, ra.i1[r0:r1] - a
             crop = tmp[i0] * ra.w0[r0:r1, None] + tmp[i1] * ra.w1[r0:r1, None]
-            yield MaskCrop(self.roi[0] + r0, self.roi[1] + c0, crop.cpu().numpy())
+            yield MaskCrop(self.roi[0] + r0, self.roi[1] + c0, crop.cpu().numpy(), self.step)
+
+
+def contest_factor(step: float, reference: float) -> float:
+    """The factor an object's logits are multiplied by in the competition of :func:`composite`
+    (1.0 exactly when its step equals the ``reference`` step): its magnification relative to
+    the reference, ``reference / step``, to the power :data:`MAGNIFICATION_POWER`.
+
+    Where an object segmented in a zoom window touches one segmented on the whole frame, the
+    windowed mask resolves the shared boundary at k times finer frame pixels (its window is
+    magnified k times), while the whole-frame mask is smooth there (bilinear from logits
+    several frame pixels apart) and usually reaches too far into its neighbour. Weighting
+    logits by magnification lets the finer mask decide the boundary where both are positive;
+    the square root (:data:`MAGNIFICATION_POWER`) keeps a windowed mask that has itself grown
+    into its neighbour from taking all of the neighbour's pixels.
+    (Dividing instead, which makes the logits a signed distance in frame pixels, hands the
+    boundary to the coarse mask and was measured worse; ``docs/benchmarks.md``.)
+
+    Args:
+        step: the object's frame pixels per low-resolution logit pixel.
+        reference: the step the competition is measured in.
+    """
+    if step == reference:
+        return 1.0
+    return (float(reference) / float(step)) ** MAGNIFICATION_POWER
 
 
 def composite(
     crops: Iterable[MaskCrop | None], shape: tuple[int, int]
 ) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], np.ndarray] | None]]:
     """Let the objects compete for pixels: the highest positive logit wins (the first object
-    on ties).
+    on ties), compared on a common scale (:func:`contest_factor`, relative to the first
+    object's step) when the objects were segmented at different scales (zoom windows). Each
+    object's own mask stays its logits > 0; with equal steps the logits compare as they are.
 
     Args:
         crops: one crop (or None) per object, consumed once.
@@ -152,13 +188,18 @@ def composite(
     best = np.zeros(shape, np.float32)
     winner = np.full(shape, -1, np.int32)
     masks: list[tuple[tuple[int, int, int, int], np.ndarray] | None] = []
+    reference: float | None = None
     for k, crop in enumerate(crops):
         if crop is None:
             masks.append(None)
             continue
+        if reference is None:
+            reference = crop.step
+        factor = contest_factor(crop.step, reference)
+        key = crop.logits if factor == 1.0 else crop.logits * np.float32(factor)
         sl = crop.slices
-        better = crop.logits > best[sl]
-        np.copyto(best[sl], crop.logits, where=better)
+        better = key > best[sl]
+        np.copyto(best[sl], key, where=better)
         np.copyto(winner[sl], k, where=better)
         masks.append((crop.box, crop.logits > 0))
     return winner, masks
