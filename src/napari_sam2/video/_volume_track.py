@@ -16,7 +16,7 @@ class Track:
         self.obj_id = obj_id
         self.time = session
         self.read_slice: dict[int, int] = {}  # t -> slice its time frame t was read from
-        self.centre: dict[int, int] = {}  # t -> widest slice of its 3-D mask at t
+        self.centre: dict[int, int] = {}  # t -> central slice of its 3-D mask at t (central_slice)
         self.prompted: set[int] = set()
         #: t -> the user's prompts at t, in the order given: ("points", z, points, labels) or
         #: ("box", z, box); replayed into a new z-session of t (one z-session lives at a time)

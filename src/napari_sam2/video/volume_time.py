@@ -5,7 +5,8 @@
 (t, z_t), with its bounded memory bank), and at every timepoint fills its 3-D extent by
 propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate_along_z`, in a
 z-session per timepoint that is dropped after it). The central slice of the next timepoint is
-the widest slice of this timepoint's 3-D mask. Touching cells keep their identities by the
+the slice of this timepoint's 3-D mask nearest its z centroid among its wide slices
+(:func:`~napari_sam2.video.volumes.central_slice`). Touching cells keep their identities by the
 labels of the timepoint before (:mod:`napari_sam2.video._volume_identity`). Memory does not
 grow with the number of timepoints: the z-sessions share one worker pool (no threads are
 started per timepoint), and the pages of a memory-mapped movie or label volume are handed back
