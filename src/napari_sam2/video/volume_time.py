@@ -373,8 +373,8 @@ class VolumeTimeSession:
         tr = self._tracks[obj_id]
         z = tr.clicked[t]
         mask = self._labels[t] == obj_id
-        # the slice clicked is the cell's for sure; the widest slice of a fill that went on
-        # into a neighbour along z is the neighbour's
+        # the slice clicked is the cell's for sure; the central slice of a fill that went on
+        # into a neighbour along z may be the neighbour's
         zc = z if mask[z].any() else central_slice(mask)
         if zc is None:
             return

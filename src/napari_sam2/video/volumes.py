@@ -356,14 +356,13 @@ def _end_where_outweighed(labels: np.ndarray, found: _ObjectSlices, starts: dict
     nz = labels.shape[0]
     for o in sorted(starts):
         for step in (1, -1):
-            z, ended = int(starts[o]) + step, False
+            z = int(starts[o]) + step
             while 0 <= z < nz:
-                own = labels[z] == o
                 n = int(np.count_nonzero(found.mask(o, z)))
-                if not ended and n:
-                    ended = np.count_nonzero(own) < MIN_KEPT_SHARE * n
-                if ended:
-                    labels[z][own] = 0
+                if n and np.count_nonzero(labels[z] == o) < MIN_KEPT_SHARE * n:
+                    past = labels[z:] if step > 0 else labels[: z + 1]
+                    past[past == o] = 0
+                    break
                 z += step
 
 
