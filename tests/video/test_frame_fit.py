@@ -1,4 +1,4 @@
-"""The opt-in fit of 2-D masks to the image as they are written (``VideoSession(fit_masks=)``)."""
+"""The fit of 2-D masks to the image as they are written (``VideoSession(fit_masks=)``)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _wide_crop(cy: int, cx: int, radius: float, size: int = 96) -> MaskCrop:
 
 def test_off_passes_the_crops_unchanged():
     movie, _ = disc_movie()
-    fit = FrameFit(_frames(movie), enabled=False)
+    fit = FrameFit(_frames(movie), False)
     crops = [_wide_crop(24, 24, 9.0), None]
     fit.set_level(0, 1, crops[0])
     assert fit.fits == {}
@@ -77,7 +77,7 @@ def test_a_too_wide_mask_shrinks_to_its_disc_and_never_grows():
     """A synthetic logit stand-in: a mask 2.2 times the disc's radius is cut to the disc on
     its prompt frame and on a later frame (the disc has moved down by 3 px)."""
     movie, truth = disc_movie()
-    fit = FrameFit(_frames(movie), enabled=True)
+    fit = FrameFit(_frames(movie), True)
     first = _wide_crop(24, 24, 2.2 * RADIUS)
     fit.set_level(0, 1, first)
     assert 1 in fit.fits and fit.fits[1].bright
@@ -97,12 +97,12 @@ def test_objects_without_a_level_are_left_alone():
     an empty mask drops the object's earlier fit."""
     movie, _ = disc_movie()
     flat = np.full_like(movie, 500)
-    fit = FrameFit(_frames(flat), enabled=True)
+    fit = FrameFit(_frames(flat), True)
     crop = _wide_crop(24, 24, 2.2 * RADIUS)
     fit.set_level(0, 1, crop)
     assert 1 not in fit.fits
     assert next(fit.cut(1, [1], [crop])) is crop
-    fit = FrameFit(_frames(movie), enabled=True)
+    fit = FrameFit(_frames(movie), True)
     fit.set_level(0, 1, crop)
     assert 1 in fit.fits
     fit.set_level(2, 1, MaskCrop(0, 0, np.full((4, 4), -1.0, np.float32)))
@@ -138,14 +138,19 @@ def test_session_fit_masks_shrinks_the_written_labels_to_the_discs(micro):
 
 
 def test_fit_masks_option_defaults_per_dimension_and_refusals():
-    """``fit_masks=None`` (the default) fits 3-D data and leaves 2-D movies as drawn; a fit
-    with tiles or a value other than True/False/None is refused."""
+    """``fit_masks=None`` (the default) fits 3-D data and 2-D movies' magnified small objects
+    ("auto"); True with tiles or a value other than "auto"/True/False/None is refused, naming
+    the values that work."""
     from napari_sam2.video.segment_options import SegmentOptions, TrackOptions
 
-    assert TrackOptions().fits(True) and not TrackOptions().fits(False)
-    assert TrackOptions(fit_masks=True).fits(False)
-    assert not TrackOptions(fit_masks=False).fits(True)
+    assert TrackOptions().fits(True) is True and TrackOptions().fits(False) == "auto"
+    assert TrackOptions(fit_masks="auto").fits(True) is True
+    assert TrackOptions(fit_masks="auto").fits(False) == "auto"
+    assert TrackOptions(fit_masks=True).fits(False) is True
+    assert TrackOptions(fit_masks=np.bool_(False)).fits(True) is False
     with pytest.raises(ValueError, match="tile cannot be combined with fit_masks"):
         SegmentOptions.from_keywords(tile=48, fit_masks=True)
-    with pytest.raises(ValueError, match="fit_masks must be True, False or None"):
-        SegmentOptions.from_keywords(fit_masks="yes")
+    SegmentOptions.from_keywords(tile=48, fit_masks="auto")  # the default: tiles keep masks
+    for bad in ("yes", "on", 1, 0.5):
+        with pytest.raises(ValueError, match=r"fit_masks must be 'auto' .*True .*False"):
+            SegmentOptions.from_keywords(fit_masks=bad)

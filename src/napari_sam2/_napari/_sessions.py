@@ -50,6 +50,7 @@ class SessionKeeper:
                 roi=opts["roi"],
                 cell_diameter=opts["cell_diameter"],
                 zoom=opts["zoom"],
+                fit_masks="auto",
             )
             s.set_label_volume(st.volume)
             st.session = s

@@ -177,10 +177,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .volume import segment_volume_cli, volume_axes
 
     axes3d = volume_axes(args, movie)
-    if axes3d is None and args.no_fit:
-        raise CLIError("--no-fit only applies to 3-D data (masks fitted along z); this movie "
-                       "has no z axis, and 2-D masks are fitted only with --fit: leave --no-fit "
-                       "out, or give --axes naming Z")
     model = _load_model_cli(args.model, args.device, quiet, compile=args.compile)
     if axes3d is not None:  # z-stack or 3-D + time
         return segment_volume_cli(args, movie, axes3d, points, boxes, channel, out, settings, model)
@@ -233,7 +229,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 roi=roi,
                 zoom=args.zoom,
                 cell_diameter=args.cell_diameter,
-                fit_masks=args.fit,
+                fit_masks=True if args.fit else False if args.no_fit else "auto",
             )
         except BaseException:
             frames.close()

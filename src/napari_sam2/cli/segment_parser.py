@@ -103,15 +103,15 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
     fit.add_argument(
         "--fit",
         action="store_true",
-        help="2-D movies: cut each object's masks to its brightness on its prompt frame, as "
-        "they are written (small fluorescent cells whose masks come out too wide; not for "
-        "brightfield or relief images; default: the model's masks)",
+        help="cut every object's masks to its brightness on its prompt frame, as they are "
+        "written (default for 2-D movies: only small cells seen through magnifying zoom "
+        "windows, whose masks come out too wide; 3-D data: every object, along z)",
     )
     fit.add_argument(
         "--no-fit",
         action="store_true",
-        help="3-D data: keep the model's masks along z as drawn (default: each object's masks "
-        "are fitted to the image, keeping the pixels as bright or dark as the object)",
+        help="keep the model's masks as drawn (2-D movies and 3-D data; not needed with --tile, "
+        "whose tiles keep the model's masks)",
     )
     p.add_argument(
         "--out",

@@ -1,11 +1,13 @@
-"""Opt-in fit of a 2-D movie's written masks to the image, frame by frame as they are written.
+"""The fit of a 2-D movie's written masks to the image, frame by frame as they are written.
 
 The bundled ``micro`` model draws masks of small fluorescent cells too wide (a mask of nearly
-one size at its input whatever the cell's size). With ``VideoSession(fit_masks=True)`` each
-object's intensity level is set from its mask on the frame where its prompt is decoded (again
-on every new prompt), by :func:`~._volume_fit.fit_level` on that frame's image; on every frame
-written (prompted or tracked) its mask is cut to the level by :func:`~._volume_fit.fit_slice`,
-which only removes pixels (and keeps the mask as drawn where it already follows the image).
+one size at its input whatever the cell's size). With ``fit_masks=True`` every object, with
+``"auto"`` only a small object seen through a magnifying zoom window (the rule:
+:func:`~._autofit.fits_in_auto`), is fitted: the object's intensity level is set from its mask
+on the frame where its prompt is decoded (again on every new prompt), by
+:func:`~._volume_fit.fit_level` on that frame's image; on every frame written (prompted or
+tracked) its mask is cut to the level by :func:`~._volume_fit.fit_slice`, which only removes
+pixels (and keeps the mask as drawn where it already follows the image).
 Objects without a clear level (:func:`~._volume_fit.fit_level` gives None) keep the model's
 masks.
 
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ._autofit import check_fit_masks, fits_in_auto
 from ._sparse import MaskCrop
 from ._volume_fit import ImageFit, fit_level, fit_slice, margin_radius, smooth
 from .frames import FrameSource
@@ -62,16 +65,24 @@ class FrameFit:
 
     Args:
         frames: the movie the session reads (its image is what the masks are fitted to).
-        enabled: fit the masks at all; False leaves every crop as the model made it.
+        mode: True fits every object, ``"auto"`` the objects :func:`~._autofit.fits_in_auto`
+            picks from their prompt windows, False none (every crop as the model made it).
+        image_size: the model's input side in pixels (a window's magnification).
 
     Attributes:
-        enabled: whether masks are fitted.
-        fits: object id -> its fit (objects without a clear level are absent).
+        mode: ``"auto"``, True or False.
+        enabled: whether any mask may be fitted (``mode`` is not False).
+        fits: object id -> its fit (objects without a clear level, or not picked under
+            ``"auto"``, are absent).
     """
 
-    def __init__(self, frames: FrameSource, enabled: bool = False) -> None:
+    def __init__(
+        self, frames: FrameSource, mode: str | bool = False, image_size: int = 1024
+    ) -> None:
         self.frames = frames
-        self.enabled = bool(enabled)
+        self.mode = check_fit_masks(mode)
+        self.enabled = self.mode is not False
+        self.image_size = int(image_size)
         self.fits: dict[int, ImageFit] = {}
         self._image: tuple[tuple, np.ndarray] | None = None
 
@@ -83,12 +94,18 @@ class FrameFit:
             self._image = (key, smooth(frame_image(self.frames, t)))
         return self._image[1]
 
-    def set_level(self, t: int, obj_id: int, crop: MaskCrop | None) -> None:
-        """Set an object's fit from its mask (the crop's positive logits) on its prompt frame t;
-        an empty mask or no clear level leaves the object unfitted."""
+    def set_level(
+        self, t: int, obj_id: int, crop: MaskCrop | None, window: Sequence[int] | None = None
+    ) -> None:
+        """Set an object's fit from its mask (the crop's positive logits) on its prompt frame t,
+        where it was segmented in ``window`` (frame px; None: the whole frame / ROI); an empty
+        mask, no clear level, or under ``"auto"`` a window that does not magnify enough (or
+        none) leaves the object unfitted."""
         if not self.enabled:
             return
         self.fits.pop(obj_id, None)
+        if self.mode == "auto" and not fits_in_auto(window, self.image_size):
+            return
         if crop is None or not (crop.logits > 0).any():
             return
         mask, img, _ = self._local(t, crop)

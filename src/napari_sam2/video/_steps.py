@@ -41,7 +41,8 @@ def prompt_frame(
     """Segment one object on a frame from its prompts there and write it into the labels.
 
     The result is pending (its memory is encoded when propagation starts). With ``fit``
-    enabled the object's image level is set from this mask and the written mask is cut to it.
+    enabled (and, under ``"auto"``, a window that magnifies enough) the object's image level is
+    set from this mask and the written mask is cut to it.
 
     Returns:
         (H, W) bool mask of the object on that frame.
@@ -73,7 +74,7 @@ def prompt_frame(
     obj.set_window(frame, window)
     logits = entry.mask_logits.to(runner.device)
     crop = next(runner.frame_crops(logits, window))
-    fit.set_level(frame, obj.obj_id, crop)
+    fit.set_level(frame, obj.obj_id, crop, window)
     _, masks = volume.write(frame, [obj.obj_id], fit.cut(frame, [obj.obj_id], [crop]))
     mask = np.zeros(volume.shape[1:], bool)
     if masks[0] is not None:
@@ -119,7 +120,7 @@ def seed_masks(
             if fit.enabled:
                 crops = list(crops)
                 for obj_id, crop in zip(ids, crops):
-                    fit.set_level(frame, obj_id, crop)
+                    fit.set_level(frame, obj_id, crop, window)
             volume.write(frame, ids, fit.cut(frame, ids, crops))
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..io.label_checks import check_labels
+from ._autofit import check_fit_masks
 
 __all__ = [
     "ModelOptions",
@@ -221,16 +222,16 @@ class TrackOptions:
             (:mod:`napari_sam2.video.volume_divisions`).
         fit_masks: each object's masks keep the pixels as bright (or dark) as the object
             (:mod:`napari_sam2.video._volume_fit`); False keeps the model's masks as drawn.
-            None (default): True for 3-D data (masks along z), False for 2-D movies, where
-            True fits each frame's masks as they are written
-            (:mod:`napari_sam2.video._frame_fit`: for small fluorescent cells whose masks
-            come out too wide; not for brightfield or relief images).
+            None (default): True for 3-D data (masks along z), ``"auto"`` for 2-D movies:
+            only small objects seen through magnifying zoom windows are fitted, each frame's
+            masks as they are written (:mod:`napari_sam2.video._autofit`); True fits every
+            object of a 2-D movie. ``"auto"`` on 3-D data is its default, True.
     """
 
     settings: Any = None
     direction: str = "both"
     divisions: Any = None
-    fit_masks: bool | None = None
+    fit_masks: bool | str | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in _DIRECTIONS:
@@ -244,12 +245,15 @@ class TrackOptions:
                 )
             if self.divisions is not True:
                 self.divisions.validate()
-        if self.fit_masks is not None and not isinstance(self.fit_masks, (bool, np.bool_)):
-            raise ValueError(f"fit_masks must be True, False or None, got {self.fit_masks!r}")
+        if self.fit_masks is not None:  # one check, the session's (numpy bools become bool)
+            object.__setattr__(self, "fit_masks", check_fit_masks(self.fit_masks))
 
-    def fits(self, is_3d: bool) -> bool:
-        """Whether masks are fitted to the image: ``fit_masks``, or when None, on 3-D data."""
-        return is_3d if self.fit_masks is None else bool(self.fit_masks)
+    def fits(self, is_3d: bool) -> bool | str:
+        """Which masks are fitted to the image: ``fit_masks``; None or ``"auto"`` is True on
+        3-D data and ``"auto"`` on 2-D movies."""
+        if self.fit_masks is None or self.fit_masks == "auto":
+            return True if is_3d else "auto"
+        return self.fit_masks
 
     @property
     def tracks_divisions(self) -> bool:
@@ -325,7 +329,7 @@ class SegmentOptions:
             for name, set_ in (
                 ("find_cells", self.seeds.find_cells is not None),
                 ("divisions", self.track.tracks_divisions),
-                ("fit_masks", bool(self.track.fit_masks)),
+                ("fit_masks", self.track.fit_masks is True),
             ):
                 if set_:
                     raise ValueError(f"tile cannot be combined with {name} (yet): use one of them")

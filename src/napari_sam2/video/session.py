@@ -69,8 +69,11 @@ class VideoSession:
         cell_diameter: typical cell diameter in frame pixels, used to size the windows of
             objects given by clicks unless the model's size there is confidently more than
             2x off (None: estimated from the image around the first click).
-        fit_masks: cut each object's written masks to its image level set on its prompt frame
-            (:mod:`._frame_fit`; small fluorescent cells, not brightfield). False: model's masks.
+        fit_masks: cut objects' written masks to their image level set on their prompt frame
+            (:mod:`._frame_fit`): True every object, "auto" only small objects seen through
+            magnifying zoom windows (:mod:`._autofit`; the default of ``segment_movie``, the
+            CLI and the widget for 2-D movies), False (default here, as the z-sessions of 3-D
+            data need): the model's masks.
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class VideoSession:
         allow_partial: bool = False,
         zoom: str = "auto",
         cell_diameter: float | None = None,
-        fit_masks: bool = False,
+        fit_masks: bool | str = False,
     ) -> None:
         self.model = model.eval()
         cfg = model.config
@@ -115,7 +118,7 @@ class VideoSession:
         shape = (self.num_frames, *self.frame_shape)
         self.label_volume = LabelVolume(shape, keep_labels, lambda: max(self._objects, default=0))
         #: the optional fit of the written masks to the image (``fit_masks``)
-        self.fit = FrameFit(self.frames, fit_masks)
+        self.fit = FrameFit(self.frames, fit_masks, cfg.image_size)
         self._zoom = ZoomPlanner(
             zoom, cfg.object_size_range, cfg.image_size, self.runner.region(), cell_diameter
         )
