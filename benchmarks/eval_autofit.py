@@ -7,10 +7,12 @@ its most interior pixel on frame 0, tracked forward. The fit changes only the wr
 (the memory bank keeps the model's own), so the tracking is the same in every mode. Per object
 it records the magnification of its frame-0 window (model-input pixels per frame pixel,
 ``video/_autofit.py``; none without a window) and its J on each frame (mask IoU, on frames where
-its target or its mask is non-empty). From the ``off`` and ``on`` runs it then prints, per movie
-group, J when only the objects magnified at least M are fitted (the two runs' masks combined per
-object; where neighbours compete for pixels this differs slightly from a real run) for a range
-of M, and the mean change (fitted - model) per magnification band.
+its target or its mask is non-empty) and how clearly it stands out from its margin on frame 0
+(``level_stats``). From the ``off`` and ``on`` runs it then prints, per movie group, J when only
+the objects magnified at least M are fitted (the two runs' masks combined per object; where
+neighbours compete for pixels this differs slightly from a real run) for a range of M, without
+and with ``"auto"``'s background-share gate, and the mean change (fitted - model) per
+magnification band.
 
 Movies (validation seeds only; the test seeds are for the reported tables):
 
@@ -43,6 +45,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _models import cpu_name  # noqa: E402
+
+from napari_sam2.video._autofit import MAX_BACKGROUND_SHARE  # noqa: E402
 
 #: thresholds M tried (model-input px per frame px); inf: no object fitted
 THRESHOLDS = (0.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, float("inf"))
@@ -85,12 +89,15 @@ def run_movie(model, movie: np.ndarray, truth: np.ndarray, points: dict, modes, 
 
 
 def level_stats(mask: np.ndarray, frames) -> dict:
-    """How clear an object's image level is on frame 0, from its written mask: ``contrast``
-    (|mean inside - median of the margin| / the margin's robust sigma), ``eta`` (Otsu's
-    between-class share of the variance over mask and margin), ``kept`` (share of the mask the
-    fit keeps; 0 where it finds no level)."""
+    """How clear an object's image level is on frame 0, from its written mask: ``wrong`` (the
+    share of its pixels on the background's side of its margin's median, the gate of
+    ``video/_autofit.py``), and measured, not kept: ``contrast`` (|mean inside - median of the
+    margin| / the margin's robust sigma), ``sep`` (the same over the inside's sigma), ``eta``
+    and ``inside_eta`` (Otsu's between-class share of the variance over mask and margin, over
+    the mask), ``kept`` (share of the mask the fit keeps; 0 where it finds no level)."""
     from skimage.filters import threshold_otsu
 
+    from napari_sam2.video._autofit import background_share
     from napari_sam2.video._frame_fit import frame_image
     from napari_sam2.video._volume_fit import fit_level, margin_radius, smooth
 
@@ -117,7 +124,17 @@ def level_stats(mask: np.ndarray, frames) -> dict:
         eta = float(len(a) * len(b) * (a.mean() - b.mean()) ** 2 / len(vals) ** 2 / vals.var())
     fit = fit_level(m, img)
     kept = 0.0 if fit is None else float(fit.apply(m, img).sum() / m.sum())
-    return {"contrast": contrast, "eta": eta, "kept": kept}
+    inside = img[m]
+    wrong = background_share(m, img)
+    sep = abs(float(inside.mean()) - med) / (float(inside.std()) + 1e-6)
+    ins_eta = 0.0
+    if inside.max() > inside.min():
+        th = threshold_otsu(inside)
+        a, b = inside[inside <= th], inside[inside > th]
+        ins_eta = float(len(a) * len(b) * (a.mean() - b.mean()) ** 2 / len(inside) ** 2
+                        / inside.var())
+    return {"contrast": contrast, "eta": eta, "kept": kept, "wrong": wrong, "sep": sep,
+            "inside_eta": ins_eta}
 
 
 def bin_movies(model, args) -> list[dict]:
@@ -221,6 +238,14 @@ def report(recs: list[dict], modes) -> None:
                             else r["off"]) for m in THRESHOLDS]
             print(f"| {g} | {len(rs)} | {len(mags)} | {rng} | "
                   + " | ".join(f"{v:.3f}" for v in cols + sweep) + " |")
+        print(f"\nThe same with the background-share gate (<= {MAX_BACKGROUND_SHARE}):")
+        print(f"| movies | {head} |")
+        print("|---|" + "---:|" * len(THRESHOLDS))
+        for g, rs in groups.items():
+            sweep = [pooled(rs, lambda r, m=m: r["on"] if r["mag"] is not None and r["mag"] >= m
+                            and r["wrong"] is not None and r["wrong"] <= MAX_BACKGROUND_SHARE
+                            else r["off"]) for m in THRESHOLDS]
+            print(f"| {g} | " + " | ".join(f"{v:.3f}" for v in sweep) + " |")
         print("\n| magnification | objects | J model | J fitted | change |")
         print("|---|---:|---:|---:|---:|")
         for lo, hi in BANDS:
@@ -268,6 +293,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"# {model.config.name}, modes {args.modes}, {cpu_name()}, {args.threads} threads",
           flush=True)
     t0 = time.perf_counter()
+    args.modes = list(dict.fromkeys(args.modes))
     recs = bin_movies(model, args) + demo_movies(model, args)
     if args.looks:
         recs += look_movies(model, args)

@@ -9,9 +9,10 @@ import torch
 from napari_sam2 import VideoSession, load_model
 from napari_sam2.video._autofit import (
     AUTO_MAGNIFICATION,
+    background_share,
     check_fit_masks,
-    fits_in_auto,
     magnification,
+    magnifies,
 )
 from napari_sam2.video._frame_fit import FrameFit
 from napari_sam2.video._sparse import MaskCrop
@@ -115,8 +116,46 @@ def test_the_decision_follows_the_prompt_window():
     fit.set_level(1, 1, crop, (30, 30, 30 + side_in, 30 + side_in))
     fit.set_level(1, 1, crop, None)
     assert 1 not in fit.fits
-    assert fits_in_auto((0, 0, side_in, side_in), 256)
-    assert not fits_in_auto((0, 0, side_out, side_out), 256) and not fits_in_auto(None, 256)
+    assert magnifies((0, 0, side_in, side_in), 256)
+    assert not magnifies((0, 0, side_out, side_out), 256) and not magnifies(None, 256)
+
+
+def relief_movie() -> np.ndarray:
+    """(2, 256, 256) uint16: the small disc of :func:`two_nuclei` as brightfield relief, its
+    upper half brighter and its lower half darker than the background."""
+    yy, _ = np.mgrid[:SIZE, :SIZE]
+    movie = np.random.default_rng(4).normal(1000, 5, (2, SIZE, SIZE))
+    cy, cx, r = SMALL
+    disc = _disc(cy, cx, r)
+    for t in range(2):
+        movie[t][disc & (yy < cy)] += 400
+        movie[t][disc & (yy >= cy)] -= 400
+    return movie.astype(np.uint16)
+
+
+def test_auto_leaves_objects_with_parts_on_both_sides_of_the_background():
+    """A magnified relief object (bright and dark halves) is not fitted under "auto" (half
+    its mask lies on the background's side), though ``fit_masks=True`` fits it; a bright
+    disc's mask has no pixel on the background's side."""
+    cfg = load_model("micro", device="cpu").config
+    cy, cx, r = SMALL
+    pad = 10
+    yy, xx = np.mgrid[cy - pad : cy + pad + 1, cx - pad : cx + pad + 1]
+    logits = (r + 0.5 - np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)).astype(np.float32)
+    crop = MaskCrop(cy - pad, cx - pad, logits)
+    window = (30, 30, 30 + int(256 / AUTO_MAGNIFICATION), 30 + int(256 / AUTO_MAGNIFICATION))
+    relief = frame_source_for(relief_movie(), cfg, axes="TYX")
+    auto, every = FrameFit(relief, "auto", 256), FrameFit(relief, True, 256)
+    auto.set_level(0, 1, crop, window)
+    every.set_level(0, 1, crop, window)
+    assert auto.fits == {} and 1 in every.fits
+    mask, img, _ = auto._local(0, crop)
+    assert background_share(mask, img) > 0.3
+    bright = FrameFit(frame_source_for(two_nuclei(2)[0], cfg, axes="TYX"), "auto", 256)
+    mask, img, _ = bright._local(0, crop)
+    assert background_share(mask, img) == 0.0
+    bright.set_level(0, 1, crop, window)
+    assert 1 in bright.fits
 
 
 def test_fit_masks_values_are_checked_with_the_fix(micro):

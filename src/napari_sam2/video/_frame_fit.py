@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ._autofit import check_fit_masks, fits_in_auto
+from ._autofit import check_fit_masks, fits_in_auto, magnifies
 from ._sparse import MaskCrop
 from ._volume_fit import ImageFit, fit_level, fit_slice, margin_radius, smooth
 from .frames import FrameSource
@@ -99,16 +99,19 @@ class FrameFit:
     ) -> None:
         """Set an object's fit from its mask (the crop's positive logits) on its prompt frame t,
         where it was segmented in ``window`` (frame px; None: the whole frame / ROI); an empty
-        mask, no clear level, or under ``"auto"`` a window that does not magnify enough (or
-        none) leaves the object unfitted."""
+        mask, no clear level, or under ``"auto"`` an object the rule does not pick
+        (:func:`~._autofit.fits_in_auto`) leaves the object unfitted."""
         if not self.enabled:
             return
         self.fits.pop(obj_id, None)
-        if self.mode == "auto" and not fits_in_auto(window, self.image_size):
+        auto = self.mode == "auto"
+        if auto and not magnifies(window, self.image_size):  # no image work for the others
             return
         if crop is None or not (crop.logits > 0).any():
             return
         mask, img, _ = self._local(t, crop)
+        if auto and not fits_in_auto(window, self.image_size, mask, img):
+            return
         fit = fit_level(mask, img)
         if fit is not None:
             self.fits[obj_id] = fit
