@@ -83,6 +83,7 @@ def run_movie(model, movie: np.ndarray, truth: np.ndarray, points: dict, modes, 
         for o in points:
             recs[o]["mag"] = magnification(session.window(o, 0), model.config.image_size)
             recs[o][mode] = per_frame_j(labels, truth, o)
+            recs[o][f"fitted {mode}"] = o in session.fit.fits
             if mode == modes[0]:
                 recs[o] |= level_stats(labels[0] == o, session.frames)
     return list(recs.values())

@@ -53,6 +53,7 @@ def test_cell_size_row_windows_layer_and_small_cells(fresh_viewer):
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
     mask = widget.controller.prompts.add_point((0, int(y), int(x)), wait=True)
     assert widget.controller.session.cell_diameter == 18.0
+    assert widget.controller.session.fit.mode == "auto"  # small cells' masks fitted
     iou0 = np.count_nonzero(mask & truth[0]) / np.count_nonzero(mask | truth[0])
     assert iou0 > 0.6  # on a 384-px frame the whole-frame model gets ~0.2
     window = widget.controller.session.window(c.objects.current, 0)
