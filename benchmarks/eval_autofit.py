@@ -7,12 +7,12 @@ its most interior pixel on frame 0, tracked forward. The fit changes only the wr
 (the memory bank keeps the model's own), so the tracking is the same in every mode. Per object
 it records the magnification of its frame-0 window (model-input pixels per frame pixel,
 ``video/_autofit.py``; none without a window) and its J on each frame (mask IoU, on frames where
-its target or its mask is non-empty) and how clearly it stands out from its margin on frame 0
-(``level_stats``). From the ``off`` and ``on`` runs it then prints, per movie group, J when only
-the objects magnified at least M are fitted (the two runs' masks combined per object; where
-neighbours compete for pixels this differs slightly from a real run) for a range of M, without
-and with ``"auto"``'s background-share gate, and the mean change (fitted - model) per
-magnification band.
+its target or its mask is non-empty), whether the session fitted it, and how clearly it stands
+out from its margin on frame 0 (``level_stats``). From the ``off`` and ``on`` runs it then
+prints, per movie group, J when only the objects magnified at least M are fitted (the two
+runs' masks combined per object; where neighbours compete for pixels this differs slightly from
+a real run) for a range of M, without and with ``"auto"``'s background-share gate, and the mean
+change (fitted - model) per magnification band.
 
 Movies (validation seeds only; the test seeds are for the reported tables):
 

@@ -2,13 +2,13 @@
 
 The bundled ``micro`` model draws masks of small fluorescent cells too wide (a mask of nearly
 one size at its input whatever the cell's size). With ``fit_masks=True`` every object, with
-``"auto"`` only a small object seen through a magnifying zoom window (the rule:
-:func:`~._autofit.fits_in_auto`), is fitted: the object's intensity level is set from its mask
-on the frame where its prompt is decoded (again on every new prompt), by
-:func:`~._volume_fit.fit_level` on that frame's image; on every frame written (prompted or
-tracked) its mask is cut to the level by :func:`~._volume_fit.fit_slice`, which only removes
-pixels (and keeps the mask as drawn where it already follows the image).
-Objects without a clear level (:func:`~._volume_fit.fit_level` gives None) keep the model's
+``"auto"`` only a small object seen through a magnifying zoom window that stands out from its
+surroundings (the rule: :func:`~._autofit.fits_in_auto`), is fitted: the object's
+intensity level is set from its mask on the frame where its prompt is decoded (again on every
+new prompt), by :func:`~._volume_fit.fit_level` on that frame's image; on every frame written
+(prompted or tracked) its mask is cut to the level by :func:`~._volume_fit.fit_slice`, which
+only removes pixels (and keeps the mask as drawn where it already follows the image). Objects
+without a clear level (:func:`~._volume_fit.fit_level` gives None) keep the model's
 masks.
 
 Only the output is fitted: the cut pixels' logits are lowered to 0 in the
@@ -66,7 +66,7 @@ class FrameFit:
     Args:
         frames: the movie the session reads (its image is what the masks are fitted to).
         mode: True fits every object, ``"auto"`` the objects :func:`~._autofit.fits_in_auto`
-            picks from their prompt windows, False none (every crop as the model made it).
+            picks from their prompt windows and masks, False none (every crop as the model made it).
         image_size: the model's input side in pixels (a window's magnification).
 
     Attributes:

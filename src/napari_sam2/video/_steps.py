@@ -41,8 +41,8 @@ def prompt_frame(
     """Segment one object on a frame from its prompts there and write it into the labels.
 
     The result is pending (its memory is encoded when propagation starts). With ``fit``
-    enabled (and, under ``"auto"``, a window that magnifies enough) the object's image level is
-    set from this mask and the written mask is cut to it.
+    enabled (under ``"auto"``: for an object :func:`~._autofit.fits_in_auto` picks) the
+    object's image level is set from this mask and the written mask is cut to it.
 
     Returns:
         (H, W) bool mask of the object on that frame.

@@ -223,9 +223,10 @@ class TrackOptions:
         fit_masks: each object's masks keep the pixels as bright (or dark) as the object
             (:mod:`napari_sam2.video._volume_fit`); False keeps the model's masks as drawn.
             None (default): True for 3-D data (masks along z), ``"auto"`` for 2-D movies:
-            only small objects seen through magnifying zoom windows are fitted, each frame's
-            masks as they are written (:mod:`napari_sam2.video._autofit`); True fits every
-            object of a 2-D movie. ``"auto"`` on 3-D data is its default, True.
+            only small objects seen through magnifying zoom windows that stand out from their
+            surroundings are fitted, each frame's masks as they are written
+            (:mod:`napari_sam2.video._autofit`); True fits every object of a 2-D movie.
+            ``"auto"`` on 3-D data is its default, True.
     """
 
     settings: Any = None

@@ -71,9 +71,9 @@ class VideoSession:
             2x off (None: estimated from the image around the first click).
         fit_masks: cut objects' written masks to their image level set on their prompt frame
             (:mod:`._frame_fit`): True every object, "auto" only small objects seen through
-            magnifying zoom windows (:mod:`._autofit`; the default of ``segment_movie``, the
-            CLI and the widget for 2-D movies), False (default here, as the z-sessions of 3-D
-            data need): the model's masks.
+            magnifying zoom windows that stand out from their surroundings (:mod:`._autofit`;
+            the default of ``segment_movie``, the CLI and the widget for 2-D movies), False
+            (the default here, which the z-sessions of 3-D data rely on): the model's masks.
     """
 
     def __init__(
