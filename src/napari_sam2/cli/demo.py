@@ -230,7 +230,7 @@ def run_demo(
     res.files["ground_truth"] = save_labels_tiff(out / "ground_truth.tif", synth.labels)
     res.files["prompts"] = write_point_prompts(out / "prompts.csv", prompts)
 
-    session = build_session(synth.movie, prompts, model=net, axes="TYX")
+    session = build_session(synth.movie, prompts, model=net, axes="TYX", fit_masks="auto")
     try:
         total, results = propagate_frames(session, "both")
         update, close = progress_callback(progress, total, "tracking")
