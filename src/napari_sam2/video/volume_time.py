@@ -36,8 +36,8 @@ from ._volume_track import Track, replay, window_side
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
-from .volume_divisions import daughter_masks
-from .volumes import central_slice, propagate_along_z, z_settings
+from .volume_divisions import daughter_masks, may_divide
+from .volumes import central_slice, propagate_along_z, slice_image, z_settings
 
 __all__ = ["VolumeTimeSession"]
 
@@ -218,12 +218,21 @@ class VolumeTimeSession:
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
 
-    def _divide(self, t: int, mother: Track) -> None:
-        """Split ``mother`` into two daughters at t when its 3-D mask fell apart there."""
+    def _divide(self, t: int, mother: Track, image: np.ndarray | None = None) -> None:
+        """Split ``mother`` into two daughters at t when its 3-D mask holds two cells there
+        (:func:`~napari_sam2.video.volume_divisions.daughter_masks`; ``image``: timepoint t's
+        (Z, Y, X) image, :meth:`_image`, read here when not given)."""
         if t == 0 or t - 1 not in mother.centre:
             return
-        before = int(np.count_nonzero(self._labels[t - 1] == mother.obj_id))
-        parts = daughter_masks(self._labels[t] == mother.obj_id, before)
+        if not may_divide(t, min(mother.prompted) if mother.born else None):
+            return
+        was = self._labels[t - 1] == mother.obj_id
+        parts = daughter_masks(
+            self._labels[t] == mother.obj_id,
+            int(np.count_nonzero(was)),
+            image=self._image(t) if image is None else image,
+            mother=was,
+        )
         if parts is None:
             return
         mother.ended = t - 1
@@ -242,6 +251,12 @@ class VolumeTimeSession:
             tr.centre[t] = zc
             tr.prompted.add(t)
             self.lineage[obj_id] = mother.obj_id
+
+    def _image(self, t: int) -> np.ndarray:
+        """(Z, Y, X) float32 image of timepoint t as the model sees it (windowed to [0, 1],
+        channels averaged), for :func:`~napari_sam2.video.volume_divisions.daughter_masks`."""
+        image = slice_image(self._z_session(t))
+        return np.stack([image(z) for z in range(self.num_slices)])
 
     def _time_settings(self) -> MemorySettings:
         """Settings of the time sessions: no spare memories (``stored_memory_frames`` 0).
@@ -488,8 +503,9 @@ class VolumeTimeSession:
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc
             if self.divisions and not reverse:
+                image = self._image(t)
                 for obj_id in starts:
-                    self._divide(t, self._tracks[obj_id])
+                    self._divide(t, self._tracks[obj_id], image)
         self._label_pages.note(self._labels, self._labels[t].nbytes)
         # this timepoint's encodings, z-session memories and logits are freed by now: hand
         # their pages back, or the C heap keeps them and the process grows with T
