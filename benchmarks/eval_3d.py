@@ -165,6 +165,36 @@ def score_movie(pred, truth, lineage=None, pred_lineage=None) -> dict:
     return {"mean_iou": float(np.mean(ious)), **ctc_scores(pred, truth, lineage, pred_lineage)}
 
 
+def division_matches(pred, pred_lineage: dict, truth, lineage: dict, slack: int = 2) -> dict:
+    """Divisions found against the true ones: a found division (a mother in ``pred_lineage``)
+    is true when, on its last timepoint, its label lies mostly on a true mother, or on a
+    daughter of one, that divides within ``slack`` timepoints of it; {"found", "true",
+    "false", "missed"}."""
+
+    def last(labels, obj):
+        ts = np.flatnonzero((labels == obj).reshape(len(labels), -1).any(1))
+        return int(ts[-1]) if ts.size else None
+
+    true_mothers = {int(m): last(truth, m) for m in set(lineage.values())}
+    hits = set()
+    found = sorted({int(m) for m in pred_lineage.values()})
+    for m in found:
+        t = last(pred, m)
+        if t is None:
+            continue
+        ids, counts = np.unique(truth[t][pred[t] == m], return_counts=True)
+        keep = ids > 0
+        if not keep.any():
+            continue
+        best = int(ids[keep][np.argmax(counts[keep])])
+        best = int(lineage.get(best, best))  # a daughter: her mother
+        end = true_mothers.get(best)
+        if end is not None and abs(end - t) <= slack:
+            hits.add(best)
+    return {"found": len(found), "true": len(hits), "false": len(found) - len(hits),
+            "missed": len(true_mothers) - len(hits)}
+
+
 def synthetic_4d(model, log, seeds=(7,)) -> dict:
     from napari_sam2.train.zstack import make_zstack_movie
 
@@ -178,6 +208,7 @@ def synthetic_4d(model, log, seeds=(7,)) -> dict:
             res[key] = {**score_movie(labels, mv.labels, mv.lineage, lineage), "seconds": secs}
             if divisions:
                 res[key]["lineage"] = {str(k): v for k, v in lineage.items()}
+                res[key]["divisions"] = division_matches(labels, lineage, mv.labels, mv.lineage)
         out[f"seed {seed}"] = res
         log(f"4-D synthetic, seed {seed}: {res}")
     return out

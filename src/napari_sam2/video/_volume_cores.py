@@ -109,11 +109,13 @@ def bright_cores(
     if not mask.any():
         return Cores(np.zeros(mask.shape, np.int32), np.zeros((0, 3), np.int64))
     height = _height(mask, image, radii)
-    # regional maxima inside the mask flood the mask (plateaus are one marker)
+    # regional maxima inside the mask flood it (plateaus are one marker); maxima and flooding
+    # both 6-connected, so every 6-connected piece of the mask holds a marker and is flooded
+    six = ndimage.generate_binary_structure(3, 1)
     inside = np.where(mask, height, -np.inf)
-    peaks = (inside == ndimage.maximum_filter(inside, size=3)) & mask
-    markers, n = ndimage.label(peaks, structure=np.ones((3, 3, 3), bool))
-    regions = watershed(-height, markers, mask=mask)
+    peaks = (inside == ndimage.maximum_filter(inside, footprint=six)) & mask
+    markers, n = ndimage.label(peaks, structure=six)
+    regions = watershed(-height, markers, connectivity=1, mask=mask)
     top = np.full(n + 1, -np.inf)
     np.maximum.at(top, regions.ravel(), height.ravel())
     parent = np.arange(n + 1)

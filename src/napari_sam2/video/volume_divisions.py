@@ -11,8 +11,10 @@ volume at the timepoint before and at least :data:`MIN_VOXELS` voxels:
   the mother's radius, has two maxima whose brightest connecting path dips below
   :data:`SADDLE_SHARE` of the dimmer one's height above the background
   (:func:`~napari_sam2.video._volume_cores.bright_cores`), and the two peaks lie at least
-  :data:`MIN_SEPARATION` mother radii apart (z scaled by the mother's z radius). The mask's
-  voxels are shared out between the two by a watershed from the peaks.
+  :data:`MIN_SEPARATION` mother radii apart (z scaled by the mother's z radius), with the
+  mother's centre at the timepoint before between them (within :data:`MAX_OFFSET` of half
+  their distance from their midpoint). The mask's voxels are shared out between the two by a
+  watershed from the peaks.
 
 A nucleus brighter in its middle than at its rim has one core; daughters side by side have
 two, about 1.6 mother radii apart when they separate (each of 0.8 of the mother's radius).
@@ -35,6 +37,7 @@ from scipy import ndimage
 from ._volume_cores import bright_cores, cell_radii, split_between
 
 __all__ = [
+    "MAX_OFFSET",
     "MIN_CYCLE",
     "MIN_FRACTION",
     "MIN_SEPARATION",
@@ -53,6 +56,10 @@ MIN_VOXELS = 20
 #: the dimmer core's height above the background (validation movies: 0.8 found each division
 #: on the first timepoint the mask spans both daughters)
 SADDLE_SHARE = 0.8
+#: ... and the mother's centre at the timepoint before lies between them: nearer to their
+#: midpoint than this share of half their distance (validation: 0.07-0.55 for divisions,
+#: 0.9-3.2 where a neighbour's core lay under the mask, or a single nucleus split)
+MAX_OFFSET = 0.75
 #: a daughter does not divide again within this many timepoints of its birth (a cell cycle
 #: is far longer; without it, on validation, the halves of a false split split again)
 MIN_CYCLE = 10
@@ -100,15 +107,35 @@ def daughter_masks(
         Two (Z, Y, X) bool masks, larger first, when both are large enough; else None.
     """
     smallest = max(min_voxels, min_fraction * mother_voxels)
+    known = mother is not None and bool(mother.any())
     pieces, n = ndimage.label(mask)
     if n >= 2:
         sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
         first, second = np.argsort(sizes)[::-1][:2]
-        if sizes[second] >= smallest:
-            return pieces == first + 1, pieces == second + 1
-    if image is None or mother is None or not mother.any() or not mask.any():
+        parts = pieces == first + 1, pieces == second + 1
+        if sizes[second] >= smallest and (
+            not known
+            or _two_cells(*(np.argwhere(p).mean(axis=0) for p in parts), mother, cell_radii(mother))
+        ):
+            return parts
+    if image is None or not known or not mask.any():
         return None
     return _split_at_dip(mask, image, mother, smallest)
+
+
+def _two_cells(
+    a: np.ndarray, b: np.ndarray, mother: np.ndarray, radii: tuple[float, float]
+) -> bool:
+    """Whether two points (z, y, x voxels) can be the centres of a mother's daughters: at least
+    :data:`MIN_SEPARATION` of her radii apart, her centre at the timepoint before between them
+    (nearer to their midpoint than :data:`MAX_OFFSET` of half their distance)."""
+    scale = np.array([radii[0], radii[1], radii[1]])  # voxels -> mother radii
+    a, b = np.asarray(a) / scale, np.asarray(b) / scale
+    half = float(np.linalg.norm(a - b)) / 2
+    centre = np.argwhere(mother).mean(axis=0) / scale
+    return 2 * half >= MIN_SEPARATION and float(np.linalg.norm((a + b) / 2 - centre)) <= (
+        MAX_OFFSET * half
+    )
 
 
 def _split_at_dip(
@@ -125,9 +152,8 @@ def _split_at_dip(
     cores = bright_cores(crop, img, radii, SADDLE_SHARE)
     if cores.count < 2:
         return None
-    apart = (cores.peaks[0] - cores.peaks[1]).astype(float) / np.array([radii[0], *radii[1:] * 2])
-    if float(np.linalg.norm(apart)) < MIN_SEPARATION:
-        return None
+    if not _two_cells(cores.peaks[0] + lo, cores.peaks[1] + lo, mother, radii):
+        return None  # one nucleus' texture, or a neighbour's core under the mask
     halves = split_between(crop, img, radii, cores.peaks[:2])
     sizes = [int(np.count_nonzero(halves == k)) for k in (1, 2)]
     if min(sizes) < smallest:
