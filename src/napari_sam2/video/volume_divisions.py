@@ -46,7 +46,6 @@ __all__ = [
     "MIN_VOXELS",
     "SADDLE_SHARE",
     "daughter_masks",
-    "divisions_by_default",
     "may_divide",
 ]
 
@@ -69,17 +68,6 @@ MIN_CYCLE = 10
 #: ... and their peaks lie at least this many mother radii apart (daughters' centres: about
 #: 1.6; the texture of one nucleus split it with peaks 0.5-1.4 radii apart on validation)
 MIN_SEPARATION = 1.4
-
-
-def divisions_by_default(axes: str) -> bool:
-    """Whether divisions are looked for when not asked either way: on 3-D + time (axes with a
-    T; validation movies, seeds 2000-2009: mean TRA 0.910 -> 0.934, docs/3d.md), not on
-    z-stacks.
-
-    Args:
-        axes: the data's axes, e.g. ``"TZYX"`` or ``"ZYX"``.
-    """
-    return "T" in axes.upper()
 
 
 def may_divide(t: int, born: int | None) -> bool:
