@@ -69,8 +69,7 @@ class VolumeTimeSession:
         divisions: detect divisions while propagating forward
             (:mod:`napari_sam2.video.volume_divisions`): a cell whose 3-D mask holds two
             cells (fallen apart, or over two bright cores) ends, its two halves go on as
-            daughters with new ids, recorded in :attr:`lineage` as ``{daughter: mother}``
-            (``segment_movie`` turns it on for 3-D + time by default).
+            daughters with new ids, recorded in :attr:`lineage` as ``{daughter: mother}``.
         fit: fit each timepoint's masks along z to the image (:mod:`._volume_fit`), as for
             z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.689, mean TRA
             0.884 both; docs/3d.md).
