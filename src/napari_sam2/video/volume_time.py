@@ -220,19 +220,13 @@ class VolumeTimeSession:
 
     def _divide(self, t: int, mother: Track, image: np.ndarray | None = None) -> None:
         """Split ``mother`` into two daughters at t when its 3-D mask holds two cells there
-        (:func:`~napari_sam2.video.volume_divisions.daughter_masks`; ``image``: timepoint t's
-        (Z, Y, X) image, :meth:`_image`, read here when not given)."""
-        if t == 0 or t - 1 not in mother.centre:
+        (:func:`.daughter_masks`; ``image``: t's, :meth:`_image`, read here when not given)."""
+        born = min(mother.prompted) if mother.born else None
+        if t == 0 or t - 1 not in mother.centre or not may_divide(t, born):
             return
-        if not may_divide(t, min(mother.prompted) if mother.born else None):
-            return
-        was = self._labels[t - 1] == mother.obj_id
-        parts = daughter_masks(
-            self._labels[t] == mother.obj_id,
-            int(np.count_nonzero(was)),
-            image=self._image(t) if image is None else image,
-            mother=was,
-        )
+        was, now = self._labels[t - 1] == mother.obj_id, self._labels[t] == mother.obj_id
+        image = self._image(t) if image is None else image
+        parts = daughter_masks(now, int(np.count_nonzero(was)), image=image, mother=was)
         if parts is None:
             return
         mother.ended = t - 1
@@ -253,8 +247,7 @@ class VolumeTimeSession:
             self.lineage[obj_id] = mother.obj_id
 
     def _image(self, t: int) -> np.ndarray:
-        """(Z, Y, X) float32 image of timepoint t as the model sees it (windowed to [0, 1],
-        channels averaged), for :func:`~napari_sam2.video.volume_divisions.daughter_masks`."""
+        """(Z, Y, X) float32 image of timepoint t as the model sees it (:func:`slice_image`)."""
         image = slice_image(self._z_session(t))
         return np.stack([image(z) for z in range(self.num_slices)])
 
