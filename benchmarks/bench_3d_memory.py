@@ -7,9 +7,10 @@ click at t = 0, the bundled model,
 volume. The peak resident set size (:func:`peak_mib`) of each run is printed with the ratio.
 
 Run: ``python benchmarks/bench_3d_memory.py [--frames 20 200] [--shape 8 64 64]
-[--stored-memory-frames N]`` (``MemorySettings.stored_memory_frames`` of the z-sessions:
-tracked-slice memories kept per object beyond those attention needs; default 32; the sessions
-that follow a cell through time keep none).
+[--stored-memory-frames N] [--divisions]`` (``MemorySettings.stored_memory_frames`` of the
+z-sessions: tracked-slice memories kept per object beyond those attention needs; default 32;
+the sessions that follow a cell through time keep none; ``--divisions``: the session looks
+for divisions at every timepoint, as ``segment_movie`` does by default on 3-D + time).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def write_movie(folder: Path, frames: int, shape: tuple[int, int, int]) -> dict:
     return {"z": z, "y": int(ys[k]), "x": int(xs[k])}
 
 
-def child(folder: Path, click: dict, stored: int | None) -> dict:
+def child(folder: Path, click: dict, stored: int | None, divisions: bool = False) -> dict:
     import numpy as np
 
     from napari_sam2 import load_model
@@ -78,12 +79,15 @@ def child(folder: Path, click: dict, stored: int | None) -> dict:
     out = np.lib.format.open_memmap(folder / "l.npy", "w+", np.uint16, movie.shape)
     model = load_model("micro", device="cpu")
     settings = MemorySettings(**({} if stored is None else {"stored_memory_frames": stored}))
-    session = VolumeTimeSession(model, movie, axes="TZYX", out=out, settings=settings)
+    session = VolumeTimeSession(
+        model, movie, axes="TZYX", out=out, settings=settings, divisions=divisions
+    )
     session.add_points(0, click["z"], 1, [(click["y"], click["x"])], [1])
     t0 = time.perf_counter()
     done = sum(1 for _ in session.propagate("forward"))
     secs = time.perf_counter() - t0
     tracked = int(sum(bool((out[t] == 1).any()) for t in range(frames)))
+    divided = len(set(session.lineage.values()))
     session.close()
     return {
         "frames": frames,
@@ -91,6 +95,7 @@ def child(folder: Path, click: dict, stored: int | None) -> dict:
         "tracked": tracked,
         "seconds": secs,
         "peak_mib": peak_mib(),
+        "divisions": divided,
     }
 
 
@@ -99,17 +104,19 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, nargs="+", default=[20, 200])
     ap.add_argument("--shape", type=int, nargs=3, default=[10, 64, 64], metavar=("Z", "Y", "X"))
     ap.add_argument("--stored-memory-frames", type=int, default=None)
+    ap.add_argument("--divisions", action="store_true", help="look for divisions")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # folder with m.npy
     ap.add_argument("--click", help=argparse.SUPPRESS)  # JSON (z, y, x)
     args = ap.parse_args(argv)
     if args.child:
         click = json.loads(args.click)
-        print(json.dumps(child(Path(args.child), click, args.stored_memory_frames)))
+        print(json.dumps(child(Path(args.child), click, args.stored_memory_frames, args.divisions)))
         return 0
     stored = args.stored_memory_frames
     print(
         f"CPU: {cpu_name()}; movie (T, {', '.join(map(str, args.shape))}), 1 cell, micro, "
         f"stored_memory_frames {'default' if stored is None else stored}"
+        + (", divisions on" if args.divisions else "")
     )
     rows = []
     for frames in args.frames:
@@ -117,7 +124,8 @@ def main(argv=None) -> int:
             click = write_movie(Path(tmp), frames, tuple(args.shape))
             out = subprocess.run(
                 [sys.executable, __file__, "--child", tmp, "--click", json.dumps(click)]
-                + ([] if stored is None else ["--stored-memory-frames", str(stored)]),
+                + ([] if stored is None else ["--stored-memory-frames", str(stored)])
+                + (["--divisions"] if args.divisions else []),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -127,6 +135,7 @@ def main(argv=None) -> int:
         print(
             f"T = {frames:4d}: peak RSS {row['peak_mib']:7.1f} MiB, {row['seconds']:6.1f} s, "
             f"cell present on {row['tracked']}/{frames} timepoints"
+            + (f", {row['divisions']} division(s)" if args.divisions else "")
         )
     if len(rows) >= 2:
         print(

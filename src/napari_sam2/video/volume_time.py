@@ -36,8 +36,8 @@ from ._volume_track import Track, replay, window_side
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
 from .session import VideoSession
-from .volume_divisions import daughter_masks
-from .volumes import central_slice, propagate_along_z, z_settings
+from .volume_divisions import daughter_masks, may_divide
+from .volumes import central_slice, propagate_along_z, slice_image, z_settings
 
 __all__ = ["VolumeTimeSession"]
 
@@ -67,9 +67,9 @@ class VolumeTimeSession:
         cell_diameter: typical cell diameter in y-x pixels for sizing the windows (None:
             estimated from the image around the first click).
         divisions: detect divisions while propagating forward
-            (:mod:`napari_sam2.video.volume_divisions`): a cell whose 3-D mask falls apart
-            ends, its two pieces go on as daughters with new ids, recorded in
-            :attr:`lineage` as ``{daughter: mother}``.
+            (:mod:`napari_sam2.video.volume_divisions`): a cell whose 3-D mask holds two
+            cells (fallen apart, or over two bright cores) ends, its two halves go on as
+            daughters with new ids, recorded in :attr:`lineage` as ``{daughter: mother}``.
         fit: fit each timepoint's masks along z to the image (:mod:`._volume_fit`), as for
             z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.689, mean TRA
             0.884 both; docs/3d.md).
@@ -218,12 +218,15 @@ class VolumeTimeSession:
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
 
-    def _divide(self, t: int, mother: Track) -> None:
-        """Split ``mother`` into two daughters at t when its 3-D mask fell apart there."""
-        if t == 0 or t - 1 not in mother.centre:
+    def _divide(self, t: int, mother: Track, image: np.ndarray | None = None) -> None:
+        """Split ``mother`` into two daughters at t when its 3-D mask holds two cells there
+        (:func:`.daughter_masks`; ``image``: t's, :meth:`_image`, read here when not given)."""
+        born = min(mother.prompted) if mother.born else None
+        if t == 0 or t - 1 not in mother.centre or not may_divide(t, born):
             return
-        before = int(np.count_nonzero(self._labels[t - 1] == mother.obj_id))
-        parts = daughter_masks(self._labels[t] == mother.obj_id, before)
+        was, now = self._labels[t - 1] == mother.obj_id, self._labels[t] == mother.obj_id
+        image = self._image(t) if image is None else image
+        parts = daughter_masks(now, int(np.count_nonzero(was)), image=image, mother=was)
         if parts is None:
             return
         mother.ended = t - 1
@@ -242,6 +245,11 @@ class VolumeTimeSession:
             tr.centre[t] = zc
             tr.prompted.add(t)
             self.lineage[obj_id] = mother.obj_id
+
+    def _image(self, t: int) -> np.ndarray:
+        """(Z, Y, X) float32 image of timepoint t as the model sees it (:func:`slice_image`)."""
+        image = slice_image(self._z_session(t))
+        return np.stack([image(z) for z in range(self.num_slices)])
 
     def _time_settings(self) -> MemorySettings:
         """Settings of the time sessions: no spare memories (``stored_memory_frames`` 0).
@@ -488,8 +496,9 @@ class VolumeTimeSession:
                 if zc is not None:
                     self._tracks[obj_id].centre[t] = zc
             if self.divisions and not reverse:
+                image = self._image(t)
                 for obj_id in starts:
-                    self._divide(t, self._tracks[obj_id])
+                    self._divide(t, self._tracks[obj_id], image)
         self._label_pages.note(self._labels, self._labels[t].nbytes)
         # this timepoint's encodings, z-session memories and logits are freed by now: hand
         # their pages back, or the C heap keeps them and the process grows with T
