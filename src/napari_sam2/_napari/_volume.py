@@ -133,7 +133,11 @@ class VolumeController:
             self.session = VolumeTimeSession(self.model, data, axes=axes, out=self._view(labels))
         else:
             self.session = VideoSession(
-                self.model, data, axes=axes, settings=z_settings(None, shape[axes.index("Z")])
+                self.model,
+                data,
+                axes=axes,
+                settings=z_settings(None, shape[axes.index("Z")]),
+                fit_masks=False,
             )
             self.session.set_label_volume(self._view(labels))
         self.viewer.layers.selection.active = self.points_layer

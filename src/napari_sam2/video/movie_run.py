@@ -105,7 +105,7 @@ def build_session(
     allow_partial: bool = False,
     zoom: str = "auto",
     cell_diameter: float | None = None,
-    fit_masks: bool | str = False,
+    fit_masks: bool | str = "auto",
 ):
     """Open a movie, check the prompts against it and add them to a new video session.
 

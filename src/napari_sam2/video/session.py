@@ -59,8 +59,8 @@ class VideoSession:
             (see :attr:`roi`). None: the whole frame (or the ROI of a given ``FrameSource``).
         workers: independent work of a propagated frame (object chunks, the next frame's
             encoding) run side by side in this many threads, one intra-op thread each. None:
-            the CPU's threads for small models (input <= 512 px) on a CPU, else 1 (PyTorch's
-            own threading). Results equal sequential processing.
+            the CPU's threads for small models (input <= 512 px) on a CPU, else 1 (PyTorch's own
+            threading). Results equal sequential processing.
         allow_partial: a TIFF ``movie`` cut off after frame k-1 is used as frames 0..k-1
             (with a warning) instead of raising ``DamagedMovieError``.
         zoom: "auto" (default): objects too small for the model at the whole-frame input run in
@@ -70,10 +70,9 @@ class VideoSession:
             objects given by clicks unless the model's size there is confidently more than
             2x off (None: estimated from the image around the first click).
         fit_masks: cut objects' written masks to their image level set on their prompt frame
-            (:mod:`._frame_fit`): True every object, "auto" only small objects seen through
-            magnifying zoom windows that stand out from their surroundings (:mod:`._autofit`;
-            the default of ``segment_movie``, the CLI and the widget for 2-D movies), False
-            (the default here, which the z-sessions of 3-D data rely on): the model's masks.
+            (:mod:`._frame_fit`): True every object; "auto" (default) only small objects in
+            magnifying zoom windows that stand out from their surroundings (:mod:`._autofit`);
+            False the model's masks.
     """
 
     def __init__(
@@ -93,7 +92,7 @@ class VideoSession:
         allow_partial: bool = False,
         zoom: str = "auto",
         cell_diameter: float | None = None,
-        fit_masks: bool | str = False,
+        fit_masks: bool | str = "auto",
     ) -> None:
         self.model = model.eval()
         cfg = model.config
@@ -119,9 +118,8 @@ class VideoSession:
         self.label_volume = LabelVolume(shape, keep_labels, lambda: max(self._objects, default=0))
         #: the optional fit of the written masks to the image (``fit_masks``)
         self.fit = FrameFit(self.frames, fit_masks, cfg.image_size)
-        self._zoom = ZoomPlanner(
-            zoom, cfg.object_size_range, cfg.image_size, self.runner.region(), cell_diameter
-        )
+        self._zoom = ZoomPlanner(zoom, cfg.object_size_range, cfg.image_size,
+                                 self.runner.region(), cell_diameter)  # fmt: skip
         #: object sizes at the model's input and the zoom windows objects run in
         self.scale = ModelScale(self.frames, cfg.image_size, self._zoom, self.model)
         self._guard = ThreadGuard("VideoSession")  # one thread at a time

@@ -182,6 +182,7 @@ def segment_volume(
             precision=precision,
             zoom=zoom,
             cell_diameter=cell_diameter,
+            fit_masks=False,  # fitted in 3-D afterwards when asked
         )
         if out is not None:
             session.set_label_volume(out)

@@ -177,14 +177,7 @@ class VolumeTimeSession:
             _Planes(self._movie, self._axes, nz, lambda z: (t, z), self._movie_pages),
             self.contrast_limits,
         )
-        zs = VideoSession(
-            self.model,
-            src,
-            settings=z_settings(self.settings, nz),
-            precision=self.precision,
-            zoom=self.zoom,
-            cell_diameter=self.cell_diameter,
-        )
+        zs = self._session(src, z_settings(self.settings, nz))
         zs.runner.pool = self._z_pool  # shared: a z-session lives for one timepoint only
         zs.set_label_volume(self._labels[t])
         self._zs = (t, zs)
@@ -192,6 +185,13 @@ class VolumeTimeSession:
             for prompt in self._tracks[o].prompts.get(t, []):
                 replay(zs, o, prompt)
         return zs
+
+    def _session(self, src: FrameSource, settings: MemorySettings, **kw: Any) -> VideoSession:
+        """A 2-D session over planes of the movie; unfitted (3-D data is fitted in 3-D)."""
+        return VideoSession(
+            self.model, src, settings=settings, precision=self.precision, zoom=self.zoom,
+            cell_diameter=self.cell_diameter, fit_masks=False, **kw,
+        )
 
     def _track(self, obj_id: int) -> Track:
         if obj_id not in self._tracks:
@@ -205,15 +205,7 @@ class VolumeTimeSession:
                 self.contrast_limits,
                 prefetch=False,  # frame t+1's slice is only known once t is done
             )
-            time = VideoSession(
-                self.model,
-                src,
-                settings=self._time_settings(),
-                precision=self.precision,
-                keep_labels=False,
-                zoom=self.zoom,
-                cell_diameter=self.cell_diameter,
-            )
+            time = self._session(src, self._time_settings(), keep_labels=False)
             tr = Track(obj_id, time)
             self._tracks[obj_id] = tr
         return self._tracks[obj_id]
