@@ -36,10 +36,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._volume_cores import bright_cores, cell_radii, split_between
+from ._volume_cores import bright_cores, cell_radii, heights_above, split_between
 
 __all__ = [
     "MAX_OFFSET",
+    "MIN_CONTRAST",
     "MIN_CYCLE",
     "MIN_FRACTION",
     "MIN_SEPARATION",
@@ -62,6 +63,12 @@ SADDLE_SHARE = 0.8
 #: midpoint than this share of half their distance (validation: 0.07-0.55 for divisions,
 #: 0.9-3.2 where a neighbour's core lay under the mask, or a single nucleus split)
 MAX_OFFSET = 0.75
+#: each daughter stands above the background around the mask by at least this (the mean of
+#: the image over it, smoothed by a third of the mother's radii, minus the median of a ring of
+#: 3 voxels around the mask; in the model's window of intensities, [0, 1] over the movie's
+#: percentiles): a label that lost its cell and sits on background is not split by the
+#: noise's cores
+MIN_CONTRAST = 0.1
 #: a daughter does not divide again within this many timepoints of its birth (a cell cycle
 #: is far longer; without it, on validation, the halves of a false split split again)
 MIN_CYCLE = 10
@@ -110,19 +117,54 @@ def daughter_masks(
     """
     smallest = max(min_voxels, min_fraction * mother_voxels)
     known = mother is not None and bool(mother.any())
+    parts = _pieces(mask, smallest, mother if known else None)
+    if parts is None and image is not None and known and mask.any():
+        parts = _split_at_dip(mask, image, mother, smallest)
+    if parts is None or image is None:
+        return parts
+    return parts if _both_cells(mask, image, mother if known else mask, parts) else None
+
+
+def _pieces(
+    mask: np.ndarray, smallest: float, mother: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mask's two largest 3-D pieces when both are large enough (and, with the mother's
+    mask at the timepoint before, lie around her: :func:`_two_cells`), or None."""
     pieces, n = ndimage.label(mask)
-    if n >= 2:
-        sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
-        first, second = np.argsort(sizes)[::-1][:2]
-        parts = pieces == first + 1, pieces == second + 1
-        if sizes[second] >= smallest and (
-            not known
-            or _two_cells(*(np.argwhere(p).mean(axis=0) for p in parts), mother, cell_radii(mother))
-        ):
-            return parts
-    if image is None or not known or not mask.any():
+    if n < 2:
         return None
-    return _split_at_dip(mask, image, mother, smallest)
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    first, second = np.argsort(sizes)[::-1][:2]
+    parts = pieces == first + 1, pieces == second + 1
+    if sizes[second] < smallest:
+        return None
+    if mother is not None and not _two_cells(
+        *(np.argwhere(p).mean(axis=0) for p in parts), mother, cell_radii(mother)
+    ):
+        return None
+    return parts
+
+
+def _box(mask: np.ndarray, radii: tuple[float, float]) -> tuple[slice, ...]:
+    """A crop around the mask with a margin of the radii and the 3-voxel background ring."""
+    pad = (int(np.ceil(radii[0])) + 3, *[int(np.ceil(radii[1])) + 3] * 2)
+    where = np.argwhere(mask)
+    lo = np.maximum(where.min(0) - pad, 0)
+    hi = np.minimum(where.max(0) + 1 + np.asarray(pad), mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _both_cells(
+    mask: np.ndarray, image: np.ndarray, mother: np.ndarray, parts: tuple[np.ndarray, ...]
+) -> bool:
+    """Whether each daughter is a cell: the image over it, smoothed by a third of the mother's
+    radii, stands at least :data:`MIN_CONTRAST` above the background around the mask
+    (:func:`~napari_sam2.video._volume_cores.heights_above`)."""
+    radii = cell_radii(mother)
+    box = _box(mask, radii)
+    img = np.asarray(image[box], np.float32)
+    heights = heights_above(mask[box], img, radii, tuple(p[box] for p in parts))
+    return min(heights) >= MIN_CONTRAST
 
 
 def _two_cells(
@@ -145,11 +187,8 @@ def _split_at_dip(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The two daughters of a mask over two bright cores (see the module), or None."""
     radii = cell_radii(mother)
-    pad = (int(np.ceil(radii[0])) + 3, *[int(np.ceil(radii[1])) + 3] * 2)
-    where = np.argwhere(mask)
-    lo = np.maximum(where.min(0) - pad, 0)
-    hi = np.minimum(where.max(0) + 1 + np.asarray(pad), mask.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = _box(mask, radii)
+    lo = np.array([b.start for b in box])
     crop, img = mask[box], np.asarray(image[box], np.float32)
     cores = bright_cores(crop, img, radii, SADDLE_SHARE)
     if cores.count < 2:
