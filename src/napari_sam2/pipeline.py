@@ -145,7 +145,8 @@ def _segment_volume(movie: Any, prompts: Any, axes: str, o: SegmentOptions) -> S
         precision=o.model.precision, out=o.output.out, cancel=o.output.cancel,
         progress=lambda total: progress_callback(o.output.progress, total, "propagating"),
         zoom=o.region.zoom, cell_diameter=o.region.cell_diameter,
-        divisions=o.track.tracks_divisions, fit=o.track.fits(True),
+        divisions=None if o.track.divisions is None else o.track.tracks_divisions,
+        fit=o.track.fits(True),
     )
 
 

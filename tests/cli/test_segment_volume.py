@@ -208,8 +208,13 @@ def test_segment_movie_tzyx_divisions_give_daughters_and_lineage(micro):
         assert (labels[t, :, :, :32] == daughters[0]).any() != (
             labels[t, :, :, :32] == daughters[1]
         ).any()
-    plain, none = segment_movie(movie, click, axes="TZYX", model=micro, return_lineage=True)
+    plain, none = segment_movie(
+        movie, click, axes="TZYX", model=micro, divisions=False, return_lineage=True
+    )
     assert none == {} and set(np.unique(plain)) == {0, 1}  # one id per cell without divisions
+    # divisions are on by default for 3-D + time
+    default, found = segment_movie(movie, click, axes="TZYX", model=micro, return_lineage=True)
+    assert found == lineage and np.array_equal(default, labels)
 
 
 def test_cli_segment_4d_divisions_write_parents_to_the_ctc_folder(tmp_path, micro, monkeypatch):

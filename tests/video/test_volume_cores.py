@@ -114,3 +114,46 @@ def test_pieces_divide_only_around_the_mother():
         parts = daughter_masks(pieces, int(mother.sum()), mother=mother)
         assert (parts is not None) == divides
     assert daughter_masks(pieces, int(aside.sum())) is not None  # no mother given: pieces only
+
+
+def test_a_label_on_background_noise_is_not_split(monkeypatch):
+    """A small label that lost its cell and sits on noise: the noise makes cores (the rule
+    without its contrast guard splits most of these), but no part stands above the background
+    by a cell's contrast, so nothing divides, whether one piece or two."""
+    from napari_sam2.video import volume_divisions
+
+    shape = (10, 40, 40)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+
+    def blob(x: float, r: tuple[float, float, float]) -> np.ndarray:
+        return ((zz - 5) / r[0]) ** 2 + ((yy - 20) / r[1]) ** 2 + ((xx - x) / r[2]) ** 2 <= 1
+
+    mother, one = blob(20, (3, 4, 4)), blob(20.5, (3, 4.5, 5))
+    two = blob(14, (2, 3, 3)) | blob(26, (2, 3, 3))  # fallen apart, around the mother
+    images = [
+        np.clip(0.5 + 0.15 * np.random.default_rng(seed).standard_normal(shape), 0, 1)
+        for seed in range(20)
+    ]
+
+    def splits(mask: np.ndarray) -> int:
+        return sum(
+            daughter_masks(mask, int(mother.sum()), image=im, mother=mother) is not None
+            for im in images
+        )
+
+    assert splits(one) == 0 and splits(two) == 0
+    monkeypatch.setattr(volume_divisions, "MIN_CONTRAST", -np.inf)
+    assert splits(one) >= 5  # the noise does make two cores under the label
+    assert splits(two) == len(images)  # and the pieces alone would divide
+
+
+def test_contrast_guard_keeps_daughters_of_half_the_window():
+    """Touching daughters about 0.4 above a background of 0.4 still divide (each half's mean,
+    over the model's wider mask, about 0.12 above the ring); at a sixth of that they do not."""
+    image, truth = _render(_daughters())
+    mask = _joined(truth)
+    mother = _render([_mother()])[1] == 1
+    for scale, divides in ((0.6, True), (0.1, False)):
+        dim = 0.4 + scale * image  # nuclei of mean intensity 0.63 * scale above 0.4
+        parts = daughter_masks(mask, int(mother.sum()), image=dim, mother=mother)
+        assert (parts is not None) == divides

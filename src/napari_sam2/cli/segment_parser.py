@@ -92,12 +92,22 @@ def add_segment_parser(sub, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the frame the seed labels belong to (default: 0)",
     )
-    p.add_argument(
+    div = p.add_mutually_exclusive_group()
+    div.add_argument(
         "--divisions",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=None,
         help="track cell divisions: daughters get new ids, the lineage goes to --ctc "
         "res_track.txt (forward in time from the first prompted frame; 3-D + time: a cell "
-        "whose 3-D mask falls apart)",
+        "whose 3-D mask holds two cells; on by default for 3-D + time)",
+    )
+    div.add_argument(
+        "--no-divisions",
+        dest="divisions",
+        action="store_const",
+        const=False,
+        help="one id per cell through time (3-D + time, where divisions are on by default)",
     )
     fit = p.add_mutually_exclusive_group()
     fit.add_argument(

@@ -103,7 +103,7 @@ def segment_volume_cli(
                 progress=progress,
                 zoom=args.zoom,
                 cell_diameter=args.cell_diameter,
-                divisions=bool(args.divisions),
+                divisions=args.divisions,  # None: on for 3-D + time
                 fit_masks=not args.no_fit,
             )
         except ValueError as err:
@@ -136,7 +136,7 @@ def segment_volume_cli(
         f"segmented {len(np.unique(labels)) - 1} object(s) in {elapsed:.1f} s "
         f"({model.config.name} on {_device_label(model)})"
     )
-    if args.divisions:
+    if "T" in axes and args.divisions is not False:
         print(division_summary(lineage, args.ctc))
     print(f"wrote {', '.join(written)}")
     print(f"labels: {labels.dtype}, {shape} ({'T, ' if labels.ndim == 4 else ''}Z, Y, X){vs}")

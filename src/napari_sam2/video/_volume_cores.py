@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Cores", "bright_cores", "cell_radii", "split_between"]
+__all__ = ["Cores", "bright_cores", "cell_radii", "heights_above", "split_between"]
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,23 @@ def split_between(
     for k, (z, y, x) in enumerate(peaks[:2], start=1):
         markers[z, y, x] = k
     return watershed(-_height(mask, image, radii), markers, mask=mask).astype(np.int32)
+
+
+def heights_above(
+    mask: np.ndarray, image: np.ndarray, radii: tuple[float, float], parts: tuple[np.ndarray, ...]
+) -> list[float]:
+    """How far each part of a mask stands above the background around the mask.
+
+    Args:
+        mask: (Z, Y, X) bool mask (a crop around it is enough, as for :func:`bright_cores`).
+        image: (Z, Y, X) intensities of the same voxels (as for :func:`bright_cores`).
+        radii: the cell's (z, y-x) radii in voxels; the image is smoothed by a third of each.
+        parts: (Z, Y, X) bool masks inside ``mask``.
+
+    Returns:
+        Per part, the mean of the smoothed image over it minus the median of a ring of 3 voxels
+        around ``mask``, in the image's units (signed as in :func:`bright_cores`: a cell darker
+        than its surroundings is read negated).
+    """
+    height = _height(mask, image, radii)
+    return [float(height[p].mean()) if p.any() else 0.0 for p in parts]

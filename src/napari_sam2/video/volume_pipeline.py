@@ -16,6 +16,7 @@ from .frames import frame_source_for
 from .prompts import BoxPrompt, PointPrompt
 from .segment_options import Segmentation
 from .session import VideoSession
+from .volume_divisions import divisions_by_default
 from .volume_time import VolumeTimeSession
 from .volumes import propagate_along_z, z_settings
 
@@ -84,7 +85,7 @@ def segment_volume(
     guard: bool = True,
     zoom: str = "auto",
     cell_diameter: float | None = None,
-    divisions: bool = False,
+    divisions: bool | None = None,
     fit: bool = True,
 ) -> Segmentation:
     """Segment a z-stack along z, or follow 3-D cells through time (see ``segment_movie``).
@@ -111,8 +112,10 @@ def segment_volume(
         zoom: ``"auto"`` (small cells run in windows that follow them) or ``"off"``.
         cell_diameter: typical cell diameter in y-x pixels for the windows (None: estimated
             around each first click).
-        divisions: 3-D + time only: a cell whose 3-D mask falls apart ends, its two pieces go
-            on as daughters with new ids (:mod:`napari_sam2.video.volume_divisions`).
+        divisions: 3-D + time only: a cell whose 3-D mask holds two cells (fallen apart, or
+            two bright cores) ends, its two halves go on as daughters with new ids
+            (:mod:`napari_sam2.video.volume_divisions`). None (default): on for 3-D + time,
+            off for z-stacks (:func:`~napari_sam2.video.volume_divisions.divisions_by_default`).
         fit: fit each object's masks along z to the image (:mod:`._volume_fit`); False keeps
             the model's masks.
 
@@ -124,6 +127,8 @@ def segment_volume(
     points, box_list = as_point_prompts(prompts), as_box_prompts(boxes)
     if not points and not box_list:
         raise ValueError("no prompts: give at least one click or box with its z slice")
+    if divisions is None:
+        divisions = divisions_by_default(axes)
     if "T" in axes.upper():
         session = VolumeTimeSession(
             model,
