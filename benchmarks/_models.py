@@ -48,3 +48,16 @@ def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
     units = [u for u in (vector, "AMX" if "amx_bf16" in flags else None) if u]
     return f"{name} ({', '.join(units)})" if units else name
+
+
+def cpu_eval_model(args):
+    """The model of an accuracy script, on the CPU with ``args.threads`` threads; an empty
+    ``args.looks`` (``--looks`` given without names) becomes every look family."""
+    from napari_sam2 import load_model
+
+    if getattr(args, "looks", None) == []:
+        from napari_sam2.train.looks import FAMILIES
+
+        args.looks = list(FAMILIES)
+    torch.set_num_threads(args.threads)
+    return load_model(args.model, device="cpu")

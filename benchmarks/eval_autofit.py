@@ -41,10 +41,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _models import cpu_name  # noqa: E402
+from _models import cpu_eval_model, cpu_name  # noqa: E402
 
 from napari_sam2.video._autofit import MAX_BACKGROUND_SHARE  # noqa: E402
 
@@ -283,14 +282,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--modes", nargs="+", default=["off", "on"], choices=tuple(MODES))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    if args.looks == []:
-        from napari_sam2.train.looks import FAMILIES
-
-        args.looks = list(FAMILIES)
-    torch.set_num_threads(args.threads)
-    from napari_sam2 import load_model
-
-    model = load_model(args.model, device="cpu")
+    model = cpu_eval_model(args)
     print(f"# {model.config.name}, modes {args.modes}, {cpu_name()}, {args.threads} threads",
           flush=True)
     t0 = time.perf_counter()

@@ -58,10 +58,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _models import cpu_name  # noqa: E402
+from _models import cpu_eval_model, cpu_name  # noqa: E402
 from eval_accuracy import (  # noqa: E402
     HELA_IMG,
     HELA_REF,
@@ -421,14 +420,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
     global ZOOM, FIT
     ZOOM, FIT = args.zoom, {"auto": "auto", "on": True, "off": False}[args.fit]
-    if args.looks == []:
-        from napari_sam2.train.looks import FAMILIES
-
-        args.looks = list(FAMILIES)
-    torch.set_num_threads(args.threads)
-    from napari_sam2 import load_model
-
-    model = load_model(args.model, device="cpu")
+    model = cpu_eval_model(args)
     print(f"# {model.config.name}, zoom={ZOOM}, fit={FIT}, {cpu_name()}, {args.threads} threads",
           flush=True)
     extra: list[dict] = []

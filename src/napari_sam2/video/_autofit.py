@@ -31,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
-from ._volume_fit import margin_radius
+from ._volume_fit import margin_of
 
 __all__ = [
     "AUTO_MAGNIFICATION",
@@ -97,7 +96,7 @@ def background_share(mask: np.ndarray, image: np.ndarray) -> float | None:
     """Share of a mask's pixels on the background's side of the median of its margin.
 
     The margin is the ring around the mask as wide as its radius
-    (:func:`~._volume_fit.margin_radius`, as the fit's level reads it); the object's side is
+    (:func:`~._volume_fit.margin_of`, as the fit's level reads it); the object's side is
     brighter when its mean lies above that median, else darker.
 
     Args:
@@ -111,7 +110,7 @@ def background_share(mask: np.ndarray, image: np.ndarray) -> float | None:
     n = int(np.count_nonzero(mask))
     if not n:
         return None
-    margin = (ndimage.distance_transform_edt(~mask) <= margin_radius(n)) & ~mask
+    margin = margin_of(mask, n)
     if not margin.any():
         return None
     background = float(np.median(image[margin]))

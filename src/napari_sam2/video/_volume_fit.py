@@ -122,6 +122,20 @@ def margin_radius(pixels: int) -> float:
     return max(3.0, float(np.sqrt(pixels / np.pi)))
 
 
+def margin_of(mask: np.ndarray, pixels: int | None = None) -> np.ndarray:
+    """The margin around a mask: the pixels outside it within :func:`margin_radius` of it.
+
+    Args:
+        mask: (H, W) bool mask (on a rectangle with room for the margin; its edges clip it).
+        pixels: the mask's pixel count (None: counted here).
+
+    Returns:
+        (H, W) bool margin.
+    """
+    n = int(np.count_nonzero(mask)) if pixels is None else pixels
+    return (ndimage.distance_transform_edt(~mask) <= margin_radius(n)) & ~mask
+
+
 def slice_level(mask: np.ndarray, image: np.ndarray) -> ImageFit | None:
     """The level of a mask on one slice: :data:`LEVEL_SHARE` of the way from the median of a
     margin around the mask (as wide as its radius) to Otsu's threshold over the mask and margin.
@@ -145,8 +159,8 @@ def slice_level(mask: np.ndarray, image: np.ndarray) -> ImageFit | None:
     y0, x0 = max(ys.min() - pad, 0), max(xs.min() - pad, 0)
     y1, x1 = min(ys.max() + pad + 1, mask.shape[0]), min(xs.max() + pad + 1, mask.shape[1])
     m, img = mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
-    region = ndimage.distance_transform_edt(~m) <= radius
-    margin = region & ~m
+    margin = margin_of(m, n)
+    region = margin | m
     if not margin.any():
         return None
     inside, outside = float(img[m].mean()), float(img[margin].mean())
