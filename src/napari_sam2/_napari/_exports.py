@@ -14,7 +14,7 @@ import numpy as np
 from ._state import TrackingState
 from .jobs import Job
 
-__all__ = ["ExportsControl"]
+__all__ = ["ExportsControl", "supported_lineage"]
 
 
 class ExportsControl:
@@ -130,24 +130,10 @@ class ExportsControl:
         return job
 
     def _lineage(self) -> dict[int, int]:
-        """{daughter: mother} of the session (worker side), without the entries the labels no
-        longer support: an object without labels, or a mother not labelled before her
-        daughter's first frame (objects removed or repainted since)."""
+        """{daughter: mother} of the session (worker side) that the labels still support
+        (:func:`supported_lineage`)."""
         s = self._state.session
-        lineage = {} if s is None else dict(s.lineage)
-        if not lineage:
-            return {}
-        vol = self._state.volume
-        wanted = np.asarray(sorted({*lineage, *lineage.values()}), dtype=np.int64)
-        first: dict[int, int] = {}
-        for t in range(vol.shape[0]):
-            frame = vol[t]
-            present = np.unique(frame[np.isin(frame, wanted)])
-            for i in present.tolist():
-                first.setdefault(int(i), t)
-        return {
-            d: m for d, m in lineage.items() if d in first and m in first and first[m] < first[d]
-        }
+        return supported_lineage({} if s is None else s.lineage, self._state.volume)
 
     def _pixel_size(self) -> tuple[float, float] | None:
         """(y, x) pixel size in micrometres when the image layer's scale has length units."""
@@ -160,3 +146,25 @@ class ExportsControl:
         except Exception:  # noqa: BLE001 - pixel units or no pint: no physical size
             return None
         return (float(scale[yi]) * um[0], float(scale[xi]) * um[1])
+
+
+def supported_lineage(lineage: dict[int, int], volume: np.ndarray) -> dict[int, int]:
+    """The entries of ``lineage`` {daughter: mother} that the labels still support: both
+    labelled, the mother on a frame before her daughter's first (objects removed or repainted
+    since a division drop out). Used by the tracking and the 3-D widgets' exports.
+
+    Args:
+        lineage: {daughter id: mother id}, e.g. a session's ``lineage``.
+        volume: (T, Y, X) or (T, Z, Y, X) integer labels, read one timepoint at a time.
+    """
+    lineage = dict(lineage)
+    if not lineage:
+        return {}
+    wanted = np.asarray(sorted({*lineage, *lineage.values()}), dtype=np.int64)
+    first: dict[int, int] = {}
+    for t in range(volume.shape[0]):
+        frame = volume[t]
+        present = np.unique(frame[np.isin(frame, wanted)])
+        for i in present.tolist():
+            first.setdefault(int(i), t)
+    return {d: m for d, m in lineage.items() if d in first and m in first and first[m] < first[d]}

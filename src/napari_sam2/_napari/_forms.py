@@ -1,7 +1,8 @@
 """magicgui parts of the widget: settings forms generated from dataclasses (the memory bank's
 :class:`~napari_sam2.video.memory_settings.MemorySettings`, the division tracking's
 :class:`~napari_sam2.video.lineage.DivisionSettings`), and layer pickers that list the
-viewer's layers of one kind.
+viewer's layers of one kind; and the "Follow divisions" switch of the tracking and the 3-D
+widgets.
 
 Each object owns its magicgui widgets; the Qt widget embeds them through ``.native``.
 """
@@ -17,7 +18,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 
 from napari_sam2.video.memory_settings import setting_fields
 
-__all__ = ["DivisionForm", "LayerPicker", "MemoryForm", "SettingsForm", "attribute_docs"]
+__all__ = [
+    "DivisionForm",
+    "LayerPicker",
+    "MemoryForm",
+    "SettingsForm",
+    "attribute_docs",
+    "divisions_check",
+]
 
 _SPIN_MAX = 100_000
 #: Step of the spin boxes of float fields (fractions and probabilities, 0..1).
@@ -177,6 +185,23 @@ class DivisionForm(SettingsForm):
             on_change,
             none_text="off",
         )
+
+
+def divisions_check(more: str = "") -> Any:
+    """The "Follow divisions" switch (a ``QCheckBox``, unchecked), as the tracking widget and
+    the 3-D widget show it.
+
+    Args:
+        more: what the widget's division tracking does besides (appended to the tooltip).
+    """
+    from qtpy.QtWidgets import QCheckBox
+
+    check = QCheckBox("Follow divisions")
+    check.setToolTip(
+        "While propagating forward, a cell that divides continues as two new objects "
+        "(daughters, linked to their mother in the CTC export and the Tracks layer)" + more
+    )
+    return check
 
 
 def attribute_docs(cls: type) -> dict[str, str]:

@@ -10,7 +10,6 @@ from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -21,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ._forms import DivisionForm, LayerPicker
+from ._forms import DivisionForm, LayerPicker, divisions_check
 from ._many_cells import PRESETS
 
 __all__ = ["ManyCellsPanel"]
@@ -64,12 +63,7 @@ class ManyCellsPanel:
         self.preset_combo.activated.connect(self._on_preset_activated)
         form.addRow("Preset", self.preset_combo)
 
-        self.divisions_check = QCheckBox("Follow divisions")
-        self.divisions_check.setToolTip(
-            "While propagating forward, a cell that divides continues as two new objects "
-            "(daughters, linked to their mother in the CTC export and the Tracks layer), and a "
-            "lost cell that reappears gets a new id"
-        )
+        self.divisions_check = divisions_check(", and a lost cell that reappears gets a new id")
         self.divisions_check.toggled.connect(
             lambda v: self._updating or safe(c.propagation.set_follow_divisions, v)
         )
