@@ -381,11 +381,14 @@ class Hiera(nn.Module):
         Cached while no gradient is being recorded; the cache is refreshed when the parameters
         change (in place, by loading or by moving).
         """
+        # (inside a compiled graph the embedding is computed, and folded, instead of cached;
+        # asked first: tracing stops at tensor.is_inference())
+        if torch.compiler.is_compiling():
+            return self._compute_pos_embed(hw)
         needs_grad = torch.is_grad_enabled() and (
             self.pos_embed.requires_grad or self.pos_embed_window.requires_grad
         )
-        # (inside a compiled graph the embedding is computed, and folded, instead of cached)
-        if needs_grad or self.pos_embed.is_inference() or torch.compiler.is_compiling():
+        if needs_grad or self.pos_embed.is_inference():
             # (parameters created in inference mode have no version counter to key a cache on)
             return self._compute_pos_embed(hw)
         key = self._pos_embed_key(hw)
@@ -413,7 +416,9 @@ class Hiera(nn.Module):
         layout: Layout = None
         if not ws or h % ws or w % ws:
             x = tokens + pos
-        elif torch.is_grad_enabled() and (tokens.requires_grad or pos.requires_grad):
+        elif torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and (tokens.requires_grad or pos.requires_grad)
+        ):  # (a compiled graph fuses the add itself; it cannot trace a strided out=)
             layout = (ws, ws)
             x = partition(tokens + pos, layout)
         else:
