@@ -62,6 +62,7 @@ def test_compiled_model_tracks_like_the_eager_one(movie, backend):
     movie = movie[:4]  # (every new memory length compiles anew: keep the test short)
     want, got = _track(eager, movie), _track(compiled, movie)
     assert counters["stats"]["unique_graphs"] >= 4  # the four networks really were compiled
+    assert not counters["graph_break"], dict(counters["graph_break"])  # each traced whole
     assert [r.frame for r in got] == [r.frame for r in want] == list(range(len(movie)))
     for a, b in zip(want, got):
         assert a.obj_ids == b.obj_ids == [1, 2]
