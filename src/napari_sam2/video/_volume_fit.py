@@ -5,7 +5,7 @@ The bundled ``micro`` model draws a mask of nearly one size at its input whateve
 object's size: small nuclei (y-x radius 8-12 voxels on 128-px slices) get masks 1.6-2.5 times
 their section, and the mask hardly shrinks towards a nucleus' tips (a section of 60 voxels
 gets a mask of 290), so a z-stack's 3-D masks were 1.5-2 times the nuclei's volume
-(docs/3d.md). The image does show where the object ends.
+(docs/3d_measurements.md). The image does show where the object ends.
 
 Each object's level is set on its start slice (the prompted or tracked slice) by
 :func:`slice_level`: :data:`LEVEL_SHARE` of the way from the background (the median of a margin

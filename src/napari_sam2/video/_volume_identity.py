@@ -51,7 +51,7 @@ __all__ = ["MAX_HELD_SHARE", "MIN_KEPT", "MIN_TAKEN", "give_back_stolen", "held_
 
 #: an object's fill along z ends on the first slice (walking away from its start slice) where
 #: more than this share of its mask lies on voxels other objects held at the timepoint before
-#: (chosen on the validation movies, seeds 2000-2003: 0.6 and 0.8 tried; docs/3d.md)
+#: (chosen on the validation movies, seeds 2000-2003: 0.6 and 0.8 tried; docs/3d_measurements.md)
 MAX_HELD_SHARE = 0.8
 
 #: an object that covers less than this fraction of its voxels of the timepoint before ...

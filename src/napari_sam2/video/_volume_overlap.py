@@ -18,7 +18,7 @@ small nuclei are 1.6-2 times their area) and nothing makes them compete, as the 
   fill along z does not start on the neighbour.
 
 Without them, on the validation movies a nucleus' label slid onto its touching neighbour
-within 3-4 timepoints (docs/3d.md).
+within 3-4 timepoints (docs/3d_measurements.md).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ divisions) the cores found the division on the first timepoint the mother's labe
 daughters in 6 of the 8 movies where it does; the separation drops splits of one nucleus by
 its texture (peaks 0.5-1.4 radii apart), the mother's centre between the two drops a
 neighbour's core under the mask. With the rule: mean TRA 0.910 -> 0.934, 6 divisions found,
-1 false (docs/3d.md).
+1 false (docs/3d_measurements.md).
 
 A daughter does not divide again within :data:`MIN_CYCLE` timepoints of its birth
 (:func:`may_divide`). Then the cell's track ends on the timepoint before, and the two pieces
@@ -85,7 +85,7 @@ MIN_SEPARATION = 1.4
 
 def divisions_by_default(axes: str) -> bool:
     """Whether divisions are looked for when not asked either way: on 3-D + time (axes with a
-    T; validation movies, seeds 2000-2009: mean TRA 0.910 -> 0.934, docs/3d.md), not on
+    T; validation movies, seeds 2000-2009: mean TRA 0.910 -> 0.934, docs/3d_measurements.md), not on
     z-stacks.
 
     Args:

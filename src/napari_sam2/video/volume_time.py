@@ -72,7 +72,7 @@ class VolumeTimeSession:
             daughters with new ids, recorded in :attr:`lineage` as ``{daughter: mother}``.
         fit: fit each timepoint's masks along z to the image (:mod:`._volume_fit`), as for
             z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.689, mean TRA
-            0.884 both; docs/3d.md).
+            0.884 both; docs/3d_measurements.md).
     """
 
     def __init__(

@@ -459,7 +459,7 @@ def z_settings(settings: MemorySettings | None, num_slices: int) -> MemorySettin
 #: a 3-D cell's central slice (the slice it is followed on through time) is the slice nearest
 #: its mask's z centroid among the slices holding at least this share of the widest slice's
 #: area (:func:`central_slice`; chosen on the 4-D validation movies, seeds 2000-2003, from
-#: 0.5, 0.75 and 1.0, the widest slice alone; docs/3d.md, *Memory through time*)
+#: 0.5, 0.75 and 1.0, the widest slice alone; docs/3d_measurements.md, *Memory through time*)
 CENTRE_SHARE = 0.75
 
 
@@ -469,7 +469,7 @@ def central_slice(mask: np.ndarray, share: float = CENTRE_SHARE) -> int | None:
     The slice nearest the mask's voxel-weighted z centroid among the slices holding at least
     ``share`` of the widest slice's area (the wider one on ties). The model's masks hardly
     shrink towards a cell's tips, so the widest slice alone can be a tip, or a slice past the
-    cell's end: a cell followed through time on it is lost (docs/3d.md, *Memory through
+    cell's end: a cell followed through time on it is lost (docs/3d_measurements.md, *Memory through
     time*).
 
     Args:
