@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._volume_cores import bright_cores, cell_radii, heights_above, split_between
+from ._volume_cores import bright_cores, brightest, cell_radii, heights_above, split_between
 
 __all__ = [
     "MAX_OFFSET",
@@ -254,15 +254,7 @@ def _sister_opposite(
     both = mask | sister
     box = _box(both, radii)
     crop, img = both[box], np.asarray(image[box], np.float32)
-    height = np.where(
-        crop, ndimage.gaussian_filter(img, (radii[0] / 3, *[radii[1] / 3] * 2)), -np.inf
-    )
-    peaks = np.array(
-        [
-            np.unravel_index(int(np.argmax(np.where(m[box], height, -np.inf))), crop.shape)
-            for m in (mask, sister)
-        ]
-    )
+    peaks = brightest(crop, img, radii, (mask[box], sister[box]))
     halves = split_between(crop, img, radii, peaks)
     out = []
     for k in (1, 2):
