@@ -5,18 +5,26 @@ For each synthetic 3-D + time movie (:func:`napari_sam2.train.zstack.make_zstack
 the defaults of ``segment_movie`` (divisions on; as ``eval_3d.py``); then, for every true
 division (the mother's last timepoint ``td``), the share of the mother's voxels at ``td`` under
 each label, and of each daughter's voxels under each label (0: unlabelled) on the ``--after``
-timepoints that follow; and the divisions found (``eval_3d.division_matches``). A missed
-division whose unfollowed daughter is unlabelled could be found by a new cell appearing
-beside the mother; one held by a neighbour's label, or by the mother's label with the other
-daughter, could not.
+timepoints that follow; the mother's label on ``td + 1``: its volume over its volume on ``td``
+and how far its centre moved (in the mother's radii: a label that followed one daughter
+moves about 0.8 and halves); and for every division found, the share of each daughter on
+voxels the mother's label held on the timepoint before (a split of a label that already
+spanned two cells: both near 1; a division: about 0.5 each, the daughters reach past their
+mother's mask) and the divisions found (``eval_3d.division_matches``). A missed division
+whose unfollowed daughter is unlabelled could be found by a new cell appearing beside the
+mother; one held by a neighbour's label, or by the mother's label with the other daughter,
+could not.
 
 Run: ``python benchmarks/diag_3d_divisions.py --movie-seeds 2000 2004 2007 2009 [--after 4]``
-(validation seeds: 2000-2009; about 35 s per movie on 1 CPU thread).
+(validation seeds: 2000-2029; about 35 s per movie on 1 CPU thread); ``--save DIR`` keeps
+each movie's labels (``seed{S}.npz``: labels, truth; ``seed{S}.json``: lineages), ``--load
+DIR`` reports on them again without tracking.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,18 +41,34 @@ def shares(labels: np.ndarray, region: np.ndarray) -> dict[int, float]:
     return {int(i): round(float(c) / total, 2) for i, c in zip(ids, counts) if c / total >= 0.02}
 
 
+def _last(labels: np.ndarray, obj: int) -> int:
+    return int(np.flatnonzero((labels == obj).reshape(len(labels), -1).any(1))[-1])
+
+
+def moved(was: np.ndarray, now: np.ndarray) -> tuple[float, float]:
+    """(volume now / volume before, centre's move in the radii of ``was``) of one label."""
+    from napari_sam2.video._volume_cores import cell_radii
+
+    rz, ryx = cell_radii(was)
+    step = (np.argwhere(now).mean(0) - np.argwhere(was).mean(0)) / np.array([rz, ryx, ryx])
+    return round(float(now.sum() / was.sum()), 2), round(float(np.linalg.norm(step)), 2)
+
+
 def report(pred: np.ndarray, truth: np.ndarray, lineage: dict, after: int) -> list[str]:
     """Lines on each true division: who holds the mother at its end and each daughter after."""
     lines = []
     frames = len(truth)
     for mother in sorted(set(lineage.values())):
         daughters = sorted(d for d, m in lineage.items() if m == mother)
-        present = (truth == mother).reshape(frames, -1).any(1)
-        td = int(np.flatnonzero(present)[-1])
+        td = _last(truth, mother)
+        held = shares(pred[td], truth[td] == mother)
         lines.append(
-            f"  nucleus {mother} divides after t = {td}: its voxels at t = {td} "
-            f"under labels {shares(pred[td], truth[td] == mother)}"
+            f"  nucleus {mother} divides after t = {td}: its voxels at t = {td} under labels {held}"
         )
+        label = max((k for k in held if k), key=held.get, default=None)
+        if label is not None and td + 1 < frames and (pred[td + 1] == label).any():
+            ratio, step = moved(pred[td] == label, pred[td + 1] == label)
+            lines.append(f"    label {label} at t = {td + 1}: volume x{ratio}, centre moved {step}")
         for t in range(td + 1, min(td + 1 + after, frames)):
             held = [
                 f"daughter {d} ({int((truth[t] == d).sum())} voxels): "
@@ -52,6 +76,22 @@ def report(pred: np.ndarray, truth: np.ndarray, lineage: dict, after: int) -> li
                 for d in daughters
             ]
             lines.append(f"    t = {t}: " + "; ".join(held))
+    return lines
+
+
+def found(pred: np.ndarray, pred_lineage: dict) -> list[str]:
+    """Lines on each division found: the share of each daughter on its mother's voxels of the
+    timepoint before."""
+    lines = []
+    for mother in sorted(set(pred_lineage.values())):
+        daughters = sorted(d for d, m in pred_lineage.items() if m == mother)
+        t = _last(pred, mother) + 1
+        was = pred[t - 1] == mother
+        on = [
+            round(float((was & (pred[t] == d)).sum() / max((pred[t] == d).sum(), 1)), 2)
+            for d in daughters
+        ]
+        lines.append(f"  found: {mother} -> {daughters} at t = {t}, on the mother's voxels: {on}")
     return lines
 
 
@@ -63,20 +103,38 @@ def main(argv=None) -> int:
         type=int,
         nargs="+",
         default=[2000, 2004, 2007, 2009],
-        help="validation seeds (2000-2009)",
+        help="validation seeds (2000-2029)",
     )
     ap.add_argument("--after", type=int, default=4, help="timepoints after each division")
+    ap.add_argument("--save", type=Path, help="keep each movie's labels and lineages here")
+    ap.add_argument("--load", type=Path, help="report on labels kept by --save (no tracking)")
     args = ap.parse_args(argv)
 
     from napari_sam2 import load_model
     from napari_sam2.train.zstack import make_zstack_movie
 
-    model = load_model(args.model, device="cpu")
+    model = None if args.load else load_model(args.model, device="cpu")
     for seed in args.movie_seeds:
-        mv = make_zstack_movie(frames=20, count=4, seed=seed)
-        pred, found, _ = track_movie(model, mv.image, mv.labels)
-        print(f"seed {seed}: divisions {division_matches(pred, found, mv.labels, mv.lineage)}")
-        print("\n".join(report(pred, mv.labels, mv.lineage, args.after)), flush=True)
+        if args.load:
+            kept = np.load(args.load / f"seed{seed}.npz")
+            pred, truth = kept["labels"], kept["truth"]
+            lin = json.loads((args.load / f"seed{seed}.json").read_text())
+            lineage, true_lineage = (
+                {int(k): int(v) for k, v in lin[key].items()} for key in ("lineage", "true")
+            )
+        else:
+            mv = make_zstack_movie(frames=20, count=4, seed=seed)
+            pred, lineage, _ = track_movie(model, mv.image, mv.labels)
+            truth, true_lineage = mv.labels, mv.lineage
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(args.save / f"seed{seed}.npz", labels=pred, truth=truth)
+                (args.save / f"seed{seed}.json").write_text(
+                    json.dumps({"lineage": lineage, "true": true_lineage})
+                )
+        print(f"seed {seed}: divisions {division_matches(pred, lineage, truth, true_lineage)}")
+        print("\n".join(report(pred, truth, true_lineage, args.after)), flush=True)
+        print("\n".join(found(pred, lineage)), flush=True)
     return 0
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Cores", "bright_cores", "cell_radii", "heights_above", "split_between"]
+__all__ = ["Cores", "bright_cores", "brightest", "cell_radii", "heights_above", "split_between"]
 
 
 @dataclass(frozen=True)
@@ -187,3 +187,23 @@ def heights_above(
     """
     height = _height(mask, image, radii)
     return [float(height[p].mean()) if p.any() else 0.0 for p in parts]
+
+
+def brightest(
+    mask: np.ndarray, image: np.ndarray, radii: tuple[float, float], parts: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """The brightest voxel of each part of a mask, in the image smoothed as for the cores.
+
+    Args:
+        mask: (Z, Y, X) bool mask (a crop around it is enough, as for :func:`bright_cores`).
+        image: (Z, Y, X) intensities of the same voxels (as for :func:`bright_cores`).
+        radii: the cell's (z, y-x) radii in voxels; the image is smoothed by a third of each.
+        parts: (Z, Y, X) bool masks inside ``mask``, none empty.
+
+    Returns:
+        (n, 3) int64 (z, y, x) of each part's brightest voxel (the peaks
+        :func:`split_between` floods from).
+    """
+    height = _height(mask, image, radii)
+    flat = [int(np.argmax(np.where(p, height, -np.inf))) for p in parts]
+    return np.asarray([np.unravel_index(i, mask.shape) for i in flat], np.int64).reshape(-1, 3)
