@@ -68,8 +68,9 @@ class VolumeTimeSession:
             estimated from the image around the first click).
         divisions: detect divisions while propagating forward
             (:mod:`napari_sam2.video.volume_divisions`): a cell whose 3-D mask holds two
-            cells (fallen apart, or over two bright cores) ends, its two halves go on as
-            daughters with new ids, recorded in :attr:`lineage` as ``{daughter: mother}``.
+            cells (fallen apart, over two bright cores, or one daughter with her sister
+            opposite) ends, its two halves go on as daughters with new ids, recorded in
+            :attr:`lineage` as ``{daughter: mother}``.
         fit: fit each timepoint's masks along z to the image (:mod:`._volume_fit`), as for
             z-stacks (validation movies, seeds 2000-2003: mean IoU 0.476 -> 0.689, mean TRA
             0.884 both; docs/3d_measurements.md).
