@@ -157,3 +157,36 @@ def test_contrast_guard_keeps_daughters_of_half_the_window():
         dim = 0.4 + scale * image  # nuclei of mean intensity 0.63 * scale above 0.4
         parts = daughter_masks(mask, int(mother.sum()), image=dim, mother=mother)
         assert (parts is not None) == divides
+
+
+
+def test_a_division_never_takes_a_mask_prompted_at_that_timepoint(model, monkeypatch):
+    """A daughter reaching over a neighbour's mask that the user prompted at t (the sister
+    opposite may lie under another label) leaves the division out: the user's voxels stay.
+    Without that prompt the same halves divide."""
+    from napari_sam2.video import volume_time
+
+    first, truth0 = _render([_mother()])
+    second, truth1 = _render(_daughters(), seed=1)
+    halves = (truth1 == 2, truth1 == 3)
+    monkeypatch.setattr(volume_time, "daughter_masks", lambda *a, **k: halves)
+    for prompted in (True, False):
+        session = VolumeTimeSession(model, np.stack([first, second]), axes="TZYX", zoom="off")
+        session.add_points(0, 8, 1, [(24, 32)], [1])
+        if prompted:
+            session.add_points(1, 8, 5, [(24, 40)], [1])  # object 5 is prompted at t = 1
+        lab = session.labels()
+        lab[0] = np.where(truth0 == 1, 1, 0)
+        lab[1] = np.where(truth1 == 2, 1, 0)
+        lab[1][truth1 == 3] = 5  # 5's mask on the other daughter
+        before = lab[1].copy()
+        mother = session._tracks[1]
+        mother.centre[0] = 8
+        session._divide(1, mother, image=second.astype(np.float32))
+        if prompted:
+            assert session.lineage == {} and mother.ended is None
+            np.testing.assert_array_equal(lab[1], before)
+        else:
+            assert session.lineage == {2: 1, 3: 1} and mother.ended == 0
+            assert np.array_equal(lab[1] == 3, halves[1])
+        session.close()

@@ -220,12 +220,13 @@ class VolumeTimeSession:
         was, now = self._labels[t - 1] == mother.obj_id, self._labels[t] == mother.obj_id
         image = self._image(t) if image is None else image
         parts = daughter_masks(now, int(np.count_nonzero(was)), image=image, mother=was)
-        if parts is None:
-            return
+        lab = self._labels[t]
+        mine = np.isin(lab, [o for o, tr in self._tracks.items() if t in tr.prompted])
+        if parts is None or any((p & mine).any() for p in parts):
+            return  # (no division, or one that would take voxels of a mask prompted at t)
         mother.ended = t - 1
         mother.centre.pop(t, None)
         top = max(max(self._tracks), *self.lineage, *self.lineage.values(), 0)
-        lab = self._labels[t]
         lab[lab == mother.obj_id] = 0  # the mother ends at t - 1: fragments go with her
         for k, part in enumerate(parts):
             obj_id = top + 1 + k
