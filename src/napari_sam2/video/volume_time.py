@@ -221,8 +221,8 @@ class VolumeTimeSession:
         image = self._image(t) if image is None else image
         parts = daughter_masks(now, int(np.count_nonzero(was)), image=image, mother=was)
         lab = self._labels[t]
-        mine = np.isin(lab, [o for o, tr in self._tracks.items() if t in tr.prompted])
-        if parts is None or any((p & mine).any() for p in parts):
+        mine = [o for o, tr in self._tracks.items() if t in tr.prompted]
+        if parts is None or any(np.isin(lab[p], mine).any() for p in parts):
             return  # (no division, or one that would take voxels of a mask prompted at t)
         mother.ended = t - 1
         mother.centre.pop(t, None)
