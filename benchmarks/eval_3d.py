@@ -210,6 +210,7 @@ def synthetic_4d(model, log, seeds=(7,)) -> dict:
             if divisions is None:
                 res[key]["lineage"] = {str(k): v for k, v in lineage.items()}
                 res[key]["divisions"] = division_matches(labels, lineage, mv.labels, mv.lineage)
+        res["threshold baseline"] = score_movie(threshold_baseline(mv.image), mv.labels, mv.lineage)
         out[f"seed {seed}"] = res
         log(f"4-D synthetic, seed {seed}: {res}")
     out["mean"] = mean_4d([out[f"seed {seed}"] for seed in seeds])
@@ -221,7 +222,7 @@ def mean_4d(movies: list[dict]) -> dict:
     """The movies' mean IoU / TRA / SEG / DET per run, the lowest TRA, and the divisions found
     (true / false / missed) summed over the movies."""
     out: dict = {}
-    for key in ("default (divisions)", "one id per cell"):
+    for key in ("default (divisions)", "one id per cell", "threshold baseline"):
         runs = [m[key] for m in movies]
         row = {k: float(np.mean([r[k] for r in runs])) for k in ("mean_iou", "TRA", "SEG", "DET")}
         row["lowest TRA"] = float(min(r["TRA"] for r in runs))
