@@ -36,7 +36,7 @@ EOF
 VPY="$WORK/venv/bin/python"
 # CPU build of PyTorch first (a plain "torch" may pull a multi-GB CUDA build).
 pip_install() {
-  "$VPY" -m pip install -q --disable-pip-version-check "$@" >>"$WORK/pip.log" 2>&1 \
+  "$VPY" -m pip install -q --disable-pip-version-check -c "$PWD/scripts/constraints.txt" "$@" >>"$WORK/pip.log" 2>&1 \
     || { tail -40 "$WORK/pip.log" >&2; exit 1; }
 }
 pip_install "torch==2.13.0"
