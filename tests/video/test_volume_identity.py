@@ -80,8 +80,9 @@ def _run(model, monkeypatch, rule: bool) -> np.ndarray:
     session.add_points(0, 4, 2, [(16, 32)], [1])
     session.labels()[0] = np.where(a, 1, np.where(b, 2, 0))  # both cells right at t = 0
     monkeypatch.setattr(volume_time, "propagate_along_z", _steal_fill(a, b))
-    if not rule:
+    if not rule:  # neither identity rule after the fill
         monkeypatch.setattr(volume_time, "give_back_stolen", lambda *args: {})
+        monkeypatch.setattr(volume_time, "reshare_touching", lambda *args: {})
     assert list(session.propagate("forward")) == [0, 1, 2]
     labels = session.labels().copy()
     session.close()
