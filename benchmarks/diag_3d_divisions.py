@@ -18,7 +18,12 @@ could not.
 Run: ``python benchmarks/diag_3d_divisions.py --movie-seeds 2000 2004 2007 2009 [--after 4]``
 (validation seeds: 2000-2029; about 35 s per movie on 1 CPU thread); ``--save DIR`` keeps
 each movie's labels (``seed{S}.npz``: labels, truth; ``seed{S}.json``: lineages), ``--load
-DIR`` reports on them again without tracking.
+DIR`` reports on them again without tracking. ``--load DIR --touching`` reports instead, on the
+kept labels, what sharing touching labels out by their cells
+(:func:`napari_sam2.video._volume_touching.reshare_touching`, applied to each timepoint t >= 1
+against the kept labels of t - 1) would change: the mean IoU of every true cell at t >= 1
+against its best label, and the number of mixes (a label holding a quarter of two cells, or a
+cell a quarter under each of two labels), before and after.
 """
 
 from __future__ import annotations
@@ -95,6 +100,43 @@ def found(pred: np.ndarray, pred_lineage: dict) -> list[str]:
     return lines
 
 
+def mixes(pred: np.ndarray, truth: np.ndarray, share: float = 0.25) -> int:
+    """Mixes on one timepoint: labels holding ``share`` of each of two true cells, plus true
+    cells with ``share`` of their voxels under each of two labels."""
+    n = 0
+    for obj in np.unique(truth)[1:]:  # a cell under two labels
+        cell = truth == obj
+        ids, counts = np.unique(pred[cell], return_counts=True)
+        n += int(np.count_nonzero((ids > 0) & (counts >= share * cell.sum())) >= 2)
+    for obj in np.unique(pred)[1:]:  # a label over two cells
+        ids, counts = np.unique(truth[pred == obj], return_counts=True)
+        spans = [i for i, c in zip(ids, counts) if i and c >= share * (truth == i).sum()]
+        n += int(len(spans) >= 2)
+    return n
+
+
+def touching_report(pred: np.ndarray, truth: np.ndarray, image: np.ndarray) -> str:
+    """Mean IoU (t >= 1) and mixes of kept labels before and after reshare_touching."""
+    from eval_3d import best_iou
+
+    from napari_sam2.video._volume_touching import reshare_touching
+
+    lo, hi = np.percentile(image, (0.5, 99.5))  # the model's window, as the session sets it
+    image = np.clip((image - lo) / (hi - lo), 0, 1).astype(np.float32)
+    before, after, mixed = [], [], [0, 0]
+    for t in range(1, len(pred)):
+        shared = pred[t].copy()
+        reshare_touching(shared, pred[t - 1], np.unique(pred[t - 1])[1:].tolist(), image[t])
+        before += best_iou(pred[t], truth[t])
+        after += best_iou(shared, truth[t])
+        mixed[0] += mixes(pred[t], truth[t])
+        mixed[1] += mixes(shared, truth[t])
+    return (
+        f"  touching labels shared out by their cells: mean IoU {np.mean(before):.4f} -> "
+        f"{np.mean(after):.4f}, mixes {mixed[0]} -> {mixed[1]}"
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="micro")
@@ -108,6 +150,11 @@ def main(argv=None) -> int:
     ap.add_argument("--after", type=int, default=4, help="timepoints after each division")
     ap.add_argument("--save", type=Path, help="keep each movie's labels and lineages here")
     ap.add_argument("--load", type=Path, help="report on labels kept by --save (no tracking)")
+    ap.add_argument(
+        "--touching",
+        action="store_true",
+        help="with --load: what sharing touching labels out by their cells changes",
+    )
     args = ap.parse_args(argv)
 
     from napari_sam2 import load_model
@@ -118,6 +165,10 @@ def main(argv=None) -> int:
         if args.load:
             kept = np.load(args.load / f"seed{seed}.npz")
             pred, truth = kept["labels"], kept["truth"]
+            if args.touching:
+                image = make_zstack_movie(frames=20, count=4, seed=seed, divisions=1).image
+                print(f"seed {seed}:\n{touching_report(pred, truth, image)}", flush=True)
+                continue
             lin = json.loads((args.load / f"seed{seed}.json").read_text())
             lineage, true_lineage = (
                 {int(k): int(v) for k, v in lin[key].items()} for key in ("lineage", "true")

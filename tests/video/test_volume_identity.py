@@ -80,8 +80,9 @@ def _run(model, monkeypatch, rule: bool) -> np.ndarray:
     session.add_points(0, 4, 2, [(16, 32)], [1])
     session.labels()[0] = np.where(a, 1, np.where(b, 2, 0))  # both cells right at t = 0
     monkeypatch.setattr(volume_time, "propagate_along_z", _steal_fill(a, b))
-    if not rule:
+    if not rule:  # neither identity rule after the fill
         monkeypatch.setattr(volume_time, "give_back_stolen", lambda *args: {})
+        monkeypatch.setattr(volume_time, "reshare_touching", lambda *args: {})
     assert list(session.propagate("forward")) == [0, 1, 2]
     labels = session.labels().copy()
     session.close()
@@ -102,14 +103,16 @@ def test_touching_cells_keep_their_identities_through_time(model, monkeypatch):
 
 
 def test_zstacks_never_run_the_rule(model, monkeypatch):
-    """The rule needs a timepoint before: a z-stack's fill along z never runs it."""
+    """The rules need a timepoint before: a z-stack's fill along z runs neither the steals nor
+    the sharing of touching labels."""
     from napari_sam2.video.session import VideoSession
     from napari_sam2.video.volumes import propagate_along_z
 
     def refuse(*args, **kwargs):
-        raise AssertionError("give_back_stolen ran without time")
+        raise AssertionError("an identity rule ran without time")
 
     monkeypatch.setattr(volume_time, "give_back_stolen", refuse)
+    monkeypatch.setattr(volume_time, "reshare_touching", refuse)
     a, b = _touching()
     stack = np.where(a | b, 1.0, 0.0).astype(np.float32)
     session = VideoSession(model, stack, axes="ZYX")

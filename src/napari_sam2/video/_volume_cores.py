@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Cores", "bright_cores", "brightest", "cell_radii", "heights_above", "split_between"]
+__all__ = [
+    "Cores",
+    "bright_cores",
+    "brightest",
+    "cell_radii",
+    "height_map",
+    "heights_above",
+    "split_between",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,21 @@ def _height(mask: np.ndarray, image: np.ndarray, radii: tuple[float, float]) -> 
     background = float(np.median(sm[ring])) if ring.any() else float(sm[mask].min())
     height = sm - background
     return height if height[mask].mean() >= 0 else -height
+
+
+def height_map(mask: np.ndarray, image: np.ndarray, radii: tuple[float, float]) -> np.ndarray:
+    """The image's height above the background around a mask, voxel by voxel.
+
+    Args:
+        mask: (Z, Y, X) bool mask (a crop around it is enough, as for :func:`bright_cores`).
+        image: (Z, Y, X) intensities of the same voxels (as for :func:`bright_cores`).
+        radii: the cell's (z, y-x) radii in voxels; the image is smoothed by a third of each.
+
+    Returns:
+        (Z, Y, X) float32: the smoothed image minus the median of a ring of 3 voxels around
+        ``mask``, signed so that the cell stands above it (a dark cell: negated).
+    """
+    return _height(mask, image, radii)
 
 
 def bright_cores(

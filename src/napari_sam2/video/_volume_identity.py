@@ -12,7 +12,7 @@ the *neighbour's* fill because the intruder's mask lay on it; the neighbour kept
 widest slice moved, and from the next timepoint on its label followed the wrong cell or none.
 
 The 2-D tracker sees one slice; the labels of the timepoint before hold every object's 3-D mask,
-and cells move a few voxels per timepoint. Four rules use them, each in one place:
+and cells move a few voxels per timepoint. Five rules use them, each in one place:
 
 * sharing overlaps (``propagate_along_z(..., previous=...)``): where the masks overlap on a
   slice, the object that held a pixel at the timepoint before counts
@@ -36,7 +36,11 @@ and cells move a few voxels per timepoint. Four rules use them, each in one plac
   by the z-stack's prompt rules (an object ends where it runs onto a cell prompted on a nearer
   slice), and the central slice of a prompted timepoint is the slice clicked
   (:meth:`~napari_sam2.video.volume_time.VolumeTimeSession.add_points`), not the widest slice
-  of its fill, which may lie on a neighbour the fill went on into.
+  of its fill, which may lie on a neighbour the fill went on into;
+* after the steals and the division search, the voxels of every two touching labels are
+  shared out again between their cells by the cells' centres and radii
+  (:func:`~._volume_touching.reshare_touching`): the first rule keeps a boundary where it was
+  at the timepoint before, and while the cells move against each other it drifts off them.
 
 A z-stack without time has no timepoint before: of these it runs only the prompt rules.
 """

@@ -7,7 +7,7 @@ propagating along z from that slice (:func:`~napari_sam2.video.volumes.propagate
 z-session per timepoint that is dropped after it). The central slice of the next timepoint is
 the slice of this timepoint's 3-D mask nearest its z centroid among its wide slices
 (:func:`~napari_sam2.video.volumes.central_slice`). Touching cells keep their identities by the
-labels of the timepoint before (:mod:`napari_sam2.video._volume_identity`). Memory does not
+labels of the timepoint before (:mod:`._volume_identity`, :mod:`._volume_touching`). Memory does not
 grow with the number of timepoints: the z-sessions share one worker pool (no threads are
 started per timepoint), and the pages of a memory-mapped movie or label volume are handed back
 as they are read and written (:class:`~napari_sam2.video._disk_volume.PageBudget`), as for 2-D
@@ -32,6 +32,7 @@ from ._parallel import WorkerPool, auto_workers
 from ._volume_identity import give_back_stolen
 from ._volume_overlap import without_neighbours
 from ._volume_planes import _open_4d, _Planes
+from ._volume_touching import reshare_touching
 from ._volume_track import Track, replay, window_side
 from .frames import FrameSource, frame_source_for
 from .memory_bank import MemorySettings
@@ -475,24 +476,24 @@ class VolumeTimeSession:
                 if obj_id in zs.obj_ids:  # re-propagated over t: start afresh
                     zs.remove_object(obj_id)
                 zs.add_mask(z, obj_id, seeds[obj_id], window_side=self._tracks[obj_id].side)
-            # the start slices come from tracking, not from prompts: no slice is claimed
-            # identity (_volume_identity): the labels of the timepoint before share the
-            # overlaps out, and a cell's voxels taken by a neighbour go back to it
+            # the start slices come from tracking, not from prompts: no slice is claimed;
+            # identity: the labels of the timepoint before share the overlaps out, a cell's
+            # voxels taken by a neighbour go back to it, touching labels are shared by cell
             previous = self._labels[before] if 0 <= before < self.num_frames else None
             for _ in propagate_along_z(
                 zs, starts, "both", self.guard, claims=False, fit=self.fit, previous=previous
             ):
                 pass
+            image = self._image(t) if previous is not None or self.divisions else None
             if previous is not None:
                 give_back_stolen(self._labels[t], previous, followed)
-            for obj_id in followed:
-                zc = central_slice(self._labels[t] == obj_id)
-                if zc is not None:
+            for obj_id in starts if self.divisions and not reverse else ():
+                self._divide(t, self._tracks[obj_id], image)
+            if previous is not None:  # after the divisions: a dividing cell is not round
+                reshare_touching(self._labels[t], previous, followed, image)
+            for obj_id in followed:  # (a mother divided at t has no voxels left there)
+                if (zc := central_slice(self._labels[t] == obj_id)) is not None:
                     self._tracks[obj_id].centre[t] = zc
-            if self.divisions and not reverse:
-                image = self._image(t)
-                for obj_id in starts:
-                    self._divide(t, self._tracks[obj_id], image)
         self._label_pages.note(self._labels, self._labels[t].nbytes)
         # this timepoint's encodings, z-session memories and logits are freed by now: hand
         # their pages back, or the C heap keeps them and the process grows with T
