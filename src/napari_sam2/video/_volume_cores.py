@@ -26,6 +26,7 @@ __all__ = [
     "cell_radii",
     "height_map",
     "heights_above",
+    "margin",
     "split_between",
 ]
 
@@ -84,29 +85,33 @@ def _saddles(regions: np.ndarray, height: np.ndarray, n: int) -> dict[tuple[int,
     return out
 
 
-def _height(mask: np.ndarray, image: np.ndarray, radii: tuple[float, float]) -> np.ndarray:
-    """The image smoothed by a third of the radii, minus the background (the median of a ring
-    of 3 voxels around the mask), signed so that the cell is above it (a dark cell: negated)."""
-    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), (radii[0] / 3, *[radii[1] / 3] * 2))
-    ring = ndimage.binary_dilation(mask, iterations=3) & ~mask
-    background = float(np.median(sm[ring])) if ring.any() else float(sm[mask].min())
-    height = sm - background
-    return height if height[mask].mean() >= 0 else -height
+#: width in voxels of the ring around a mask whose median is the background
+RING = 3
+
+
+def margin(radii: tuple[float, float]) -> tuple[int, int, int]:
+    """The (z, y, x) margin in voxels a crop around a mask needs for :func:`height_map`: the
+    cell's (z, y-x) radii (the smoothing reaches a third of them) and the background ring."""
+    return (int(np.ceil(radii[0])) + RING, *[int(np.ceil(radii[1])) + RING] * 2)
 
 
 def height_map(mask: np.ndarray, image: np.ndarray, radii: tuple[float, float]) -> np.ndarray:
     """The image's height above the background around a mask, voxel by voxel.
 
     Args:
-        mask: (Z, Y, X) bool mask (a crop around it is enough, as for :func:`bright_cores`).
-        image: (Z, Y, X) intensities of the same voxels (as for :func:`bright_cores`).
+        mask: (Z, Y, X) bool mask (a crop around it with :func:`margin` is enough).
+        image: (Z, Y, X) intensities of the same voxels.
         radii: the cell's (z, y-x) radii in voxels; the image is smoothed by a third of each.
 
     Returns:
-        (Z, Y, X) float32: the smoothed image minus the median of a ring of 3 voxels around
-        ``mask``, signed so that the cell stands above it (a dark cell: negated).
+        (Z, Y, X) float32: the smoothed image minus the median of a ring of :data:`RING` voxels
+        around ``mask``, signed so that the cell stands above it (a dark cell: negated).
     """
-    return _height(mask, image, radii)
+    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), (radii[0] / 3, *[radii[1] / 3] * 2))
+    ring = ndimage.binary_dilation(mask, iterations=RING) & ~mask
+    background = float(np.median(sm[ring])) if ring.any() else float(sm[mask].min())
+    height = sm - background
+    return height if height[mask].mean() >= 0 else -height
 
 
 def bright_cores(
@@ -131,7 +136,7 @@ def bright_cores(
 
     if not mask.any():
         return Cores(np.zeros(mask.shape, np.int32), np.zeros((0, 3), np.int64))
-    height = _height(mask, image, radii)
+    height = height_map(mask, image, radii)
     # regional maxima inside the mask flood it (plateaus are one marker); maxima and flooding
     # both 6-connected, so every 6-connected piece of the mask holds a marker and is flooded
     six = ndimage.generate_binary_structure(3, 1)
@@ -189,7 +194,7 @@ def split_between(
     markers = np.zeros(mask.shape, np.int32)
     for k, (z, y, x) in enumerate(peaks[:2], start=1):
         markers[z, y, x] = k
-    return watershed(-_height(mask, image, radii), markers, mask=mask).astype(np.int32)
+    return watershed(-height_map(mask, image, radii), markers, mask=mask).astype(np.int32)
 
 
 def heights_above(
@@ -208,7 +213,7 @@ def heights_above(
         around ``mask``, in the image's units (signed as in :func:`bright_cores`: a cell darker
         than its surroundings is read negated).
     """
-    height = _height(mask, image, radii)
+    height = height_map(mask, image, radii)
     return [float(height[p].mean()) if p.any() else 0.0 for p in parts]
 
 
@@ -227,6 +232,6 @@ def brightest(
         (n, 3) int64 (z, y, x) of each part's brightest voxel (the peaks
         :func:`split_between` floods from).
     """
-    height = _height(mask, image, radii)
+    height = height_map(mask, image, radii)
     flat = [int(np.argmax(np.where(p, height, -np.inf))) for p in parts]
     return np.asarray([np.unravel_index(i, mask.shape) for i in flat], np.int64).reshape(-1, 3)

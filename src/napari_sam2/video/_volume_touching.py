@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ._volume_cores import cell_radii, height_map
+from ._volume_cores import cell_radii, height_map, margin
 
 __all__ = ["MAX_ROUNDS", "MIN_SHARE", "reshare_touching", "touching_pairs"]
 
@@ -140,8 +140,7 @@ def reshare_touching(
         cell = [cell_radii(m) for m in was]
         radii = tuple(np.array([r[0], r[1], r[1]]) for r in cell)
         smallest = (min(r[0] for r in cell), min(r[1] for r in cell))
-        pad = (int(np.ceil(smallest[0])) + 3, *[int(np.ceil(smallest[1])) + 3] * 2)
-        box = _around([now_boxes[a - 1], now_boxes[b - 1]], pad, labels.shape)
+        box = _around([now_boxes[a - 1], now_boxes[b - 1]], margin(smallest), labels.shape)
         held = labels[box]
         both = (held == a) | (held == b)
         weight = np.clip(height_map(both, np.asarray(image[box], np.float32), smallest), 0, None)

@@ -48,7 +48,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._volume_cores import bright_cores, brightest, cell_radii, heights_above, split_between
+from ._volume_cores import (
+    bright_cores,
+    brightest,
+    cell_radii,
+    heights_above,
+    margin,
+    split_between,
+)
 
 __all__ = [
     "MAX_OFFSET",
@@ -177,7 +184,7 @@ def _pieces(
 
 def _box(mask: np.ndarray, radii: tuple[float, float]) -> tuple[slice, ...]:
     """A crop around the mask with a margin of the radii and the 3-voxel background ring."""
-    pad = (int(np.ceil(radii[0])) + 3, *[int(np.ceil(radii[1])) + 3] * 2)
+    pad = margin(radii)
     where = np.argwhere(mask)
     lo = np.maximum(where.min(0) - pad, 0)
     hi = np.minimum(where.max(0) + 1 + np.asarray(pad), mask.shape)
